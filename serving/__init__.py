@@ -1,0 +1,1 @@
+"""The FastAPI service. Build the app with ``serving.app.create_app()``; nothing happens at import."""

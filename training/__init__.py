@@ -1,0 +1,1 @@
+"""Offline jobs and the ``centric`` command-line interface."""

@@ -1,0 +1,9 @@
+"""`centric campaign` (not yet implemented: being built)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
