@@ -1,0 +1,1 @@
+"""Offline jobs: plain functions that the CLI commands and the demo call."""
