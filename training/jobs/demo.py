@@ -1,0 +1,115 @@
+"""The main job end to end on the demo data: load → validate → train → analyze → decide → publish → loyalty.
+
+Every stage is the same function the stage's own command calls; the demo only chains them
+and collects their summaries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import redis
+
+from recsys.columns import Columns
+from recsys.store.keys import Keys
+
+
+@dataclass
+class StageResult:
+    """What one stage reported and how long it took."""
+
+    name: str
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DemoResult:
+    """Summaries of every stage, the artifact directory and the API key created for the demo."""
+
+    artifact_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    api_key: str | None = None
+
+
+def sample_customers(result: Any, customers: int, seed: int = 7) -> Any:
+    """Return a copy of ``result`` restricted to ``customers`` randomly chosen customers (for quick runs)."""
+    ids = result.transactions.get_column(Columns.customer_id).unique().sort()
+    if customers >= ids.len():
+        return result
+    keep = ids.sample(n=customers, seed=seed)
+    keep_expr = pl.col(Columns.customer_id).is_in(keep.implode())
+    transactions = result.transactions.filter(keep_expr)
+    returns = result.returns.filter(keep_expr)
+    # dataclasses.replace keeps the report and catalog as they were: the sample is a view, not new data.
+    import dataclasses  # noqa: PLC0415
+
+    return dataclasses.replace(result, transactions=transactions, returns=returns)
+
+
+def _timed(name: str, func: Callable[[], dict[str, Any] | None], stages: list[StageResult]) -> dict[str, Any]:
+    start = time.perf_counter()
+    summary = func() or {}
+    stages.append(StageResult(name, time.perf_counter() - start, summary))
+    return summary
+
+
+def run_demo(
+    client: redis.Redis,
+    keys: Keys,
+    artifact_dir: Path,
+    *,
+    loyalty_program: Path,
+    offers_catalog: Path,
+    customers: int | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run every stage on The Complete Journey and publish it to Redis; return the stage summaries.
+
+    Raises whatever the stages raise (``CentricError`` subclasses carry user-facing messages).
+    """
+    from recsys.data.demo import load_demo  # noqa: PLC0415  (stages import heavy libraries lazily)
+    from serving.auth import create_api_key  # noqa: PLC0415
+    from training.jobs.analyze import run_analyze  # noqa: PLC0415
+    from training.jobs.decide import run_decide  # noqa: PLC0415
+    from training.jobs.loyalty import run_backfill  # noqa: PLC0415
+    from training.jobs.publish import run_publish  # noqa: PLC0415
+    from training.jobs.train import run_train  # noqa: PLC0415
+
+    notify = on_stage or (lambda _name: None)
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    demo = DemoResult(artifact_dir=artifact_dir)
+    holder: dict[str, Any] = {}
+
+    def load() -> dict[str, Any]:
+        result = load_demo()
+        if customers:
+            result = sample_customers(result, customers)
+        holder["data"] = result
+        report = result.report
+        return {
+            "rows_read": report.rows_read,
+            "rows_used": report.rows_used,
+            "rows_rejected": report.rows_rejected,
+            "customers": result.transactions.get_column(Columns.customer_id).n_unique(),
+            "items": result.transactions.get_column(Columns.item_id).n_unique(),
+        }
+
+    steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [
+        ("load + validate", load),
+        ("train recommenders", lambda: run_train(holder["data"], artifact_dir)),
+        ("analyze customers", lambda: run_analyze(holder["data"], artifact_dir)),
+        ("decide offers", lambda: run_decide(artifact_dir, offers_catalog)),
+        ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
+        ("loyalty backfill", lambda: run_backfill(client, keys, loyalty_program, holder["data"])),
+    ]
+    for name, func in steps:
+        notify(name)
+        _timed(name, func, demo.stages)
+    demo.api_key = create_api_key(client, keys, "admin", name="demo")
+    return demo
