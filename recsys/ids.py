@@ -51,10 +51,17 @@ class IdMap:
 
     def to_internal(self, external: pl.Series | Sequence[str], *, strict: bool = True) -> np.ndarray:
         """Map external ids to int32 indices. Unknown ids raise ``KeyError`` (or become -1 if not strict)."""
-        values = external.to_list() if isinstance(external, pl.Series) else list(external)
-        out = np.fromiter((self._index.get(v, -1) for v in values), dtype=np.int32, count=len(values))
+        series = external if isinstance(external, pl.Series) else pl.Series(list(external), dtype=pl.String)
+        # A hash join in polars instead of a Python loop: millions of ids map in milliseconds.
+        out = (
+            series.cast(pl.String)
+            .replace_strict(self.external_ids, range(len(self)), default=-1, return_dtype=pl.Int32)
+            .fill_null(-1)
+            .to_numpy()
+            .astype(np.int32, copy=False)
+        )
         if strict and (out < 0).any():
-            missing = [v for v, i in zip(values, out) if i < 0][:5]
+            missing = series.filter(pl.Series(out < 0)).head(5).to_list()
             raise KeyError(f"unknown ids (first {len(missing)}): {missing}")
         return out
 

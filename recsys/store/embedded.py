@@ -136,6 +136,9 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
+            # Snapshot buckets hold ~256 records of up to 1 KB; this keeps them compact listpacks,
+            # also after a restart reloads the AOF (the publisher's CONFIG SET is not persisted).
+            "--hash-max-ziplist-value", "1024",
             "--daemonize", "no",
         ]
         # A new session keeps Ctrl-C in the terminal from killing Redis before we shut it down cleanly.

@@ -12,6 +12,18 @@ from dataclasses import dataclass
 PREFIX = "centric"
 
 
+BUCKET_GROUPS = 1024  # hash-tag groups of snapshot buckets; bucket counts are multiples of it (snapshots section)
+_FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
+
+
+def fnv1a32(value: str) -> int:
+    """Return the 32-bit FNV-1a hash of ``value``'s UTF-8 bytes (the bucket hash; vectorised in ``codec``)."""
+    h = _FNV_OFFSET
+    for byte in value.encode():
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
 def _tag(value: str) -> str:
     # Braces inside an id would change the hash slot; they are replaced, not trusted.
     return "{" + value.replace("{", "(").replace("}", ")") + "}"
@@ -44,9 +56,95 @@ class Keys:
 
     # --- snapshots (publish / serve) ------------------------------------------------
     # (section owned by publishing; add snapshot key builders below)
+    # Control keys (pointer, version list, per-version meta, publish lock) share the tag ``{snap}``: the
+    # activation script switches the pointer and updates the version list atomically, which on Cluster
+    # needs one slot. They are tiny and read once per version by each worker, so one slot is no hot spot.
+    # Per-customer (and per-item) data is grouped into bucket hashes, not one key per customer: a key
+    # costs ~100 B of key/dict overhead (the budget is 250 B per customer), while a bucket hash holds
+    # ~128 customers in one compact listpack. Buckets are tagged ``{g<bucket mod 1024>}`` and bucket
+    # counts are multiples of 1024, so a customer's bucket in *every* version and their live
+    # recent-purchases key share one tag (``{g<fnv1a32(id) mod 1024>}``): serving reads both with one
+    # script call, which Cluster allows because they are in one slot. 1024 groups spread the data over
+    # 1024 slots. Small per-version tables (items, fallbacks, labels) are tagged by version.
+    def snapshot_pointer(self) -> str:
+        """String: the active snapshot version id. Serving reads every snapshot key through it."""
+        return f"{self.ns}:snap:{_tag('snap')}:active"
+
+    def snapshot_versions(self) -> str:
+        """Sorted set: published (verified) version ids scored by publish time (epoch seconds)."""
+        return f"{self.ns}:snap:{_tag('snap')}:versions"
+
+    def snapshot_meta(self, version: str) -> str:
+        """Hash: one version's metadata (counts, checksums, bucket counts, encodings, created_at)."""
+        return f"{self.ns}:snap:{_tag('snap')}:meta:{version}"
+
+    def snapshot_lock(self) -> str:
+        """String with TTL: held by the one publish in progress."""
+        return f"{self.ns}:snap:{_tag('snap')}:lock"
+
+    def snapshot_pending(self) -> str:
+        """Set: versions being written and not yet activated; a later publish deletes those whose writer died."""
+        return f"{self.ns}:snap:{_tag('snap')}:pending"
+
+    def snapshot_table(self, version: str, name: str) -> str:
+        """String or hash: a small per-version table (``items:<chunk>``, ``fallbacks``, ``labels``, ``offer_catalog``)."""
+        return f"{self.ns}:snap:{version}:{name}:{_tag('v:' + version)}"
+
+    def snapshot_bucket(self, version: str, kind: str, bucket: int) -> str:
+        """Hash: one bucket of per-entity records of ``kind`` (``recs``, ``prof``, ``offers`` by customer; ``sim`` by item)."""
+        return f"{self.ns}:snap:{version}:{kind}:{bucket}:{_tag(f'g{bucket % BUCKET_GROUPS}')}"
+
+    def snapshot_bucket_pattern(self, version: str) -> str:
+        """Glob matching every key of one version (for cleanup of an abandoned publish)."""
+        return f"{self.ns}:snap:{version}:*"
+
+    def recent_purchases(self, customer_id: str) -> str:
+        """Hash item_id -> epoch seconds of purchases posted since the snapshot (same tag as the customer's buckets)."""
+        # The tag comes before the id: Redis hashes the first {...}, so braces inside an id cannot move the slot.
+        return f"{self.ns}:rt:recent:{_tag(f'g{fnv1a32(customer_id) % BUCKET_GROUPS}')}:{customer_id}"
 
     # --- loyalty ledger ----------------------------------------------------------------
     # (section owned by loyalty; add ledger key builders below)
+    # Every per-customer ledger key carries the tag ``{lc:<customer>}``: one Lua script changes the
+    # account, its expiry lots, entries, idempotency records and orders atomically, also on Cluster.
+    # Reward stock is tagged by reward (``{lr:<reward>}``): redeem reserves stock in its own script first
+    # (idempotent per key), then debits the customer; a refused debit releases the reservation.
+    def loyalty_account(self, customer_id: str) -> str:
+        """Hash: ``balance``, ``debt``, ``orders``, ``tier``, ``seq``, ``em:<YYYYMM>`` earned, ``lot:<expiry>`` remaining."""
+        return f"{self.ns}:loy:acct:{_tag('lc:' + customer_id)}"
+
+    def loyalty_lots(self, customer_id: str) -> str:
+        """Sorted set of a customer's expiry lots: member = expiry epoch seconds, score = the same."""
+        return f"{self.ns}:loy:lots:{_tag('lc:' + customer_id)}"
+
+    def loyalty_entries(self, customer_id: str) -> str:
+        """List of a customer's ledger entries (JSON), append-only."""
+        return f"{self.ns}:loy:entries:{_tag('lc:' + customer_id)}"
+
+    def loyalty_idempotency(self, customer_id: str) -> str:
+        """Hash: idempotency key -> ``<payload sha256>|<result JSON>``."""
+        return f"{self.ns}:loy:idem:{_tag('lc:' + customer_id)}"
+
+    def loyalty_orders(self, customer_id: str) -> str:
+        """Hash: order id -> JSON ``{earned, reversed, cents}`` (what the order earned and what was reversed)."""
+        return f"{self.ns}:loy:orders:{_tag('lc:' + customer_id)}"
+
+    def loyalty_stock(self, reward_id: str) -> str:
+        """Hash of one reward's stock: ``stock`` (int) and ``res:<idempotency key>`` reservations."""
+        return f"{self.ns}:loy:stock:{_tag('lr:' + reward_id)}"
+
+    def loyalty_customers(self) -> str:
+        """Set of customer ids that have a ledger (for reconcile, expire, export)."""
+        return f"{self.ns}:loy:customers"
 
     # --- next-best-action --------------------------------------------------------------
     # (section owned by next-best-action; add decision/contact/budget key builders below)
+    # Contact state is tagged by customer (one slot per customer: one script updates it atomically);
+    # budgets are tagged by offer (one slot per offer). No script needs both, so Cluster works.
+    def nba_contacts(self, customer_id: str) -> str:
+        """Hash of one customer's contact state: ``imp:<channel>:<period>`` counts, ``dis:<offer>`` / ``red:<offer>`` epoch seconds, ``redn:<offer>`` counts."""
+        return f"{self.ns}:nba:contacts:{_tag('c:' + customer_id)}"
+
+    def nba_budget(self, offer_id: str) -> str:
+        """Hash of one offer's live budget use: ``redemptions``, ``impressions`` and ``impressions:<arm>`` (ints)."""
+        return f"{self.ns}:nba:budget:{_tag('o:' + offer_id)}"

@@ -1,9 +1,50 @@
-"""`centric serve` (not yet implemented: being built)."""
+"""`centric serve`: run the API with uvicorn."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
 import typer
+
+from training.console import console, handle_errors
+
+
+@handle_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default CENTRIC_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CENTRIC_PORT or 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes (default CENTRIC_WORKERS or 1).")] = None,
+) -> None:
+    """Serve the HTTP API (docs at /docs). Starts the embedded Redis when CENTRIC_REDIS_URL is unset and shares it with every worker."""
+    import uvicorn  # noqa: PLC0415
+
+    from recsys.settings import Settings  # noqa: PLC0415
+    from recsys.store.embedded import redis_url  # noqa: PLC0415
+
+    settings = Settings()
+    bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers
+    metrics_dir = None
+    if n_workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics here; /metrics aggregates them (prometheus-client multiprocess mode).
+        metrics_dir = tempfile.mkdtemp(prefix="centric-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
+            # Workers build their own Settings from the environment: hand them this Redis.
+            os.environ["CENTRIC_REDIS_URL"] = url
+            console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s); docs at /docs; Redis {url}")
+            uvicorn.run(
+                "serving.app:create_app", factory=True, host=bind_host, port=bind_port, workers=n_workers,
+                log_level=settings.log_level, access_log=False,
+            )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``centric serve`` to ``app``."""
+    app.command()(serve)

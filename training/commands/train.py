@@ -1,9 +1,89 @@
-"""`centric train` (not yet implemented: being built)."""
+"""`centric train`: validate and load transactions, fit the recommenders, write the train artifacts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from training.console import console, fail, handle_errors, progress, step
+
+
+@handle_errors
+def train(
+    transactions: Annotated[Path, typer.Option("--transactions", help="Transactions file (CSV or Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Artifact directory to write (created if missing).")],
+    schema: Annotated[
+        str, typer.Option("--schema", help="Input layout: standard | online-retail | complete-journey.")
+    ] = "standard",
+    models: Annotated[
+        str,
+        typer.Option("--models", help="Comma-separated models to fit and save (the hybrid is always fitted)."),
+    ] = "buy_again,als,hybrid,popularity,trending,popular_in_category",
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Recommendations per customer.")] = 20,
+    half_life_days: Annotated[
+        float, typer.Option("--half-life-days", min=1.0, help="Recency half-life of buy-again, in days.")
+    ] = 120.0,
+    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="Tune the hybrid blend on each customer's last order.")] = True,
+    explore: Annotated[
+        str, typer.Option("--explore", help="The hybrid's source of new items: user_knn | als | item_knn_bm25 | popularity …")
+    ] = "user_knn",
+    rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
+) -> None:
+    """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
+    from recsys.models import MODELS  # noqa: PLC0415  (heavy imports only when the command runs)
+    from recsys.models.hybrid import EXPLORE_MODELS  # noqa: PLC0415
+
+    chosen = [name.strip() for name in models.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in MODELS]
+    if explore not in EXPLORE_MODELS:
+        raise fail(f"--explore: unknown model {explore}; choose from {', '.join(EXPLORE_MODELS)}")
+    if unknown:
+        raise fail(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    from recsys.data import load_transactions  # noqa: PLC0415
+    from training.jobs.train import run_train  # noqa: PLC0415
+    with step(f"load + validate {transactions.name}"):
+        result = load_transactions(transactions, schema=schema, rejects_path=rejects)
+    with progress() as bar:
+        task = bar.add_task("train", total=None)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        summary = run_train(
+            result, out, models=chosen, k=k, half_life_days=half_life_days, tune=tune, explore=explore, on_progress=on_progress
+        )
+    _print_summary(summary, result.report)
+
+
+def _print_summary(summary: dict, report: object) -> None:
+    table = Table(title=f"centric train → {summary['out_dir']}", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows_used = getattr(report, "rows_used", None)
+    rows_rejected = getattr(report, "rows_rejected", None)
+    if rows_used is not None:
+        table.add_row("rows used / rejected", f"{rows_used:,} / {rows_rejected:,}")
+    for key, value in summary["counts"].items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    for source, count in sorted(summary["sources"].items()):
+        table.add_row(f"recommendations from {source}", f"{count:,}")
+    blend = summary.get("blend_tuning") or {}
+    if "repeat_weight" in blend:
+        table.add_row(
+            "hybrid blend (weight, slope)",
+            f"{blend['repeat_weight']}, {blend['repeat_slope']} (validation NDCG@10 {blend['validation_ndcg@10']})",
+        )
+    elif "skipped" in blend:
+        table.add_row("hybrid blend", f"defaults ({blend['skipped']})")
+    for key, seconds in summary["seconds"].items():
+        table.add_row(f"{key.replace('_', ' ')} (s)", f"{seconds:.1f}")
+    table.add_row("models saved", ", ".join(summary["models"]))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``centric train`` to ``app``."""
+    app.command("train")(train)

@@ -1,0 +1,1 @@
+"""Loyalty: program definition, pure earning rules, and the atomic Redis ledger (``ledger.py``, Lua in ``lua/``)."""

@@ -1,0 +1,127 @@
+"""The Redis ledger: every change is one Lua script on one customer's keys.
+
+Why a Lua script and not WATCH/MULTI/EXEC: an earn reads the tier, the first-order flag, the debt and the
+rolling-window earnings and then writes balance, lots, entry, order and idempotency record. With WATCH,
+concurrent retries of the same key on a hot customer abort and loop (livelock under load, a round trip per
+attempt); a script runs all reads and writes as one indivisible step on the server, in one round trip, so
+"same idempotency key → one effect" holds even when retries race. Scripts are loaded once
+(``register_script`` uses EVALSHA and reloads on NOSCRIPT, e.g. after a restart).
+
+Redeem touches two hash tags (customer and reward stock), which Redis Cluster cannot change in one script.
+It is two steps: reserve stock (idempotent per key, bound to the payload hash), then debit the customer;
+if the debit is refused the reservation is released. A crash between the steps can leave a reservation
+without a ledger entry; it is visible as ``res:<key>`` in the stock hash and a retry with the same key
+completes it (the reservation is found, the debit applied). Stock therefore never goes below zero and is
+never double-counted.
+
+Reversal rule: a reversal takes back exactly the points the order earned (proportionally for partial
+returns, cumulatively so partials sum to the whole). If the customer already spent them, the balance goes
+to zero, never below; the rest is recorded as ``shortfall`` on the entry and added to ``debt``, which
+future credits pay off first (their entry's ``debt_paid``). Invariant: balance == sum of entry amounts ==
+sum of lot remainders, balance >= 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import redis
+
+from recsys.loyalty import ops
+from recsys.loyalty.earning import Line
+from recsys.loyalty.program import Program
+from recsys.store.keys import Keys
+
+
+def decode_account(raw: dict[Any, Any]) -> dict[str, Any]:
+    """Return an account hash as ``{"balance", "debt", "tier", "orders", "earned": {YYYYMM: n}, "lots": {epoch: n}}``."""
+    acct: dict[str, Any] = {"balance": 0, "debt": 0, "tier": 0, "orders": 0, "earned": {}, "lots": {}}
+    for k, v in raw.items():
+        k = k.decode() if isinstance(k, bytes) else k
+        n = int(v)
+        if k.startswith("em:"):
+            acct["earned"][k[3:]] = n
+        elif k.startswith("lot:"):
+            acct["lots"][int(k[4:])] = n
+        elif k in acct:
+            acct[k] = n
+    return acct
+
+
+class RedisLedger:
+    """Synchronous ledger on a ``redis.Redis`` client (jobs, CLI, tests). Methods return the script result dict."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, program: Program) -> None:
+        self.client, self.keys, self.program = client, keys, program
+        self._ledger = client.register_script(ops.LEDGER_LUA)
+        self._stock = client.register_script(ops.STOCK_LUA)
+
+    def run(self, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
+        """Run one prepared call; return its result. Raises the domain error the script answered."""
+        pipe = self.client.pipeline(transaction=False)  # one round trip for the index and the step
+        pipe.sadd(self.keys.loyalty_customers(), customer_id)
+        self._ledger(keys=call.keys, args=call.args, client=pipe)
+        return ops.parse(pipe.execute()[1], customer_id, idem)
+
+    def run_many(self, calls: Sequence[tuple[ops.Call, str]], pipe: Any | None = None) -> list[Any]:
+        """Run calls in one pipeline (not a transaction; each script is atomic on its own); return raw answers."""
+        pipe = pipe or self.client.pipeline(transaction=False)
+        pipe.sadd(self.keys.loyalty_customers(), *{c for _, c in calls})
+        for call, _ in calls:
+            self._ledger(keys=call.keys, args=call.args, client=pipe)
+        return pipe.execute(raise_on_error=False)[1:]
+
+    def earn(self, customer_id: str, order_id: str, amount: Decimal, lines: Sequence[Line], now: datetime, idem: str) -> dict[str, Any]:
+        """Earn points for an order. Raises ``IdempotencyConflict``/``DuplicateOrder``."""
+        return self.run(ops.earn_call(self.program, self.keys, customer_id, order_id, amount, lines, now, idem), customer_id, idem)
+
+    def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> dict[str, Any]:
+        """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``."""
+        call = ops.redeem_call(self.program, self.keys, customer_id, reward_id, quantity, now, idem)
+        stock_key = self.keys.loyalty_stock(reward_id)
+        ops.check_stock(self._stock(keys=[stock_key], args=ops.stock_args("reserve", idem, reward_id, quantity)), reward_id, idem)
+        try:
+            return self.run(call, customer_id, idem)
+        except Exception:
+            self._stock(keys=[stock_key], args=ops.stock_args("release", idem, reward_id, quantity))
+            raise
+
+    def reverse(self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str) -> dict[str, Any]:
+        """Reverse an order (or ``returned`` currency units of it). Raises ``UnknownOrder``, ``IdempotencyConflict``."""
+        return self.run(ops.reverse_call(self.keys, customer_id, order_id, returned, now, idem), customer_id, idem)
+
+    def grant(self, customer_id: str, points: int, reason: str, now: datetime, idem: str, op: str = "grant") -> dict[str, Any]:
+        """Grant points (``op='adjust'`` allows negative, refused if it would overdraw)."""
+        return self.run(ops.grant_call(self.program, self.keys, customer_id, points, reason, now, idem, op), customer_id, idem)
+
+    def expire(self, customer_id: str, now: datetime, review_tier: bool = False) -> dict[str, Any]:
+        """Expire the customer's lots due at ``now`` (and review the tier at period end); return ``{"expired", "balance", "tier"}``."""
+        return self.run(ops.expire_call(self.keys, customer_id, now, self.program if review_tier else None), customer_id, "")
+
+    def init_stock(self) -> None:
+        """Create each reward's stock counter from the program if it does not exist yet (never resets live stock)."""
+        pipe = self.client.pipeline(transaction=False)
+        for reward in self.program.rewards.values():
+            pipe.hsetnx(self.keys.loyalty_stock(reward.id), "stock", reward.stock)
+        pipe.execute()
+
+    def stock(self, reward_id: str) -> int | None:
+        """Return the reward's remaining stock, or None when it has no record."""
+        value = self.client.hget(self.keys.loyalty_stock(reward_id), "stock")
+        return None if value is None else int(value)
+
+    def account(self, customer_id: str) -> dict[str, Any]:
+        """Return the decoded account (see ``decode_account``)."""
+        return decode_account(self.client.hgetall(self.keys.loyalty_account(customer_id)))
+
+    def entries(self, customer_id: str) -> list[dict[str, Any]]:
+        """Return the customer's ledger entries, oldest first."""
+        return [json.loads(e) for e in self.client.lrange(self.keys.loyalty_entries(customer_id), 0, -1)]
+
+    def customers(self) -> list[str]:
+        """Return every customer id with a ledger."""
+        return sorted(c.decode() for c in self.client.smembers(self.keys.loyalty_customers()))

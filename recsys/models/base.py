@@ -1,0 +1,321 @@
+"""The one interface every recommender implements: batch-first, internal indices inside.
+
+A model is fitted on a customers × items matrix of **raw purchase counts** (``build_matrix(...,
+weighting="count")``), optionally with ``recent=`` the same pairs weighted by recency
+(``weighting="decay"``); each model applies its own transformation (BM25, normalisation, decay) so that
+every model can be fitted from the same two matrices and its parameters say everything it did.
+
+``recommend`` returns ``(ids, scores)`` arrays of shape ``[n, k]`` (int32 item indices, float32 scores),
+best first; a slot that no item could fill (the customer's candidates ran out) holds id ``-1`` and score
+``-inf``. Items that must never be shown are removed here, from an :class:`~recsys.models.filters.ItemFilter`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.exceptions import ArtifactError
+from recsys.ids import IdMap
+from recsys.matrix import PurchaseMatrix
+from recsys.models import artifacts
+from recsys.models.filters import ItemFilter
+
+BATCH_SIZE = 256  # customers scored at once: 256 × 100k items × 4 bytes = 100 MB of dense scores
+
+
+class NotFittedError(RuntimeError):
+    """``recommend``/``save`` was called before ``fit``."""
+
+
+def as_csr(matrix: PurchaseMatrix | sp.spmatrix | sp.sparray) -> tuple[sp.csr_matrix, IdMap, IdMap]:
+    """Return ``(csr float32, customers IdMap, items IdMap)`` for a PurchaseMatrix or a scipy matrix.
+
+    A non-CSR sparse matrix is converted with a warning (as ``implicit`` does); a bare matrix gets
+    id maps ``"0", "1", …``. Raises ``TypeError`` for anything that is not sparse.
+    """
+    if isinstance(matrix, PurchaseMatrix):
+        csr, customers, items = matrix.matrix, matrix.customers, matrix.items
+    elif sp.issparse(matrix):
+        csr = matrix
+        customers = IdMap(tuple(str(i) for i in range(matrix.shape[0])))
+        items = IdMap(tuple(str(i) for i in range(matrix.shape[1])))
+    else:
+        raise TypeError(f"fit needs a PurchaseMatrix or a scipy sparse matrix, got {type(matrix).__name__}")
+    if not isinstance(csr, sp.csr_matrix):
+        warnings.warn(f"converting {type(csr).__name__} to CSR; pass a csr_matrix to avoid the copy", stacklevel=3)
+        csr = sp.csr_matrix(csr)
+    csr = csr.astype(np.float32)
+    csr.sort_indices()
+    return csr, customers, items
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``k`` best columns per row of ``scores`` as ``(ids int32, scores float32)``, best first.
+
+    ``-inf`` marks a non-candidate; such slots (and slots beyond the number of columns) get id ``-1``.
+    Ties are broken by the lower column index so that results are reproducible.
+    """
+    n, m = scores.shape
+    kk = min(k, m)
+    if kk <= 0:
+        return np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)
+    if kk < m:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        # argpartition picks an arbitrary item among those tied at the k-th score; in such rows take every item
+        # above it and the lowest-index tied ones, so that the lower index wins as everywhere else.
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        tied = (scores == kth).sum(axis=1) > (np.take_along_axis(scores, part, axis=1) == kth).sum(axis=1)
+        bad = np.flatnonzero(tied & np.isfinite(kth[:, 0]))
+        if bad.size:
+            rows, threshold = scores[bad], kth[bad]
+            above = rows > threshold
+            equal = rows == threshold
+            room = kk - above.sum(axis=1, keepdims=True)
+            chosen = above | (equal & (np.cumsum(equal, axis=1) <= room))
+            part[bad] = np.nonzero(chosen)[1].reshape(bad.size, kk)
+    else:
+        part = np.broadcast_to(np.arange(m), (n, m))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    best = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    ids[~np.isfinite(best)] = -1
+    best[ids < 0] = -np.inf
+    if kk < k:
+        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+        best = np.pad(best, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+    return ids, best
+
+
+class Recommender(ABC):
+    """Base of every model: ``fit`` → ``recommend`` / ``similar_items`` → ``save`` / ``load``.
+
+    Subclasses implement ``_fit`` (learned state in attributes ending in ``_``), ``_score`` (dense scores of a
+    batch of customers, ``-inf`` for items that are not candidates) and the array (de)serialisation.
+    """
+
+    name: ClassVar[str] = "base"
+    supports_fold_in: ClassVar[bool] = False
+    supports_similar_items: ClassVar[bool] = False
+    personalized: ClassVar[bool] = True
+    # Without an ItemFilter, does ``recommend`` drop items the customer already bought? Off for every model:
+    # in retail the next basket is mostly repeats, and evaluation scores repeat purchases.
+    excludes_bought_by_default: ClassVar[bool] = False
+
+    item_filter: ItemFilter | None = None
+
+    # ---- parameters -------------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Return the constructor parameters (JSON-able), as saved in the manifest."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    # ---- fitting ----------------------------------------------------------------------------------
+    def fit(self, matrix: PurchaseMatrix | sp.spmatrix, *, recent: PurchaseMatrix | sp.spmatrix | None = None) -> Self:
+        """Fit on raw purchase counts (customers × items); ``recent``: the same pairs recency-decayed.
+
+        Fitting again discards everything learned before. Returns ``self``; raises ``ValueError`` when
+        ``recent`` does not have the shape of ``matrix``.
+        """
+        csr, customers, items = as_csr(matrix)
+        recent_csr = None
+        if recent is not None:
+            recent_csr = as_csr(recent)[0]
+            if recent_csr.shape != csr.shape:
+                raise ValueError(f"recent has shape {recent_csr.shape}, matrix has {csr.shape}; build both with the same id maps")
+        for key in [key for key in vars(self) if key.endswith("_")]:
+            delattr(self, key)
+        self.user_items_ = csr
+        self.customers_ = customers
+        self.items_ = items
+        self.fingerprint_ = artifacts.fingerprint(csr, customers, items)
+        self.trained_at_ = datetime.now(UTC).isoformat(timespec="seconds")
+        self._fit(csr, recent_csr)
+        return self
+
+    @abstractmethod
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+        """Learn from the counts (and optional recency-weighted counts)."""
+
+    @property
+    def n_items(self) -> int:
+        """Number of items the model was fitted on."""
+        self._check_fitted()
+        return int(self.user_items_.shape[1])
+
+    @property
+    def n_customers(self) -> int:
+        """Number of customers the model was fitted on."""
+        self._check_fitted()
+        return int(self.user_items_.shape[0])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "user_items_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(matrix) first")
+
+    # ---- recommending -----------------------------------------------------------------------------
+    def recommend(
+        self,
+        customer_idx: np.ndarray | list[int],
+        k: int,
+        *,
+        item_filter: ItemFilter | None = None,
+        filter_items: np.ndarray | None = None,
+        exclude_bought: bool | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the top ``k`` items for each customer index as ``(ids int32[n, k], scores float32[n, k])``.
+
+        ``item_filter`` (default: the model's ``item_filter``) removes out-of-stock and excluded items and,
+        with ``exclude_bought=None``, bought items whose category is not a repeat category.
+        ``exclude_bought=True``/``False`` removes all / none of the bought items. ``filter_items``: extra item
+        indices never to return. Raises ``IndexError`` for a customer index outside the fitted matrix.
+        """
+        self._check_fitted()
+        rows = np.asarray(customer_idx, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers):
+            raise IndexError(f"customer index out of range 0..{self.n_customers - 1}")
+        blocked, bought_policy = self._masks(item_filter, filter_items, exclude_bought)
+        ids_out = np.empty((rows.size, k), np.int32)
+        scores_out = np.empty((rows.size, k), np.float32)
+        for start in range(0, rows.size, batch_size):
+            batch = rows[start : start + batch_size]
+            scores = self._score(batch).astype(np.float32, copy=False)
+            self._apply_masks(scores, batch, blocked, bought_policy)
+            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = top_k(scores, k)
+        return ids_out, scores_out
+
+    def _masks(
+        self, item_filter: ItemFilter | None, filter_items: np.ndarray | None, exclude_bought: bool | None
+    ) -> tuple[np.ndarray, bool | np.ndarray]:
+        """Return (items blocked for everyone, bought-item policy: bool or a per-item 'drop if bought' mask)."""
+        flt = item_filter if item_filter is not None else self.item_filter
+        blocked = np.zeros(self.n_items, dtype=bool)
+        if flt is not None:
+            blocked |= flt.blocked(self.n_items)
+        if filter_items is not None and len(filter_items):
+            blocked[np.asarray(filter_items, dtype=np.int64)] = True
+        if exclude_bought is not None:
+            return blocked, bool(exclude_bought)
+        if flt is not None:
+            return blocked, ~flt.repeat_mask(self.n_items)
+        return blocked, self.excludes_bought_by_default
+
+    def _apply_masks(self, scores: np.ndarray, batch: np.ndarray, blocked: np.ndarray, policy: bool | np.ndarray) -> None:
+        scores[:, blocked] = -np.inf
+        if policy is False:
+            return
+        bought = self.user_items_[batch]
+        rows = np.repeat(np.arange(batch.size), np.diff(bought.indptr))
+        cols = bought.indices
+        if policy is not True:
+            keep = policy[cols]
+            rows, cols = rows[keep], cols[keep]
+        scores[rows, cols] = -np.inf
+
+    @abstractmethod
+    def _score(self, batch: np.ndarray) -> np.ndarray:
+        """Dense scores ``[len(batch), n_items]`` for these customer indices; ``-inf`` = not a candidate."""
+
+    def similar_items(
+        self, item_idx: np.ndarray | list[int], k: int, *, candidates: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``k`` most similar items to each item (never the item itself) as ``(ids, scores)``.
+
+        ``candidates``: only these item indices may be returned (e.g. items with enough buyers; much faster on a
+        large catalog). Raises ``NotImplementedError`` when the model has no notion of item similarity
+        (see ``supports_similar_items``) and ``IndexError`` for an item index outside the fitted matrix.
+        """
+        self._check_fitted()
+        if not self.supports_similar_items:
+            raise NotImplementedError(f"{self.name} does not support similar_items")
+        items = np.asarray(item_idx, dtype=np.int64).ravel()
+        columns = np.arange(self.n_items) if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
+        for array in (items, columns):
+            if array.size and (array.min() < 0 or array.max() >= self.n_items):
+                raise IndexError(f"item index out of range 0..{self.n_items - 1}")
+        ids_out = np.empty((items.size, k), np.int32)
+        scores_out = np.empty((items.size, k), np.float32)
+        for start in range(0, items.size, BATCH_SIZE):
+            batch = items[start : start + BATCH_SIZE]
+            scores = np.array(self._item_scores(batch, columns), dtype=np.float32)
+            scores[batch[:, None] == columns[None, :]] = -np.inf
+            ids, best = top_k(scores, k)
+            ids_out[start : start + batch.size] = np.where(ids >= 0, columns[np.maximum(ids, 0)], -1)
+            scores_out[start : start + batch.size] = best
+        return ids_out, scores_out
+
+    def _item_scores(self, batch: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Similarity ``[len(batch), len(columns)]`` of these items to the candidate columns; ``-inf`` = none."""
+        raise NotImplementedError
+
+    # ---- persistence ------------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save (besides the purchase matrix, saved by the base class)."""
+        return {}
+
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Rebuild learned state from the arrays written by ``_arrays``."""
+
+    def save(self, directory: Path | str) -> Path:
+        """Write ``<name>.npz`` + ``<name>.json`` into ``directory``; return the manifest path."""
+        self._check_fitted()
+        arrays = dict(self._arrays())
+        arrays.update(artifacts.csr_arrays("user_items", self.user_items_))
+        if self.item_filter is not None:
+            arrays.update(self.item_filter.to_arrays())
+        manifest = {
+            "model": self.name,
+            "class": type(self).__name__,
+            "params": self.get_params(),
+            "data_fingerprint": self.fingerprint_,
+            "trained_at": self.trained_at_,
+            "shape": [self.n_customers, self.n_items],
+            "id_maps": {"customers": list(self.customers_.external_ids), "items": list(self.items_.external_ids)},
+        }
+        return artifacts.write(Path(directory), self.name, manifest, arrays)
+
+    @classmethod
+    def load(cls, directory: Path | str, name: str | None = None) -> Self:
+        """Load a model saved by :meth:`save` (``name`` defaults to the class's name).
+
+        Raises ``ArtifactError`` when files are missing, corrupt, of another model, or of an unknown schema version.
+        """
+        manifest, arrays = artifacts.read(Path(directory), name or cls.name)
+        if manifest.get("class") != cls.__name__:
+            raise ArtifactError(f"artifact {name or cls.name} holds a {manifest.get('class')}, not a {cls.__name__}")
+        try:
+            model = cls(**manifest["params"])
+            model.user_items_ = artifacts.csr_from_arrays("user_items", arrays)
+            model.customers_ = IdMap(tuple(manifest["id_maps"]["customers"]))
+            model.items_ = IdMap(tuple(manifest["id_maps"]["items"]))
+            model.fingerprint_ = manifest["data_fingerprint"]
+            model.trained_at_ = manifest["trained_at"]
+            model.item_filter = ItemFilter.from_arrays(arrays)
+            model._restore(arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"artifact {name or cls.name} in {directory} is incomplete or corrupt: {exc}") from exc
+        return model
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def manifest_of(directory: Path | str, name: str) -> dict[str, Any]:
+    """Return the parsed JSON manifest of one saved model (no arrays loaded)."""
+    path = Path(directory) / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"cannot read model manifest {path}: {exc}") from exc

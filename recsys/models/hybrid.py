@@ -1,0 +1,291 @@
+"""The hybrid: one ranking from "repeat" candidates (buy-again) and "explore" candidates (user-kNN, ALS, item-kNN …).
+
+For each customer the top ``repeat_candidates`` items of buy-again and the top ``explore_candidates`` items of
+the collaborative model that the customer has *not* bought are scaled to ``[0, 1]`` (divided by the customer's
+best score in each list) and blended::
+
+    score = w_u × repeat_score          (items the customer bought before; buy-again × item_repeat_rate ** item_prior)
+    score = (1 − w_u) × explore_score   (items new to the customer)
+    w_u   = clip(repeat_weight + repeat_slope × (repeat_ratio_u − mean repeat_ratio), 0, 1)
+
+``item_repeat_rate`` is the share of an item's buyers who bought it more than once (staples high, one-offs low):
+a population prior that orders the many items a customer bought only once or twice.
+With ``neighbour_weight`` β > 0 a repeat item's scaled score becomes ``(repeat + β × explore score of that item,
+scaled by the customer's best explore score) / (1 + β)`` — the neighbour term of TIFU-KNN when ``explore="user_knn"``.
+``repeat_ratio_u`` is the share of the customer's purchase lines that re-buy an item they had bought before, so
+habitual shoppers get more of their usual items and exploratory ones more new items. ``repeat_weight`` and
+``repeat_slope`` are tuned on a validation split with :func:`tune_blend` (which never needs a refit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
+from recsys.models.base import BATCH_SIZE, Recommender, top_k
+from recsys.models.filters import ItemFilter
+from recsys.models.collaborative import ALSRecommender, BM25KNNRecommender, BPRRecommender, CosineKNNRecommender
+
+EXPLORE_MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls
+    for cls in (
+        ALSRecommender,
+        BPRRecommender,
+        BM25KNNRecommender,
+        CosineKNNRecommender,
+        PopularityRecommender,
+        TrendingRecommender,
+        UserKNNRecommender,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Per customer: candidate item ids ``[n, C]`` (``-1`` = empty), scaled scores and which list they came from."""
+
+    ids: np.ndarray
+    scaled: np.ndarray
+    is_repeat: np.ndarray
+
+    def blend(self, weight: np.ndarray) -> np.ndarray:
+        """Return blended scores ``[n, C]`` for per-customer repeat weights ``weight`` (``[n]``); empty = ``-inf``."""
+        w = weight[:, None]
+        out = np.where(self.is_repeat, w * self.scaled, (1.0 - w) * self.scaled).astype(np.float32)
+        out[self.ids < 0] = -np.inf
+        return out
+
+
+class HybridRecommender(Recommender):
+    """Buy-again and a collaborative model blended per customer (see the module docstring)."""
+
+    name: ClassVar[str] = "hybrid"
+
+    def __init__(
+        self,
+        explore: str = "user_knn",
+        repeat_weight: float = 0.7,
+        repeat_slope: float = 1.0,
+        repeat_candidates: int = 100,
+        explore_candidates: int = 100,
+        half_life_days: float = 120.0,
+        item_prior: float = 0.5,
+        neighbour_weight: float = 0.35,
+        explore_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.explore = explore
+        self.repeat_weight = repeat_weight
+        self.repeat_slope = repeat_slope
+        self.repeat_candidates = repeat_candidates
+        self.explore_candidates = explore_candidates
+        self.half_life_days = half_life_days
+        self.item_prior = item_prior
+        self.neighbour_weight = neighbour_weight
+        self.explore_params = explore_params
+
+    def _components(self) -> tuple[BuyAgainRecommender, Recommender]:
+        if self.explore not in EXPLORE_MODELS:
+            raise ValueError(f"explore model {self.explore!r} unknown; choose one of {', '.join(EXPLORE_MODELS)}")
+        return BuyAgainRecommender(half_life_days=self.half_life_days), EXPLORE_MODELS[self.explore](**(self.explore_params or {}))
+
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+        repeat, explore = self._components()
+        self.repeat_ = repeat.fit(counts, recent=recent)
+        self.explore_ = explore.fit(counts, recent=recent)
+        self.repeat_ratio_ = repeat_ratio(counts)
+        self.item_repeat_rate_ = item_repeat_rate(counts)
+
+    def customer_weights(self, batch: np.ndarray) -> np.ndarray:
+        """Return the repeat weight ``w_u`` in ``[0, 1]`` of each customer index."""
+        centred = self.repeat_ratio_[batch] - float(self.repeat_ratio_.mean())
+        return np.clip(self.repeat_weight + self.repeat_slope * centred, 0.0, 1.0).astype(np.float32)
+
+    def candidates(self, batch: np.ndarray) -> Candidates:
+        """Return the repeat and explore candidates of these customers, each list scaled to ``[0, 1]``."""
+        self._check_fitted()
+        repeat_rows = self.repeat_.scores_[batch]
+        prior = self.item_repeat_rate_[repeat_rows.indices] ** self.item_prior if self.item_prior else 1.0
+        r_ids, r_scores = sparse_top_k(repeat_rows, repeat_rows.data * prior, self.repeat_candidates)
+        repeat_scaled = _scale(r_scores)
+        # Dense rows: with a few thousand candidate items per customer, a dense top-k beats sorting sparse entries.
+        explore_scores = self.explore_._score(batch).astype(np.float32)
+        if self.neighbour_weight:
+            # TIFU-KNN's neighbour term: what the explore model thinks of an item the customer already buys.
+            best = np.max(np.where(np.isfinite(explore_scores), explore_scores, 0.0), axis=1, keepdims=True)
+            support = np.take_along_axis(explore_scores, np.maximum(r_ids, 0), axis=1) / np.maximum(best, 1e-12)
+            support = np.where(np.isfinite(support) & (r_ids >= 0), np.clip(support, 0.0, 1.0), 0.0)
+            repeat_scaled = (repeat_scaled + self.neighbour_weight * support) / (1.0 + self.neighbour_weight)
+        bought = self.user_items_[batch]
+        explore_scores[np.repeat(np.arange(batch.size), np.diff(bought.indptr)), bought.indices] = -np.inf
+        e_ids, e_scores = top_k(explore_scores, self.explore_candidates)
+        ids = np.concatenate([r_ids, e_ids], axis=1)
+        scaled = np.concatenate([repeat_scaled.astype(np.float32), _scale(e_scores)], axis=1)
+        is_repeat = np.zeros(ids.shape, bool)
+        is_repeat[:, : r_ids.shape[1]] = True
+        return Candidates(ids, scaled, is_repeat)
+
+    def _score(self, batch: np.ndarray) -> np.ndarray:
+        cand = self.candidates(batch)
+        blended = cand.blend(self.customer_weights(batch))
+        dense = np.full((batch.size, self.n_items), -np.inf, np.float32)
+        valid = cand.ids >= 0
+        rows = np.broadcast_to(np.arange(batch.size)[:, None], cand.ids.shape)
+        dense[rows[valid], cand.ids[valid]] = blended[valid]
+        return dense
+
+    def recommend(
+        self,
+        customer_idx: np.ndarray | list[int],
+        k: int,
+        *,
+        item_filter: ItemFilter | None = None,
+        filter_items: np.ndarray | None = None,
+        exclude_bought: bool | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Recommender.recommend`; filters are applied to the few hundred candidates, not the catalog."""
+        self._check_fitted()
+        rows = np.asarray(customer_idx, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers):
+            raise IndexError(f"customer index out of range 0..{self.n_customers - 1}")
+        blocked, policy = self._masks(item_filter, filter_items, exclude_bought)
+        ids_out = np.empty((rows.size, k), np.int32)
+        scores_out = np.empty((rows.size, k), np.float32)
+        for start in range(0, rows.size, batch_size):
+            batch = rows[start : start + batch_size]
+            cand = self.candidates(batch)
+            scores = cand.blend(self.customer_weights(batch))
+            safe = np.maximum(cand.ids, 0)
+            drop = blocked[safe]
+            # Repeat candidates are exactly the bought items; explore candidates never are.
+            if policy is True:
+                drop |= cand.is_repeat
+            elif policy is not False:
+                drop |= cand.is_repeat & np.asarray(policy)[safe]
+            scores[drop] = -np.inf
+            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = _rank_candidates(cand.ids, scores, k)
+        return ids_out, scores_out
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"repeat_ratio": self.repeat_ratio_, "item_repeat_rate": self.item_repeat_rate_}
+        arrays.update({f"repeat__{k}": v for k, v in self.repeat_._arrays().items()})
+        arrays.update({f"explore__{k}": v for k, v in self.explore_._arrays().items()})
+        return arrays
+
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.repeat_ratio_ = np.asarray(arrays["repeat_ratio"], np.float32)
+        self.item_repeat_rate_ = np.asarray(arrays["item_repeat_rate"], np.float32)
+        repeat, explore = self._components()
+        for prefix, part in (("repeat__", repeat), ("explore__", explore)):
+            part.user_items_ = self.user_items_
+            part.customers_, part.items_ = self.customers_, self.items_
+            part.fingerprint_, part.trained_at_ = self.fingerprint_, self.trained_at_
+            part._restore({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+        self.repeat_, self.explore_ = repeat, explore
+
+
+def sparse_top_k(rows: sp.csr_matrix, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` stored entries per row of ``rows`` ranked by ``values`` (aligned with ``rows.data``), as ``top_k`` does.
+
+    Works on the stored entries only, so a customer's few hundred purchases are ranked without a dense row.
+    """
+    n = rows.shape[0]
+    counts = np.diff(rows.indptr)
+    row_of = np.repeat(np.arange(n), counts)
+    # Two stable sorts instead of one lexsort (3× faster): by score, then by row; CSR column order breaks ties.
+    by_score = np.argsort(-np.asarray(values, np.float64), kind="stable")
+    order = by_score[np.argsort(row_of[by_score], kind="stable")]
+    position = np.arange(order.size) - rows.indptr[row_of[order]]
+    keep = position < k
+    ids = np.full((n, k), -1, np.int32)
+    scores = np.full((n, k), -np.inf, np.float32)
+    ids[row_of[order][keep], position[keep]] = rows.indices[order][keep]
+    scores[row_of[order][keep], position[keep]] = np.asarray(values, np.float32)[order][keep]
+    return ids, scores
+
+
+def _rank_candidates(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` candidates per row, ties to the lower item id (as :func:`top_k` over the whole catalog)."""
+    order = np.lexsort((ids, -scores), axis=1)[:, :k]
+    best = np.take_along_axis(scores, order, axis=1).astype(np.float32)
+    chosen = np.take_along_axis(ids, order, axis=1).astype(np.int32)
+    chosen[~np.isfinite(best)] = -1
+    best[chosen < 0] = -np.inf
+    if chosen.shape[1] < k:
+        chosen = np.pad(chosen, ((0, 0), (0, k - chosen.shape[1])), constant_values=-1)
+        best = np.pad(best, ((0, 0), (0, k - best.shape[1])), constant_values=-np.inf)
+    return chosen, best
+
+
+def _scale(scores: np.ndarray) -> np.ndarray:
+    """Divide each row by its best (first) finite score; scores <= 0 become a tiny positive value."""
+    best = scores[:, :1]
+    safe = np.where(np.isfinite(best) & (best > 0), best, 1.0)
+    scaled = np.clip(scores / safe, 1e-6, 1.0)
+    scaled[~np.isfinite(scores)] = 0.0
+    return scaled.astype(np.float32)
+
+
+def repeat_ratio(counts: sp.csr_matrix) -> np.ndarray:
+    """Return per customer the share of purchase lines that re-buy an item bought before (0 for no purchases)."""
+    lines = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    distinct = np.diff(counts.indptr).astype(np.float64)
+    return np.where(lines > 0, 1.0 - distinct / np.maximum(lines, 1.0), 0.0).astype(np.float32)
+
+
+def item_repeat_rate(counts: sp.csr_matrix, prior_buyers: float = 1.0, prior_rate: float = 0.3) -> np.ndarray:
+    """Return per item the share of its buyers who bought it more than once, smoothed towards ``prior_rate``.
+
+    Staples (milk, bananas) score high, one-off purchases low; the smoothing keeps items with one buyer near the prior.
+    """
+    buyers = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
+    repeaters = np.bincount(counts.indices[counts.data >= 2], minlength=counts.shape[1]).astype(np.float64)
+    return ((repeaters + prior_buyers * prior_rate) / (buyers + prior_buyers)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BlendTrial:
+    """One evaluated (repeat_weight, repeat_slope) pair and its validation metric."""
+
+    repeat_weight: float
+    repeat_slope: float
+    score: float
+
+
+def tune_blend(
+    model: HybridRecommender,
+    customer_idx: np.ndarray,
+    truth: sp.csr_matrix,
+    *,
+    k: int = 10,
+    weights: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+    slopes: Sequence[float] = (0.0, 1.0, 2.0),
+) -> list[BlendTrial]:
+    """Grid-search the blend on a validation split; set the best pair on ``model`` and return all trials, best first.
+
+    ``model`` must be fitted on the training part only; ``truth`` is the validation purchases (rows = the model's
+    customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once.
+    """
+    from recsys.evaluation.metrics import ranking_metrics  # noqa: PLC0415  (evaluation depends on nothing here)
+
+    rows = np.asarray(customer_idx, dtype=np.int64)
+    cand = model.candidates(rows)
+    ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
+    target = truth[rows]
+    trials = []
+    for weight in weights:
+        for slope in slopes:
+            w = np.clip(weight + slope * ratio, 0.0, 1.0).astype(np.float32)
+            blended = cand.blend(w)
+            order, _ = top_k(blended, k)
+            top = np.where(order >= 0, np.take_along_axis(cand.ids, np.maximum(order, 0), axis=1), -1)
+            score = ranking_metrics(top, target, (k,))[f"ndcg@{k}"]
+            trials.append(BlendTrial(float(weight), float(slope), float(score)))
+    trials.sort(key=lambda t: -t.score)
+    model.repeat_weight, model.repeat_slope = trials[0].repeat_weight, trials[0].repeat_slope
+    return trials

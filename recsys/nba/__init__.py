@@ -1,0 +1,1 @@
+"""Next-best-action: offer catalog, eligibility rules, propensity, arbitration, contact policy and experiments."""

@@ -1,0 +1,104 @@
+"""The live contact policy: filter a customer's published decisions by what has happened since.
+
+Pure functions over plain data so the service (Redis) and tests (in memory) share one implementation.
+State is what ``serving/services/offer_events.py`` records:
+
+* customer contact hash: ``imp:<channel>:<YYYYMMDD>`` impression counts per day, ``dis:<offer>`` epoch
+  seconds of the last dismissal, ``red:<offer>`` epoch seconds of the last redemption, ``redn:<offer>``
+  redemptions so far;
+* offer budget hash: ``redemptions`` so far (spend = redemptions × the offer's cost, exact in cents).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+DAY = 86_400
+
+
+def impression_field(channel: str, when: dt.datetime) -> str:
+    """Field of the customer contact hash counting impressions on ``channel`` on ``when``'s UTC day."""
+    return f"imp:{channel}:{when.astimezone(dt.UTC):%Y%m%d}"
+
+
+def period_fields(channel: str, now: dt.datetime, period_days: int) -> list[str]:
+    """Fields of the last ``period_days`` days (today included) for ``channel``."""
+    return [impression_field(channel, now - dt.timedelta(days=d)) for d in range(max(period_days, 1))]
+
+
+def _decode(state: Mapping[Any, Any]) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in state.items()}
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def is_exhausted(offer: Mapping[str, Any], redemptions: int) -> bool:
+    """Return whether the offer's live budget (max redemptions or max spend) is used up."""
+    max_red = offer.get("max_redemptions")
+    if max_red is not None and redemptions >= int(max_red):
+        return True
+    max_spend = offer.get("max_spend")
+    if max_spend is not None:
+        cost_cents = int(Decimal(str(offer.get("cost", "0"))) * 100)
+        return cost_cents > 0 and redemptions * cost_cents >= int(Decimal(str(max_spend)) * 100)
+    return False
+
+
+def live_offers(
+    decisions: Sequence[Mapping[str, Any]],
+    catalog: Mapping[str, Mapping[str, Any]],
+    contact_state: Mapping[Any, Any],
+    redemptions: Mapping[str, int],
+    *,
+    channel: str,
+    k: int,
+    now: dt.datetime,
+) -> list[Mapping[str, Any]]:
+    """Return at most ``k`` decisions of ``channel`` still allowed at ``now``, best rank first.
+
+    Dropped: offers not in the catalog or outside their window, exhausted offers, offers dismissed within
+    the cooldown, offers redeemed within the suppression window or up to their per-customer cap. The
+    number returned is also capped by the impressions left on the channel in the current period.
+    """
+    state = _decode(contact_state)
+    rows = sorted((r for r in decisions if r.get("channel") == channel), key=lambda r: (int(r.get("rank", 0)), str(r.get("offer_id"))))
+    now_s = now.timestamp()
+    kept: list[Mapping[str, Any]] = []
+    remaining = k
+    for row in rows:
+        offer = catalog.get(str(row.get("offer_id")))
+        if offer is None:
+            continue
+        policy = offer.get("policy") or {}
+        if kept == [] and remaining == k:
+            cap = (policy.get("max_per_channel") or {}).get(channel)
+            if cap is not None:
+                used = sum(int(state.get(f, 0)) for f in period_fields(channel, now, int(policy.get("period_days", 7))))
+                remaining = min(k, max(int(cap) - used, 0))
+        if remaining <= len(kept):
+            break
+        start, end = _parse_time(offer.get("valid_from")), _parse_time(offer.get("valid_to"))
+        if (start and now < start) or (end and now >= end):
+            continue
+        oid = str(offer.get("id"))
+        if is_exhausted(offer, int(redemptions.get(oid, 0))):
+            continue
+        dismissed = state.get(f"dis:{oid}")
+        if dismissed and now_s - float(dismissed) < int(policy.get("cooldown_days", 0)) * DAY:
+            continue
+        redeemed = state.get(f"red:{oid}")
+        if redeemed and now_s - float(redeemed) < int(policy.get("suppress_days", 0)) * DAY:
+            continue
+        if int(state.get(f"redn:{oid}", 0)) >= int(offer.get("max_per_customer") or 1_000_000):
+            continue
+        kept.append(row)
+    return kept[:remaining]

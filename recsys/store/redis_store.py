@@ -1,0 +1,229 @@
+"""``RedisSnapshotStore``: writes a snapshot as a new version, verifies it, and activates it atomically.
+
+Protocol of one publish (all control keys share the ``{snap}`` slot, see ``Keys``):
+
+1. take the publish lock (``SET NX`` with a short TTL, refreshed while writing) and delete versions
+   left in the pending set by publishes that died;
+2. add the version to the pending set and write its metadata (status ``writing``);
+3. write tables (items, labels, fallbacks, offers) and per-customer/per-item bucket hashes with
+   pipelined multi-field ``HSET``s;
+4. verify: every bucket's field count and the sha1 of its fields and values, computed by Redis, must
+   equal what was sent; tables are read back and compared;
+5. one Lua script checks the lock is still ours, switches the pointer, records the version and
+   clears it from pending — the only step that makes anything visible to serving;
+6. retention: the active version's keys persist; other kept versions expire after ``ttl_s``;
+   versions beyond ``keep`` are deleted.
+
+A publish killed at any point before step 5 leaves the pointer on the old version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis
+from redis.exceptions import RedisError, ResponseError
+
+from recsys.exceptions import Conflict, NotFound, StoreUnavailable
+from recsys.store.base import PublishReport, SnapshotData, VersionInfo
+from recsys.store.keys import Keys
+from recsys.store.memory import new_version_id
+from recsys.store.prepare import prepare
+
+LOCK_TTL_S = 60
+
+
+
+_VERIFY = """
+local t = redis.call('HGETALL', KEYS[1])
+local encoding = redis.call('OBJECT', 'ENCODING', KEYS[1])
+return {#t / 2, redis.sha1hex(table.concat(t)), encoding}
+"""
+_ACTIVATE = """
+if ARGV[3] == '1' and redis.call('GET', KEYS[5]) ~= ARGV[1] then
+  return redis.error_reply('publish lock lost: another publish took over')
+end
+if ARGV[3] == '0' and not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return redis.error_reply('version is not kept')
+end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[3] == '1' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[4], 'status', 'active')
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisSnapshotStore:
+    """Publisher side of the snapshot store on a synchronous Redis client (see module docstring)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._verify = client.register_script(_VERIFY)
+        self._activate = client.register_script(_ACTIVATE)
+        self._release = client.register_script(_RELEASE)
+
+    # --- reading control state -------------------------------------------------------
+    def active_version(self) -> str | None:
+        """Return the active version id, or ``None``."""
+        value = self._call(self.client.get, self.keys.snapshot_pointer())
+        return value.decode() if value is not None else None
+
+    def info(self, version: str) -> dict[str, Any] | None:
+        """Return a version's metadata, or ``None`` if it is unknown or expired."""
+        raw = self._call(self.client.hget, self.keys.snapshot_meta(version), "info")
+        return orjson.loads(raw) if raw is not None else None
+
+    def versions(self) -> list[VersionInfo]:
+        """Return kept versions, newest first (expired ones are dropped from the list)."""
+        active = self.active_version()
+        out = []
+        for raw, _score in self._call(self.client.zrevrange, self.keys.snapshot_versions(), 0, -1, withscores=True):
+            version = raw.decode()
+            info = self.info(version)
+            if info is None:
+                self._call(self.client.zrem, self.keys.snapshot_versions(), version)
+                continue
+            out.append(VersionInfo(version, dt.datetime.fromisoformat(info["created_at"]), version == active, info["counts"]))
+        return out
+
+    # --- switching -------------------------------------------------------------------
+    def activate(self, version: str, *, keep: int = 3, ttl_s: int = 7 * 86_400) -> None:
+        """Make a kept version active; raises ``NotFound`` if it is not kept (or expired)."""
+        if self.info(version) is None:
+            raise NotFound(f"version {version!r} is not kept (or has expired); see `centric publish --list`")
+        self._persist(version)
+        try:
+            self._activate(keys=self._control_keys(version), args=[version, time.time(), "0"])
+        except ResponseError as exc:
+            raise NotFound(f"version {version!r} cannot be activated: {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"cannot activate version {version}: {exc}") from exc
+        self._retain(keep, ttl_s)
+
+    def rollback(self, *, keep: int = 3, ttl_s: int = 7 * 86_400) -> str:
+        """Activate the version published before the active one; return it. Raises ``NotFound`` if none is kept."""
+        kept = self.versions()
+        active = next((i for i, v in enumerate(kept) if v.active), None)
+        if active is None:
+            raise NotFound("nothing to roll back: no active version")
+        if active + 1 >= len(kept):
+            raise NotFound(f"no version older than {kept[active].version} is kept to roll back to")
+        target = kept[active + 1].version
+        self.activate(target, keep=keep, ttl_s=ttl_s)
+        return target
+
+    # --- publishing ------------------------------------------------------------------
+    def publish(self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: Any = None) -> PublishReport:
+        """Write, verify and activate ``data`` as a new version (see module docstring); return the report.
+
+        Raises ``Conflict`` when another publish is running, ``ArtifactError`` when verification fails,
+        ``StoreUnavailable`` when Redis fails. In every failure the previously active version stays active.
+        """
+        from recsys.store.writer import VersionWriter  # noqa: PLC0415  (writer imports this module's helpers)
+
+        start = time.perf_counter()
+        report_progress = progress or (lambda _d, _n, _t: None)
+        prepared = prepare(data)
+        version = new_version_id()
+        if not self._call(self.client.set, self.keys.snapshot_lock(), version, nx=True, ex=LOCK_TTL_S):
+            holder = self._call(self.client.get, self.keys.snapshot_lock())
+            raise Conflict(
+                f"another publish (version {holder.decode() if holder else '?'}) is in progress; "
+                f"wait for it, or if it died, retry after {LOCK_TTL_S}s when its lock expires"
+            )
+        try:
+            self._cleanup_pending(version)
+            writer = VersionWriter(self, version, prepared, report_progress)
+            notes = writer.write()
+            checksums = writer.verify()
+            # The only step that makes the version visible; the script re-checks that the lock is ours.
+            try:
+                self._activate(keys=self._control_keys(version), args=[version, time.time(), "1"])
+            except ResponseError as exc:
+                raise Conflict(f"publish of {version} not activated: {exc}") from exc
+            removed = self._retain(keep, ttl_s)
+        except RedisError as exc:
+            raise StoreUnavailable(f"publish of {version} failed, previous version stays active: {exc}") from exc
+        finally:
+            try:
+                self._release(keys=[self.keys.snapshot_lock()], args=[version])
+            except RedisError:
+                pass  # the lock expires by itself
+        return PublishReport(version, writer.counts, checksums, time.perf_counter() - start, removed, notes)
+
+    def refresh_lock(self, version: str) -> None:
+        """Extend the publish lock while writing; raises ``Conflict`` if another publish took it."""
+        holder = self.client.get(self.keys.snapshot_lock())
+        if holder is not None and holder.decode() != version:
+            raise Conflict(f"publish lock taken by {holder.decode()} while writing {version}")
+        self.client.set(self.keys.snapshot_lock(), version, ex=LOCK_TTL_S)
+
+    # --- internals ---------------------------------------------------------------------
+    def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RedisError as exc:
+            raise StoreUnavailable(f"Redis error: {exc}") from exc
+
+    def _control_keys(self, version: str) -> list[str]:
+        k = self.keys
+        return [k.snapshot_pointer(), k.snapshot_versions(), k.snapshot_pending(), k.snapshot_meta(version), k.snapshot_lock()]
+
+    def version_keys(self, version: str, info: dict[str, Any] | None = None) -> list[str]:
+        """Return every data key of a version (from its metadata), meta key last."""
+        info = info if info is not None else self.info(version)
+        out: list[str] = []
+        if info:
+            out += [self.keys.snapshot_table(version, name) for name in info.get("tables", [])]
+            for kind, n in info.get("buckets", {}).items():
+                out += [self.keys.snapshot_bucket(version, kind, b) for b in range(int(n))]
+        out.append(self.keys.snapshot_meta(version))
+        return out
+
+    def _each_key(self, keys_: Iterable[str], command: str, *args: Any) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for n, key in enumerate(keys_, 1):
+            pipe.execute_command(command, key, *args)
+            if n % 2000 == 0:
+                pipe.execute()
+        pipe.execute()
+
+    def _persist(self, version: str) -> None:
+        self._each_key(self.version_keys(version), "PERSIST")
+
+    def delete_version(self, version: str) -> None:
+        """Delete every key of a version and forget it."""
+        self._each_key(self.version_keys(version), "UNLINK")
+        self.client.zrem(self.keys.snapshot_versions(), version)
+        self.client.srem(self.keys.snapshot_pending(), version)
+
+    def _cleanup_pending(self, current: str) -> None:
+        for raw in self.client.smembers(self.keys.snapshot_pending()):
+            if raw.decode() != current:
+                self.delete_version(raw.decode())
+
+    def _retain(self, keep: int, ttl_s: int) -> list[str]:
+        active = self.active_version()
+        newest_first = [v.decode() for v in self.client.zrevrange(self.keys.snapshot_versions(), 0, -1)]
+        kept = newest_first[:keep]
+        if active and active not in kept:
+            kept = kept[: max(keep - 1, 0)] + [active]
+        removed = [v for v in newest_first if v not in kept]
+        for version in removed:
+            self.delete_version(version)
+        for version in kept:
+            if version == active:
+                self._persist(version)
+            else:
+                self._each_key(self.version_keys(version), "EXPIRE", ttl_s)
+        return removed

@@ -1,0 +1,122 @@
+"""A pure-ASGI fast path for the hot reads: recommendations, profile and similar items.
+
+FastAPI's per-request dependency and parameter resolution costs about as much CPU as the work itself
+on these endpoints. When a request is plainly well-formed — an API key already in the in-process auth
+cache with read scope, known query parameters that validate — this middleware answers it directly
+with the same service function and response shape. Anything else (no or unknown key, bad parameters,
+an error from the service) falls through to the FastAPI route, which produces the one canonical
+answer or error, so both paths always agree. ``tests/e2e/test_http_fastpath.py`` checks they do.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving.auth import KeyCache, _key_id, hash_key, scope_rank
+from serving.schemas.recommendations import RecommendationsQuery, SimilarQuery
+from serving.services import items, profiles, recommendations
+
+_HEADERS = [(b"content-type", b"application/json")]
+Call = Callable[[Any, str, Any], Awaitable[dict[str, Any]]]
+
+
+async def _recommendations(state: Any, customer_id: str, query: RecommendationsQuery) -> dict[str, Any]:
+    excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
+    return await recommendations.recommend(state.store, customer_id, k=query.k, category=query.category, exclude=excluded,
+                                           channel=query.channel, foldin=getattr(state, "foldin", None), metrics=state.metrics)
+
+
+async def _profile(state: Any, customer_id: str, _query: None) -> dict[str, Any]:
+    return await profiles.profile(state.store, customer_id)
+
+
+async def _similar(state: Any, item_id: str, query: SimilarQuery) -> dict[str, Any]:
+    return await items.similar(state.store, item_id, k=query.k)
+
+
+@dataclass(frozen=True)
+class FastRoute:
+    """One read endpoint ``prefix{id}suffix``: its query model (``None``: no parameters) and service call."""
+
+    prefix: str
+    suffix: str
+    path: str  # the route template: the metrics middleware labels by ``scope["route"].path``
+    query: type[BaseModel] | None
+    call: Call
+
+
+ROUTES = (
+    FastRoute("/v1/customers/", "/recommendations", "/v1/customers/{customer_id}/recommendations", RecommendationsQuery, _recommendations),
+    FastRoute("/v1/customers/", "/profile", "/v1/customers/{customer_id}/profile", None, _profile),
+    FastRoute("/v1/items/", "/similar", "/v1/items/{item_id}/similar", SimilarQuery, _similar),
+)
+
+
+class FastReadPath:
+    """ASGI middleware answering cached-auth, valid read requests without FastAPI's routing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            for route in ROUTES:
+                if path.startswith(route.prefix) and path.endswith(route.suffix):
+                    body = await self._answer(scope, route, path[len(route.prefix) : -len(route.suffix)])
+                    if body is not None:
+                        scope["route"] = route
+                        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+                        await send({"type": "http.response.start", "status": 200, "headers": headers})
+                        await send({"type": "http.response.body", "body": body})
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, route: FastRoute, entity_id: str) -> bytes | None:
+        if not entity_id or "/" in entity_id or len(entity_id) > 128:
+            return None
+        state = scope["app"].state if "app" in scope else None
+        if state is None or getattr(state, "store", None) is None or not _authorised(scope, getattr(state, "key_cache", None)):
+            return None
+        pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query: Any = None
+        if route.query is None:
+            if pairs:
+                return None
+        else:
+            params: dict[str, Any] = dict(pairs)
+            if len(params) != len(pairs):
+                return None  # repeated parameters: let FastAPI decide
+            try:
+                query = route.query.model_validate(params)
+            except ValidationError:
+                return None
+        try:
+            answer = await route.call(state, entity_id, query)
+        except Exception:  # noqa: BLE001  (every error is answered by the FastAPI route, in errors.py's shape)
+            return None
+        return orjson.dumps(answer)
+
+
+def _authorised(scope: Scope, cache: KeyCache | None) -> bool:
+    if cache is None:
+        return False
+    token = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    if token is None or not token[:7].lower() == b"bearer ":
+        return False
+    api_key = token[7:].strip().decode("latin-1")
+    key_id = _key_id(api_key)
+    record = cache.get(key_id) if key_id else None
+    if record is None:
+        return False
+    digest, granted = record
+    return hmac.compare_digest(digest, hash_key(api_key)) and scope_rank(granted) >= scope_rank("read")

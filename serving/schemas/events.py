@@ -1,0 +1,58 @@
+"""Events posted by the shop and apps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EventType = Literal["view", "add_to_cart", "purchase", "impression", "click", "dismiss", "redeem"]
+MAX_EVENTS = 1000
+
+
+class EventCreate(BaseModel):
+    """One event. Purchases, views, carts and clicks name an ``item_id``; offer events an ``offer_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    customer_id: str = Field(min_length=1, max_length=128)
+    item_id: str | None = Field(None, min_length=1, max_length=128)
+    offer_id: str | None = Field(None, min_length=1, max_length=128)
+    channel: str | None = Field(None, max_length=32)
+    quantity: float | None = Field(None, gt=0)
+    price: float | None = Field(None, ge=0)
+    timestamp: dt.datetime | None = Field(None, description="ISO 8601; without a zone it is taken as UTC; default: now")
+    arm: str | None = Field(None, max_length=64)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> EventCreate:
+        if self.type in ("purchase", "view", "add_to_cart") and self.item_id is None:
+            raise ValueError(f"a {self.type} event needs item_id")
+        if self.type in ("dismiss", "redeem") and self.offer_id is None:
+            raise ValueError(f"a {self.type} event needs offer_id")
+        if self.type in ("impression", "click") and self.item_id is None and self.offer_id is None:
+            raise ValueError(f"a {self.type} event needs item_id or offer_id")
+        return self
+
+
+class EventsCreate(BaseModel):
+    """A batch of up to 1000 events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventCreate] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsAccepted(BaseModel):
+    """How many events were recorded."""
+
+    accepted: int

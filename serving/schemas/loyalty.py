@@ -1,0 +1,100 @@
+"""Schemas of the loyalty endpoints: account view, earn / redeem / reverse / grant requests and their answers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RewardPublic(BaseModel):
+    """A reward the customer's tier may redeem now."""
+
+    reward_id: str
+    name: str
+    cost: int
+    stock: int
+    affordable: bool
+
+
+class LoyaltyPublic(BaseModel):
+    """Where a customer stands: balance, tier, progress to the next tier, points expiring soon, rewards."""
+
+    customer_id: str
+    balance: int
+    debt: int
+    tier: str
+    next_tier: str | None
+    points_to_next_tier: int
+    progress_pct: float
+    earned_in_window: int
+    expiring_30d: int
+    rewards: list[RewardPublic]
+
+
+class OrderLine(BaseModel):
+    """One line of an order (unit price in currency units)."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = Field(min_length=1, max_length=128)
+    quantity: Decimal = Field(gt=0, le=1_000_000)
+    price: Decimal = Field(ge=0, le=10_000_000)
+
+
+class EarnCreate(BaseModel):
+    """An order that earns points."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(min_length=1, max_length=128)
+    amount: Decimal = Field(ge=0, le=100_000_000)
+    items: list[OrderLine] = Field(default_factory=list, max_length=1000)
+
+
+class RedeemCreate(BaseModel):
+    """Redeem ``quantity`` of a reward."""
+
+    model_config = ConfigDict(extra="forbid")
+    reward_id: str = Field(min_length=1, max_length=128)
+    quantity: int = Field(default=1, ge=1, le=1000)
+
+
+class ReverseCreate(BaseModel):
+    """Reverse an order: all of it, or the returned ``items`` (their value sets the share reversed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(min_length=1, max_length=128)
+    items: list[OrderLine] | None = Field(default=None, max_length=1000)
+
+
+class GrantLine(BaseModel):
+    """Points granted to one customer."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=128)
+    points: int = Field(gt=0, le=10_000_000)
+
+
+class GrantCreate(BaseModel):
+    """A bulk grant: the same reason for many customers."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=200)
+    grants: list[GrantLine] = Field(min_length=1, max_length=1000)
+
+
+class LedgerResultPublic(BaseModel):
+    """A write's answer: the ledger entry, the new balance, and whether this was a replay of an earlier request."""
+
+    customer_id: str
+    entry: dict[str, Any]
+    balance: int
+    debt: int
+    tier: str
+    replayed: bool
+
+
+class GrantResultPublic(BaseModel):
+    """A bulk grant's answers, one per customer, in request order."""
+
+    results: list[LedgerResultPublic]

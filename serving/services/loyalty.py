@@ -1,0 +1,160 @@
+"""Loyalty for the service: the same ledger scripts and rules as ``recsys.loyalty``, on the async Redis client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import Request
+
+from recsys.exceptions import Conflict
+from recsys.loyalty import ops
+from recsys.loyalty.earning import Line, months_window
+from recsys.loyalty.ledger import decode_account
+from recsys.loyalty.program import Program, load_program
+from recsys.store.keys import Keys
+from serving.schemas.loyalty import EarnCreate, LedgerResultPublic, LoyaltyPublic, OrderLine, RewardPublic
+
+
+class RewardUnavailable(Conflict):
+    """The reward exists but not for this customer's tier, or not at this time."""
+
+
+@dataclass
+class LoyaltyService:
+    """The program (loaded once) and the registered scripts, cached on ``app.state.loyalty``."""
+
+    program: Program
+    redis: aioredis.Redis
+    keys: Keys
+    ledger: Any
+    stock: Any
+
+
+async def get_loyalty(request: Request) -> LoyaltyService:
+    """Return the app's loyalty service, loading ``settings.loyalty_program`` and creating reward stock on first use.
+
+    Raises ``ConfigError`` (a bad program file) on every call until the file is fixed.
+    """
+    state = request.app.state
+    service = getattr(state, "loyalty", None)
+    if service is not None:
+        return service
+    # created on the app's own loop (no await between check and set, so one lock per app)
+    lock = getattr(state, "loyalty_lock", None)
+    if lock is None:
+        lock = state.loyalty_lock = asyncio.Lock()
+    async with lock:
+        service = getattr(state, "loyalty", None)
+        if service is None:
+            program = load_program(state.settings.loyalty_program)
+            client, keys = state.redis, state.keys
+            for reward in program.rewards.values():
+                await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
+            service = LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
+                                     client.register_script(ops.STOCK_LUA))
+            state.loyalty = service
+    return service
+
+
+def _lines(items: Sequence[OrderLine] | None) -> list[Line]:
+    return [Line(x.item_id, x.quantity, x.price) for x in items or ()]
+
+
+def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> LedgerResultPublic:
+    tiers = svc.program.tiers
+    return LedgerResultPublic(customer_id=customer_id, entry=out["entry"], balance=out["balance"], debt=out["debt"],
+                              tier=tiers[min(out["tier"], len(tiers) - 1)].name, replayed=out["replayed"])
+
+
+async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> LedgerResultPublic:
+    # one round trip (and one AOF fsync group) for the customer index and the ledger step
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.sadd(svc.keys.loyalty_customers(), customer_id)
+    await svc.ledger(keys=call.keys, args=call.args, client=pipe)
+    _, answer = await pipe.execute(raise_on_error=True)
+    return _public(svc, customer_id, ops.parse(answer, customer_id, idem))
+
+
+async def earn(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> LedgerResultPublic:
+    """Earn points for an order. Raises ``IdempotencyConflict`` (incl. ``DuplicateOrder``)."""
+    call = ops.earn_call(svc.program, svc.keys, customer_id, body.order_id, body.amount, _lines(body.items), now, idem)
+    return await _run(svc, call, customer_id, idem)
+
+
+async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity: int, idem: str, now: datetime) -> LedgerResultPublic:
+    """Reserve stock, then debit; release the reservation when the debit is refused.
+
+    Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``; ``Conflict`` when the
+    customer's tier may not redeem it or it is outside its validity window.
+    """
+    reward = ops.reward_of(svc.program, reward_id)
+    acct = decode_account(await svc.redis.hgetall(svc.keys.loyalty_account(customer_id)))
+    tier = svc.program.tiers[min(acct["tier"], len(svc.program.tiers) - 1)].name
+    if not reward.available(tier, now):
+        raise RewardUnavailable(f"reward {reward_id!r} is not available to tier {tier!r} now (tiers {list(reward.tiers) or 'all'}, "
+                       f"valid {reward.valid_from} to {reward.valid_to})")
+    call = ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem)
+    stock_key = svc.keys.loyalty_stock(reward_id)
+    ops.check_stock(await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", idem, reward_id, quantity)), reward_id, idem)
+    try:
+        return await _run(svc, call, customer_id, idem)
+    except BaseException:
+        # shielded so a cancelled request still gives the stock back
+        await asyncio.shield(svc.stock(keys=[stock_key], args=ops.stock_args("release", idem, reward_id, quantity)))
+        raise
+
+
+async def reverse(svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None,
+                  idem: str, now: datetime) -> LedgerResultPublic:
+    """Reverse an order, or the share of it that ``items`` are worth. Raises ``UnknownOrder``, ``IdempotencyConflict``."""
+    returned = None if items is None else sum((x.quantity * x.price for x in items), Decimal(0))
+    return await _run(svc, ops.reverse_call(svc.keys, customer_id, order_id, returned, now, idem), customer_id, idem)
+
+
+async def grant(svc: LoyaltyService, grants: Sequence[tuple[str, int]], reason: str, idem: str, now: datetime) -> list[LedgerResultPublic]:
+    """Grant points to many customers; each customer's grant is idempotent under ``<key>:<customer>``."""
+    calls = [(cid, ops.grant_call(svc.program, svc.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"))
+             for cid, pts in grants]
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.sadd(svc.keys.loyalty_customers(), *{cid for cid, _ in calls})
+    for _, call in calls:
+        await svc.ledger(keys=call.keys, args=call.args, client=pipe)
+    answers = (await pipe.execute())[1:]
+    return [_public(svc, cid, ops.parse(a, cid, f"{idem}:{cid}")) for (cid, _), a in zip(calls, answers, strict=True)]
+
+
+async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> LoyaltyPublic:
+    """Return balance, tier, progress to the next tier, points expiring in 30 days and the rewards the tier may redeem."""
+    program, keys = svc.program, svc.keys
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.hgetall(keys.loyalty_account(customer_id))
+    rewards = list(program.rewards.values())
+    for reward in rewards:
+        pipe.hget(keys.loyalty_stock(reward.id), "stock")
+    raw, *stocks = await pipe.execute()
+    acct = decode_account(raw)
+    idx = min(acct["tier"], len(program.tiers) - 1)
+    tier = program.tiers[idx]
+    earned = sum(acct["earned"].get(m, 0) for m in months_window(now, program.window_months))
+    nxt = program.tiers[idx + 1] if idx + 1 < len(program.tiers) else None
+    to_next = max(nxt.threshold - earned, 0) if nxt else 0
+    pct = 100.0 if nxt is None else round(min(100.0, 100.0 * max(earned - tier.threshold, 0) / (nxt.threshold - tier.threshold)), 1)
+    start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
+    # lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring"
+    expiring = sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
+    public = [RewardPublic(reward_id=r.id, name=r.name, cost=r.cost, stock=int(s or 0), affordable=acct["balance"] >= r.cost)
+              for r, s in zip(rewards, stocks, strict=True) if r.available(tier.name, now) and int(s or 0) > 0]
+    return LoyaltyPublic(customer_id=customer_id, balance=acct["balance"], debt=acct["debt"], tier=tier.name,
+                         next_tier=nxt.name if nxt else None, points_to_next_tier=to_next, progress_pct=pct,
+                         earned_in_window=earned, expiring_30d=expiring, rewards=public)
+
+
+def utcnow() -> datetime:
+    """Return the current time, tz-aware UTC (the one place the service reads the clock for loyalty)."""
+    return datetime.now(UTC)

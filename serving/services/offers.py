@@ -1,0 +1,114 @@
+"""Offers for a customer (published decisions filtered live) and campaign audiences.
+
+The published decisions come from the snapshot store (``app.state.store``), which offers
+``get_customer_offers(customer_id)`` → decision rows of that customer (``channel``, ``offer_id``, ``rank``,
+``expected_value``, ``p_accept``, ``reason``, ``arm``), ``get_offer_catalog()`` → the offers of
+``offers.json``, and ``get_offer_audience(offer_id)`` → decision rows of one offer. Either may answer a
+list, or a mapping with the list under ``offers``/``decisions``/``customers`` and the snapshot ``version``;
+methods may be sync or async. Live state (contacts, budgets) is read from Redis here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import polars as pl
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from recsys.exceptions import StoreUnavailable, UnknownOffer
+from recsys.nba.audience import select_audience
+from recsys.nba.policy import live_offers
+from recsys.store.keys import Keys
+from serving.schemas.offers import AudienceMember, AudiencePublic, CustomerOffersPublic, OfferPublic
+
+
+class OfferSource(Protocol):
+    """What the snapshot store gives the offers service (see module docstring)."""
+
+    def get_customer_offers(self, customer_id: str) -> Any: ...
+
+    def get_offer_catalog(self) -> Any: ...
+
+    def get_offer_audience(self, offer_id: str) -> Any: ...
+
+
+async def _call(method: Any, *args: Any) -> Any:
+    result = method(*args)
+    return await result if inspect.isawaitable(result) else result
+
+
+def _unpack(answer: Any, *names: str) -> tuple[list[Mapping[str, Any]], str | None]:
+    if answer is None:
+        return [], None
+    if isinstance(answer, Mapping):
+        version = answer.get("version")
+        for name in names:
+            if name in answer:
+                return list(answer[name] or []), str(version) if version is not None else None
+        return [], str(version) if version is not None else None
+    if isinstance(answer, pl.DataFrame):
+        return answer.to_dicts(), None
+    return list(answer), None
+
+
+async def catalog_by_id(source: OfferSource) -> dict[str, Mapping[str, Any]]:
+    """Return the published offer catalog keyed by offer id."""
+    offers, _ = _unpack(await _call(source.get_offer_catalog), "offers")
+    return {str(o["id"]): o for o in offers}
+
+
+async def customer_offers(
+    redis: aioredis.Redis, keys: Keys, source: OfferSource, customer_id: str, *, channel: str, k: int,
+    now: dt.datetime | None = None,
+) -> CustomerOffersPublic:
+    """Return up to ``k`` offers for the customer on ``channel``, after contact policy, budgets and suppression.
+
+    A customer without decisions gets an empty list. Raises ``StoreUnavailable`` when Redis fails while
+    reading live state (offers are never served without their budget check).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    rows, version = _unpack(await _call(source.get_customer_offers, customer_id), "offers", "decisions")
+    rows = [r for r in rows if r.get("channel") == channel]
+    if not rows:
+        return CustomerOffersPublic(customer_id=customer_id, version=version, offers=[])
+    catalog = await catalog_by_id(source)
+    offer_ids = sorted({str(r["offer_id"]) for r in rows})
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.nba_contacts(customer_id))
+            for offer_id in offer_ids:
+                pipe.hget(keys.nba_budget(offer_id), "redemptions")
+            answers = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot read offer budgets and contact state: {exc}") from exc
+    redemptions = {oid: int(v or 0) for oid, v in zip(offer_ids, answers[1:])}
+    kept = live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=k, now=now)
+    return CustomerOffersPublic(
+        customer_id=customer_id, version=version,
+        offers=[OfferPublic(offer_id=str(r["offer_id"]), expected_value=float(r["expected_value"]),
+                            p_accept=float(r["p_accept"]), reason=str(r.get("reason") or ""), arm=str(r.get("arm") or "none"))
+                for r in kept],
+    )
+
+
+async def campaign_audience(source: OfferSource, offer_id: str, *, budget: float, channel: str | None = None) -> AudiencePublic:
+    """Return the best customers for ``offer_id`` within ``budget`` redemptions, as in their decisions.
+
+    Raises ``UnknownOffer`` when the offer is not in the published catalog.
+    """
+    if offer_id not in await catalog_by_id(source):
+        raise UnknownOffer(f"offer {offer_id!r} is not in the published offer catalog")
+    rows, _ = _unpack(await _call(source.get_offer_audience, offer_id), "customers", "decisions", "offers")
+    schema = {"customer_id": pl.String, "channel": pl.String, "offer_id": pl.String, "expected_value": pl.Float64, "p_accept": pl.Float64}
+    frame = pl.DataFrame([{name: r.get(name, offer_id if name == "offer_id" else None) for name in schema} for r in rows], schema=schema)
+    audience = select_audience(frame, offer_id, budget, channel)
+    return AudiencePublic(
+        offer_id=offer_id,
+        customers=[AudienceMember(**row) for row in audience.customers.iter_rows(named=True)],
+        expected_redemptions=audience.expected_redemptions,
+        expected_value=audience.expected_value,
+    )

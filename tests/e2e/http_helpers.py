@@ -1,0 +1,64 @@
+"""Helpers for the HTTP end-to-end tests: a small artifact directory and an app client on real Redis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import polars as pl
+import redis
+
+from recsys.settings import Settings
+from recsys.store.keys import Keys
+from serving.app import create_app
+from serving.auth import create_api_key
+
+
+def write_artifacts(directory: Path, *, top_item: str = "milk") -> Path:
+    """Write a tiny artifact directory (recommendations, similar, fallbacks, items, profiles); return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame({
+        "customer_id": ["c1", "c1", "c1", "c1", "c2"],
+        "item_id": [top_item, "eggs", "tea", "jam", "eggs"],
+        "rank": pl.Series([1, 2, 3, 4, 1], dtype=pl.Int32),
+        "score": pl.Series([0.9, 0.6, 0.5, 0.4, 0.7], dtype=pl.Float32),
+        "source": ["personalized"] * 5,
+        "reason": ["customers like you bought it"] * 5,
+    }).write_parquet(directory / "recommendations.parquet")
+    pl.DataFrame({"item_id": ["milk", "milk", "eggs"], "similar_item_id": ["eggs", "bread", "jam"],
+                  "rank": [1, 2, 1], "score": [0.8, 0.6, 0.5]}).write_parquet(directory / "similar_items.parquet")
+    pl.DataFrame({"list": ["popular", "popular", "popular", "trending", "category:bakery"],
+                  "item_id": ["bread", "milk", "coffee", "coffee", "bread"], "rank": [1, 2, 3, 1, 1],
+                  "score": [9.0, 8.0, 7.0, 5.0, 4.0]}).write_parquet(directory / "fallbacks.parquet")
+    pl.DataFrame({
+        "item_id": ["milk", "eggs", "tea", "jam", "bread", "coffee", "caviar"],
+        "name": ["Milk", "Eggs", "Tea", "Jam", "Bread", "Coffee", "Caviar"],
+        "category": ["dairy", "dairy", "drinks", "spreads", "bakery", "drinks", "luxury"],
+        "price": [1.0, 2.0, 3.0, 2.5, 1.5, 4.0, 99.0],
+        "in_stock": [True, True, True, True, True, True, False],
+        "repeat_category": [True, False, False, False, True, False, False],
+    }).write_parquet(directory / "items.parquet")
+    pl.DataFrame({"customer_id": ["c1"], "segment": ["champions"], "lifecycle": ["active"], "clv": [150.0],
+                  "p_alive": [0.9], "orders": [14]}).write_parquet(directory / "profiles.parquet")
+    return directory
+
+
+@contextlib.asynccontextmanager
+async def app_client(redis_url: str, keys: Keys) -> AsyncIterator[httpx.AsyncClient]:
+    """Yield an httpx client bound to a freshly built app (lifespan running) on the test's namespace."""
+    app = create_app(Settings(redis_url=redis_url, env=keys.env), gc_tuning=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://centric.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+def bearer(redis_url: str, keys: Keys, scope: str) -> dict[str, str]:
+    """Create an API key with ``scope`` and return the Authorization header for it."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return {"Authorization": f"Bearer {create_api_key(client, keys, scope, name='test')}"}
+    finally:
+        client.close()

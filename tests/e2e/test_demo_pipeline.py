@@ -1,0 +1,45 @@
+"""The main job end to end on a sample of the real demo data, against a real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import redis
+
+from recsys.store.keys import Keys
+from training.jobs.demo import run_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        result = run_demo(
+            client,
+            keys,
+            tmp_path / "artifacts",
+            loyalty_program=ROOT / "examples" / "loyalty.toml",
+            offers_catalog=ROOT / "examples" / "offers.toml",
+            customers=120,
+        )
+    finally:
+        client.close()
+    names = [stage.name for stage in result.stages]
+    assert names == [
+        "load + validate",
+        "train recommenders",
+        "analyze customers",
+        "decide offers",
+        "publish snapshot",
+        "loyalty backfill",
+    ]
+    load = result.stages[0].summary
+    assert load["customers"] == 120
+    assert load["rows_used"] + load["rows_rejected"] == load["rows_read"]
+    recs = pl.read_parquet(result.artifact_dir / "recommendations.parquet")
+    assert recs.get_column("customer_id").n_unique() == 120
+    profiles = pl.read_parquet(result.artifact_dir / "profiles.parquet")
+    assert profiles.height == 120
+    assert result.api_key and len(result.api_key) >= 20

@@ -1,0 +1,93 @@
+"""Loyalty over HTTP on real Redis: standing, earn/redeem/reverse/grants, idempotency and error shapes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import sys
+
+import httpx
+
+from recsys.settings import Settings
+from recsys.store.keys import Keys
+from serving.app import create_app
+
+sys.path.insert(0, str(Path(__file__).parent))
+from http_helpers import bearer  # noqa: E402
+
+PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+
+
+def _run(redis_url: str, keys: Keys, script) -> Any:
+    async def body() -> Any:
+        app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+                return await script(http)
+    return asyncio.run(body())
+
+
+def test_earn_redeem_and_standing(redis_url: str, keys: Keys) -> None:
+    w, r = bearer(redis_url, keys, "write"), bearer(redis_url, keys, "read")
+
+    async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
+        earn = {"order_id": "o1", "amount": "2500.00", "items": [{"item_id": "i1", "quantity": 1, "price": "2500.00"}]}
+        a = await http.post("/v1/customers/c1/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k1"})
+        b = await http.post("/v1/customers/c1/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k1"})
+        c = await http.post("/v1/customers/c1/loyalty/redeem", json={"reward_id": "coffee", "quantity": 2},
+                            headers={**w, "Idempotency-Key": "k2"})
+        d = await http.get("/v1/customers/c1/loyalty", headers=r)
+        return [a, b, c, d]
+
+    a, b, c, d = _run(redis_url, keys, script)
+    assert a.status_code == 200, a.text
+    assert b.json()["replayed"] and b.json()["entry"] == a.json()["entry"]
+    assert c.status_code == 200 and c.json()["balance"] == a.json()["balance"] - 600
+    view = d.json()
+    assert view["balance"] == c.json()["balance"] and view["tier"] == "Silver" and view["next_tier"] == "Gold"
+    assert view["points_to_next_tier"] == 6000 - a.json()["entry"]["points"]
+    assert {x["reward_id"] for x in view["rewards"]} == {"coffee", "voucher-10"}
+    assert view["expiring_30d"] == 0
+
+
+def test_write_errors_are_specific(redis_url: str, keys: Keys) -> None:
+    w = bearer(redis_url, keys, "write")
+
+    async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
+        earn = {"order_id": "o1", "amount": "10"}
+        out = [await http.post("/v1/customers/c2/loyalty/earn", json=earn, headers=w)]
+        out.append(await http.post("/v1/customers/c2/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k"}))
+        out.append(await http.post("/v1/customers/c2/loyalty/earn", json={**earn, "amount": "11"}, headers={**w, "Idempotency-Key": "k"}))
+        out.append(await http.post("/v1/customers/c2/loyalty/redeem", json={"reward_id": "voucher-10"}, headers={**w, "Idempotency-Key": "r"}))
+        out.append(await http.post("/v1/customers/c2/loyalty/redeem", json={"reward_id": "nope"}, headers={**w, "Idempotency-Key": "r2"}))
+        out.append(await http.post("/v1/loyalty/grants", json={"reason": "x", "grants": [{"customer_id": "c2", "points": 5}]},
+                                   headers={**w, "Idempotency-Key": "g"}))
+        return out
+
+    missing, ok, reused, poor, unknown, grant = _run(redis_url, keys, script)
+    assert missing.status_code in (400, 422) and "Idempotency-Key" in missing.text
+    assert ok.status_code == 200
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_conflict"
+    assert poor.status_code == 409 and poor.json()["code"] == "insufficient_points"
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_reward"
+    assert grant.status_code == 403
+
+
+def test_bulk_grant_and_reverse(redis_url: str, keys: Keys) -> None:
+    w, admin = bearer(redis_url, keys, "write"), bearer(redis_url, keys, "admin")
+
+    async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
+        g = {"reason": "apology", "grants": [{"customer_id": "x", "points": 50}, {"customer_id": "y", "points": 70}]}
+        a = await http.post("/v1/loyalty/grants", json=g, headers={**admin, "Idempotency-Key": "g1"})
+        await http.post("/v1/customers/x/loyalty/earn", json={"order_id": "o", "amount": "40"}, headers={**w, "Idempotency-Key": "e"})
+        part = [{"item_id": "i", "quantity": 1, "price": "10"}]
+        b = await http.post("/v1/customers/x/loyalty/reverse", json={"order_id": "o", "items": part}, headers={**w, "Idempotency-Key": "v"})
+        return [a, b]
+
+    a, b = _run(redis_url, keys, script)
+    assert [x["balance"] for x in a.json()["results"]] == [50, 70]
+    assert b.status_code == 200, b.text
+    # the order earned 40 + the 100-point first-purchase bonus; returning a quarter of it reverses a quarter
+    assert b.json()["entry"]["points"] == (40 + 100) // 4

@@ -1,0 +1,130 @@
+"""The Redis ledger against a real Redis: earning, redeeming, reversing, expiry, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from recsys.exceptions import IdempotencyConflict, InsufficientPoints, OutOfStock, UnknownReward
+from recsys.loyalty.ledger import RedisLedger
+from recsys.loyalty.ops import UnknownOrder
+from recsys.loyalty.program import load_program
+
+PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(redis_client, keys) -> RedisLedger:
+    led = RedisLedger(redis_client, keys, load_program(PROGRAM))
+    led.init_stock()
+    return led
+
+
+def _sum(ledger: RedisLedger, cid: str) -> int:
+    return sum(e["amount"] for e in ledger.entries(cid))
+
+
+def test_earn_credits_points_with_first_purchase_bonus(ledger):
+    out = ledger.earn("c1", "o1", Decimal("12.50"), [], NOW, "k1")
+    assert out["entry"]["type"] == "earn"
+    assert out["balance"] == 12 + ledger.program.first_purchase_bonus
+    second = ledger.earn("c1", "o2", Decimal("10"), [], NOW, "k2")
+    assert second["balance"] == out["balance"] + 10
+
+
+def test_same_key_same_payload_replays_without_second_effect(ledger):
+    first = ledger.earn("c1", "o1", Decimal("50"), [], NOW, "k1")
+    again = ledger.earn("c1", "o1", Decimal("50"), [], NOW, "k1")
+    assert again["replayed"] and again["entry"] == first["entry"]
+    assert ledger.account("c1")["balance"] == first["balance"]
+    assert len(ledger.entries("c1")) == 1
+
+
+def test_same_key_different_payload_is_refused(ledger):
+    ledger.earn("c1", "o1", Decimal("50"), [], NOW, "k1")
+    with pytest.raises(IdempotencyConflict):
+        ledger.earn("c1", "o1", Decimal("51"), [], NOW, "k1")
+
+
+def test_overdraw_is_refused_and_changes_nothing(ledger):
+    ledger.earn("c1", "o1", Decimal("50"), [], NOW, "k1")
+    before = ledger.account("c1"), ledger.stock("coffee")
+    with pytest.raises(InsufficientPoints):
+        ledger.redeem("c1", "coffee", 1, NOW, "r1")
+    assert (ledger.account("c1"), ledger.stock("coffee")) == before
+
+
+def test_redeem_burns_lots_closest_to_expiry_first(ledger):
+    ledger.grant("c1", 200, "old", NOW, "g1")
+    ledger.grant("c1", 200, "new", NOW + timedelta(days=40), "g2")
+    lots_before = ledger.account("c1")["lots"]
+    ledger.redeem("c1", "coffee", 1, NOW + timedelta(days=41), "r1")  # 300 points
+    lots = ledger.account("c1")["lots"]
+    oldest, newest = sorted(lots_before)
+    assert oldest not in lots and lots[newest] == 100
+    assert ledger.stock("coffee") == ledger.program.rewards["coffee"].stock - 1
+
+
+def test_unknown_reward_and_out_of_stock(ledger, redis_client, keys):
+    ledger.grant("c1", 100000, "rich", NOW, "g1")
+    with pytest.raises(UnknownReward):
+        ledger.redeem("c1", "nope", 1, NOW, "r0")
+    redis_client.hset(keys.loyalty_stock("coffee"), "stock", 1)
+    with pytest.raises(OutOfStock):
+        ledger.redeem("c1", "coffee", 2, NOW, "r1")
+    assert ledger.stock("coffee") == 1
+
+
+def test_partial_reversals_sum_to_what_the_order_earned(ledger):
+    ledger.grant("c0", 1, "x", NOW, "g")  # c1's own first-order bonus stays out of the arithmetic below
+    ledger.earn("c1", "first", Decimal("1"), [], NOW, "e0")
+    earned = ledger.earn("c1", "o1", Decimal("99.99"), [], NOW, "e1")["entry"]["points"]
+    a = ledger.reverse("c1", "o1", Decimal("33.33"), NOW, "v1")["entry"]["points"]
+    b = ledger.reverse("c1", "o1", Decimal("33.33"), NOW, "v2")["entry"]["points"]
+    c = ledger.reverse("c1", "o1", Decimal("33.33"), NOW, "v3")["entry"]["points"]
+    assert a + b + c == earned
+    assert ledger.reverse("c1", "o1", None, NOW, "v4")["entry"]["points"] == 0
+    with pytest.raises(UnknownOrder):
+        ledger.reverse("c1", "missing", None, NOW, "v5")
+
+
+def test_reversal_after_spending_never_goes_negative_and_records_debt(ledger):
+    ledger.earn("c1", "o1", Decimal("400"), [], NOW, "e1")  # 400 + bonus
+    ledger.redeem("c1", "coffee", 1, NOW, "r1")
+    out = ledger.reverse("c1", "o1", None, NOW, "v1")
+    assert out["balance"] == 0 and out["entry"]["shortfall"] > 0 and out["debt"] == out["entry"]["shortfall"]
+    paid = ledger.earn("c1", "o2", Decimal("1000"), [], NOW, "e2")
+    assert paid["entry"]["debt_paid"] == out["debt"] and paid["debt"] == 0
+    assert ledger.account("c1")["balance"] == _sum(ledger, "c1")
+
+
+def test_points_expire_after_the_program_months(ledger):
+    ledger.grant("c1", 500, "x", NOW, "g1")
+    later = NOW + timedelta(days=31 * ledger.program.expiry_months + 1)
+    out = ledger.expire("c1", later)
+    assert out["expired"] == 500 and out["balance"] == 0
+    assert ledger.entries("c1")[-1]["type"] == "expire"
+    assert _sum(ledger, "c1") == 0
+
+
+def test_tier_rises_on_points_earned_in_window(ledger):
+    silver = ledger.program.tiers[1].threshold
+    out = ledger.earn("c1", "o1", Decimal(silver), [], NOW, "e1")
+    assert out["tier"] == 1
+    ledger.redeem("c1", "voucher-10", 2, NOW, "r1")  # spending does not lower the tier
+    assert ledger.account("c1")["tier"] == 1
+
+
+def test_tier_downgrade_waits_out_the_grace_period(ledger):
+    program = ledger.program
+    silver = program.tiers[1].threshold
+    ledger.earn("c1", "o1", Decimal(silver), [], NOW, "e1")
+    in_grace = NOW + timedelta(days=31 * (program.window_months + program.grace_months - 1))
+    assert ledger.expire("c1", in_grace, review_tier=True)["tier"] == 1
+    after = NOW + timedelta(days=31 * (program.window_months + program.grace_months + 1))
+    assert ledger.expire("c1", after, review_tier=True)["tier"] == 0
+    assert ledger.account("c1")["tier"] == 0

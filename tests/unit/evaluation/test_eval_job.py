@@ -1,0 +1,119 @@
+"""The evaluate job: results document, tuning on validation only, refit on train+validation."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsys.evaluation.runner import EvalData
+from training.jobs.evaluate import run_evaluate
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _lines(seed: int = 11, n: int = 5000) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    customer = rng.integers(0, 60, n)
+    item = np.where(rng.random(n) < 0.7, (customer * 2 + rng.integers(0, 4, n)) % 50, rng.integers(0, 150, n))
+    day = rng.integers(0, 100, n)
+    return pl.DataFrame(
+        {
+            "customer_id": [f"c{c}" for c in customer],
+            "item_id": [f"i{i}" for i in item],
+            "timestamp": [START + timedelta(days=int(d)) for d in day],
+            "quantity": np.ones(n),
+            "order_id": [f"o{c}-{d}" for c, d in zip(customer, day)],
+        },
+        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
+    )
+
+
+class _Scores:
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def recommend(self, customer_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.scores[customer_idx]
+        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        return ids, np.take_along_axis(s, ids, axis=1)
+
+
+def _registry(calls: list[tuple[str, dict, datetime]]) -> dict[str, Any]:
+    def popularity(params: dict):
+        def factory(data: EvalData):
+            calls.append(("popularity", params, data.transactions["timestamp"].max()))
+            pop = np.asarray(data.train.matrix.sum(axis=0)).ravel()
+            return _Scores(np.tile(pop, (data.train.matrix.shape[0], 1)))
+
+        return factory
+
+    def mix(params: dict):
+        """weight 0 = popularity, 1 = personal history: a stand-in for a tunable model."""
+
+        def factory(data: EvalData):
+            calls.append(("mix", params, data.transactions["timestamp"].max()))
+            m = data.train.matrix.toarray()
+            pop = m.sum(axis=0) / max(m.sum(), 1)
+            personal = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+            w = params.get("weight", 0.0)
+            return _Scores(w * personal + (1 - w) * pop)
+
+        return factory
+
+    return {"popularity": popularity, "mix": mix}
+
+
+@pytest.mark.parametrize("protocol", ["temporal", "next-basket"])
+def test_results_document_has_every_model_and_metric(protocol: str) -> None:
+    results = run_evaluate(_lines(), protocol=protocol, models=["popularity", "mix"], test_days=14, registry=_registry([]))
+    assert results["protocol"] == protocol
+    assert set(results["models"]) == {"popularity", "mix"}
+    for metrics in results["models"].values():
+        for key in ("ndcg@10", "recall@10", "explore_recall@10", "repeat_recall@10", "fit_seconds", "map@20", "novelty@5"):
+            assert key in metrics
+    assert results["data"]["final"]["scored_customers"] > 0
+    json.dumps(results, allow_nan=False)  # NaN-free, JSON-able
+
+
+def test_tuning_sees_only_pre_validation_data_and_final_refit_uses_best_params() -> None:
+    calls: list[tuple[str, dict, datetime]] = []
+    lines = _lines()
+    results = run_evaluate(
+        lines,
+        protocol="temporal",
+        models=["mix"],
+        test_days=14,
+        tune=True,
+        time_budget=60,
+        registry=_registry(calls),
+        spaces={"mix": {"weight": [0.0, 0.5, 1.0]}},
+    )
+    cutoff = lines["timestamp"].max() - timedelta(days=14)
+    validation_start = cutoff - timedelta(days=14)
+    tuning_calls, final_calls = calls[:-1], calls[-1:]
+    assert len(tuning_calls) == 3
+    assert all(seen < validation_start for _, _, seen in tuning_calls)
+    # The final model is refit on train + validation (it sees the validation window) with the winner.
+    _, params, seen = final_calls[0]
+    assert validation_start <= seen < cutoff
+    assert params == results["tuning"]["mix"]["best_params"] and params["weight"] > 0
+    assert results["models"]["mix"]["params"] == params
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        run_evaluate(_lines(n=500), protocol="temporal", models=["nope"], registry=_registry([]))
+
+
+def test_new_items_variant_of_a_library_model_never_recommends_past_purchases() -> None:
+    pytest.importorskip("recsys.models")
+    results = run_evaluate(_lines(), protocol="temporal", models=["popularity", "popularity:new"], test_days=14)
+    plain, new_only = results["models"]["popularity"], results["models"]["popularity:new"]
+    assert new_only["repeat_recall@10"] == 0.0 and new_only["repeat_hit_rate@20"] == 0.0
+    # Slots freed from past purchases go to new items, so exploring can only improve.
+    assert new_only["explore_recall@10"] >= plain["explore_recall@10"]

@@ -1,0 +1,88 @@
+"""Ranking metrics against small examples computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsys.evaluation.metrics import catalog_metrics, evaluate_top_k, hit_matrix, ranking_metrics, split_repeat_explore
+
+L3 = 1 / math.log2(3)  # discount of rank 2
+L4 = 1 / math.log2(4)  # discount of rank 3
+
+
+def _csr(rows: list[set[int]], n_items: int = 6) -> sp.csr_matrix:
+    dense = np.zeros((len(rows), n_items), dtype=np.float32)
+    for r, items in enumerate(rows):
+        dense[r, list(items)] = 1
+    return sp.csr_matrix(dense)
+
+
+TRUTH = _csr([{1, 3}, {0}, set()])
+TOP = np.array([[1, 2, 3], [4, 0, 5], [0, 1, 2]])
+
+
+def test_hit_matrix_marks_relevant_positions_and_ignores_padding() -> None:
+    top = np.array([[1, -1, 3], [4, 0, -1], [0, 1, 2]])
+    assert hit_matrix(top, TRUTH).tolist() == [[True, False, True], [False, True, False], [False, False, False]]
+
+
+def test_metrics_at_2_match_hand_computation() -> None:
+    m = ranking_metrics(TOP, TRUTH, ks=(2,))
+    # user 0: hit at rank 1 of 2 relevant; user 1: hit at rank 2 of 1 relevant; user 2 has no truth: ignored.
+    assert m["precision@2"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert m["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["hit_rate@2"] == pytest.approx(1.0)
+    assert m["ndcg@2"] == pytest.approx((1 / (1 + L3) + L3 / 1) / 2)
+    assert m["map@2"] == pytest.approx((1 / 2 + (1 / 2) / 1) / 2)
+
+
+def test_metrics_at_3_match_hand_computation() -> None:
+    m = ranking_metrics(TOP, TRUTH, ks=(3,))
+    assert m["precision@3"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert m["recall@3"] == pytest.approx(1.0)
+    assert m["ndcg@3"] == pytest.approx(((1 + L4) / (1 + L3) + L3) / 2)
+    assert m["map@3"] == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 2)
+
+
+def test_k_beyond_list_width_counts_as_misses() -> None:
+    m = ranking_metrics(TOP[:, :1], TRUTH, ks=(5,))
+    assert m["precision@5"] == pytest.approx((1 / 5 + 0) / 2)
+    assert m["recall@5"] == pytest.approx((1 / 2 + 0) / 2)
+
+
+def test_no_relevant_items_gives_nan_not_zero() -> None:
+    m = ranking_metrics(TOP, _csr([set(), set(), set()]), ks=(2,))
+    assert math.isnan(m["recall@2"])
+
+
+def test_repeat_and_explore_split_by_training_history() -> None:
+    history = _csr([{1, 5}, {2}, {0}])
+    repeat, explore = split_repeat_explore(TRUTH, history)
+    assert repeat.toarray().nonzero() == (np.array([0]), np.array([1]))
+    assert sorted(zip(*explore.toarray().nonzero())) == [(0, 3), (1, 0)]
+    m = evaluate_top_k(TOP, TRUTH, history, ks=(2, 3))
+    assert m["repeat_recall@2"] == pytest.approx(1.0)  # only user 0 has a repeat item, found at rank 1
+    assert m["explore_recall@2"] == pytest.approx((0 + 1) / 2)  # user 0's item 3 is at rank 3
+    assert m["explore_recall@3"] == pytest.approx(1.0)
+    assert m["explore_ndcg@3"] == pytest.approx((L4 + L3) / 2)
+    assert m["repeat_customers"] == 1 and m["explore_customers"] == 2 and m["customers"] == 2
+
+
+def test_coverage_and_novelty() -> None:
+    popularity = np.array([4, 2, 1, 0, 0, 0])  # customers who bought each item, out of 4
+    top = np.array([[0, 1], [0, 2], [3, -1]])
+    m = catalog_metrics(top, popularity, n_customers=4, ks=(1, 2))
+    assert m["coverage@1"] == pytest.approx(2 / 6)  # items 0 and 3
+    assert m["coverage@2"] == pytest.approx(4 / 6)
+    # self-information: item0 log2(4/4)=0, item1 1 bit, item2 2 bits, item3 (never bought: floored at 1/4) 2 bits
+    assert m["novelty@1"] == pytest.approx((0 + 0 + 2) / 3)
+    assert m["novelty@2"] == pytest.approx((0 + 1 + 0 + 2 + 2) / 5)
+
+
+def test_row_count_mismatch_is_rejected() -> None:
+    with pytest.raises(ValueError, match="rows"):
+        hit_matrix(TOP[:2], TRUTH)

@@ -1,0 +1,158 @@
+"""Loyalty jobs: backfill from history, reconcile, expire, liability, export (called by the CLI and the demo)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import redis
+
+from recsys.columns import Columns
+from recsys.loyalty import ops
+from recsys.loyalty.ledger import RedisLedger, decode_account
+from recsys.loyalty.program import load_program
+from recsys.store.keys import Keys
+
+BATCH = 2000  # script calls per pipeline: one round trip and one AOF fsync group for the whole batch
+Progress = Callable[[int, int], None]
+
+
+def _orders(frame: pl.DataFrame, program: Any, catalog: pl.DataFrame | None) -> pl.DataFrame:
+    """Return one row per (customer, order): first timestamp, amount, multiplier-weighted value; oldest first."""
+    weight = pl.lit(1.0)
+    if catalog is not None and program.category_multipliers and Columns.category in catalog.columns:
+        mult = pl.DataFrame({Columns.category: list(program.category_multipliers),
+                             "_mult": [float(v) for v in program.category_multipliers.values()]})
+        frame = frame.join(catalog.select(Columns.item_id, Columns.category), on=Columns.item_id, how="left")
+        frame = frame.join(mult, on=Columns.category, how="left")
+        weight = pl.col("_mult").fill_null(1.0)
+    return (
+        frame.group_by(Columns.customer_id, Columns.order_id)
+        .agg(pl.col(Columns.timestamp).min(), pl.col(Columns.amount).sum(), (pl.col(Columns.amount) * weight).sum().alias("_value"))
+        .sort(Columns.timestamp, Columns.customer_id, Columns.order_id)
+    )
+
+
+def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: Any,
+                 on_progress: Progress | None = None) -> dict[str, Any]:
+    """Replay historic orders (and returns) in timestamp order into the ledger; return a summary.
+
+    Idempotent: each order earns under the key ``backfill:<order>``, so a rerun adds nothing.
+    Raises ``ConfigError`` for a bad program file.
+    """
+    program = load_program(program_path)
+    ledger = RedisLedger(client, keys, program)
+    ledger.init_stock()
+    orders = _orders(result.transactions, program, getattr(result, "catalog", None))
+    returns = getattr(result, "returns", None)
+    ret = (returns.group_by(Columns.customer_id, Columns.order_id).agg(pl.col(Columns.timestamp).max(), pl.col(Columns.amount).sum())
+           .sort(Columns.timestamp) if returns is not None and returns.height else None)
+    total = orders.height + (ret.height if ret is not None else 0)
+    done, refused = 0, 0
+    for batch in orders.iter_slices(BATCH):
+        calls = []
+        for cid, oid, ts, amount, value in batch.iter_rows():
+            amt = Decimal(str(round(amount, 2)))
+            calls.append((ops.earn_call(program, keys, cid, oid, amt, [], ts, f"backfill:{oid}", value=Decimal(str(round(value, 4)))), cid))
+        refused += sum(isinstance(a, Exception) for a in ledger.run_many(calls))
+        done += batch.height
+        if on_progress:
+            on_progress(done, total)
+    reversed_orders = 0
+    if ret is not None:
+        for batch in ret.iter_slices(BATCH):
+            calls = [(ops.reverse_call(keys, cid, oid, Decimal(str(round(amount, 2))), ts, f"backfill-return:{oid}"), cid)
+                     for cid, oid, ts, amount in batch.iter_rows()]
+            answers = ledger.run_many(calls)
+            reversed_orders += sum(not isinstance(a, Exception) and a[0] in (b"ok", b"replay") for a in answers)
+            done += batch.height
+            if on_progress:
+                on_progress(done, total)
+    summary = liability(client, keys, program_path)
+    return {"orders": orders.height, "returns_applied": reversed_orders, "errors": refused, **summary}
+
+
+def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
+    customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
+    pipe = client.pipeline(transaction=False)
+    for cid in customers:
+        pipe.hgetall(keys.loyalty_account(cid))
+    return {cid: decode_account(raw) for cid, raw in zip(customers, pipe.execute(), strict=True)}
+
+
+def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = None) -> dict[str, Any]:
+    """Check balance == sum of entries == sum of lots and balance >= 0 for every customer; return counts and mismatches."""
+    customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
+    mismatches: list[dict[str, Any]] = []
+    for start in range(0, len(customers), 500):
+        chunk = customers[start:start + 500]
+        pipe = client.pipeline(transaction=False)
+        for cid in chunk:
+            pipe.hgetall(keys.loyalty_account(cid))
+            pipe.lrange(keys.loyalty_entries(cid), 0, -1)
+        raw = pipe.execute()
+        for i, cid in enumerate(chunk):
+            acct = decode_account(raw[2 * i])
+            entries = sum(json.loads(e)["amount"] for e in raw[2 * i + 1])
+            lots = sum(acct["lots"].values())
+            if not (acct["balance"] == entries == lots) or acct["balance"] < 0:
+                mismatches.append({"customer_id": cid, "balance": acct["balance"], "entries": entries, "lots": lots})
+        if on_progress:
+            on_progress(min(start + 500, len(customers)), len(customers))
+    return {"customers": len(customers), "mismatches": mismatches}
+
+
+def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | None = None) -> dict[str, Any]:
+    """Expire every customer's due lots at ``now`` (default: current UTC time) and review tiers; return totals."""
+    now = now or datetime.now(UTC)
+    program = load_program(program_path)
+    ledger = RedisLedger(client, keys, program)
+    customers = ledger.customers()
+    expired, tiers = 0, {t.name: 0 for t in program.tiers}
+    for start in range(0, len(customers), BATCH):
+        calls = [(ops.expire_call(keys, cid, now, program), cid) for cid in customers[start:start + BATCH]]
+        answers = [json.loads(a[1]) for a in ledger.run_many(calls) if not isinstance(a, Exception)]
+        expired += sum(a["expired"] for a in answers)
+        for a in answers:
+            tiers[program.tiers[a["tier"]].name] += 1
+    return {"customers": len(customers), "points_expired": expired, "tiers": tiers}
+
+
+def liability(client: redis.Redis, keys: Keys, program_path: Path) -> dict[str, Any]:
+    """Return outstanding points, their value in cents and as currency text, debt, and customers per tier."""
+    program = load_program(program_path)
+    accounts = _accounts(client, keys)
+    points = sum(a["balance"] for a in accounts.values())
+    value_cents = int(Decimal(points) * program.point_value_cents)
+    tiers: dict[str, int] = {t.name: 0 for t in program.tiers}
+    for a in accounts.values():
+        tiers[program.tiers[min(a["tier"], len(program.tiers) - 1)].name] += 1
+    return {"customers": len(accounts), "points_outstanding": points, "liability_cents": value_cents,
+            "liability": f"{Decimal(value_cents) / 100:.2f}", "debt_points": sum(a["debt"] for a in accounts.values()),
+            "tiers": tiers}
+
+
+def export(client: redis.Redis, keys: Keys, out: Path) -> dict[str, Any]:
+    """Write every ledger entry to Parquet at ``out``; return the row count."""
+    customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(customers), 500):
+        pipe = client.pipeline(transaction=False)
+        for cid in customers[start:start + 500]:
+            pipe.lrange(keys.loyalty_entries(cid), 0, -1)
+        for entries in pipe.execute():
+            rows.extend(json.loads(e) for e in entries)
+    schema = {"id": pl.String, "customer_id": pl.String, "type": pl.String, "amount": pl.Int64, "points": pl.Int64,
+              "shortfall": pl.Int64, "debt_paid": pl.Int64, "reason": pl.String, "source": pl.String,
+              "idempotency_key": pl.String, "at": pl.Int64}
+    frame = pl.DataFrame([{k: (str(r.get(k)) if t == pl.String and r.get(k) is not None else r.get(k)) for k, t in schema.items()}
+                          for r in rows], schema=schema)
+    frame = frame.with_columns(pl.from_epoch("at", time_unit="s").dt.replace_time_zone("UTC").alias("at"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(out)
+    return {"entries": frame.height, "customers": len(customers), "path": str(out)}

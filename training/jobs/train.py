@@ -1,0 +1,256 @@
+"""The train job: validated transactions → fitted recommenders → the train files of an artifact directory.
+
+Writes (see docs/CONTRACTS.md): ``recommendations.parquet`` (the hybrid's top-k per customer with source and
+reason), ``similar_items.parquet``, ``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}``
+and ``train_manifest.json``. The hybrid's blend is tuned on each customer's last order before the final fit on
+everything (this is production training: there is no test split here; ``centric evaluate`` measures quality).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.columns import Columns
+from recsys.exceptions import DataError
+from recsys.matrix import build_matrix
+from recsys.models import (
+    MODELS,
+    HybridRecommender,
+    ItemFilter,
+    Recommender,
+    make_model,
+    repeat_categories,
+    repeat_category_items,
+    tune_blend,
+)
+from recsys.models.external import recommendations_frame, similar_items_frame
+from training.jobs.train_outputs import fallback_lists, items_table, with_reasons
+
+DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
+PRIMARY_MODEL = "hybrid"
+SIMILAR_MODELS: tuple[str, ...] = ("als", "item_knn_bm25", "item_knn_cosine", "bpr")  # first fitted one writes similar_items
+TRENDING_HALF_LIFE_DAYS = 14.0
+
+Notify = Callable[[str, int, int], None]
+
+
+def _noop(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
+def run_train(
+    result: Any,
+    out_dir: Path,
+    *,
+    models: Sequence[str] = DEFAULT_MODELS,
+    k: int = 20,
+    half_life_days: float = 120.0,
+    tune: bool = True,
+    similar_k: int = 20,
+    similar_min_buyers: int = 10,
+    similar_candidate_min_buyers: int = 20,
+    exclude: Sequence[str] = (),
+    explore: str = "user_knn",
+    on_progress: Notify | None = None,
+) -> dict[str, Any]:
+    """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
+
+    ``result`` is a :class:`recsys.data.LoadResult` (``transactions`` and optional ``catalog``). The hybrid is
+    always fitted (it writes ``recommendations.parquet``). ``half_life_days``: recency half-life of buy-again;
+    ``tune``: tune the hybrid blend on each customer's last order first; ``similar_min_buyers`` /
+    ``similar_candidate_min_buyers``: items with fewer buyers get no similar-items list / are never suggested as
+    similar; ``exclude``: item ids never to recommend; ``explore``: the hybrid's source of new items (``user_knn``
+compares every customer with every other one — use ``als`` beyond about a million customers). Raises ``DataError`` when there is nothing to train on
+    and ``ValueError`` for an unknown model name.
+    """
+    notify = on_progress or _noop
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    transactions: pl.DataFrame = result.transactions
+    if transactions.is_empty():
+        raise DataError("no purchases left to train on after validation; check the rejects file")
+    timings: dict[str, float] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now: datetime = transactions.get_column(Columns.timestamp).max()  # type: ignore[assignment]
+
+    started = time.perf_counter()
+    counts = build_matrix(transactions, weighting="count")
+    recent = _decayed(transactions, counts, half_life_days, now)
+    catalog = result.catalog
+    categories = repeat_categories(transactions, _categorised(catalog, counts.items))
+    items = items_table(catalog, transactions, categories)
+    item_filter = ItemFilter.from_catalog(
+        counts.items, items, repeat_items=repeat_category_items(items, categories), exclude=exclude
+    )
+
+    # The hybrid first: its fitted parts are reused as buy_again / als instead of being fitted twice.
+    timings["matrices_and_items"] = time.perf_counter() - started
+    wanted = list(dict.fromkeys([PRIMARY_MODEL, *models]))
+    fitted: dict[str, Recommender] = {}
+    blend: dict[str, Any] = {}
+    if tune:
+        started = time.perf_counter()
+        blend = _tune_hybrid(transactions, half_life_days, explore)
+        timings["tune_hybrid"] = time.perf_counter() - started
+    for done, name in enumerate(wanted):
+        notify(f"fit {name}", done, len(wanted))
+        started = time.perf_counter()
+        fitted[name] = _fit_one(name, counts, recent, transactions, now, items, fitted, half_life_days, {**blend, "explore": explore})
+        fitted[name].item_filter = item_filter
+        timings[f"fit_{name}"] = time.perf_counter() - started
+    notify("fit models", len(wanted), len(wanted))
+
+    hybrid = fitted[PRIMARY_MODEL]
+    started = time.perf_counter()
+    customers = np.arange(len(counts.customers))
+    ids, scores = hybrid.recommend(customers, k)
+    recs = recommendations_frame(customers, ids, scores, counts.customers, counts.items)
+    timings["recommend_all"] = time.perf_counter() - started
+    notify("recommend", 1, 1)
+
+    started = time.perf_counter()
+    buyers = np.diff(counts.matrix.tocsc().indptr)
+    query = np.flatnonzero(buyers >= similar_min_buyers)
+    # Rarely bought items are neither asked about nor suggested: their factors are mostly noise, and limiting the
+    # candidates keeps this step to seconds on a catalog of 100k items.
+    suggest = np.flatnonzero(buyers >= max(similar_candidate_min_buyers, similar_min_buyers))
+    similar_model = next((fitted[m] for m in SIMILAR_MODELS if m in fitted), None)
+    if similar_model is None:  # nothing chosen can say which items are alike: fit the default one for this table
+        similar_model = make_model(SIMILAR_MODELS[0]).fit(counts, recent=recent)
+    sim_ids, sim_scores = similar_model.similar_items(query, similar_k, candidates=suggest if suggest.size else query)
+    similar = similar_items_frame(query, sim_ids, sim_scores, counts.items)
+    timings["similar_items"] = time.perf_counter() - started
+    started = time.perf_counter()
+    recs = with_reasons(recs, transactions, now, similar, items)
+    popularity = np.diff(counts.matrix.tocsc().indptr).astype(np.float32)
+    trending = fitted["trending"].item_scores_ if "trending" in fitted else None  # type: ignore[attr-defined]
+    fallbacks = fallback_lists(popularity, trending, counts.items, items, item_filter, k)
+    timings["reasons_and_fallbacks"] = time.perf_counter() - started
+    started = time.perf_counter()
+    recs.write_parquet(out_dir / "recommendations.parquet")
+    similar.write_parquet(out_dir / "similar_items.parquet")
+    fallbacks.write_parquet(out_dir / "fallbacks.parquet")
+    items.write_parquet(out_dir / "items.parquet")
+    model_dir = out_dir / "recommender"
+    for name in models:
+        fitted[name].save(model_dir)
+    if PRIMARY_MODEL not in models:
+        hybrid.save(model_dir)
+
+    timings["write"] = time.perf_counter() - started
+    manifest = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_fingerprint": hybrid.fingerprint_,
+        "data_until": now.isoformat(),
+        "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, PRIMARY_MODEL])},
+        "primary_model": PRIMARY_MODEL,
+        "blend_tuning": blend,
+        "counts": {
+            "customers": len(counts.customers),
+            "items": len(counts.items),
+            "pairs": counts.nnz,
+            "lines": transactions.height,
+            "recommendations": recs.height,
+            "similar_items": similar.height,
+            "fallback_rows": fallbacks.height,
+            "repeat_categories": int(categories.get_column("repeat_category").sum()),
+            "categories": categories.height,
+        },
+        "sources": dict(recs.group_by(Columns.source).len().iter_rows()),
+        "seconds": {key: round(value, 2) for key, value in timings.items()},
+    }
+    (out_dir / "train_manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+    return {key: manifest[key] for key in ("primary_model", "counts", "sources", "seconds", "blend_tuning")} | {
+        "models": list(manifest["models"]),
+        "out_dir": str(out_dir),
+    }
+
+
+def _decayed(transactions: pl.DataFrame, counts: Any, half_life_days: float, now: datetime) -> Any:
+    return build_matrix(
+        transactions, weighting="decay", half_life_days=half_life_days, now=now, customers=counts.customers, items=counts.items
+    )
+
+
+def _categorised(catalog: pl.DataFrame | None, items: Any) -> pl.DataFrame:
+    """The catalog's item → category, or every item in one ``uncategorised`` category when there is no catalog."""
+    if catalog is not None and Columns.category in catalog.columns:
+        return catalog.select(Columns.item_id, pl.col(Columns.category).fill_null("uncategorised"))
+    return pl.DataFrame({Columns.item_id: list(items.external_ids), Columns.category: "uncategorised"})
+
+
+def _fit_one(
+    name: str,
+    counts: Any,
+    recent: Any,
+    transactions: pl.DataFrame,
+    now: datetime,
+    items: pl.DataFrame,
+    fitted: dict[str, Recommender],
+    half_life_days: float,
+    blend: dict[str, Any],
+) -> Recommender:
+    """Fit one model; the hybrid's fitted parts are reused as ``buy_again`` / ``als`` (same data, same params)."""
+    if name == PRIMARY_MODEL:
+        params = {k: blend[k] for k in ("repeat_weight", "repeat_slope", "explore") if k in blend}
+        return make_model(name, half_life_days=half_life_days, **params).fit(counts, recent=recent)
+    hybrid = fitted.get(PRIMARY_MODEL)
+    if isinstance(hybrid, HybridRecommender):
+        if name == "buy_again":
+            return _part(hybrid.repeat_, hybrid)
+        if name == hybrid.explore and not hybrid.explore_params:
+            return _part(hybrid.explore_, hybrid)
+    if name == "buy_again":
+        return make_model(name, half_life_days=half_life_days).fit(counts, recent=recent)
+    if name == "trending":
+        short = build_matrix(
+            transactions, weighting="decay", half_life_days=TRENDING_HALF_LIFE_DAYS, now=now,
+            customers=counts.customers, items=counts.items,
+        )
+        return make_model(name, half_life_days=TRENDING_HALF_LIFE_DAYS).fit(counts, recent=short)
+    model = make_model(name)
+    if name == "popular_in_category":
+        codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
+        order = pl.DataFrame({Columns.item_id: list(counts.items.external_ids)}).join(codes, on=Columns.item_id, how="left")
+        model.item_categories = order.get_column("code").fill_null(-1).to_numpy()  # type: ignore[attr-defined]
+    return model.fit(counts, recent=recent)
+
+
+def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:
+    """A hybrid component standing on its own (it shares the hybrid's data, fingerprint and id maps)."""
+    for attr in ("customers_", "items_", "fingerprint_", "trained_at_"):
+        setattr(model, attr, getattr(hybrid, attr))
+    return model
+
+
+def _tune_hybrid(transactions: pl.DataFrame, half_life_days: float, explore: str) -> dict[str, Any]:
+    """Tune the blend on each customer's last order (train on the orders before it); return the chosen weights."""
+    from recsys.evaluation.runner import prepare  # noqa: PLC0415
+    from recsys.splits import next_basket_split  # noqa: PLC0415
+
+    try:
+        split = next_basket_split(transactions).final
+    except DataError as exc:
+        return {"skipped": str(exc)}
+    data = prepare(split, recent_half_life_days=half_life_days)
+    if data.customers.size == 0:
+        return {"skipped": "no customer has a last order with known items"}
+    model = HybridRecommender(half_life_days=half_life_days, explore=explore).fit(data.train, recent=data.recent)
+    trials = tune_blend(model, data.customers, data.truth)
+    best = trials[0]
+    return {
+        "repeat_weight": best.repeat_weight,
+        "repeat_slope": best.repeat_slope,
+        "validation_ndcg@10": round(best.score, 4),
+        "validation_customers": int(data.customers.size),
+        "protocol": "each customer's last order held out",
+    }
