@@ -37,3 +37,7 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,11 @@ def step(description: str) -> Iterator[None]:
     """Show a spinner with elapsed time while one indivisible step runs."""
     with progress() as bar:
         task = bar.add_task(description, total=1)
-        yield
+        try:
+            yield
+        except BaseException:
+            bar.remove_task(task)  # the error message, not a half-drawn bar, is the last thing on stderr
+            raise
         bar.update(task, completed=1)
 
 

@@ -1,0 +1,170 @@
+"""Open a CSV or Parquet file as a lazy frame of raw columns, or explain in one line why it cannot be used.
+
+Every whole-file problem raises :class:`recsys.exceptions.DataError` whose message names the file,
+what is wrong and what to do. Row problems are not decided here (see ``recsys.data.rows``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from recsys.exceptions import DataError
+
+ROW = "_row"  # 1-based data row number in the source file (header excluded)
+FIELDS_OK = "_fields_ok"  # False when a CSV line has more or fewer fields than the header
+SAMPLE_BYTES = 1 << 16
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_MAGIC = {
+    b"PK\x03\x04": "a zip archive (an Excel .xlsx workbook is one): export the sheet as CSV",
+    b"\x89PNG": "a PNG image",
+    b"%PDF": "a PDF document",
+    b"\xd0\xcf\x11\xe0": "an old Excel/Office document: export the sheet as CSV",
+    b"SQLite format 3": "an SQLite database: export the table as CSV",
+    b"\x7fELF": "an executable",
+    b"BZh": "a bzip2 archive: decompress it first (gzip is read directly)",
+    b"\xfd7zXZ": "an xz archive: decompress it first (gzip is read directly)",
+    b"ARROW1": "an Arrow IPC file: write it as Parquet",
+}
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """A readable file: its format, header, and a lazy frame of its columns plus ``_row`` (and ``_fields_ok``)."""
+
+    path: Path
+    format: str  # "csv" | "parquet"
+    columns: tuple[str, ...]
+    frame: pl.LazyFrame
+
+
+def _fail(path: Path, problem: str, todo: str) -> DataError:
+    return DataError(f"{path}: {problem} — {todo}")
+
+
+def _sample(path: Path) -> tuple[bytes, bool]:
+    """First bytes of the file (decompressed when gzip) and whether it is gzip."""
+    with path.open("rb") as handle:
+        head = handle.read(SAMPLE_BYTES)
+    if head[:2] != b"\x1f\x8b":
+        return head, False
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read(SAMPLE_BYTES), True
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _fail(path, f"is a damaged gzip file ({exc})", "re-create or re-download it") from None
+
+
+def _check_text(path: Path, sample: bytes) -> str:
+    for magic, what in _MAGIC.items():
+        if sample.startswith(magic):
+            raise _fail(path, f"is {what}, not CSV or Parquet", "give a CSV (UTF-8, comma-separated) or Parquet file")
+    if b"\x00" in sample:
+        raise _fail(path, "holds binary data, not CSV text or Parquet", "give a CSV (UTF-8, comma-separated) or Parquet file")
+    text = sample.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    if bad > max(8, len(text) // 20):
+        raise _fail(path, "is not UTF-8 text", "save it as UTF-8 CSV (e.g. iconv -f latin1 -t utf-8) or as Parquet")
+    return text.lstrip("\ufeff")
+
+
+def _header_fields(line: str, delimiter: str) -> list[str]:
+    import csv  # noqa: PLC0415
+
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _check_delimiter(path: Path, header: str, delimiter: str) -> None:
+    fields = _header_fields(header, delimiter)
+    if len(fields) > 1:
+        return
+    for other, name in DELIMITERS.items():
+        if other != delimiter and len(_header_fields(header, other)) > 1:
+            raise _fail(
+                path,
+                f"the header is separated by {name}s ({header.strip()[:80]!r}), not {DELIMITERS.get(delimiter, repr(delimiter))}s",
+                f"re-export it comma-separated or pass --delimiter {other!r}",
+            )
+
+
+def open_source(path: str | Path, *, delimiter: str = ",") -> RawSource:
+    """Check ``path`` and return its raw columns lazily. Raises ``DataError`` for whole-file problems."""
+    path = Path(path)
+    if not path.exists():
+        raise _fail(path, "no such file", "check the path (relative paths start from the current directory)")
+    if path.is_dir():
+        raise _fail(path, "is a directory", "give the path of a CSV or Parquet file inside it")
+    if path.stat().st_size == 0:
+        raise _fail(path, "is empty (0 bytes)", "export the data again; the file must have a header and at least one row")
+    sample, compressed = _sample(path)
+    if sample.startswith(b"PAR1") and not compressed:
+        return _open_parquet(path)
+    text = _check_text(path, sample)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise _fail(path, "holds only blank lines", "export the data again with a header and at least one row")
+    _check_delimiter(path, lines[0], delimiter)
+    header = [name.strip() for name in _header_fields(lines[0], delimiter)]
+    dupes = sorted({name for name in header if header.count(name) > 1})
+    if dupes:
+        raise _fail(path, f"the header repeats column(s) {', '.join(dupes)}", "give every column a distinct name")
+    return _open_csv(path, delimiter=delimiter, compressed=compressed)
+
+
+def _open_parquet(path: Path) -> RawSource:
+    try:
+        frame = pl.scan_parquet(path)
+        columns = tuple(frame.collect_schema().names())
+    except Exception as exc:  # polars raises several types for damaged files
+        raise _fail(path, f"is not a readable Parquet file ({type(exc).__name__})", "re-create it, or give a CSV file") from None
+    frame = frame.with_row_index(ROW, offset=1).with_columns(pl.lit(True).alias(FIELDS_OK))
+    return RawSource(path, "parquet", columns, frame)
+
+
+def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
+    options = {"separator": delimiter, "infer_schema": False, "encoding": "utf8-lossy", "truncate_ragged_lines": True}
+    try:
+        if compressed:
+            data = pl.read_csv(path, **options).lazy()  # scan_csv cannot read gzip
+        else:
+            data = pl.scan_csv(path, **options)
+        columns = tuple(data.collect_schema().names())
+    except Exception as exc:
+        raise _fail(path, f"cannot be parsed as CSV ({str(exc).splitlines()[0][:120]})", "check quoting and the delimiter") from None
+    clean = [name.lstrip("\ufeff").strip() for name in columns]
+    data = data.rename(dict(zip(columns, clean, strict=True)))
+    counts = _field_counts(path, delimiter=delimiter, compressed=compressed)
+    frame = data.with_row_index(ROW, offset=1)
+    if counts is not None:
+        frame = pl.concat([frame, counts.select((pl.col("n") == len(clean)).fill_null(True).alias(FIELDS_OK))], how="horizontal_extend")
+    else:
+        frame = frame.with_columns(pl.lit(True).alias(FIELDS_OK))
+    return RawSource(path, "csv", tuple(clean), frame)
+
+
+def _field_counts(path: Path, *, delimiter: str, compressed: bool) -> pl.LazyFrame | None:
+    """Number of fields of every data line (quoted delimiters not counted), or None when lines and rows differ.
+
+    Lines and rows differ only when a quoted field spans lines; then short rows still show up as missing values.
+    """
+    options = {"has_header": False, "separator": "\x1f", "quote_char": None, "schema": {"line": pl.String},
+               "encoding": "utf8-lossy", "truncate_ragged_lines": True}
+    lines = pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
+    unquoted = pl.col("line").str.replace_all('"[^"]*"', "", literal=False)
+    counts = lines.slice(1).select((unquoted.str.count_matches(delimiter, literal=True) + 1).alias("n"))
+    if "\n" in _quoted_newline_probe(path, compressed):
+        return None
+    return counts
+
+
+def _quoted_newline_probe(path: Path, compressed: bool) -> str:
+    """Return "\\n" when the file has a quoted field spanning lines (an odd number of quotes on some line)."""
+    options = {"has_header": False, "separator": "\x1f", "quote_char": None, "schema": {"line": pl.String},
+               "encoding": "utf8-lossy", "truncate_ragged_lines": True}
+    lines = pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
+    odd = lines.select((pl.col("line").str.count_matches('"', literal=True) % 2 == 1).any()).collect().item()
+    return "\n" if odd else ""
