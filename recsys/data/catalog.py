@@ -48,11 +48,11 @@ def load_catalog(path: str | Path, *, delimiter: str = ",", rejects_path: str | 
         )
     frame = source.frame.rename({by_lower[n]: n for n in CATALOG_REQUIRED + CATALOG_OPTIONAL if n in by_lower})
     types = frame.collect_schema()
-    empty = pl.all_horizontal([pl.col(c).is_null() for c in types.names() if c not in (ROW, FIELDS_OK)])
+    empty = pl.all_horizontal([pl.col(c).is_null() for c in types.names() if c != ROW])
     margin_present = present(Columns.margin, types[Columns.margin]) if Columns.margin in types else pl.lit(False)
     in_stock_present = present(Columns.in_stock, types[Columns.in_stock]) if Columns.in_stock in types else pl.lit(False)
     parsed = frame.select(
-        ROW, FIELDS_OK, empty.alias("_empty"),
+        ROW, empty.alias("_empty"),
         clean_id(Columns.item_id).alias(Columns.item_id),
         pl.coalesce(clean_id(Columns.name), clean_id(Columns.item_id)).alias(Columns.name),
         clean_id(Columns.category).fill_null(UNCATEGORISED).alias(Columns.category),
@@ -65,6 +65,7 @@ def load_catalog(path: str | Path, *, delimiter: str = ",", rejects_path: str | 
     ).collect()
     if parsed.height == 0:
         raise DataError(f"{source.path}: has a header but no data rows — export the catalog again with at least one row")
+    parsed = source.with_fields_ok(parsed, source.ragged_rows())
     price = pl.col(Columns.price)
     reason = (
         pl.when(~pl.col(FIELDS_OK)).then(pl.lit(Reason.ragged_row))

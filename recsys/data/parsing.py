@@ -10,9 +10,13 @@ import polars as pl
 UTC_US = pl.Datetime("us", "UTC")
 
 # Tried in this order on a sample; the best one parses the whole column, the others only the rows it missed.
-NAIVE_FORMATS = (
+NAIVE_FORMATS = (  # exact formats without %.f first: polars parses them several times faster
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
@@ -46,35 +50,73 @@ def to_float(column: str, dtype: pl.DataType) -> pl.Expr:
     return pl.col(column).cast(pl.String).cast(pl.Float64, strict=False)
 
 
-def _parse(values: pl.Series, fmt: str) -> pl.Series:
+def _parse_expr(expr: pl.Expr, fmt: str) -> pl.Expr:
     aware = fmt.endswith("%z")
-    parsed = values.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC" if aware else None)
+    dtype = pl.Datetime("us", "UTC" if aware else None)
+    # cache=False: timestamps are mostly unique, so polars' per-value cache costs more than it saves
+    parsed = expr.str.strptime(dtype, fmt, strict=False, exact=True, cache=False)
     return parsed.dt.convert_time_zone("UTC") if aware else parsed.dt.replace_time_zone("UTC")
 
 
-def parse_timestamps(values: pl.Series, *, extra_formats: tuple[str, ...] = ()) -> pl.Series:
-    """Parse timestamp text (ISO 8601, with or without time, offset or ``Z``) to Datetime(us, UTC); null if unparsable.
+def _parse(values: pl.Series, fmt: str) -> pl.Series:
+    return pl.select(_parse_expr(pl.lit(values), fmt)).to_series()
 
-    Naive times are taken as UTC. The format that parses most of a sample runs on the whole column; the
-    others run only on the values it missed, so mixed files cost little more than clean ones.
-    """
-    if values.dtype == pl.Date:
-        return values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    if isinstance(values.dtype, pl.Datetime):
-        if values.dtype.time_zone is None:  # type: ignore[union-attr]
-            return values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        return values.dt.convert_time_zone("UTC").cast(UTC_US)
-    text = values.cast(pl.String).str.strip_chars().str.replace(r"[Zz]$", "+00:00")
+
+def _zulu(values: pl.Series) -> pl.Series:
+    text = values.str.replace(r"[Zz]$", "+00:00")
+    result = _parse(text, AWARE_FORMATS[0])
+    for fmt in AWARE_FORMATS[1:]:
+        if result.null_count():
+            result = result.zip_with(result.is_not_null(), _parse(text, fmt))
+    return result
+
+
+def timestamp_formats(sample: pl.Series, *, extra_formats: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Candidate formats, the one that parses most of ``sample`` first (ties keep the faster exact formats first)."""
     formats = NAIVE_FORMATS + AWARE_FORMATS + extra_formats
-    sample = text.drop_nulls().head(2000)
-    if sample.len():
-        formats = tuple(sorted(formats, key=lambda fmt: -_parse(sample, fmt).is_not_null().sum()))
-    result = _parse(text, formats[0])
-    for fmt in formats[1:]:
+    text = sample.cast(pl.String).str.strip_chars().drop_nulls().head(2000)
+    if text.len():
+        formats = tuple(sorted(formats, key=lambda fmt: -_parse(text, fmt).is_not_null().sum()))
+    return formats
+
+
+def timestamp_expr(column: str, dtype: pl.DataType, fmt: str | None = None) -> pl.Expr:
+    """Parse ``column`` to Datetime(us, UTC): typed dates/datetimes are converted, text is parsed with ``fmt``.
+
+    Naive times are taken as UTC. Text the format does not fit becomes null: see :func:`repair_timestamps`.
+    """
+    column_expr = pl.col(column)
+    if dtype == pl.Date:
+        return column_expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return column_expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return column_expr.dt.convert_time_zone("UTC").cast(UTC_US)
+    return _parse_expr(column_expr.cast(pl.String).str.strip_chars(), fmt or NAIVE_FORMATS[0]).cast(UTC_US)
+
+
+def repair_timestamps(text: pl.Series, formats: tuple[str, ...]) -> pl.Series:
+    """Parse ``text`` (the values the main format missed) with each other format in turn, then as ``…Z``."""
+    text = text.cast(pl.String).str.strip_chars()
+    result = pl.Series(text.name, [None] * text.len(), dtype=UTC_US)
+    for fmt in (*formats, "zulu"):
         missing = result.is_null() & text.is_not_null()
         if not missing.any():
             break
         index = missing.arg_true()
-        retry = _parse(text.gather(index), fmt)
-        result = result.scatter(index, retry)
-    return result.cast(UTC_US)
+        subset = text.gather(index)
+        retry = _zulu(subset) if fmt == "zulu" else _parse(subset, fmt)
+        result = result.scatter(index, retry.cast(UTC_US))
+    return result
+
+
+def parse_timestamps(values: pl.Series, *, extra_formats: tuple[str, ...] = ()) -> pl.Series:
+    """Parse a whole series of timestamps (ISO 8601, with or without time, offset or ``Z``); null if unparsable."""
+    if values.dtype != pl.String:
+        return values.to_frame().select(timestamp_expr(values.name, values.dtype)).to_series()
+    formats = timestamp_formats(values, extra_formats=extra_formats)
+    result = values.to_frame().select(timestamp_expr(values.name, values.dtype, formats[0])).to_series()
+    missing = (result.is_null() & values.is_not_null()).arg_true()
+    if missing.len():
+        result = result.scatter(missing, repair_timestamps(values.gather(missing), formats[1:]))
+    return result

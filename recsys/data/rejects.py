@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from recsys.columns import Columns
-from recsys.data.sources import FIELDS_OK, ROW, RawSource
+from recsys.data.sources import ROW, RawSource
 from recsys.exceptions import DataError
 
 
@@ -18,7 +18,7 @@ def write_rejects(source: RawSource, rejected: pl.DataFrame, path: Path) -> Path
     Parquet when ``path`` ends in ``.parquet``, CSV otherwise.
     """
     raw = (
-        source.frame.drop(FIELDS_OK)
+        source.frame
         .join(rejected.lazy(), on=ROW, how="inner")
         .select(pl.col(ROW).alias(Columns.row), Columns.reason, pl.exclude(ROW, Columns.reason).cast(pl.String))
         .sort(Columns.row)

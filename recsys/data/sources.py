@@ -40,6 +40,32 @@ class RawSource:
     format: str  # "csv" | "parquet"
     columns: tuple[str, ...]
     frame: pl.LazyFrame
+    delimiter: str = ","
+    compressed: bool = False
+
+    def ragged_rows(self) -> tuple[pl.Series, int] | None:
+        """Row numbers of CSV lines with more or fewer fields than the header, and the number of data lines.
+
+        None when it cannot be told line by line (Parquet, or quoted fields spanning lines). Compute it
+        before collecting the data: its own peak memory then does not add to the data's.
+        """
+        if self.format != "csv":
+            return None
+        counts = _field_counts(self.path, delimiter=self.delimiter, compressed=self.compressed)
+        if counts is None:
+            return None
+        bad = (counts != len(self.columns)).fill_null(False)
+        return (bad.arg_true() + 1).cast(pl.UInt32), counts.len()
+
+    @staticmethod
+    def with_fields_ok(parsed: pl.DataFrame, ragged: tuple[pl.Series, int] | None) -> pl.DataFrame:
+        """Add ``_fields_ok`` (all True when unknown, or when lines and rows do not line up).
+
+        Built from the few ragged row numbers rather than a full-length column, so the frame is not re-chunked.
+        """
+        if ragged is None or ragged[1] != parsed.height or ragged[0].len() == 0:
+            return parsed.with_columns(pl.lit(True).alias(FIELDS_OK))
+        return parsed.with_columns((~pl.col(ROW).is_in(ragged[0].implode())).alias(FIELDS_OK))
 
 
 def _fail(path: Path, problem: str, todo: str) -> DataError:
@@ -121,8 +147,7 @@ def _open_parquet(path: Path) -> RawSource:
         columns = tuple(frame.collect_schema().names())
     except Exception as exc:  # polars raises several types for damaged files
         raise _fail(path, f"is not a readable Parquet file ({type(exc).__name__})", "re-create it, or give a CSV file") from None
-    frame = frame.with_row_index(ROW, offset=1).with_columns(pl.lit(True).alias(FIELDS_OK))
-    return RawSource(path, "parquet", columns, frame)
+    return RawSource(path, "parquet", columns, frame.with_row_index(ROW, offset=1))
 
 
 def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
@@ -137,34 +162,28 @@ def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
         raise _fail(path, f"cannot be parsed as CSV ({str(exc).splitlines()[0][:120]})", "check quoting and the delimiter") from None
     clean = [name.lstrip("\ufeff").strip() for name in columns]
     data = data.rename(dict(zip(columns, clean, strict=True)))
-    counts = _field_counts(path, delimiter=delimiter, compressed=compressed)
     frame = data.with_row_index(ROW, offset=1)
-    if counts is not None:
-        frame = pl.concat([frame, counts.select((pl.col("n") == len(clean)).fill_null(True).alias(FIELDS_OK))], how="horizontal_extend")
-    else:
-        frame = frame.with_columns(pl.lit(True).alias(FIELDS_OK))
-    return RawSource(path, "csv", tuple(clean), frame)
+    return RawSource(path, "csv", tuple(clean), frame, delimiter=delimiter, compressed=compressed)
 
 
-def _field_counts(path: Path, *, delimiter: str, compressed: bool) -> pl.LazyFrame | None:
+def _lines(path: Path, compressed: bool) -> pl.LazyFrame:
+    options = {"has_header": False, "separator": "\x1f", "quote_char": None, "schema": {"line": pl.String},
+               "encoding": "utf8-lossy", "truncate_ragged_lines": True}
+    return pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
+
+
+def _field_counts(path: Path, *, delimiter: str, compressed: bool) -> pl.Series | None:
     """Number of fields of every data line (quoted delimiters not counted), or None when lines and rows differ.
 
-    Lines and rows differ only when a quoted field spans lines; then short rows still show up as missing values.
+    Lines and rows differ only when a quoted field spans lines (a line with an odd number of quotes); then
+    short rows still show up as missing values. Runs on the streaming engine: only the counts are kept.
     """
-    options = {"has_header": False, "separator": "\x1f", "quote_char": None, "schema": {"line": pl.String},
-               "encoding": "utf8-lossy", "truncate_ragged_lines": True}
-    lines = pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
-    unquoted = pl.col("line").str.replace_all('"[^"]*"', "", literal=False)
-    counts = lines.slice(1).select((unquoted.str.count_matches(delimiter, literal=True) + 1).alias("n"))
-    if "\n" in _quoted_newline_probe(path, compressed):
+    line = pl.col("line")
+    odd = _lines(path, compressed).select((line.str.count_matches('"', literal=True) % 2 == 1).any())
+    if odd.collect(engine="streaming").item():
         return None
-    return counts
-
-
-def _quoted_newline_probe(path: Path, compressed: bool) -> str:
-    """Return "\\n" when the file has a quoted field spanning lines (an odd number of quotes on some line)."""
-    options = {"has_header": False, "separator": "\x1f", "quote_char": None, "schema": {"line": pl.String},
-               "encoding": "utf8-lossy", "truncate_ragged_lines": True}
-    lines = pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
-    odd = lines.select((pl.col("line").str.count_matches('"', literal=True) % 2 == 1).any()).collect().item()
-    return "\n" if odd else ""
+    unquoted = pl.when(line.str.contains('"', literal=True)).then(line.str.replace_all('"[^"]*"', "")).otherwise(line)
+    counts = _lines(path, compressed).slice(1).select(
+        (unquoted.str.count_matches(delimiter, literal=True) + 1).cast(pl.UInt32).alias("n")
+    )
+    return counts.collect(engine="streaming").get_column("n")
