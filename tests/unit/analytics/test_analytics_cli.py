@@ -11,15 +11,7 @@ from typer.testing import CliRunner
 from recsys.analytics.cdnow import read_cdnow
 
 
-def _require_loader() -> None:
-    """Skip while ``recsys.data.load_transactions`` (built in parallel) is not there yet."""
-    data = pytest.importorskip("recsys.data")
-    if not hasattr(data, "load_transactions"):
-        pytest.skip("recsys.data.load_transactions not available yet")
-
-
 def test_analyze_command_writes_artifacts_and_prints_summary(shared_data: Path, tmp_path: Path) -> None:
-    _require_loader()
     from training.cli import app  # noqa: PLC0415
 
     tx = read_cdnow(shared_data / "cdnow" / "CDNOW_sample.txt")
@@ -36,7 +28,6 @@ def test_analyze_command_writes_artifacts_and_prints_summary(shared_data: Path, 
 
 
 def test_analyze_command_reports_bad_calibration_end_in_one_line(shared_data: Path, tmp_path: Path) -> None:
-    _require_loader()
     from training.cli import app  # noqa: PLC0415
 
     path = tmp_path / "tx.csv"

@@ -13,11 +13,6 @@ from typer.testing import CliRunner
 
 from training.cli import app
 
-data = pytest.importorskip("recsys.data")
-if not hasattr(data, "load_transactions"):
-    pytest.skip("recsys.data.load_transactions not available yet", allow_module_level=True)
-
-
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(5)

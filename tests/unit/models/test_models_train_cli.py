@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
-
-
-def _needs_loader() -> None:
-    import importlib  # noqa: PLC0415
-
-    if not hasattr(importlib.import_module("recsys.data"), "load_transactions"):
-        pytest.skip("recsys.data.load_transactions is not available yet")
 
 
 def _csv(path: Path) -> Path:
@@ -30,7 +22,6 @@ def _csv(path: Path) -> Path:
 
 
 def test_centric_train_writes_artifacts_and_prints_a_summary(tmp_path: Path) -> None:
-    _needs_loader()
     out = tmp_path / "artifacts"
     result = CliRunner().invoke(
         app, ["train", "--transactions", str(_csv(tmp_path / "tx.csv")), "--out", str(out), "--k", "5", "--models", "buy_again,als"]
