@@ -18,6 +18,7 @@ from recsys.store.keys import Keys
 from recsys.store.redis_reader import RedisSnapshotReader
 from serving.errors import install_error_handlers
 from serving.fastpath import FastReadPath
+from serving.fastwrite import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.responses import OrjsonResponse
 from serving.services.foldin import FoldIn
@@ -91,8 +92,9 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    # Added first, so it runs inside the metrics middleware (fast answers are timed like the rest).
+    # Added first, so they run inside the metrics middleware (fast answers are timed like the rest).
     app.add_middleware(FastReadPath)
+    app.add_middleware(FastWritePath)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     _include_routers(app)

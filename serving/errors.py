@@ -64,14 +64,18 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
-async def _centric_error(request: Request, exc: Exception) -> OrjsonResponse:
-    assert isinstance(exc, CentricError)
+def domain_error_response(exc: CentricError, metrics: Any = None) -> OrjsonResponse:
+    """Return the response for a domain error and count it (also used by the ASGI fast write path)."""
     status = status_of(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
-    metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.errors.labels(code=error_code(exc)).inc()
     return error_response(status, str(exc), error_code(exc), headers)
+
+
+async def _centric_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, CentricError)
+    return domain_error_response(exc, getattr(request.app.state, "metrics", None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:

@@ -85,7 +85,7 @@ class FastReadPath:
         if not entity_id or "/" in entity_id or len(entity_id) > 128:
             return None
         state = scope["app"].state if "app" in scope else None
-        if state is None or getattr(state, "store", None) is None or not _authorised(scope, getattr(state, "key_cache", None)):
+        if state is None or getattr(state, "store", None) is None or not authorised(scope, getattr(state, "key_cache", None)):
             return None
         pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         query: Any = None
@@ -107,7 +107,8 @@ class FastReadPath:
         return orjson.dumps(answer)
 
 
-def _authorised(scope: Scope, cache: KeyCache | None) -> bool:
+def authorised(scope: Scope, cache: KeyCache | None, needed: str = "read") -> bool:
+    """Return whether the request's key is in the auth cache, matches its digest and has ``needed`` scope or higher."""
     if cache is None:
         return False
     token = next((v for k, v in scope["headers"] if k == b"authorization"), None)
@@ -119,4 +120,4 @@ def _authorised(scope: Scope, cache: KeyCache | None) -> bool:
     if record is None:
         return False
     digest, granted = record
-    return hmac.compare_digest(digest, hash_key(api_key)) and scope_rank(granted) >= scope_rank("read")
+    return hmac.compare_digest(digest, hash_key(api_key)) and scope_rank(granted) >= scope_rank(needed)

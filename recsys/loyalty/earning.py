@@ -6,7 +6,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from recsys.loyalty.program import Program
@@ -86,7 +86,17 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=y, month=m, day=min(moment.day, days))
 
 
+def month_label(now: datetime) -> str:
+    """Return ``now``'s ``YYYYMM`` label (the format of ``months_window``; several times faster than strftime)."""
+    return f"{now.year:04d}{now.month:02d}"
+
+
 def expiry_epoch(program: Program, now: datetime) -> int:
     """Return the epoch second at which points earned at ``now`` expire (start of that day, UTC)."""
-    end = add_months(now, program.expiry_months).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _expiry(program.expiry_months, now.year, now.month, now.day, now.tzinfo)
+
+
+@functools.lru_cache(maxsize=4096)  # one entry per day seen: the service asks once per write, backfills per order
+def _expiry(months: int, year: int, month: int, day: int, tz: tzinfo | None) -> int:
+    end = add_months(datetime(year, month, day, tzinfo=tz), months)
     return math.floor(end.timestamp())

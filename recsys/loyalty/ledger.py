@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line
@@ -61,11 +62,24 @@ class RedisLedger:
         self._stock = client.register_script(ops.STOCK_LUA)
 
     def run(self, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
-        """Run one prepared call; return its result. Raises the domain error the script answered."""
-        pipe = self.client.pipeline(transaction=False)  # one round trip for the index and the step
-        pipe.sadd(self.keys.loyalty_customers(), customer_id)
-        self._ledger(keys=call.keys, args=call.args, client=pipe)
-        return ops.parse(pipe.execute()[1], customer_id, idem)
+        """Run one prepared call; return its result. Raises the domain error the script answered.
+
+        One round trip for the index and the step: EVALSHA sent directly (a ``Script`` in a pipeline first asks
+        SCRIPT EXISTS, a second round trip); on NOSCRIPT (e.g. after a restart) the script is loaded and sent again.
+        """
+        for attempt in (0, 1):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.sadd(self.keys.loyalty_customers(), customer_id)
+            pipe.execute_command("EVALSHA", self._ledger.sha, len(call.keys), *call.keys, *call.args)
+            try:
+                answer = pipe.execute()[1]
+            except NoScriptError:
+                if attempt:
+                    raise
+                self.client.script_load(ops.LEDGER_LUA)
+                continue
+            return ops.parse(answer, customer_id, idem)
+        raise AssertionError("unreachable")
 
     def run_many(self, calls: Sequence[tuple[ops.Call, str]], pipe: Any | None = None) -> list[Any]:
         """Run calls in one pipeline (not a transaction; each script is atomic on its own); return raw answers."""

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 from fastapi import Request
 
 from recsys.exceptions import Conflict
@@ -56,6 +57,7 @@ async def get_loyalty(request: Request) -> LoyaltyService:
             client, keys = state.redis, state.keys
             for reward in program.rewards.values():
                 await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
+            await client.script_load(ops.LEDGER_LUA)  # `step` sends EVALSHA only (and reloads on NOSCRIPT)
             service = LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
                                      client.register_script(ops.STOCK_LUA))
             state.loyalty = service
@@ -66,25 +68,58 @@ def _lines(items: Sequence[OrderLine] | None) -> list[Line]:
     return [Line(x.item_id, x.quantity, x.price) for x in items or ()]
 
 
-def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> LedgerResultPublic:
+def _answer(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> dict[str, Any]:
+    # the fields of ``LedgerResultPublic``, in its order (the fast write path serialises this dict as it is)
     tiers = svc.program.tiers
-    return LedgerResultPublic(customer_id=customer_id, entry=out["entry"], balance=out["balance"], debt=out["debt"],
-                              tier=tiers[min(out["tier"], len(tiers) - 1)].name, replayed=out["replayed"])
+    return {"customer_id": customer_id, "entry": out["entry"], "balance": out["balance"], "debt": out["debt"],
+            "tier": tiers[min(out["tier"], len(tiers) - 1)].name, "replayed": out["replayed"]}
+
+
+def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> LedgerResultPublic:
+    return LedgerResultPublic(**_answer(svc, customer_id, out))
+
+
+async def step(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
+    """Run one ledger step in one round trip (customer index + EVALSHA); return the answer as a plain dict.
+
+    Not ``Script.__call__`` on the pipeline: redis-py then sends SCRIPT EXISTS first, a second round trip per write.
+    After a Redis restart (NOSCRIPT) the script is loaded and the step sent again; nothing ran the first time.
+    Raises the domain error the script answered.
+    """
+    for attempt in (0, 1):
+        pipe = svc.redis.pipeline(transaction=False)
+        pipe.sadd(svc.keys.loyalty_customers(), customer_id)
+        pipe.execute_command("EVALSHA", svc.ledger.sha, len(call.keys), *call.keys, *call.args)
+        try:
+            _, answer = await pipe.execute(raise_on_error=True)
+        except NoScriptError:
+            if attempt:
+                raise
+            await svc.redis.script_load(ops.LEDGER_LUA)
+            continue
+        return _answer(svc, customer_id, ops.parse(answer, customer_id, idem))
+    raise AssertionError("unreachable")
 
 
 async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> LedgerResultPublic:
-    # one round trip (and one AOF fsync group) for the customer index and the ledger step
-    pipe = svc.redis.pipeline(transaction=False)
-    pipe.sadd(svc.keys.loyalty_customers(), customer_id)
-    await svc.ledger(keys=call.keys, args=call.args, client=pipe)
-    _, answer = await pipe.execute(raise_on_error=True)
-    return _public(svc, customer_id, ops.parse(answer, customer_id, idem))
+    return LedgerResultPublic(**await step(svc, call, customer_id, idem))
+
+
+def earn_call(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
+    """Return the ledger call of an earn request (shared by the route and the fast write path)."""
+    return ops.earn_call(svc.program, svc.keys, customer_id, body.order_id, body.amount, _lines(body.items), now, idem)
+
+
+def reverse_call(svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None,
+                 idem: str, now: datetime) -> ops.Call:
+    """Return the ledger call of a reverse request (shared by the route and the fast write path)."""
+    returned = None if items is None else sum((x.quantity * x.price for x in items), Decimal(0))
+    return ops.reverse_call(svc.keys, customer_id, order_id, returned, now, idem)
 
 
 async def earn(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> LedgerResultPublic:
     """Earn points for an order. Raises ``IdempotencyConflict`` (incl. ``DuplicateOrder``)."""
-    call = ops.earn_call(svc.program, svc.keys, customer_id, body.order_id, body.amount, _lines(body.items), now, idem)
-    return await _run(svc, call, customer_id, idem)
+    return await _run(svc, earn_call(svc, customer_id, body, idem, now), customer_id, idem)
 
 
 async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity: int, idem: str, now: datetime) -> LedgerResultPublic:
@@ -113,8 +148,7 @@ async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity
 async def reverse(svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None,
                   idem: str, now: datetime) -> LedgerResultPublic:
     """Reverse an order, or the share of it that ``items`` are worth. Raises ``UnknownOrder``, ``IdempotencyConflict``."""
-    returned = None if items is None else sum((x.quantity * x.price for x in items), Decimal(0))
-    return await _run(svc, ops.reverse_call(svc.keys, customer_id, order_id, returned, now, idem), customer_id, idem)
+    return await _run(svc, reverse_call(svc, customer_id, order_id, items, idem, now), customer_id, idem)
 
 
 async def grant(svc: LoyaltyService, grants: Sequence[tuple[str, int]], reason: str, idem: str, now: datetime) -> list[LedgerResultPublic]:

@@ -128,3 +128,18 @@ def test_tier_downgrade_waits_out_the_grace_period(ledger):
     after = NOW + timedelta(days=31 * (program.window_months + program.grace_months + 1))
     assert ledger.expire("c1", after, review_tier=True)["tier"] == 0
     assert ledger.account("c1")["tier"] == 0
+
+
+
+def _script_commands(client) -> int:
+    return sum(v["calls"] for k, v in client.info("commandstats").items() if k.startswith("cmdstat_script"))
+
+
+def test_a_step_is_one_round_trip_and_survives_a_script_flush(ledger, redis_client):
+    ledger.earn("c1", "o1", Decimal("5"), [], NOW, "k1")
+    redis_client.script_flush()
+    out = ledger.earn("c1", "o2", Decimal("5"), [], NOW, "k2")  # NOSCRIPT: loaded and sent again
+    assert out["balance"] == 5 + ledger.program.first_purchase_bonus + 5
+    before = _script_commands(redis_client)
+    ledger.earn("c1", "o3", Decimal("5"), [], NOW, "k3")
+    assert _script_commands(redis_client) == before  # no SCRIPT EXISTS before the EVALSHA

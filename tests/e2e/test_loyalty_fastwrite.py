@@ -1,0 +1,169 @@
+"""The loyalty write fast path answers exactly what the FastAPI routes answer, and defers everything else to them.
+
+The same request script runs twice on fresh namespaces of the same Redis: once with the fast path, once with
+it forced to defer every request (so the routes answer, with the body replayed). Statuses, headers that matter
+and JSON bodies must be identical, and the fast path must have answered the requests it is meant to answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from recsys.settings import Settings
+from recsys.store.keys import Keys
+from serving.app import create_app
+from serving.fastwrite import FastWritePath
+from serving.services import loyalty as service
+
+sys.path.insert(0, str(Path(__file__).parent))
+from http_helpers import bearer  # noqa: E402
+
+NaN_TEXT = "NaN"
+PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+EARN = "/v1/customers/c1/loyalty/earn"
+REVERSE = "/v1/customers/c1/loyalty/reverse"
+
+
+def _script(w: dict[str, str], r: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, url, httpx keyword arguments) of every request, in order; ``w``/``r``: write/read key headers."""
+    earn = {"order_id": "o1", "amount": "25.50"}
+    lines = {"order_id": "o2", "amount": "0", "items": [{"item_id": "i1", "quantity": "2", "price": "12.25"},
+                                                        {"item_id": "i2", "quantity": 1, "price": 3}]}
+    return [
+        ("GET", "/v1/customers/c1/loyalty", {"headers": w}),  # caches the write key, loads the program
+        ("GET", "/v1/customers/c1/loyalty", {"headers": r}),  # caches the read key
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k1"}}),
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k1"}}),  # replay
+        ("POST", EARN, {"json": {**earn, "amount": "26"}, "headers": {**w, "Idempotency-Key": "k1"}}),  # 409 conflict
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k2"}}),  # 409 duplicate order
+        ("POST", EARN, {"json": lines, "headers": {**w, "Idempotency-Key": "k3"}}),
+        ("POST", EARN, {"json": {"order_id": "o3", "amount": 12.5}, "headers": {**w, "Idempotency-Key": "k4"}}),
+        ("POST", "/v1/customers/c%C3%A9/loyalty/earn", {"json": {"order_id": "ö", "amount": 7}, "headers": {**w, "Idempotency-Key": "k-u"}}),
+        ("POST", EARN, {"json": earn, "headers": w}),  # 422: no Idempotency-Key
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "x" * 201}}),  # 422: key too long
+        ("POST", EARN, {"json": {**earn, "amount": "-1"}, "headers": {**w, "Idempotency-Key": "k5"}}),  # 422
+        ("POST", EARN, {"json": {**earn, "order_id": "o9", "extra": 1}, "headers": {**w, "Idempotency-Key": "k6"}}),  # 422
+        ("POST", EARN, {"json": [earn], "headers": {**w, "Idempotency-Key": "k7"}}),  # 422: not an object
+        ("POST", EARN, {"content": b'{"order_id": "o9", ', "headers": {**w, "Idempotency-Key": "k8",
+                                                                      "Content-Type": "application/json"}}),  # 422: bad JSON
+        ("POST", EARN, {"content": b'{"order_id":"o9","amount":"1"}', "headers": {**w, "Idempotency-Key": "k9",
+                                                                                 "Content-Type": "text/plain"}}),
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": NaN_TEXT}, "headers": {**w, "Idempotency-Key": "k10"}}),
+        ("POST", EARN + "?dry=1", {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k11"}}),
+        ("POST", f"/v1/customers/{'c' * 129}/loyalty/earn", {"json": {"order_id": "o9", "amount": "1"},
+                                                             "headers": {**w, "Idempotency-Key": "k12"}}),
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {"Idempotency-Key": "k13"}}),  # 401
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"},
+                        "headers": {"Authorization": "Bearer ck_nope_secret", "Idempotency-Key": "k14"}}),  # 401
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {**r, "Idempotency-Key": "k15"}}),  # 403
+        ("POST", REVERSE, {"json": {"order_id": "nope"}, "headers": {**w, "Idempotency-Key": "v1"}}),  # 404 unknown order
+        ("POST", REVERSE, {"json": {"order_id": "o2", "items": [{"item_id": "i1", "quantity": 1, "price": "12.25"}]},
+                           "headers": {**w, "Idempotency-Key": "v2"}}),
+        ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),
+        ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),  # replay
+        ("POST", REVERSE, {"json": {"order_id": "o1", "items": None}, "headers": {**w, "Idempotency-Key": "v4"}}),
+        ("POST", "/v1/customers/c1/loyalty/redeem", {"json": {"reward_id": "coffee"}, "headers": {**w, "Idempotency-Key": "r1"}}),
+        ("GET", "/v1/customers/c1/loyalty", {"headers": r}),
+    ]
+
+
+# requests (by index) the fast path must answer itself; every other one must reach the route
+FAST = {2, 3, 4, 5, 6, 7, 8, 22, 23, 24, 25, 26}
+
+
+def _run(redis_url: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[httpx.Response], set[int]]:
+    """Run the script on a fresh namespace; return the responses (+ /metrics) and the indices the fast path answered."""
+    keys = Keys(env=f"t{uuid.uuid4().hex[:12]}")
+    w, r = bearer(redis_url, keys, "write"), bearer(redis_url, keys, "read")
+    current, answered = [-1], set()
+    original = FastWritePath._answer
+
+    async def spy(self: FastWritePath, *args: Any) -> bool:
+        done = await original(self, *args) if fast else False
+        if done:
+            answered.add(current[0])
+        return done
+
+    async def body() -> list[httpx.Response]:
+        app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+                out = []
+                for i, (method, url, kwargs) in enumerate(_script(w, r)):
+                    current[0] = i
+                    out.append(await http.request(method, url, **kwargs))
+                out.append(await http.get("/metrics"))
+                return out
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FastWritePath, "_answer", spy)
+        patch.setattr(service, "utcnow", lambda: NOW)
+        try:
+            return asyncio.run(body()), answered
+        finally:
+            client = redis.Redis.from_url(redis_url)
+            for key in client.scan_iter(match=keys.pattern(), count=1000):
+                client.delete(key)
+            client.close()
+
+
+def test_fast_writes_equal_the_routed_writes(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, fast_answered = _run(redis_url, True, monkeypatch)
+    routed, routed_answered = _run(redis_url, False, monkeypatch)
+    assert routed_answered == set()
+    assert fast_answered == FAST
+    for i, (a, b) in enumerate(zip(fast[:-1], routed[:-1], strict=True)):
+        assert (a.status_code, a.json()) == (b.status_code, b.json()), f"request {i}"
+        assert a.headers["content-type"] == b.headers["content-type"], f"request {i}"
+        assert a.headers.get("www-authenticate") == b.headers.get("www-authenticate"), f"request {i}"
+        assert a.content == b.content, f"request {i}"
+    statuses = [x.status_code for x in fast[:-1]]
+    assert statuses[2:9] == [200, 200, 409, 409, 200, 200, 200]
+    assert statuses[9:19] == [422] * 10
+    assert statuses[19:22] == [401, 401, 403]
+    assert statuses[22:27] == [404, 200, 200, 200, 200]
+    assert fast[3].json()["replayed"] and fast[3].json()["entry"] == fast[2].json()["entry"]
+    assert [fast[4].json()["code"], fast[5].json()["code"], fast[22].json()["code"]] == [
+        "idempotency_conflict", "duplicate_order", "unknown_order"]
+    assert fast[26].json()["entry"]["points"] == 0  # already fully reversed
+    assert 'route="/v1/customers/{customer_id}/loyalty/earn",status="200"' in fast[-1].text
+    assert 'centric_errors_total{code="duplicate_order"} 1.0' in fast[-1].text
+    assert 'centric_errors_total{code="duplicate_order"} 1.0' in routed[-1].text
+
+
+def test_fast_write_reloads_the_script_after_a_flush(redis_url: str, keys: Keys) -> None:
+    w = bearer(redis_url, keys, "write")
+
+    async def body() -> list[httpx.Response]:
+        app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+                first = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "a", "amount": "5"},
+                                        headers={**w, "Idempotency-Key": "a"})
+                await app.state.redis.script_flush()
+                second = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "b", "amount": "5"},
+                                         headers={**w, "Idempotency-Key": "b"})
+                before = await _script_commands(app.state.redis)
+                third = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "c", "amount": "5"},
+                                        headers={**w, "Idempotency-Key": "c"})
+                assert await _script_commands(app.state.redis) == before  # one round trip: no SCRIPT EXISTS
+                return [first, second, third]
+
+    first, second, third = asyncio.run(body())
+    assert first.status_code == 200 and second.status_code == 200, second.text
+    assert third.json()["balance"] == second.json()["balance"] + 5 == first.json()["balance"] + 10
+
+
+async def _script_commands(client: Any) -> int:
+    stats = await client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_script"))
