@@ -9,31 +9,19 @@ Journey, synthetic customers drawn from the BG/NBD process).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from machine import machine
 from recsys.analytics import BetaGeoModel, calibration_holdout, rfm_summary
 from recsys.analytics.cdnow import read_cdnow
 from recsys.analytics.synthetic import simulate_bgnbd
 from recsys.columns import Columns
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def online_retail() -> pl.DataFrame:
@@ -124,7 +112,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k synthetic customers instead of 1M")
     args = parser.parse_args()
     n_syn = 100_000 if args.quick else 1_000_000
-    print(f"machine: {os.cpu_count()} cores, {_cpu()}, Python {sys.version.split()[0]}; "
+    print(f"machine: {machine()}; "
           f"command: .venv/bin/python benchmarks/bench_clv.py{' --quick' if args.quick else ''}\n")
     cdnow = read_cdnow(DATA / "cdnow" / "CDNOW_sample.txt")
     retail = online_retail()

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -104,7 +104,7 @@ def main() -> None:
               file=sys.stderr)
         cases.append(("synthetic", synthetic, "standard"))
         rows = [(name, _child(path, schema)) for name, path, schema in cases]
-    print(f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+    print(f"Machine: {machine()}\n")
     print("| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak RSS | target |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:

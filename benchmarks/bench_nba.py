@@ -19,8 +19,6 @@ offer for everyone (the offer with the best mean predicted value, to random reci
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import machine  # noqa: E402
 from recsys.nba.arbitration import Budgets, assign  # noqa: E402
 from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table  # noqa: E402
 from recsys.nba.propensity import LogisticPropensity, calibration_table, roc_auc  # noqa: E402
@@ -38,18 +37,6 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "completejourne
 CUT = pl.datetime(2017, 8, 1)
 BUDGET_SHARE = 0.25
 SEEDS = 50
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def load() -> CompleteJourney:

@@ -26,19 +26,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_name  # noqa: E402
 from recsys.store.embedded import EmbeddedRedis, find_redis_server  # noqa: E402
 from recsys.store.keys import Keys  # noqa: E402
 from training.jobs.publish import run_publish  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_artifacts(directory: Path, customers: int, k: int, items: int, profiles: bool, seed: int = 7) -> None:

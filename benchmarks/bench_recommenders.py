@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402
 from recsys.columns import Columns  # noqa: E402
 from recsys.matrix import build_matrix  # noqa: E402
 from training.jobs.evaluate import DEFAULT_MODELS, fit_model, model_classes, run_evaluate  # noqa: E402
@@ -97,18 +96,6 @@ def sample_customers(frame: pl.DataFrame, share: float, seed: int = 0) -> pl.Dat
     ids = frame.get_column(Columns.customer_id).unique().sort()
     keep = ids.sample(fraction=share, seed=seed)
     return frame.filter(pl.col(Columns.customer_id).is_in(keep.implode()))
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def table(results: dict[str, Any], columns: list[str]) -> str:
