@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 import redis
 
 from recsys.store.keys import Keys
@@ -43,3 +45,26 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
     profiles = pl.read_parquet(result.artifact_dir / "profiles.parquet")
     assert profiles.height == 120
     assert result.api_key and len(result.api_key) >= 20
+
+
+def test_demo_command_prints_the_stages_and_a_working_key(
+    redis_url: str, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from serving.auth import hash_key  # noqa: PLC0415
+    from training.cli import app  # noqa: PLC0415
+
+    monkeypatch.setenv("CENTRIC_REDIS_URL", redis_url)
+    monkeypatch.setenv("CENTRIC_ENV", keys.env)
+    result = CliRunner().invoke(app, ["demo", "--customers", "40", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for stage in ("load + validate", "train recommenders", "publish snapshot", "loyalty backfill"):
+        assert stage in result.stdout
+    key = result.stdout.split("shown once):", 1)[1].split()[0]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        record = json.loads(client.hget(keys.api_keys(), key.split("_")[1]))
+    finally:
+        client.close()
+    assert record["scope"] == "admin" and record["sha256"] == hash_key(key)

@@ -14,7 +14,7 @@ from rich.table import Table
 from recsys.settings import Settings
 from recsys.store.embedded import redis_url
 from recsys.store.keys import Keys
-from training.console import console, err_console, handle_errors
+from training.console import console, handle_errors, progress
 
 
 def _print_result(result: object) -> None:
@@ -51,15 +51,21 @@ def demo(
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
         client = redis.Redis.from_url(url)
         try:
-            result = run_demo(
-                client,
-                keys,
-                out,
-                loyalty_program=settings.loyalty_program,
-                offers_catalog=settings.offers_catalog,
-                customers=customers,
-                on_stage=lambda name: err_console.print(f"[bold cyan]→[/] {name}"),
-            )
+            with progress() as bar:
+                task = bar.add_task("demo", total=None)
+
+                def on_stage(name: str, index: int, total: int) -> None:
+                    bar.update(task, description=f"demo: {name}", completed=index, total=total)
+
+                result = run_demo(
+                    client,
+                    keys,
+                    out,
+                    loyalty_program=settings.loyalty_program,
+                    offers_catalog=settings.offers_catalog,
+                    customers=customers,
+                    on_stage=on_stage,
+                )
         finally:
             client.close()
         _print_result(result)

@@ -67,7 +67,7 @@ def run_demo(
     loyalty_program: Path,
     offers_catalog: Path,
     customers: int | None = None,
-    on_stage: Callable[[str], None] | None = None,
+    on_stage: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
     """Run every stage on The Complete Journey and publish it to Redis; return the stage summaries.
 
@@ -81,7 +81,7 @@ def run_demo(
     from training.jobs.publish import run_publish  # noqa: PLC0415
     from training.jobs.train import run_train  # noqa: PLC0415
 
-    notify = on_stage or (lambda _name: None)
+    notify = on_stage or (lambda _name, _index, _total: None)
     artifact_dir.mkdir(parents=True, exist_ok=True)
     demo = DemoResult(artifact_dir=artifact_dir)
     holder: dict[str, Any] = {}
@@ -108,8 +108,9 @@ def run_demo(
         ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
         ("loyalty backfill", lambda: run_backfill(client, keys, loyalty_program, holder["data"])),
     ]
-    for name, func in steps:
-        notify(name)
+    for index, (name, func) in enumerate(steps):
+        notify(name, index, len(steps))
         _timed(name, func, demo.stages)
+    notify("done", len(steps), len(steps))
     demo.api_key = create_api_key(client, keys, "admin", name="demo")
     return demo
