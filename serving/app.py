@@ -9,7 +9,6 @@ import importlib
 import importlib.util
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from recsys.settings import Settings
@@ -20,6 +19,7 @@ from serving.errors import install_error_handlers
 from serving.fastpath import FastReadPath
 from serving.fastwrite import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.redis_client import create_client
 from serving.responses import OrjsonResponse
 from serving.services.foldin import FoldIn
 
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
         if not url:
             embedded = EmbeddedRedis(settings.home, appendfsync=settings.appendfsync)
             url = await asyncio.to_thread(embedded.start)
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
+        client = create_client(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
         app.state.redis = client
         app.state.keys = Keys(settings.env)
         app.state.settings = settings

@@ -16,8 +16,24 @@ from typing import Any
 
 import orjson
 
-from recsys.exceptions import ConfigError, IdempotencyConflict, InsufficientPoints, NotFound, OutOfStock, UnknownReward
-from recsys.loyalty.earning import Line, add_months, base_value, cents, expiry_epoch, month_label, months_window, points_per_tier
+from recsys.exceptions import (
+    ConfigError,
+    IdempotencyConflict,
+    InsufficientPoints,
+    NotFound,
+    OutOfStock,
+    UnknownReward,
+)
+from recsys.loyalty.earning import (
+    Line,
+    add_months,
+    base_value,
+    cents,
+    expiry_epoch,
+    month_label,
+    months_window,
+    points_per_tier,
+)
 from recsys.loyalty.program import Program
 from recsys.store.keys import Keys
 

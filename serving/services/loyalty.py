@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 from fastapi import Request
+from redis.exceptions import NoScriptError
 
 from recsys.exceptions import Conflict
 from recsys.loyalty import ops
@@ -19,7 +20,13 @@ from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.ledger import decode_account
 from recsys.loyalty.program import Program, load_program
 from recsys.store.keys import Keys
-from serving.schemas.loyalty import EarnCreate, LedgerResultPublic, LoyaltyPublic, OrderLine, RewardPublic
+from serving.schemas.loyalty import (
+    EarnCreate,
+    LedgerResultPublic,
+    LoyaltyPublic,
+    OrderLine,
+    RewardPublic,
+)
 
 
 class RewardUnavailable(Conflict):
@@ -35,6 +42,15 @@ class LoyaltyService:
     keys: Keys
     ledger: Any
     stock: Any
+    # customer id -> monotonic time this process last had the customer's SADD to the index acknowledged
+    indexed: dict[str, float] = field(default_factory=dict)
+
+
+# A customer indexed (SADD acknowledged) by this process within this many seconds is not SADDed again: the index
+# is append-only, so the write is one EVALSHA instead of a two-command pipeline. A ledger created meanwhile (its
+# first entry, after a data reset) is indexed at once; an index emptied by hand heals within this time.
+INDEX_TTL_S = 60.0
+_INDEX_MAX = 100_000
 
 
 async def get_loyalty(request: Request) -> LoyaltyService:
@@ -82,23 +98,38 @@ def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> Ledge
 async def step(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
     """Run one ledger step in one round trip (customer index + EVALSHA); return the answer as a plain dict.
 
-    Not ``Script.__call__`` on the pipeline: redis-py then sends SCRIPT EXISTS first, a second round trip per write.
+    Not ``Script.__call__`` on a pipeline: redis-py then sends SCRIPT EXISTS first, a second round trip per write.
     After a Redis restart (NOSCRIPT) the script is loaded and the step sent again; nothing ran the first time.
     Raises the domain error the script answered.
     """
+    seen = svc.indexed.get(customer_id)
+    cached = seen is not None and time.monotonic() - seen < INDEX_TTL_S
+    args = ("EVALSHA", svc.ledger.sha, len(call.keys), *call.keys, *call.args)
     for attempt in (0, 1):
-        pipe = svc.redis.pipeline(transaction=False)
-        pipe.sadd(svc.keys.loyalty_customers(), customer_id)
-        pipe.execute_command("EVALSHA", svc.ledger.sha, len(call.keys), *call.keys, *call.args)
         try:
-            _, answer = await pipe.execute(raise_on_error=True)
+            if cached:
+                answer = await svc.redis.execute_command(*args)
+            else:
+                pipe = svc.redis.pipeline(transaction=False)
+                pipe.sadd(svc.keys.loyalty_customers(), customer_id)
+                pipe.execute_command(*args)
+                _, answer = await pipe.execute(raise_on_error=True)
         except NoScriptError:
             if attempt:
                 raise
             await svc.redis.script_load(ops.LEDGER_LUA)
             continue
-        return _answer(svc, customer_id, ops.parse(answer, customer_id, idem))
-    raise AssertionError("unreachable")
+        break
+    if not cached:
+        if len(svc.indexed) >= _INDEX_MAX:
+            svc.indexed.clear()
+        svc.indexed[customer_id] = time.monotonic()
+    out = ops.parse(answer, customer_id, idem)
+    if cached and not out["replayed"] and (out.get("entry") or {}).get("id") == f"{customer_id}:1":
+        # this ledger's first entry although the customer was indexed: the data was reset meanwhile
+        await svc.redis.sadd(svc.keys.loyalty_customers(), customer_id)
+        svc.indexed[customer_id] = time.monotonic()
+    return _answer(svc, customer_id, out)
 
 
 async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> LedgerResultPublic:

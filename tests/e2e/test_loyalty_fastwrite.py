@@ -8,6 +8,7 @@ and JSON bodies must be identical, and the fast path must have answered the requ
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import redis
 
+from recsys.loyalty.ops import ledger_keys
 from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
@@ -25,7 +27,7 @@ from serving.fastwrite import FastWritePath
 from serving.services import loyalty as service
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer  # noqa: E402
+from http_helpers import bearer
 
 NaN_TEXT = "NaN"
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
@@ -96,14 +98,13 @@ def _run(redis_url: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[l
 
     async def body() -> list[httpx.Response]:
         app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
-                out = []
-                for i, (method, url, kwargs) in enumerate(_script(w, r)):
-                    current[0] = i
-                    out.append(await http.request(method, url, **kwargs))
-                out.append(await http.get("/metrics"))
-                return out
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+            out = []
+            for i, (method, url, kwargs) in enumerate(_script(w, r)):
+                current[0] = i
+                out.append(await http.request(method, url, **kwargs))
+            out.append(await http.get("/metrics"))
+            return out
 
     with monkeypatch.context() as patch:
         patch.setattr(FastWritePath, "_answer", spy)
@@ -146,18 +147,17 @@ def test_fast_write_reloads_the_script_after_a_flush(redis_url: str, keys: Keys)
 
     async def body() -> list[httpx.Response]:
         app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
-                first = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "a", "amount": "5"},
-                                        headers={**w, "Idempotency-Key": "a"})
-                await app.state.redis.script_flush()
-                second = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "b", "amount": "5"},
-                                         headers={**w, "Idempotency-Key": "b"})
-                before = await _script_commands(app.state.redis)
-                third = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "c", "amount": "5"},
-                                        headers={**w, "Idempotency-Key": "c"})
-                assert await _script_commands(app.state.redis) == before  # one round trip: no SCRIPT EXISTS
-                return [first, second, third]
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+            first = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "a", "amount": "5"},
+                                    headers={**w, "Idempotency-Key": "a"})
+            await app.state.redis.script_flush()
+            second = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "b", "amount": "5"},
+                                     headers={**w, "Idempotency-Key": "b"})
+            before = await _script_commands(app.state.redis)
+            third = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "c", "amount": "5"},
+                                    headers={**w, "Idempotency-Key": "c"})
+            assert await _script_commands(app.state.redis) == before  # one round trip: no SCRIPT EXISTS
+            return [first, second, third]
 
     first, second, third = asyncio.run(body())
     assert first.status_code == 200 and second.status_code == 200, second.text
@@ -167,3 +167,40 @@ def test_fast_write_reloads_the_script_after_a_flush(redis_url: str, keys: Keys)
 async def _script_commands(client: Any) -> int:
     stats = await client.info("commandstats")
     return sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_script"))
+
+
+def test_the_customer_index_is_kept_with_one_command_per_write(redis_url: str, keys: Keys,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    w = bearer(redis_url, keys, "write")
+    client = redis.Redis.from_url(redis_url)
+
+    def sadds() -> int:
+        return client.info("commandstats").get("cmdstat_sadd", {}).get("calls", 0)
+
+    async def body() -> list[int]:
+        app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+            async def earn(n: int) -> None:
+                r = await http.post("/v1/customers/x1/loyalty/earn", json={"order_id": f"o{n}", "amount": "5"},
+                                    headers={**w, "Idempotency-Key": f"k{n}"})
+                assert r.status_code == 200, r.text
+
+            counts = [sadds()]
+            for n in range(3):
+                await earn(n)
+                counts.append(sadds())
+            # a data reset behind the service's back: the ledger and the index are gone
+            client.delete(keys.loyalty_customers(), *ledger_keys(keys, "x1"))
+            await earn(3)  # the ledger's first entry again: indexed at once
+            counts.append(sadds())
+            monkeypatch.setattr(service, "INDEX_TTL_S", 0.0)
+            await earn(4)  # past the time to live: indexed again
+            counts.append(sadds())
+            return counts
+
+    try:
+        counts = asyncio.run(body())
+        assert [b - a for a, b in itertools.pairwise(counts)] == [1, 0, 0, 1, 1]
+        assert client.smembers(keys.loyalty_customers()) == {b"x1"}
+    finally:
+        client.close()

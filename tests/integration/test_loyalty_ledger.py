@@ -136,10 +136,10 @@ def _script_commands(client) -> int:
 
 
 def test_a_step_is_one_round_trip_and_survives_a_script_flush(ledger, redis_client):
-    ledger.earn("c1", "o1", Decimal("5"), [], NOW, "k1")
+    ledger.earn("c1", "o1", Decimal(5), [], NOW, "k1")
     redis_client.script_flush()
-    out = ledger.earn("c1", "o2", Decimal("5"), [], NOW, "k2")  # NOSCRIPT: loaded and sent again
+    out = ledger.earn("c1", "o2", Decimal(5), [], NOW, "k2")  # NOSCRIPT: loaded and sent again
     assert out["balance"] == 5 + ledger.program.first_purchase_bonus + 5
     before = _script_commands(redis_client)
-    ledger.earn("c1", "o3", Decimal("5"), [], NOW, "k3")
+    ledger.earn("c1", "o3", Decimal(5), [], NOW, "k3")
     assert _script_commands(redis_client) == before  # no SCRIPT EXISTS before the EVALSHA
