@@ -20,6 +20,7 @@ from serving.fastpath import FastReadPath
 from serving.fastwrite import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.redis_client import create_client
+from serving.redis_mux import MuxRedis
 from serving.responses import OrjsonResponse
 from serving.services.foldin import FoldIn
 
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
         try:
             yield
         finally:
+            mux = getattr(app.state, "mux", None)
+            if mux is not None:
+                await mux.aclose()
             await client.aclose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -102,5 +106,6 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
 
 
 def _attach_store(app: FastAPI) -> None:
-    app.state.store = RedisSnapshotReader(app.state.redis, app.state.keys)
+    app.state.mux = MuxRedis.for_client(app.state.redis)
+    app.state.store = RedisSnapshotReader(app.state.redis, app.state.keys, mux=app.state.mux)
     app.state.foldin = FoldIn()

@@ -15,7 +15,7 @@ import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -52,6 +52,12 @@ class VersionState:
     loaded_at: float = field(default_factory=time.monotonic)
 
 
+class Multiplexer(Protocol):
+    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies returned."""
+
+    async def execute(self, *commands: tuple[Any, ...]) -> list[Any]: ...
+
+
 def _errors(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"Redis is unreachable: {exc}")
 
@@ -59,8 +65,9 @@ def _errors(exc: Exception) -> StoreUnavailable:
 class RedisSnapshotReader:
     """Reader side of the snapshot store (``SnapshotReader``) on a ``redis.asyncio`` client."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, *, pointer_ttl_s: float = 1.0) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, *, pointer_ttl_s: float = 1.0, mux: Multiplexer | None = None) -> None:
         self.client = client
+        self.mux = mux  # when set, the per-request reads go through it instead of the redis-py client
         self.keys = keys
         self.pointer_ttl_s = pointer_ttl_s
         self._state: VersionState | None = None
@@ -136,14 +143,20 @@ class RedisSnapshotReader:
     async def recommendations(self, customer_id: str) -> tuple[RankedList | None, dict[str, float]]:
         """Return the customer's published list (or ``None``) and purchases recorded since (item → epoch s).
 
-        One script call reads both keys: they share the customer's hash tag (see ``Keys``), so this is one
-        round trip and one command, also on Redis Cluster.
+        One script call (or, through ``mux``, two commands in one write) reads both keys: they share the
+        customer's hash tag (see ``Keys``), so this is one round trip to one node, also on Redis Cluster.
         """
         state = await self._current()
         key = self._bucket_key(state, "recs", customer_id)
         recent_key = self.keys.recent_purchases(customer_id)
         try:
-            if key:
+            if self.mux is not None:
+                # Both commands in one write: one round trip (both keys share the customer's hash tag, one node).
+                if key:
+                    blob, flat = await self.mux.execute(("HGET", key, customer_id), ("HGETALL", recent_key))
+                else:
+                    blob, (flat,) = None, await self.mux.execute(("HGETALL", recent_key))
+            elif key:
                 blob, flat = await self._read_recs(keys=[key, recent_key], args=[customer_id])
             else:
                 blob, flat = None, await self.client.execute_command("HGETALL", recent_key)
@@ -163,10 +176,15 @@ class RedisSnapshotReader:
         if key is None:
             return None
         try:
-            blob = await self.client.hget(key, item_id)
+            blob = await self._hget(key, item_id)
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
         return RankedList(state.version, self._decode(state, blob)) if blob is not None else None
+
+    async def _hget(self, key: str, field: str) -> bytes | None:
+        if self.mux is not None:
+            return (await self.mux.execute(("HGET", key, field)))[0]
+        return await self.client.hget(key, field)
 
     async def fallback(self, name: str) -> RankedList | None:
         """Return a fallback list held in memory, or ``None``."""
@@ -183,7 +201,7 @@ class RedisSnapshotReader:
         if key is None or state.profile_codec is None:
             return None
         try:
-            blob = await self.client.hget(key, customer_id)
+            blob = await self._hget(key, customer_id)
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
         return (state.version, state.profile_codec.decode(blob)) if blob is not None else None

@@ -18,6 +18,7 @@ from recsys.store.keys import Keys
 from recsys.store.memory import MemoryStore
 from recsys.store.redis_reader import RedisSnapshotReader
 from recsys.store.redis_store import RedisSnapshotStore
+from serving.redis_mux import MuxRedis
 
 
 @dataclass
@@ -39,7 +40,7 @@ class StoreUnderTest:
         return asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis_mux"])
 def store(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
     if request.param == "memory":
         fake = MemoryStore()
@@ -54,9 +55,14 @@ def store(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
     client = redis.Redis.from_url(url)
 
     def make_reader() -> RedisSnapshotReader:
-        return RedisSnapshotReader(aioredis.Redis.from_url(url), keys, pointer_ttl_s=0.0)
+        client = aioredis.Redis.from_url(url)
+        mux = MuxRedis.for_client(client) if request.param == "redis_mux" else None
+        assert mux is not None or request.param == "redis"
+        return RedisSnapshotReader(client, keys, pointer_ttl_s=0.0, mux=mux)
 
     async def close(reader: RedisSnapshotReader) -> None:
+        if reader.mux is not None:
+            await reader.mux.aclose()  # type: ignore[attr-defined]
         await reader.client.aclose()
 
     yield StoreUnderTest(RedisSnapshotStore(client, keys), make_reader, close)
