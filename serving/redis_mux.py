@@ -1,11 +1,13 @@
-"""A lean, multiplexed Redis connection for the hot reads (recommendations, profile, similar).
+"""A lean, multiplexed Redis connection for the hot reads (recommendations, profile, similar) and loyalty ledger steps.
 
 Through ``redis.asyncio`` a one-command read cost more CPU in the client than in the rest of the request: a
 pool checkout and release under a lock, a retry wrapper, observability hooks and an ``asyncio.wait_for`` (a new
 task, on Python 3.11) around every socket write. ``MuxRedis`` keeps one connection per process: a request
 writes its commands and awaits one future; replies arrive in order and are handed out first in, first out.
 Commands of requests made in the same event-loop turn go out in one write, and Redis answers them in one read,
-which also cuts Redis's per-command system calls. A request still costs one round trip.
+which also cuts Redis's per-command system calls. A request still costs one round trip. Loyalty writes
+(``serving.services.loyalty.step``: EVALSHA, with the customer index's SADD when due) go through it too: under
+``appendfsync always`` the concurrent steps of a worker then arrive in one read and are acknowledged after one fsync.
 
 Errors are ``redis.exceptions`` ones, as from redis-py: ``ConnectionError`` when the connection fails or
 drops (every pending request gets it; the next request reconnects), ``TimeoutError`` when a reply takes longer
@@ -95,7 +97,7 @@ class _Protocol(asyncio.Protocol):
 
 
 class MuxRedis:
-    """One multiplexed connection (per process and event loop) for short read commands."""
+    """One multiplexed connection (per process and event loop) for short commands (reads, ledger scripts)."""
 
     def __init__(self, *, host: str = "localhost", port: int = 6379, path: str | None = None, db: int = 0,
                  username: str | None = None, password: str | None = None,
@@ -135,14 +137,15 @@ class MuxRedis:
         return replies
 
     def _send(self, proto: _Protocol, commands: tuple[Command, ...]) -> asyncio.Future[list[Any]]:
+        # packed before anything is queued: an argument hiredis refuses (a lone surrogate) leaves the stream in step
+        packed = [hiredis.pack_command(command) for command in commands]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         timeout = self.socket_timeout
         group = _Group(future, len(commands), loop.time() + timeout if timeout else 0.0)
         if not proto.out:
             loop.call_soon(proto.flush)  # commands of this loop turn go out in one write
-        for command in commands:
-            proto.out.append(hiredis.pack_command(command))
+        proto.out.extend(packed)
         proto.pending.append(group)
         if timeout and self._timer is None:
             self._timer = loop.call_later(timeout, self._check_timeouts)

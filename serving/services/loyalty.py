@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import Request
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from recsys.exceptions import Conflict
 from recsys.loyalty import ops
@@ -20,6 +20,7 @@ from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.ledger import decode_account
 from recsys.loyalty.program import Program, load_program
 from recsys.store.keys import Keys
+from serving.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
     LedgerResultPublic,
@@ -42,6 +43,8 @@ class LoyaltyService:
     keys: Keys
     ledger: Any
     stock: Any
+    # the app's multiplexed connection (``app.state.mux``): ledger steps go through it when set, else through ``redis``
+    mux: MuxRedis | None = None
     # customer id -> monotonic time this process last had the customer's SADD to the index acknowledged
     indexed: dict[str, float] = field(default_factory=dict)
 
@@ -75,7 +78,7 @@ async def get_loyalty(request: Request) -> LoyaltyService:
                 await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
             await client.script_load(ops.LEDGER_LUA)  # `step` sends EVALSHA only (and reloads on NOSCRIPT)
             service = LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                     client.register_script(ops.STOCK_LUA))
+                                     client.register_script(ops.STOCK_LUA), getattr(state, "mux", None))
             state.loyalty = service
     return service
 
@@ -95,10 +98,32 @@ def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> Ledge
     return LedgerResultPublic(**_answer(svc, customer_id, out))
 
 
+def _noscript(exc: ResponseError) -> bool:
+    # redis-py raises NoScriptError; the mux hands back the error reply itself ("NOSCRIPT No matching script...")
+    return isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")
+
+
+async def _send(svc: LoyaltyService, args: tuple[Any, ...], customer_id: str, index: bool) -> Any:
+    """Send the EVALSHA (after the customer index's SADD when ``index``) in one write; return the script's answer."""
+    mux = svc.mux
+    if mux is not None:
+        # one multiplexed connection per worker: concurrent steps go out in one write, answered after one fsync
+        if index:
+            return (await mux.execute(("SADD", svc.keys.loyalty_customers(), customer_id), args))[1]
+        return (await mux.execute(args))[0]
+    if not index:
+        return await svc.redis.execute_command(*args)
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.sadd(svc.keys.loyalty_customers(), customer_id)
+    pipe.execute_command(*args)
+    return (await pipe.execute(raise_on_error=True))[1]
+
+
 async def step(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
     """Run one ledger step in one round trip (customer index + EVALSHA); return the answer as a plain dict.
 
     Not ``Script.__call__`` on a pipeline: redis-py then sends SCRIPT EXISTS first, a second round trip per write.
+    Sent through ``svc.mux`` when the app has one, else through the redis-py client; the answers are the same.
     After a Redis restart (NOSCRIPT) the script is loaded and the step sent again; nothing ran the first time.
     Raises the domain error the script answered.
     """
@@ -107,15 +132,9 @@ async def step(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str)
     args = ("EVALSHA", svc.ledger.sha, len(call.keys), *call.keys, *call.args)
     for attempt in (0, 1):
         try:
-            if cached:
-                answer = await svc.redis.execute_command(*args)
-            else:
-                pipe = svc.redis.pipeline(transaction=False)
-                pipe.sadd(svc.keys.loyalty_customers(), customer_id)
-                pipe.execute_command(*args)
-                _, answer = await pipe.execute(raise_on_error=True)
-        except NoScriptError:
-            if attempt:
+            answer = await _send(svc, args, customer_id, not cached)
+        except ResponseError as exc:
+            if attempt or not _noscript(exc):
                 raise
             await svc.redis.script_load(ops.LEDGER_LUA)
             continue
@@ -127,7 +146,10 @@ async def step(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str)
     out = ops.parse(answer, customer_id, idem)
     if cached and not out["replayed"] and (out.get("entry") or {}).get("id") == f"{customer_id}:1":
         # this ledger's first entry although the customer was indexed: the data was reset meanwhile
-        await svc.redis.sadd(svc.keys.loyalty_customers(), customer_id)
+        if svc.mux is not None:
+            await svc.mux.execute(("SADD", svc.keys.loyalty_customers(), customer_id))
+        else:
+            await svc.redis.sadd(svc.keys.loyalty_customers(), customer_id)
         svc.indexed[customer_id] = time.monotonic()
     return _answer(svc, customer_id, out)
 
