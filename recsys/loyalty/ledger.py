@@ -9,10 +9,13 @@ attempt); a script runs all reads and writes as one indivisible step on the serv
 
 Redeem touches two hash tags (customer and reward stock), which Redis Cluster cannot change in one script.
 It is two steps: reserve stock (idempotent per key, bound to the payload hash), then debit the customer;
-if the debit is refused the reservation is released. A crash between the steps can leave a reservation
-without a ledger entry; it is visible as ``res:<key>`` in the stock hash and a retry with the same key
-completes it (the reservation is found, the debit applied). Stock therefore never goes below zero and is
-never double-counted.
+if the debit is refused the reservation is released. The refusal is recorded under the key, so a retry
+racing the refused original (which may find the reservation still held, then debit after a concurrent earn)
+is refused too: a debit never stands without its reservation. Only a definite refusal releases; when the
+outcome is unknown (connection lost, request cancelled) the reservation stays. A crash between the steps
+can leave a reservation without a ledger entry; it is visible as ``res:<key>`` in the stock hash and a retry
+with the same key completes it (the reservation is found, the debit applied). Stock therefore never goes
+below zero and is never double-counted.
 
 Reversal rule: a reversal takes back exactly the points the order earned (proportionally for partial
 returns, cumulatively so partials sum to the whole). If the customer already spent them, the balance goes
@@ -32,6 +35,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
+from recsys.exceptions import CentricError
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line
 from recsys.loyalty.program import Program
@@ -100,7 +104,7 @@ class RedisLedger:
         ops.check_stock(self._stock(keys=[stock_key], args=ops.stock_args("reserve", idem, reward_id, quantity)), reward_id, idem)
         try:
             return self.run(call, customer_id, idem)
-        except Exception:
+        except CentricError:  # a definite refusal; on any other error the debit may have run: keep the stock
             self._stock(keys=[stock_key], args=ops.stock_args("release", idem, reward_id, quantity))
             raise
 

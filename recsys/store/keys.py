@@ -122,7 +122,7 @@ class Keys:
         return f"{self.ns}:loy:entries:{_tag('lc:' + customer_id)}"
 
     def loyalty_idempotency(self, customer_id: str) -> str:
-        """Hash: idempotency key -> ``<payload sha256>|<result JSON>``."""
+        """Hash: idempotency key -> ``<payload sha256>|<result JSON>`` (a recorded refusal: ``<sha>|!insufficient|<JSON>``)."""
         return f"{self.ns}:loy:idem:{_tag('lc:' + customer_id)}"
 
     def loyalty_orders(self, customer_id: str) -> str:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 from redis.exceptions import NoScriptError, ResponseError
 
-from recsys.exceptions import Conflict
+from recsys.exceptions import CentricError, Conflict
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.ledger import decode_account
@@ -192,8 +192,9 @@ async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity
     ops.check_stock(await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", idem, reward_id, quantity)), reward_id, idem)
     try:
         return await _run(svc, call, customer_id, idem)
-    except BaseException:
-        # shielded so a cancelled request still gives the stock back
+    except CentricError:
+        # a definite refusal (recorded under the key, so no retry can debit later): give the stock back. On a
+        # lost connection or a cancelled request the debit may have run; the reservation stays for a retry.
         await asyncio.shield(svc.stock(keys=[stock_key], args=ops.stock_args("release", idem, reward_id, quantity)))
         raise
 

@@ -58,6 +58,38 @@ def test_overdraw_is_refused_and_changes_nothing(ledger):
     assert (ledger.account("c1"), ledger.stock("coffee")) == before
 
 
+def test_refused_redeem_stays_refused_for_its_key(ledger):
+    ledger.grant("c1", 100, "small", NOW, "g1")
+    with pytest.raises(InsufficientPoints):
+        ledger.redeem("c1", "coffee", 1, NOW, "r1")
+    ledger.grant("c1", 1000, "more", NOW, "g2")
+    with pytest.raises(InsufficientPoints, match="100 points; 300 needed"):  # the recorded answer, not a new try
+        ledger.redeem("c1", "coffee", 1, NOW, "r1")
+    assert ledger.stock("coffee") == ledger.program.rewards["coffee"].stock
+    assert ledger.redeem("c1", "coffee", 1, NOW, "r2")["balance"] == 800
+
+
+def test_retry_racing_a_refused_redeem_cannot_debit_released_stock(ledger):
+    """The interleaving that oversold: A reserves, A's retry B finds the reservation held, A's debit is refused
+    and A releases the stock, the customer earns, then B's debit runs. B must be refused, the stock whole."""
+    from recsys.loyalty import ops
+
+    ledger.grant("c1", 100, "small", NOW, "g1")
+    call = ops.redeem_call(ledger.program, ledger.keys, "c1", "coffee", 1, NOW, "r1")
+    stock_key, full = ledger.keys.loyalty_stock("coffee"), ledger.stock("coffee")
+    reserve = ops.stock_args("reserve", "r1", "coffee", 1)
+    assert ledger._stock(keys=[stock_key], args=reserve) == b"ok"  # A
+    assert ledger._stock(keys=[stock_key], args=reserve) == b"held"  # B
+    with pytest.raises(InsufficientPoints):
+        ledger.run(call, "c1", "r1")  # A's debit
+    ledger._stock(keys=[stock_key], args=ops.stock_args("release", "r1", "coffee", 1))
+    ledger.grant("c1", 1000, "concurrent earn", NOW, "g2")
+    with pytest.raises(InsufficientPoints):
+        ledger.run(call, "c1", "r1")  # B's debit
+    assert ledger.stock("coffee") == full
+    assert [e["type"] for e in ledger.entries("c1")] == ["grant", "grant"]
+
+
 def test_redeem_burns_lots_closest_to_expiry_first(ledger):
     ledger.grant("c1", 200, "old", NOW, "g1")
     ledger.grant("c1", 200, "new", NOW + timedelta(days=40), "g2")

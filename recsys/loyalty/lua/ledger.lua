@@ -1,6 +1,7 @@
 -- One customer's ledger step. KEYS: account, lots, entries, idempotency, orders (all one hash tag).
 -- ARGV: op, idempotency key, payload sha256, now (epoch s), customer id, params JSON.
 -- Returns {status, json}: status 'ok' | 'replay' | 'conflict' | 'insufficient' | 'unknown_order' | 'duplicate_order'.
+-- 'insufficient' is recorded under the key: a retry of a refused debit is refused again, never applied.
 local acct, lots, entries, idem, orders = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op, key, phash, now, customer = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local p = cjson.decode(ARGV[6])
@@ -10,7 +11,13 @@ if key ~= '' then
   if prev then
     local sep = string.find(prev, '|', 1, true)
     if string.sub(prev, 1, sep - 1) ~= phash then return {'conflict', ''} end
-    return {'replay', string.sub(prev, sep + 1)}
+    local rest = string.sub(prev, sep + 1)
+    -- a refusal recorded under this key ('!insufficient|<json>') answers every retry the same way
+    if string.sub(rest, 1, 1) == '!' then
+      local bar = string.find(rest, '|', 2, true)
+      return {string.sub(rest, 2, bar - 1), string.sub(rest, bar + 1)}
+    end
+    return {'replay', rest}
   end
 end
 
@@ -113,7 +120,13 @@ elseif op == 'earn' then
 elseif op == 'redeem' or (op == 'adjust' and p.amount < 0) then
   local total = op == 'redeem' and p.cost * p.quantity or -p.amount
   local balance = num('balance')
-  if balance < total then return {'insufficient', cjson.encode({balance = balance, needed = total})} end
+  if balance < total then
+    local info = cjson.encode({balance = balance, needed = total})
+    -- Recorded: a retry of this key that races the refused original (or follows a later earn) must not
+    -- debit, because the original's stock reservation was released when it was refused.
+    if key ~= '' then redis.call('HSET', idem, key, phash .. '|!insufficient|' .. info) end
+    return {'insufficient', info}
+  end
   burn(total)
   redis.call('HINCRBY', acct, 'balance', 0 - total)
   entry = append({type = op, amount = 0 - total, reason = p.reason, source = p.source, idempotency_key = key})
