@@ -29,9 +29,12 @@ from recsys.loyalty.program import load_program
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
+from serving.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_PATH = ROOT / "examples" / "loyalty.toml"
+# as `centric serve` runs it (one write per response); CENTRIC_BENCH_PLAIN_HTTP=1 measures plain uvicorn instead
+HTTP = [] if os.environ.get("CENTRIC_BENCH_PLAIN_HTTP") else ["--http", PROTOCOL]
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
 
 
@@ -99,7 +102,7 @@ def _serve(url: str, env_name: str, workers: int) -> tuple[subprocess.Popen[byte
         port = s.getsockname()[1]
     env = {**os.environ, "CENTRIC_REDIS_URL": url, "CENTRIC_ENV": env_name, "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH)}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--workers", str(workers), "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env)
+                               "--workers", str(workers), "--log-level", "warning", "--no-access-log", *HTTP], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -140,7 +143,7 @@ def through_api(url: str, client: redis.Redis, n: int, concurrency: int) -> floa
         port = s.getsockname()[1]
     env = {**os.environ, "CENTRIC_REDIS_URL": url, "CENTRIC_ENV": keys.env, "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH)}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env)
+                               "--log-level", "warning", "--no-access-log", *HTTP], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -5,7 +5,10 @@ of a 1 KB value, (b) ``/v1/customers/{id}/recommendations``, (c) ``/profile``, (
 — each served by uvicorn with 2 workers — first at maximum throughput (wrk, 64 connections), then at
 50 % of (a)'s maximum rate (wrk with a per-connection exponential think time, which approximates an
 open-loop load of that rate; the achieved rate is reported). Random customer / item ids per request.
-Also (b) with Python's default GC, to show what ``gc.freeze()`` + a higher gen-0 threshold buy.
+Also (b) with Python's default GC, to show what ``gc.freeze()`` + a higher gen-0 threshold buy, and (b) on
+uvicorn's stock httptools protocol, to show what one write per response buys (``serving/http_protocol.py``;
+Centric runs as ``centric serve`` runs it, the reference (a) on stock uvicorn), and the reference on that protocol
+too, for a like-for-like ratio. "50 % of (a)" always means 50 % of the stock reference's maximum.
 
     .venv/bin/python benchmarks/bench_serving.py            # 1M customers, 10 s per run
     .venv/bin/python benchmarks/bench_serving.py --quick    # 1M customers, 5 s per run
@@ -42,6 +45,7 @@ from bench_publish import cpu_name, make_artifacts  # noqa: E402
 from recsys.store.embedded import EmbeddedRedis  # noqa: E402
 from recsys.store.keys import Keys  # noqa: E402
 from serving.auth import create_api_key  # noqa: E402
+from serving.http_protocol import PROTOCOL  # noqa: E402
 from training.jobs.publish import run_publish  # noqa: E402
 
 ENV = "bench"
@@ -80,9 +84,9 @@ def add_similar_and_fallbacks(directory: Path, items: int, k: int = 20, seed: in
                   "rank": list(range(1, 51)) * 2, "score": [float(50 - i) for i in range(50)] * 2}).write_parquet(directory / "fallbacks.parquet")
 
 
-def start_uvicorn(app: str, port: int, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
+def start_uvicorn(app: str, port: int, env: dict[str, str], workers: int, http: str = "httptools") -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+           "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", http]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -157,25 +161,31 @@ def main() -> None:
         client.set("bench:reference:1kb", os.urandom(1024))
         header = f"Authorization: Bearer {create_api_key(client, keys, 'read', name='bench')}"
         env = {**os.environ, "CENTRIC_REDIS_URL": url, "CENTRIC_ENV": ENV, "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}"}
+        # (app, uvicorn --http): Centric as `centric serve` runs it (one write per response), the reference on stock uvicorn
         apps = {
-            "ref": "serving_apps:create_reference_app",
-            "centric": "serving.app:create_app",
-            "centric_default_gc": "serving_apps:create_app_default_gc",
+            "ref": ("serving_apps:create_reference_app", "httptools"),
+            "centric": ("serving.app:create_app", PROTOCOL),
+            "centric_default_gc": ("serving_apps:create_app_default_gc", PROTOCOL),
+            "centric_plain_http": ("serving.app:create_app", "httptools"),
+            "ref_coalescing": ("serving_apps:create_reference_app", PROTOCOL),
         }
         results: dict[str, dict[str, float]] = {}
         plan = [("ref", [("ref", "(a) reference: 1 Redis GET of 1 KB")]),
                 ("centric", [("recs", "(b) recommendations"), ("profile", "(c) profile"), ("similar", "(d) similar")]),
-                ("centric_default_gc", [("recs", "(b) recommendations, default GC")])]
+                ("centric_default_gc", [("recs", "(b) recommendations, default GC")]),
+                ("centric_plain_http", [("recs", "(b) recommendations, stock uvicorn httptools protocol")]),
+                ("ref_coalescing", [("ref", "(a) reference, on Centric's one-write protocol (not the baseline)")])]
         ref_max = None
         for app_name, endpoints in plan:
             port = free_port()
-            proc = start_uvicorn(apps[app_name], port, env, args.workers)
+            app, http = apps[app_name]
+            proc = start_uvicorn(app, port, env, args.workers, http)
             procs.append(proc)
             try:
                 for kind, label in endpoints:
                     wrk(port, kind, n=args.customers, items=args.items, seconds=2, connections=16, header=header)  # warm-up
                     peak = wrk(port, kind, n=args.customers, items=args.items, seconds=seconds, connections=args.connections, header=header)
-                    if kind == "ref":
+                    if app_name == "ref":
                         ref_max = peak["rps"]
                     assert ref_max is not None
                     half = wrk(port, kind, n=args.customers, items=args.items, seconds=seconds, connections=32, header=header, rate=ref_max / 2)

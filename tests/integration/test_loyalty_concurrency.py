@@ -17,6 +17,7 @@ import redis
 
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
+from serving.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMERS = ["a", "b", "c"]
@@ -58,7 +59,8 @@ def test_concurrent_http_writes_with_retries_balance(redis_url: str, keys: Keys,
     env = {**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env,
            "CENTRIC_LOYALTY_PROGRAM": str(ROOT / "examples" / "loyalty.toml")}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--log-level", "warning"], cwd=ROOT, env=env)
+                               "--log-level", "warning",
+                               "--http", PROTOCOL], cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -81,8 +81,11 @@ def demo(
         )
         import uvicorn  # noqa: PLC0415
 
+        from serving.http_protocol import PROTOCOL  # noqa: PLC0415
+
         os.environ["CENTRIC_REDIS_URL"] = url
-        uvicorn.run("serving.app:create_app", factory=True, host=bind_host, port=bind_port, log_level=settings.log_level)
+        uvicorn.run("serving.app:create_app", factory=True, host=bind_host, port=bind_port, log_level=settings.log_level,
+                    http=PROTOCOL)
 
 
 def _example_customer(out: Path) -> str:

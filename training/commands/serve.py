@@ -23,6 +23,7 @@ def serve(
 
     from recsys.settings import Settings  # noqa: PLC0415
     from recsys.store.embedded import redis_url  # noqa: PLC0415
+    from serving.http_protocol import PROTOCOL  # noqa: PLC0415
 
     settings = Settings()
     bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers
@@ -38,7 +39,7 @@ def serve(
             console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s); docs at /docs; Redis {url}")
             uvicorn.run(
                 "serving.app:create_app", factory=True, host=bind_host, port=bind_port, workers=n_workers,
-                log_level=settings.log_level, access_log=False,
+                log_level=settings.log_level, access_log=False, http=PROTOCOL,
             )
     finally:
         if metrics_dir:
