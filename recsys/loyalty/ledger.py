@@ -13,7 +13,7 @@ if the debit is refused the reservation is released. The refusal is recorded und
 racing the refused original (which may find the reservation still held, then debit after a concurrent earn)
 is refused too: a debit never stands without its reservation. Only a definite refusal releases; when the
 outcome is unknown (connection lost, request cancelled) the reservation stays. A crash between the steps
-can leave a reservation without a ledger entry; it is visible as ``res:<key>`` in the stock hash and a retry
+can leave a reservation without a ledger entry; it is visible as ``res:<len>:<customer>:<key>`` in the stock hash and a retry
 with the same key completes it (the reservation is found, the debit applied). Stock therefore never goes
 below zero and is never double-counted.
 
@@ -101,11 +101,11 @@ class RedisLedger:
         """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``."""
         call = ops.redeem_call(self.program, self.keys, customer_id, reward_id, quantity, now, idem)
         stock_key = self.keys.loyalty_stock(reward_id)
-        ops.check_stock(self._stock(keys=[stock_key], args=ops.stock_args("reserve", idem, reward_id, quantity)), reward_id, idem)
+        ops.check_stock(self._stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)), reward_id, idem)
         try:
             return self.run(call, customer_id, idem)
         except CentricError:  # a definite refusal; on any other error the debit may have run: keep the stock
-            self._stock(keys=[stock_key], args=ops.stock_args("release", idem, reward_id, quantity))
+            self._stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity))
             raise
 
     def reverse(self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str) -> dict[str, Any]:

@@ -146,9 +146,19 @@ def expire_call(keys: Keys, customer_id: str, now: datetime, program: Program | 
     return _call(keys, "expire", customer_id, "", {}, now, params)
 
 
-def stock_args(op: str, idem: str, reward_id: str, quantity: int) -> list[str]:
+def reservation_key(customer_id: str, idem: str) -> str:
+    """Return the name a redemption's stock reservation goes by: ``<len(customer)>:<customer>:<key>``.
+
+    Idempotency keys are per customer, so two customers may send the same key value; the customer is part of the
+    name (length-prefixed, so no customer id / key pair can spell another's).
+    """
+    return f"{len(customer_id)}:{customer_id}:{idem}"
+
+
+def stock_args(op: str, customer_id: str, idem: str, reward_id: str, quantity: int) -> list[str]:
     """Return the stock script's arguments (the payload hash binds the reservation to reward and quantity)."""
-    return [op, idem, payload_hash("redeem", {"reward_id": reward_id, "quantity": quantity}), str(quantity)]
+    return [op, reservation_key(customer_id, idem), payload_hash("redeem", {"reward_id": reward_id, "quantity": quantity}),
+            str(quantity)]
 
 
 def reward_of(program: Program, reward_id: str):  # noqa: ANN201 - Reward

@@ -130,7 +130,7 @@ class Keys:
         return f"{self.ns}:loy:orders:{_tag('lc:' + customer_id)}"
 
     def loyalty_stock(self, reward_id: str) -> str:
-        """Hash of one reward's stock: ``stock`` (int) and ``res:<idempotency key>`` reservations."""
+        """Hash of one reward's stock: ``stock`` (int) and ``res:<len(customer)>:<customer>:<idempotency key>`` reservations."""
         return f"{self.ns}:loy:stock:{_tag('lr:' + reward_id)}"
 
     def loyalty_customers(self) -> str:

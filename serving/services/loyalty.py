@@ -189,13 +189,13 @@ async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity
                        f"valid {reward.valid_from} to {reward.valid_to})")
     call = ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem)
     stock_key = svc.keys.loyalty_stock(reward_id)
-    ops.check_stock(await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", idem, reward_id, quantity)), reward_id, idem)
+    ops.check_stock(await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)), reward_id, idem)
     try:
         return await _run(svc, call, customer_id, idem)
     except CentricError:
         # a definite refusal (recorded under the key, so no retry can debit later): give the stock back. On a
         # lost connection or a cancelled request the debit may have run; the reservation stays for a retry.
-        await asyncio.shield(svc.stock(keys=[stock_key], args=ops.stock_args("release", idem, reward_id, quantity)))
+        await asyncio.shield(svc.stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity)))
         raise
 
 

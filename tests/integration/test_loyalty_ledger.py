@@ -77,17 +77,31 @@ def test_retry_racing_a_refused_redeem_cannot_debit_released_stock(ledger):
     ledger.grant("c1", 100, "small", NOW, "g1")
     call = ops.redeem_call(ledger.program, ledger.keys, "c1", "coffee", 1, NOW, "r1")
     stock_key, full = ledger.keys.loyalty_stock("coffee"), ledger.stock("coffee")
-    reserve = ops.stock_args("reserve", "r1", "coffee", 1)
+    reserve = ops.stock_args("reserve", "c1", "r1", "coffee", 1)
     assert ledger._stock(keys=[stock_key], args=reserve) == b"ok"  # A
     assert ledger._stock(keys=[stock_key], args=reserve) == b"held"  # B
     with pytest.raises(InsufficientPoints):
         ledger.run(call, "c1", "r1")  # A's debit
-    ledger._stock(keys=[stock_key], args=ops.stock_args("release", "r1", "coffee", 1))
+    ledger._stock(keys=[stock_key], args=ops.stock_args("release", "c1", "r1", "coffee", 1))
     ledger.grant("c1", 1000, "concurrent earn", NOW, "g2")
     with pytest.raises(InsufficientPoints):
         ledger.run(call, "c1", "r1")  # B's debit
     assert ledger.stock("coffee") == full
     assert [e["type"] for e in ledger.entries("c1")] == ["grant", "grant"]
+
+
+def test_two_customers_may_use_the_same_key_and_each_takes_stock(ledger, redis_client, keys):
+    """Idempotency keys are per customer: the same key value from two customers is two redemptions, two units."""
+    redis_client.hset(keys.loyalty_stock("coffee"), "stock", 1)
+    for cid in ("c1", "c2"):
+        ledger.grant(cid, 1000, "rich", NOW, "g1")
+    ledger.redeem("c1", "coffee", 1, NOW, "same-key")
+    with pytest.raises(OutOfStock):
+        ledger.redeem("c2", "coffee", 1, NOW, "same-key")
+    assert ledger.stock("coffee") == 0
+    assert [e["type"] for e in ledger.entries("c2")] == ["grant"]
+    again = ledger.redeem("c1", "coffee", 1, NOW, "same-key")  # c1's retry still replays
+    assert again["replayed"] and ledger.stock("coffee") == 0
 
 
 def test_redeem_burns_lots_closest_to_expiry_first(ledger):

@@ -1,4 +1,5 @@
--- Reward stock reservation. KEYS[1]: the reward's stock hash. ARGV: op ('reserve'|'release'), key, payload sha256, quantity.
+-- Reward stock reservation. KEYS[1]: the reward's stock hash.
+-- ARGV: op ('reserve'|'release'), reservation key ('<len(customer)>:<customer>:<idempotency key>'), payload sha256, quantity.
 -- Returns 'ok' | 'held' (already reserved by this key) | 'conflict' | 'unknown' | 'out_of_stock' | 'released'.
 local stock, op, key, phash, qty = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local field = 'res:' .. key
