@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +19,9 @@ from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.auth import create_api_key
+from serving.http_protocol import PROTOCOL
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_artifacts(directory: Path, *, top_item: str = "milk") -> Path:
@@ -60,5 +68,41 @@ def bearer(redis_url: str, keys: Keys, scope: str) -> dict[str, str]:
     client = redis.Redis.from_url(redis_url)
     try:
         return {"Authorization": f"Bearer {create_api_key(client, keys, scope, name='test')}"}
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def uvicorn_server(redis_url: str, keys: Keys, **env: str) -> Iterator[str]:
+    """Run the app in a uvicorn subprocess as ``centric serve`` does (one-write protocol); yield its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
+                               "--log-level", "warning", "--http", PROTOCOL], cwd=ROOT,
+                              env={**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env, **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"uvicorn did not answer /healthz on {base} within 30 s")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def clear_namespace(redis_url: str, keys: Keys) -> None:
+    """Delete every key of the ``keys`` namespace (between two runs inside one test)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=keys.pattern(), count=1000):
+            client.delete(key)
     finally:
         client.close()

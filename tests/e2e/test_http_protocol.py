@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from recsys.store.keys import Keys
-from serving.http_protocol import PROTOCOL
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).parent))
+from http_helpers import uvicorn_server  # noqa: E402
 
 
 @pytest.fixture
-def base(redis_url: str, keys: Keys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--log-level", "warning", "--http", PROTOCOL], cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def base(redis_url: str, keys: Keys) -> Iterator[int]:
+    with uvicorn_server(redis_url, keys) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:

@@ -27,7 +27,7 @@ from serving.fastwrite import FastWritePath
 from serving.services import loyalty as service
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer
+from http_helpers import bearer, clear_namespace
 
 NaN_TEXT = "NaN"
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
@@ -112,10 +112,7 @@ def _run(redis_url: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[l
         try:
             return asyncio.run(body()), answered
         finally:
-            client = redis.Redis.from_url(redis_url)
-            for key in client.scan_iter(match=keys.pattern(), count=1000):
-                client.delete(key)
-            client.close()
+            clear_namespace(redis_url, keys)
 
 
 def test_fast_writes_equal_the_routed_writes(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

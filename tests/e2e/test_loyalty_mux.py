@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from recsys.settings import Settings
 from recsys.store.keys import Keys
@@ -27,7 +26,7 @@ from serving.redis_mux import MuxRedis
 from serving.services import loyalty as service
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer
+from http_helpers import bearer, clear_namespace
 from test_loyalty_fastwrite import _script
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
@@ -63,10 +62,7 @@ def _in_app(redis_url: str, mux: bool, monkeypatch: pytest.MonkeyPatch, body: Bo
         try:
             return asyncio.run(run()), sent
         finally:
-            client = redis.Redis.from_url(redis_url)
-            for key in client.scan_iter(match=keys.pattern(), count=1000):
-                client.delete(key)
-            client.close()
+            clear_namespace(redis_url, keys)
 
 
 async def _requests(app: Any, http: httpx.AsyncClient, w: dict[str, str], keys: Keys) -> list[httpx.Response]:

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,16 +13,12 @@ import redis
 
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
-from serving.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from http_helpers import uvicorn_server  # noqa: E402
+
 CUSTOMERS = ["a", "b", "c"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _drive(base: str, token: str, seed: int, n: int) -> list[dict]:
@@ -55,26 +47,9 @@ def _drive(base: str, token: str, seed: int, n: int) -> list[dict]:
 def test_concurrent_http_writes_with_retries_balance(redis_url: str, keys: Keys, redis_client: redis.Redis) -> None:
     redis_client.hset(keys.loyalty_stock("coffee"), "stock", 6)  # scarce, so out_of_stock is exercised
     token = create_api_key(redis_client, keys, "write", name="concurrency")
-    port = _free_port()
-    env = {**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env,
-           "CENTRIC_LOYALTY_PROGRAM": str(ROOT / "examples" / "loyalty.toml")}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--log-level", "warning",
-                               "--http", PROTOCOL], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with uvicorn_server(redis_url, keys, CENTRIC_LOYALTY_PROGRAM=str(ROOT / "examples" / "loyalty.toml")) as base:
         with ProcessPoolExecutor(3) as procs:
             acked = [a for part in procs.map(_drive, [base] * 3, [token] * 3, range(3), [40] * 3) for a in part]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
     assert len(acked) > 60  # most of the 240 requests were acknowledged (refusals are 404/409)
     by_id: dict[str, dict] = {}
