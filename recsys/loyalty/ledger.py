@@ -20,7 +20,10 @@ below zero and is never double-counted.
 Reversal rule: a reversal takes back exactly the points the order earned (proportionally for partial
 returns, cumulatively so partials sum to the whole). If the customer already spent them, the balance goes
 to zero, never below; the rest is recorded as ``shortfall`` on the entry and added to ``debt``, which
-future credits pay off first (their entry's ``debt_paid``). Invariant: balance == sum of entry amounts ==
+future credits pay off first (their entry's ``debt_paid``). A return after the order's points reached their
+expiry date takes no points and books no debt (they left the balance then, by expiry or spending), and only
+lowers the tier window. A return worth nothing (a free item) reverses nothing; omitting the items reverses
+the whole order. Invariant: balance == sum of entry amounts ==
 sum of lot remainders, balance >= 0.
 """
 

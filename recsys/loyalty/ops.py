@@ -118,7 +118,9 @@ def redeem_call(program: Program, keys: Keys, customer_id: str, reward_id: str, 
 def reverse_call(keys: Keys, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str) -> Call:
     """Return the call reversing an order: all of it (``returned`` None) or the share ``returned`` of its amount."""
     payload = {"order_id": order_id, "returned": None if returned is None else str(returned)}
-    params = {"order_id": order_id, "cents": 0 if returned is None else cents(returned), "reason": "order returned"}
+    # "all" says "the whole order" explicitly: a return worth 0 cents (a free item) must reverse nothing
+    params = {"order_id": order_id, "all": returned is None, "cents": 0 if returned is None else cents(returned),
+              "reason": "order returned"}
     return _call(keys, "reverse", customer_id, idem, payload, now, params)
 
 

@@ -25,8 +25,11 @@ def fnv1a32(value: str) -> int:
 
 
 def _tag(value: str) -> str:
-    # Braces inside an id would change the hash slot; they are replaced, not trusted.
-    return "{" + value.replace("{", "(").replace("}", ")") + "}"
+    # Braces inside an id would change the hash slot, so they are escaped, reversibly ('%' too): two different ids
+    # never share a tag ("{a}" and "(a)" once did). Ids without '%', '{' or '}' keep the same key names as before.
+    if "%" in value or "{" in value or "}" in value:
+        value = value.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return "{" + value + "}"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RewardPublic(BaseModel):
@@ -64,7 +64,8 @@ class ReverseCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     order_id: str = Field(min_length=1, max_length=128)
-    items: list[OrderLine] | None = Field(default=None, max_length=1000)
+    # omit ``items`` to reverse the whole order; an empty list would reverse nothing and is refused (422)
+    items: list[OrderLine] | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class GrantLine(BaseModel):
@@ -81,6 +82,16 @@ class GrantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=200)
     grants: list[GrantLine] = Field(min_length=1, max_length=1000)
+
+    @field_validator("grants")
+    @classmethod
+    def _one_line_per_customer(cls, grants: list[GrantLine]) -> list[GrantLine]:
+        # each customer's grant is idempotent under "<key>:<customer>": two lines for one customer cannot both apply
+        seen: set[str] = set()
+        twice = sorted({g.customer_id for g in grants if g.customer_id in seen or seen.add(g.customer_id)})
+        if twice:
+            raise ValueError(f"customers listed more than once: {twice[:10]}; send one line per customer with the total points")
+        return grants
 
 
 class LedgerResultPublic(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 from redis.exceptions import NoScriptError, ResponseError
 
-from recsys.exceptions import CentricError, Conflict
+from recsys.exceptions import CentricError, Conflict, DataError
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.ledger import decode_account
@@ -182,7 +183,16 @@ async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity
     customer's tier may not redeem it or it is outside its validity window.
     """
     reward = ops.reward_of(svc.program, reward_id)
-    acct = decode_account(await svc.redis.hgetall(svc.keys.loyalty_account(customer_id)))
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.hgetall(svc.keys.loyalty_account(customer_id))
+    pipe.hexists(svc.keys.loyalty_idempotency(customer_id), idem)
+    raw, decided = await pipe.execute()
+    if decided:
+        # a retry of a redemption already decided: the ledger answers what it recorded (the entry, a refusal or a
+        # conflict), even if the tier or the reward's validity changed since; its stock was settled then
+        return await _run(svc, ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem),
+                          customer_id, idem)
+    acct = decode_account(raw)
     tier = svc.program.tiers[min(acct["tier"], len(svc.program.tiers) - 1)].name
     if not reward.available(tier, now):
         raise RewardUnavailable(f"reward {reward_id!r} is not available to tier {tier!r} now (tiers {list(reward.tiers) or 'all'}, "
@@ -206,7 +216,13 @@ async def reverse(svc: LoyaltyService, customer_id: str, order_id: str, items: S
 
 
 async def grant(svc: LoyaltyService, grants: Sequence[tuple[str, int]], reason: str, idem: str, now: datetime) -> list[LedgerResultPublic]:
-    """Grant points to many customers; each customer's grant is idempotent under ``<key>:<customer>``."""
+    """Grant points to many customers; each customer's grant is idempotent under ``<key>:<customer>``.
+
+    Raises ``DataError`` (nothing applied) when a customer is listed twice: the two lines would share one key.
+    """
+    counts = Counter(cid for cid, _ in grants)
+    if twice := sorted(cid for cid, n in counts.items() if n > 1):
+        raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
     calls = [(cid, ops.grant_call(svc.program, svc.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"))
              for cid, pts in grants]
     pipe = svc.redis.pipeline(transaction=False)

@@ -38,43 +38,77 @@ def _orders(frame: pl.DataFrame, program: Any, catalog: pl.DataFrame | None) -> 
     )
 
 
+def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.DataFrame:
+    """Merge earns (one per order) and returns (one per returned order) into one stream in timestamp order.
+
+    Columns: customer, order, timestamp, amount, ``_value`` (null for returns), ``_return`` (False for earns).
+    The sort is stable on (timestamp, earn-before-return), so at an equal timestamp an order's earn comes before
+    its return, and earns keep ``_orders``' (timestamp, customer, order) order.
+    """
+    ts_type = orders.schema[Columns.timestamp]
+    earns = orders.select(
+        pl.col(Columns.customer_id).cast(pl.String), pl.col(Columns.order_id).cast(pl.String), pl.col(Columns.timestamp),
+        pl.col(Columns.amount).cast(pl.Float64), pl.col("_value").cast(pl.Float64), pl.lit(False).alias("_return"))
+    if returns is None or not returns.height:
+        return earns
+    backs = (
+        returns.group_by(Columns.customer_id, Columns.order_id)
+        .agg(pl.col(Columns.timestamp).max(), pl.col(Columns.amount).sum())
+        .sort(Columns.timestamp, Columns.customer_id, Columns.order_id)
+        .select(pl.col(Columns.customer_id).cast(pl.String), pl.col(Columns.order_id).cast(pl.String),
+                pl.col(Columns.timestamp).cast(ts_type), pl.col(Columns.amount).cast(pl.Float64),
+                pl.lit(None, dtype=pl.Float64).alias("_value"), pl.lit(True).alias("_return"))
+    )
+    return pl.concat([earns, backs], how="vertical").sort(Columns.timestamp, "_return", maintain_order=True)
+
+
 def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: Any,
                  on_progress: Progress | None = None) -> dict[str, Any]:
     """Replay historic orders (and returns) in timestamp order into the ledger; return a summary.
 
+    Earns and returns form one stream sorted by timestamp (an order's earn before its return at an equal
+    timestamp), sent in pipelined batches, so every step's expiry sees exactly the lots due at its time.
     Idempotent: each order earns under the key ``backfill:<order>``, so a rerun adds nothing.
+    ``returns_skipped`` counts returns the ledger refused: ``unknown_order`` (no earned order with that id, e.g.
+    a return dated before its order), ``conflict`` (idempotency key reused with a different request) and
+    ``error`` (any other failure).
     Raises ``ConfigError`` for a bad program file.
     """
     program = load_program(program_path)
     ledger = RedisLedger(client, keys, program)
     ledger.init_stock()
     orders = _orders(result.transactions, program, getattr(result, "catalog", None))
-    returns = getattr(result, "returns", None)
-    ret = (returns.group_by(Columns.customer_id, Columns.order_id).agg(pl.col(Columns.timestamp).max(), pl.col(Columns.amount).sum())
-           .sort(Columns.timestamp) if returns is not None and returns.height else None)
-    total = orders.height + (ret.height if ret is not None else 0)
-    done, refused = 0, 0
-    for batch in orders.iter_slices(BATCH):
-        calls = []
-        for cid, oid, ts, amount, value in batch.iter_rows():
+    stream = _replay_stream(orders, getattr(result, "returns", None))
+    total = stream.height
+    done, refused, reversed_orders = 0, 0, 0
+    skipped = {"unknown_order": 0, "conflict": 0, "error": 0}
+    for batch in stream.iter_slices(BATCH):
+        calls, is_return = [], []
+        for cid, oid, ts, amount, value, back in batch.iter_rows():
             amt = Decimal(str(round(amount, 2)))
-            calls.append((ops.earn_call(program, keys, cid, oid, amt, [], ts, f"backfill:{oid}", value=Decimal(str(round(value, 4)))), cid))
-        refused += sum(isinstance(a, Exception) for a in ledger.run_many(calls))
+            if back:
+                call = ops.reverse_call(keys, cid, oid, amt, ts, f"backfill-return:{oid}")
+            else:
+                call = ops.earn_call(program, keys, cid, oid, amt, [], ts, f"backfill:{oid}", value=Decimal(str(round(value, 4))))
+            calls.append((call, cid))
+            is_return.append(back)
+        for back, answer in zip(is_return, ledger.run_many(calls), strict=True):
+            if not back:
+                refused += isinstance(answer, Exception)
+                continue
+            status = None if isinstance(answer, Exception) else answer[0]
+            status = status.decode() if isinstance(status, bytes) else status
+            if status in ("ok", "replay"):
+                reversed_orders += 1
+            elif status in ("unknown_order", "conflict"):
+                skipped[status] += 1
+            else:
+                skipped["error"] += 1
         done += batch.height
         if on_progress:
             on_progress(done, total)
-    reversed_orders = 0
-    if ret is not None:
-        for batch in ret.iter_slices(BATCH):
-            calls = [(ops.reverse_call(keys, cid, oid, Decimal(str(round(amount, 2))), ts, f"backfill-return:{oid}"), cid)
-                     for cid, oid, ts, amount in batch.iter_rows()]
-            answers = ledger.run_many(calls)
-            reversed_orders += sum(not isinstance(a, Exception) and a[0] in (b"ok", b"replay") for a in answers)
-            done += batch.height
-            if on_progress:
-                on_progress(done, total)
     summary = liability(client, keys, program_path)
-    return {"orders": orders.height, "returns_applied": reversed_orders, "errors": refused, **summary}
+    return {"orders": orders.height, "returns_applied": reversed_orders, "returns_skipped": skipped, "errors": refused, **summary}
 
 
 def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:

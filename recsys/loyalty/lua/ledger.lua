@@ -108,7 +108,8 @@ elseif op == 'earn' then
   credit(pts - pay, p.expiry)
   redis.call('HINCRBY', acct, 'orders', 1)
   redis.call('HINCRBY', acct, 'em:' .. p.month, pts)
-  redis.call('HSET', orders, p.order_id, cjson.encode({earned = pts, reversed = 0, cents = p.cents, returned = 0, month = p.month}))
+  redis.call('HSET', orders, p.order_id, cjson.encode({earned = pts, reversed = 0, cents = p.cents, returned = 0, month = p.month,
+                                                         exp = p.expiry}))
   -- Tier rises as soon as points earned in the rolling window qualify; never on the spendable balance.
   local earned = 0
   for _, m in ipairs(p.window) do earned = earned + tonumber(redis.call('HGET', acct, 'em:' .. m) or '0') end
@@ -136,19 +137,26 @@ elseif op == 'reverse' then
   local o = cjson.decode(raw)
   -- Cumulative proportion: the sum of partial reversals never exceeds (and at 100% equals) what was earned.
   local returned = o.cents
-  if p.cents > 0 then returned = math.min(o.cents, o.returned + p.cents) end
+  if not p.all then returned = math.min(o.cents, o.returned + p.cents) end
   local target = o.earned
   if o.cents > 0 then target = math.floor(o.earned * returned / o.cents) end
   local pts = target - o.reversed
   o.reversed, o.returned = target, returned
   redis.call('HSET', orders, p.order_id, cjson.encode(o))
   redis.call('HINCRBY', acct, 'em:' .. o.month, 0 - pts)
-  local take = math.min(pts, num('balance'))
-  burn(take)
-  redis.call('HINCRBY', acct, 'balance', 0 - take)
-  local shortfall = pts - take
-  if shortfall > 0 then redis.call('HINCRBY', acct, 'debt', shortfall) end
-  entry = append({type = 'reverse', amount = 0 - take, points = pts, shortfall = shortfall, reason = p.reason,
+  local take, shortfall, reason = 0, 0, p.reason
+  if o.exp and o.exp <= now then
+    -- The order's points reached their expiry date: they left the balance then (expired or spent before), so
+    -- taking them again from later points or as debt would charge them twice. Only the tier window changes.
+    reason = p.reason .. ' after its points expired'
+  else
+    take = math.min(pts, num('balance'))
+    burn(take)
+    redis.call('HINCRBY', acct, 'balance', 0 - take)
+    shortfall = pts - take
+    if shortfall > 0 then redis.call('HINCRBY', acct, 'debt', shortfall) end
+  end
+  entry = append({type = 'reverse', amount = 0 - take, points = pts, shortfall = shortfall, reason = reason,
                   source = p.order_id, idempotency_key = key})
 else -- grant / positive adjust
   local pay = pay_debt(p.amount)
