@@ -30,7 +30,7 @@ sum of lot remainders, balance >= 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -103,6 +103,8 @@ class RedisLedger:
     def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> dict[str, Any]:
         """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``."""
         call = ops.redeem_call(self.program, self.keys, customer_id, reward_id, quantity, now, idem)
+        if self.client.hexists(self.keys.loyalty_idempotency(customer_id), idem):
+            return self.run(call, customer_id, idem)  # already decided: replay it; its stock was settled then
         stock_key = self.keys.loyalty_stock(reward_id)
         ops.check_stock(self._stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)), reward_id, idem)
         try:
@@ -110,6 +112,33 @@ class RedisLedger:
         except CentricError:  # a definite refusal; on any other error the debit may have run: keep the stock
             self._stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity))
             raise
+
+    def prune_reservations(self, page: int = 1000) -> dict[str, int]:
+        """Drop the stock reservations of redemptions the ledger has decided; return ``{"pruned", "open"}``.
+
+        A decided key is answered from the customer's idempotency record (``redeem`` checks it first), so its
+        reservation is no longer needed. A refused one goes only once released. Open reservations (a crash
+        between the two steps, or a request in flight) stay: a retry with the same key completes them.
+        Never changes a stock count.
+        """
+        pruned = still_open = 0
+        for reward_id in self.program.rewards:
+            stock_key = self.keys.loyalty_stock(reward_id)
+            for chunk in _chunks(self.client.hscan_iter(stock_key, match="res:*", count=page), page):
+                named = [(field, value, ops.parse_reservation(field)) for field, value in chunk]
+                named = [(field, value, parsed) for field, value, parsed in named if parsed is not None]
+                pipe = self.client.pipeline(transaction=False)
+                for _, _, (customer_id, idem) in named:
+                    pipe.hget(self.keys.loyalty_idempotency(customer_id), idem)
+                drop = []
+                for (field, value, _), record in zip(named, pipe.execute(), strict=True):
+                    refused = record is not None and record.partition(b"|")[2].startswith(b"!")  # a recorded refusal
+                    if record is not None and (not refused or value == b"released"):
+                        drop.append(field)
+                still_open += len(named) - len(drop)
+                if drop:
+                    pruned += self.client.hdel(stock_key, *drop)
+        return {"pruned": pruned, "open": still_open}
 
     def reverse(self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str) -> dict[str, Any]:
         """Reverse an order (or ``returned`` currency units of it). Raises ``UnknownOrder``, ``IdempotencyConflict``."""
@@ -146,3 +175,14 @@ class RedisLedger:
     def customers(self) -> list[str]:
         """Return every customer id with a ledger."""
         return sorted(c.decode() for c in self.client.smembers(self.keys.loyalty_customers()))
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -157,6 +157,17 @@ def reservation_key(customer_id: str, idem: str) -> str:
     return f"{len(customer_id)}:{customer_id}:{idem}"
 
 
+def parse_reservation(field: bytes | str) -> tuple[str, str] | None:
+    """Return ``(customer_id, idempotency key)`` of a stock hash field ``res:<len>:<customer>:<key>``, else None."""
+    text = field.decode() if isinstance(field, bytes) else field
+    if not text.startswith("res:"):
+        return None
+    size, sep, rest = text[4:].partition(":")
+    if not sep or not size.isdigit() or len(rest) <= int(size) or rest[int(size)] != ":":
+        return None  # not this layout (e.g. a reservation named before reservations were per customer)
+    return rest[: int(size)], rest[int(size) + 1 :]
+
+
 def stock_args(op: str, customer_id: str, idem: str, reward_id: str, quantity: int) -> list[str]:
     """Return the stock script's arguments (the payload hash binds the reservation to reward and quantity)."""
     return [op, reservation_key(customer_id, idem), payload_hash("redeem", {"reward_id": reward_id, "quantity": quantity}),

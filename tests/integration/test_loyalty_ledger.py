@@ -189,3 +189,40 @@ def test_a_step_is_one_round_trip_and_survives_a_script_flush(ledger, redis_clie
     before = _script_commands(redis_client)
     ledger.earn("c1", "o3", Decimal(5), [], NOW, "k3")
     assert _script_commands(redis_client) == before  # no SCRIPT EXISTS before the EVALSHA
+
+
+def test_expire_job_prunes_decided_reservations_and_keeps_open_ones(ledger, redis_client, keys):
+    from recsys.loyalty import ops
+    from training.jobs.loyalty import expire
+
+    ledger.grant("c1", 1000, "rich", NOW, "g1")
+    ledger.grant("c2", 100, "poor", NOW, "g1")
+    ledger.redeem("c1", "coffee", 2, NOW, "r1")  # decided: debited
+    with pytest.raises(InsufficientPoints):
+        ledger.redeem("c2", "coffee", 1, NOW, "r1")  # decided: refused, stock given back
+    stock_key = keys.loyalty_stock("coffee")
+    ledger._stock(keys=[stock_key], args=ops.stock_args("reserve", "c3", "r9", "coffee", 1))  # open: no debit yet
+    full = ledger.program.rewards["coffee"].stock
+    assert ledger.stock("coffee") == full - 3
+
+    out = expire(redis_client, keys, PROGRAM, NOW)
+    assert (out["reservations_pruned"], out["reservations_open"]) == (2, 1)
+    fields = {f.decode() for f in redis_client.hkeys(stock_key)}
+    assert fields == {"stock", "res:" + ops.reservation_key("c3", "r9")}
+    assert ledger.stock("coffee") == full - 3  # pruning never changes stock
+
+    # retries of the decided keys replay; no stock is taken again
+    assert ledger.redeem("c1", "coffee", 2, NOW, "r1")["replayed"]
+    with pytest.raises(InsufficientPoints):
+        ledger.redeem("c2", "coffee", 1, NOW, "r1")
+    assert ledger.stock("coffee") == full - 3
+    assert expire(redis_client, keys, PROGRAM, NOW)["reservations_pruned"] == 0
+
+
+def test_parse_reservation_reads_only_the_per_customer_layout():
+    from recsys.loyalty import ops
+
+    for customer, key in [("c1", "k"), ("a:b", "x:y"), ("", "k"), ("{a}", "")]:
+        assert ops.parse_reservation(("res:" + ops.reservation_key(customer, key)).encode()) == (customer, key)
+    assert ops.parse_reservation(b"res:old-style-key") is None
+    assert ops.parse_reservation(b"stock") is None

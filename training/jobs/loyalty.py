@@ -142,7 +142,8 @@ def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = No
 
 
 def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | None = None) -> dict[str, Any]:
-    """Expire every customer's due lots at ``now`` (default: current UTC time) and review tiers; return totals."""
+    """Expire every customer's due lots at ``now`` (default: current UTC time), review tiers, and prune the stock
+    reservations of decided redemptions; return totals."""
     now = now or datetime.now(UTC)
     program = load_program(program_path)
     ledger = RedisLedger(client, keys, program)
@@ -154,7 +155,10 @@ def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | 
         expired += sum(a["expired"] for a in answers)
         for a in answers:
             tiers[program.tiers[a["tier"]].name] += 1
-    return {"customers": len(customers), "points_expired": expired, "tiers": tiers}
+    # housekeeping: reservations of decided redemptions are no longer needed (keeps reward stock hashes small)
+    reservations = ledger.prune_reservations()
+    return {"customers": len(customers), "points_expired": expired, "tiers": tiers,
+            "reservations_pruned": reservations["pruned"], "reservations_open": reservations["open"]}
 
 
 def liability(client: redis.Redis, keys: Keys, program_path: Path) -> dict[str, Any]:
