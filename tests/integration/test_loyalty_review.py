@@ -114,6 +114,20 @@ def test_backfill_replays_returns_in_timestamp_order(redis_client, keys):
     assert (out["points_outstanding"], out["debt_points"]) == (50, 0)
 
 
+def test_backfill_links_a_receiptless_return_to_the_latest_earlier_purchase_of_its_item(redis_client, keys):
+    """Online Retail's cancellations carry their own invoice id ("C..."), never the one they cancel: such a line
+    reverses the customer's latest earlier order with that item; a line with no such purchase is skipped."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    tx = _tx([("a", "o1", "i1", t0, 100.0), ("a", "o2", "i2", t0 + timedelta(days=1), 50.0),
+              ("a", "o3", "i1", t0 + timedelta(days=5), 30.0)])
+    returns = _tx([("a", "C9", "i1", t0 + timedelta(days=2), 100.0),  # o1 (o3 is later)
+                   ("a", "C10", "i9", t0 + timedelta(days=2), 10.0)])  # never bought
+    out = jobs.run_backfill(redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=returns, catalog=None))
+    assert out["return_lines_linked_to_purchase"] == 1
+    assert out["returns_applied"] == 1 and out["returns_skipped"]["unknown_order"] == 1
+    assert (out["points_outstanding"], out["debt_points"]) == (50 + 30, 0)  # o1's 200 (with the bonus) taken back
+
+
 # --- 5. was: a bulk grant naming a customer twice was half applied -------------------------------------------------------------------
 
 def _grant(redis_url, keys, grants):

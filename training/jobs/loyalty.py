@@ -38,6 +38,28 @@ def _orders(frame: pl.DataFrame, program: Any, catalog: pl.DataFrame | None) -> 
     )
 
 
+def _link_returns(returns: pl.DataFrame, transactions: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Give each return line whose order id the customer never bought under the customer's latest earlier order
+    with the same item (a return without a receipt; e.g. Online Retail's ``C<invoice>`` cancellations, which
+    never name the invoice they cancel). Return the lines and how many were linked; the rest keep their id.
+    """
+    c, o, i, t = Columns.customer_id, Columns.order_id, Columns.item_id, Columns.timestamp
+    if i not in returns.columns or i not in transactions.columns:
+        return returns, 0
+    known = transactions.select(c, o).unique().with_columns(pl.lit(True).alias("_known"))
+    returns = returns.join(known, on=[c, o], how="left")
+    direct = returns.filter(pl.col("_known").is_not_null()).drop("_known")
+    loose = returns.filter(pl.col("_known").is_null()).drop("_known").sort(t)
+    if not loose.height:
+        return direct, 0
+    bought = (transactions.select(c, i, pl.col(o).alias("_bought"), pl.col(t).cast(loose.schema[t]))
+              .sort(t))
+    loose = loose.join_asof(bought, on=t, by=[c, i], strategy="backward", check_sortedness=False)
+    linked = int(loose["_bought"].is_not_null().sum())
+    loose = loose.with_columns(pl.coalesce("_bought", o).alias(o)).drop("_bought")
+    return pl.concat([direct, loose.select(direct.columns)], how="vertical"), linked
+
+
 def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.DataFrame:
     """Merge earns (one per order) and returns (one per returned order) into one stream in timestamp order.
 
@@ -71,14 +93,18 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
     Idempotent: each order earns under the key ``backfill:<order>``, so a rerun adds nothing.
     ``returns_skipped`` counts returns the ledger refused: ``unknown_order`` (no earned order with that id, e.g.
     a return dated before its order), ``conflict`` (idempotency key reused with a different request) and
-    ``error`` (any other failure).
+    ``error`` (any other failure). A return line whose order id the customer never bought is first linked to
+    the customer's latest earlier order with that item (``return_lines_linked_to_purchase`` counts them).
     Raises ``ConfigError`` for a bad program file.
     """
     program = load_program(program_path)
     ledger = RedisLedger(client, keys, program)
     ledger.init_stock()
     orders = _orders(result.transactions, program, getattr(result, "catalog", None))
-    stream = _replay_stream(orders, getattr(result, "returns", None))
+    returns, linked = getattr(result, "returns", None), 0
+    if returns is not None and returns.height:
+        returns, linked = _link_returns(returns, result.transactions)
+    stream = _replay_stream(orders, returns)
     total = stream.height
     done, refused, reversed_orders = 0, 0, 0
     skipped = {"unknown_order": 0, "conflict": 0, "error": 0}
@@ -108,7 +134,8 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
         if on_progress:
             on_progress(done, total)
     summary = liability(client, keys, program_path)
-    return {"orders": orders.height, "returns_applied": reversed_orders, "returns_skipped": skipped, "errors": refused, **summary}
+    return {"orders": orders.height, "returns_applied": reversed_orders, "return_lines_linked_to_purchase": linked,
+            "returns_skipped": skipped, "errors": refused, **summary}
 
 
 def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
