@@ -11,17 +11,9 @@ import pytest
 from recsys.exceptions import IdempotencyConflict, InsufficientPoints, OutOfStock, UnknownReward
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.ops import UnknownOrder
-from recsys.loyalty.program import load_program
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def ledger(redis_client, keys) -> RedisLedger:
-    led = RedisLedger(redis_client, keys, load_program(PROGRAM))
-    led.init_stock()
-    return led
 
 
 def _sum(ledger: RedisLedger, cid: str) -> int:

@@ -4,6 +4,7 @@ charged points twice. Each section names what went wrong before its fix; the tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,11 +28,15 @@ PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-def ledger(redis_client, keys) -> RedisLedger:
-    led = RedisLedger(redis_client, keys, load_program(PROGRAM))
-    led.init_stock()
-    return led
+@contextlib.asynccontextmanager
+async def _service(redis_url, keys, program):
+    """The service's loyalty object on its own async client (what ``get_loyalty`` builds in the app)."""
+    client = aioredis.from_url(redis_url)
+    try:
+        yield service.LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
+                                     client.register_script(ops.STOCK_LUA))
+    finally:
+        await client.aclose()
 
 
 # --- 1. was: two customers shared one ledger -------------------------------------------------------------------------
@@ -66,16 +71,11 @@ def test_returning_a_free_item_over_http_service_reverses_nothing(redis_url, red
     program = load_program(PROGRAM)
 
     async def body():
-        client = aioredis.from_url(redis_url)
-        try:
-            svc = service.LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                         client.register_script(ops.STOCK_LUA))
+        async with _service(redis_url, keys, program) as svc:
             led = RedisLedger(redis_client, keys, program)
             led.earn("c1", "o1", Decimal("100"), [], NOW, "e1")
             gift = [OrderLine(item_id="free-tote", quantity=Decimal(1), price=Decimal(0))]
             return await service.reverse(svc, "c1", "o1", gift, "v1", NOW)
-        finally:
-            await client.aclose()
 
     out = asyncio.run(body())
     assert out.entry["points"] == 0 and out.balance == 200
@@ -134,13 +134,8 @@ def _grant(redis_url, keys, grants):
     program = load_program(PROGRAM)
 
     async def body():
-        client = aioredis.from_url(redis_url)
-        try:
-            svc = service.LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                         client.register_script(ops.STOCK_LUA))
+        async with _service(redis_url, keys, program) as svc:
             return await service.grant(svc, grants, "apology", "bulk-1", NOW)
-        finally:
-            await client.aclose()
 
     return asyncio.run(body())
 
@@ -178,16 +173,11 @@ def test_retry_of_a_completed_redeem_replays_after_the_tier_review(redis_url, re
     led.grant("c1", 6000, "goodwill", t1 - timedelta(days=10), "g1")  # spendable points (grants do not qualify)
 
     async def body():
-        client = aioredis.from_url(redis_url)
-        try:
-            svc = service.LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                         client.register_script(ops.STOCK_LUA))
+        async with _service(redis_url, keys, program) as svc:
             first = await service.redeem(svc, "c1", "gold-lounge", 1, "r1", t1)
             assert led.expire("c1", t1, review_tier=True)["tier"] == 0  # period-end review between the two
             again = await service.redeem(svc, "c1", "gold-lounge", 1, "r1", t1 + timedelta(minutes=1))
             return first, again
-        finally:
-            await client.aclose()
 
     first, again = asyncio.run(body())
     assert again.replayed and again.entry == first.entry
