@@ -128,6 +128,23 @@ def test_backfill_links_a_receiptless_return_to_the_latest_earlier_purchase_of_i
     assert (out["points_outstanding"], out["debt_points"]) == (50 + 30, 0)  # o1's 200 (with the bonus) taken back
 
 
+def test_backfill_rerun_over_a_longer_history_applies_only_the_new_return_lines(redis_client, keys):
+    """Returns once reversed under one key per order: a second return of the same order in a later rerun was a
+    conflict and never applied. Each line has its own key now; identical lines count separately."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    tx = _tx([("a", "o1", "i1", t0, 100.0), ("a", "o1", "i2", t0, 100.0)])  # 200 + 100 first-purchase bonus = 300
+    first = _tx([("a", "o1", "i1", t0 + timedelta(days=3), 50.0)])
+    grown = _tx([("a", "o1", "i1", t0 + timedelta(days=3), 50.0), ("a", "o1", "i2", t0 + timedelta(days=9), 50.0),
+                 ("a", "o1", "i2", t0 + timedelta(days=9), 50.0)])  # the same line twice: two items returned
+    run = lambda returns: jobs.run_backfill(redis_client, keys, PROGRAM,  # noqa: E731
+                                            SimpleNamespace(transactions=tx, returns=returns, catalog=None))
+    assert run(first)["points_outstanding"] == 300 - 75  # a quarter of the order's value
+    assert run(first)["points_outstanding"] == 225  # rerun: nothing new
+    out = run(grown)
+    assert out["returns_skipped"] == {"unknown_order": 0, "conflict": 0, "error": 0}
+    assert out["points_outstanding"] == 300 - 225  # three quarters returned, cumulatively
+
+
 # --- 5. was: a bulk grant naming a customer twice was half applied -------------------------------------------------------------------
 
 def _grant(redis_url, keys, grants):

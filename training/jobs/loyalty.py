@@ -61,25 +61,33 @@ def _link_returns(returns: pl.DataFrame, transactions: pl.DataFrame) -> tuple[pl
 
 
 def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.DataFrame:
-    """Merge earns (one per order) and returns (one per returned order) into one stream in timestamp order.
+    """Merge earns (one per order) and returns (one per return line) into one stream in timestamp order.
 
-    Columns: customer, order, timestamp, amount, ``_value`` (null for returns), ``_return`` (False for earns).
+    Columns: customer, order, timestamp, amount, ``_value`` (null for returns), ``_return`` (False for earns),
+    ``_key`` (a return line's identity: order, item, time, quantity, amount and the occurrence among identical
+    lines; null for earns). Each line reverses its share under its own key, so a rerun over a history that has
+    grown applies only the new return lines (the ledger adds partial returns up, capped at the whole order).
     The sort is stable on (timestamp, earn-before-return), so at an equal timestamp an order's earn comes before
     its return, and earns keep ``_orders``' (timestamp, customer, order) order.
     """
     ts_type = orders.schema[Columns.timestamp]
     earns = orders.select(
         pl.col(Columns.customer_id).cast(pl.String), pl.col(Columns.order_id).cast(pl.String), pl.col(Columns.timestamp),
-        pl.col(Columns.amount).cast(pl.Float64), pl.col("_value").cast(pl.Float64), pl.lit(False).alias("_return"))
+        pl.col(Columns.amount).cast(pl.Float64), pl.col("_value").cast(pl.Float64), pl.lit(False).alias("_return"),
+        pl.lit(None, dtype=pl.String).alias("_key"))
     if returns is None or not returns.height:
         return earns
+    c, o, t, a = Columns.customer_id, Columns.order_id, Columns.timestamp, Columns.amount
+    identity = [pl.col(o).cast(pl.String),
+                *(pl.col(col).cast(pl.String) for col in (Columns.item_id, Columns.quantity) if col in returns.columns),
+                pl.col(t).dt.epoch("us").cast(pl.String), pl.col(a).round(2).cast(pl.String)]
     backs = (
-        returns.group_by(Columns.customer_id, Columns.order_id)
-        .agg(pl.col(Columns.timestamp).max(), pl.col(Columns.amount).sum())
-        .sort(Columns.timestamp, Columns.customer_id, Columns.order_id)
-        .select(pl.col(Columns.customer_id).cast(pl.String), pl.col(Columns.order_id).cast(pl.String),
-                pl.col(Columns.timestamp).cast(ts_type), pl.col(Columns.amount).cast(pl.Float64),
-                pl.lit(None, dtype=pl.Float64).alias("_value"), pl.lit(True).alias("_return"))
+        returns.sort(t, c, o, maintain_order=True)
+        .with_columns(pl.concat_str(identity, separator="|", ignore_nulls=False).fill_null("?").alias("_id"))
+        .with_columns(pl.col("_id").cum_count().over(c, "_id").alias("_n"))
+        .select(pl.col(c).cast(pl.String), pl.col(o).cast(pl.String), pl.col(t).cast(ts_type), pl.col(a).cast(pl.Float64),
+                pl.lit(None, dtype=pl.Float64).alias("_value"), pl.lit(True).alias("_return"),
+                (pl.col("_id") + "#" + pl.col("_n").cast(pl.String)).alias("_key"))
     )
     return pl.concat([earns, backs], how="vertical").sort(Columns.timestamp, "_return", maintain_order=True)
 
@@ -90,7 +98,8 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
 
     Earns and returns form one stream sorted by timestamp (an order's earn before its return at an equal
     timestamp), sent in pipelined batches, so every step's expiry sees exactly the lots due at its time.
-    Idempotent: each order earns under the key ``backfill:<order>``, so a rerun adds nothing.
+    Idempotent: each order earns under the key ``backfill:<order>`` and each return line reverses under a key
+    naming the line, so a rerun adds nothing, and a rerun over a longer history applies only its new lines.
     ``returns_skipped`` counts returns the ledger refused: ``unknown_order`` (no earned order with that id, e.g.
     a return dated before its order), ``conflict`` (idempotency key reused with a different request) and
     ``error`` (any other failure). A return line whose order id the customer never bought is first linked to
@@ -106,14 +115,14 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
         returns, linked = _link_returns(returns, result.transactions)
     stream = _replay_stream(orders, returns)
     total = stream.height
-    done, refused, reversed_orders = 0, 0, 0
+    done, refused, reversed_lines = 0, 0, 0
     skipped = {"unknown_order": 0, "conflict": 0, "error": 0}
     for batch in stream.iter_slices(BATCH):
         calls, is_return = [], []
-        for cid, oid, ts, amount, value, back in batch.iter_rows():
+        for cid, oid, ts, amount, value, back, line in batch.iter_rows():
             amt = Decimal(str(round(amount, 2)))
             if back:
-                call = ops.reverse_call(keys, cid, oid, amt, ts, f"backfill-return:{oid}")
+                call = ops.reverse_call(keys, cid, oid, amt, ts, f"backfill-return:{oid}:{line}")
             else:
                 call = ops.earn_call(program, keys, cid, oid, amt, [], ts, f"backfill:{oid}", value=Decimal(str(round(value, 4))))
             calls.append((call, cid))
@@ -125,7 +134,7 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
             status = None if isinstance(answer, Exception) else answer[0]
             status = status.decode() if isinstance(status, bytes) else status
             if status in ("ok", "replay"):
-                reversed_orders += 1
+                reversed_lines += 1
             elif status in ("unknown_order", "conflict"):
                 skipped[status] += 1
             else:
@@ -134,7 +143,7 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
         if on_progress:
             on_progress(done, total)
     summary = liability(client, keys, program_path)
-    return {"orders": orders.height, "returns_applied": reversed_orders, "return_lines_linked_to_purchase": linked,
+    return {"orders": orders.height, "returns_applied": reversed_lines, "return_lines_linked_to_purchase": linked,
             "returns_skipped": skipped, "errors": refused, **summary}
 
 
