@@ -88,8 +88,21 @@ def _top_thresholds(reduced: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarr
     return kth, kth1
 
 
-def _selected(reduced: np.ndarray, kth: np.ndarray) -> np.ndarray:
-    return (reduced >= kth[:, None]) & (reduced > 0)
+def _selected(reduced: np.ndarray, kth: np.ndarray, cap: int) -> np.ndarray:
+    """Mark each row's positive entries at or above its threshold, at most ``cap`` per row.
+
+    Entries tied with the threshold could otherwise push a row over ``cap`` (identical offers tie for every
+    customer); such rows keep their ``cap`` best, the leftmost offer first among equals.
+    """
+    chosen = (reduced >= kth[:, None]) & (reduced > 0)
+    over = np.flatnonzero(chosen.sum(axis=1) > cap)
+    if over.size:
+        sub = np.where(chosen[over], reduced[over], -np.inf)
+        best = np.argsort(-sub, axis=1, kind="stable")[:, :cap]
+        keep = np.zeros_like(chosen[over])
+        np.put_along_axis(keep, best, True, axis=1)
+        chosen[over] = keep & chosen[over]
+    return chosen
 
 
 def _best_first(ratio: np.ndarray, cand: np.ndarray, o: int, p: np.ndarray, cost: np.ndarray, budgets: Budgets) -> tuple[int, np.ndarray]:
@@ -151,7 +164,7 @@ def assign(score: np.ndarray, p: np.ndarray, cost: np.ndarray, budgets: Budgets,
         reduced = score - mu * u
         kth, kth1 = _top_thresholds(reduced, cap)
         # upper bound at the current prices (any μ ≥ 0 gives one); keep the tightest
-        top = np.where(_selected(reduced, kth), reduced, 0).sum(dtype=np.float64)
+        top = np.where(_selected(reduced, kth, cap), reduced, 0).sum(dtype=np.float64)
         best_ub = min(best_ub, float(top + (mu.astype(np.float64) * nbudgets).sum()))
         target = mu.copy()
         for o in limited:
@@ -172,7 +185,7 @@ def assign(score: np.ndarray, p: np.ndarray, cost: np.ndarray, budgets: Budgets,
         mu = new_mu
     reduced = score - mu * u
     kth, _ = _top_thresholds(reduced, cap)
-    chosen = _selected(reduced, kth)
+    chosen = _selected(reduced, kth, cap)
     # final cut: drop the lowest-ratio pairs of any offer still over budget, so the answer is feasible
     for o in limited:
         members = np.flatnonzero(chosen[:, o])

@@ -94,11 +94,15 @@ def decide(
     arm_of: list[pl.Series] = []
     clv = frame.get_column(ProfileColumns.clv).fill_null(0.0).fill_nan(0.0).to_numpy()
     for j, offer in enumerate(offers):
-        exp = next((e for e in catalog.experiments if e.covers(offer.id)), None)
+        covering = [e for e in catalog.experiments if e.covers(offer.id)]
+        exp = covering[0] if covering else None  # the offer's arm (attribution) comes from the first one
         arm = arms[exp.id] if exp else pl.Series("arm", [NO_ARM] * n, dtype=pl.String)
         arm_of.append(arm)
         local = frame.with_columns(offer_affinity(frame, offer, recommendations, items).alias(NbaFields.affinity), arm.alias(NbaFields.arm))
-        allowed = ~arm.is_in(sorted(exp.holdout_arms())).to_numpy() if exp else np.ones(n, dtype=bool)
+        # a holdout of ANY covering experiment gets no offer, or that experiment's control would be contaminated
+        allowed = np.ones(n, dtype=bool)
+        for e in covering:
+            allowed &= ~arms[e.id].is_in(sorted(e.holdout_arms())).to_numpy()
         per_channel = {}
         for channel in offer.channels:
             ok = allowed.copy()

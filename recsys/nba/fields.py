@@ -92,6 +92,8 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
         dtype = _POLARS_TYPES[ftype]
         if name in frame.columns:
             expr = pl.col(name).cast(dtype, strict=False)
+            if dtype.is_float():
+                expr = expr.fill_nan(None)  # NaN is unknown, like null: polars would order it above every number
             if DEFAULTS.get(name) is not None:
                 expr = expr.fill_null(pl.lit(DEFAULTS[name]).cast(dtype))
         else:

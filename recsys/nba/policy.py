@@ -42,14 +42,15 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 def is_exhausted(offer: Mapping[str, Any], redemptions: int) -> bool:
-    """Return whether the offer's live budget (max redemptions or max spend) is used up."""
+    """Return whether the offer's live budget is used up: no further redemption fits under max redemptions or
+    max spend (at ``cost`` each)."""
     max_red = offer.get("max_redemptions")
     if max_red is not None and redemptions >= int(max_red):
         return True
     max_spend = offer.get("max_spend")
     if max_spend is not None:
         cost_cents = int(Decimal(str(offer.get("cost", "0"))) * 100)
-        return cost_cents > 0 and redemptions * cost_cents >= int(Decimal(str(max_spend)) * 100)
+        return cost_cents > 0 and (redemptions + 1) * cost_cents > int(Decimal(str(max_spend)) * 100)
     return False
 
 

@@ -57,6 +57,14 @@ class Keys:
         """Stream of events posted to /v1/events, read by the offline side."""
         return f"{self.ns}:events"
 
+    def events_batch(self, idempotency_key: str) -> str:
+        """Hash (24 h TTL): the stages an event batch sent with ``Idempotency-Key`` has completed.
+
+        Its hash tag is the stream's whole name, so it shares the stream's Cluster slot and the stream
+        write and its "done" mark commit in one MULTI.
+        """
+        return f"{self.ns}:evbatch:{{{self.events_stream()}}}:{idempotency_key}"
+
     # --- snapshots (publish / serve) ------------------------------------------------
     # (section owned by publishing; add snapshot key builders below)
     # Control keys (pointer, version list, per-version meta, publish lock) share the tag ``{snap}``: the

@@ -20,6 +20,12 @@ from recsys.nba.policy import impression_field
 from recsys.store.keys import Keys
 
 OFFER_EVENT_TYPES = ("impression", "dismiss", "redeem")
+# HSET only when the new epoch is later than the stored one (inside the key's MULTI, so still atomic)
+_HSET_MAX = """
+local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '')
+if not cur or tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
 # Contact state outlives every policy window we expect (cooldown, suppression, period); refreshed on write.
 CONTACT_TTL_S = 400 * 86_400
 
@@ -35,7 +41,9 @@ def _when(event: dict[str, Any]) -> dt.datetime:
 
 
 def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, Any]]]:
-    """Return, per Redis key, the operations (``incr``/``set`` a hash field, ``expire``) the events imply.
+    """Return, per Redis key, the operations (``incr`` / ``max`` a hash field, ``expire``) the events imply.
+
+    ``max`` keeps the latest time: a late event with an older timestamp must not end a cooldown or suppression.
 
     Events without ``offer_id`` or of other types are ignored (they are not offer events).
     """
@@ -53,9 +61,9 @@ def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, lis
                 # the arm shown travels with the impression; counting it per offer lets a report check exposure per arm
                 ops[budget].append(("incr", f"impressions:{event['arm']}", 1))
         elif kind == "dismiss":
-            ops[contact].append(("set", f"dis:{offer_id}", int(when.timestamp())))
+            ops[contact].append(("max", f"dis:{offer_id}", int(when.timestamp())))
         else:
-            ops[contact].append(("set", f"red:{offer_id}", int(when.timestamp())))
+            ops[contact].append(("max", f"red:{offer_id}", int(when.timestamp())))
             ops[contact].append(("incr", f"redn:{offer_id}", 1))
             ops[budget].append(("incr", "redemptions", 1))
         if ("expire", "", CONTACT_TTL_S) not in ops[contact]:
@@ -63,21 +71,27 @@ def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, lis
     return ops
 
 
-async def apply_offer_events(redis: aioredis.Redis, keys: Keys, events: list[dict[str, Any]]) -> None:
+async def apply_offer_events(redis: aioredis.Redis, keys: Keys, events: list[dict[str, Any]], *,
+                             progress: str | None = None, done: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """Apply impressions, dismissals and redemptions; each key's changes commit atomically (MULTI/EXEC).
 
-    Raises ``StoreUnavailable`` when Redis cannot be reached.
+    With ``progress`` (a keyed batch's hash), keys named ``k:<key>`` in ``done`` are skipped and each key is
+    marked there once its transaction committed. Raises ``StoreUnavailable`` when Redis cannot be reached.
     """
     try:
         for key, key_ops in plan_offer_events(keys, events).items():
+            if f"k:{key}" in done:
+                continue
             async with redis.pipeline(transaction=True) as pipe:
                 for op, field, value in key_ops:
                     if op == "incr":
                         pipe.hincrby(key, field, value)
-                    elif op == "set":
-                        pipe.hset(key, field, value)
+                    elif op == "max":
+                        pipe.eval(_HSET_MAX, 1, key, field, value)
                     else:
                         pipe.expire(key, value)
                 await pipe.execute()
+            if progress:
+                await redis.hset(progress, f"k:{key}", 1)
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot record offer events: {exc}") from exc

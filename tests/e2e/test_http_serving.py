@@ -180,3 +180,24 @@ def test_offer_events_reach_the_offer_counters(published: dict[str, Any], redis_
     assert response.status_code == 202 and response.json() == {"accepted": 2}
     budget = redis_client.hgetall(keys.nba_budget("o1"))
     assert budget[b"impressions"] == b"1" and budget[b"redemptions"] == b"1"
+
+
+def test_an_event_batch_retried_with_its_idempotency_key_counts_once(published: dict[str, Any], redis_url: str, keys: Keys,
+                                                                     redis_client: redis.Redis) -> None:
+    write = bearer(redis_url, keys, "write")
+    batch = {"events": [{"type": "redeem", "customer_id": "c1", "offer_id": "o1", "timestamp": "2026-01-05T10:00:00Z"}]}
+
+    async def body() -> list[Any]:
+        async with app_client(redis_url, keys) as http:
+            keyed = {**write, "Idempotency-Key": "b1"}
+            return [await http.post("/v1/events", json=batch, headers=keyed),
+                    await http.post("/v1/events", json=batch, headers=keyed),
+                    await http.post("/v1/events", json={"events": [{**batch["events"][0], "customer_id": "c2"}]}, headers=keyed),
+                    await http.post("/v1/events", json=batch, headers={**write, "Idempotency-Key": ""})]
+
+    first, retry, reused, empty = asyncio.run(body())
+    assert (first.status_code, retry.status_code) == (202, 202) and retry.json() == first.json()
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_conflict"
+    assert empty.status_code == 422
+    assert redis_client.xlen(keys.events_stream()) == 1
+    assert int(redis_client.hget(keys.nba_contacts("c1"), "redn:o1")) == 1
