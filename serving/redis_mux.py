@@ -107,7 +107,7 @@ class MuxRedis:
         self.socket_timeout = socket_timeout
         self.socket_connect_timeout = socket_connect_timeout
         self._proto: _Protocol | None = None
-        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._connecting: asyncio.Task[_Protocol] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -128,7 +128,7 @@ class MuxRedis:
     async def execute(self, *commands: Command) -> list[Any]:
         """Send ``commands`` in one write and return their replies; an error reply is raised (``ResponseError``)."""
         proto = self._proto
-        if proto is None:
+        if proto is None or proto.closed:
             proto = await self._connect()
         replies = await self._send(proto, commands)
         for reply in replies:
@@ -139,6 +139,9 @@ class MuxRedis:
     def _send(self, proto: _Protocol, commands: tuple[Command, ...]) -> asyncio.Future[list[Any]]:
         # packed before anything is queued: an argument hiredis refuses (a lone surrogate) leaves the stream in step
         packed = [hiredis.pack_command(command) for command in commands]
+        if proto.closed:
+            # it dropped between connecting and this call: queued here, the commands would never be sent or failed
+            raise RedisConnectionError("connection to Redis lost; retry")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         timeout = self.socket_timeout
@@ -164,21 +167,23 @@ class MuxRedis:
             self._timer = loop.call_later(head.deadline - loop.time(), self._check_timeouts)
 
     async def _connect(self) -> _Protocol:
-        if self._connecting is not None:
-            return await asyncio.shield(self._connecting)
+        # One connect task shared by every caller; each awaits it shielded, so a cancelled caller is cancelled
+        # alone (it sees CancelledError) and the connect goes on for the others.
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect_once())
+            self._connecting.add_done_callback(lambda task: task.cancelled() or task.exception())  # always retrieved
+        return await asyncio.shield(self._connecting)
+
+    async def _connect_once(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        self._connecting = loop.create_future()
         try:
-            proto = await asyncio.wait_for(self._open(loop), self.socket_connect_timeout)
-        except BaseException as exc:
-            error = exc if isinstance(exc, RedisConnectionError) else RedisConnectionError(f"cannot connect to Redis: {exc!r}")
-            self._connecting.set_exception(error)
-            self._connecting.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+            return await asyncio.wait_for(self._open(loop), self.socket_connect_timeout)
+        except Exception as exc:
+            if isinstance(exc, RedisConnectionError):
+                raise
+            raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+        finally:
             self._connecting = None
-            raise error from exc
-        self._connecting.set_result(proto)
-        self._connecting = None
-        return proto
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
         if self.path:

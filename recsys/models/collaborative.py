@@ -180,6 +180,8 @@ class ALSRecommender(_FactorModel):
         self._check_fitted()
         known = self.items_.to_internal(list(item_ids), strict=False)
         known = known[known >= 0]
+        if known.size == 0:
+            return []  # nothing the model knows: no basis for a personal ranking (callers fall back)
         scores = (self.item_factors_ @ self.fold_in(known))[None, :].astype(np.float32)
         blocked = self.item_filter.blocked(self.n_items) if self.item_filter is not None else np.zeros(self.n_items, bool)
         scores[:, blocked] = -np.inf

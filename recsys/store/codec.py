@@ -102,11 +102,23 @@ def dtype_from_json(spec: list[list[Any]]) -> np.dtype:
     return np.dtype([(f[0], f[1], tuple(f[2])) if len(f) == 3 else (f[0], f[1]) for f in spec])
 
 
+F16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+def to_f16(score: Any) -> Any:
+    """Return ``score`` (scalar or array) as float16, clipped to ±65504 instead of overflowing to ±inf.
+
+    Scores above that (a popularity count of a shop with more than 65k buyers) keep their rank (lists are
+    stored in rank order) and are served as 65504; inf would be served as JSON ``null``.
+    """
+    return np.clip(np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0), -F16_MAX, F16_MAX).astype(np.float16)
+
+
 def encode_lists(pos: np.ndarray, score: np.ndarray, label: np.ndarray, dtype: np.dtype) -> bytes:
     """Encode rows already sorted by owner then rank; slice the result per owner with ``offsets``."""
     rows = np.empty(len(pos), dtype=dtype)
     rows["pos"] = pos
-    rows["score"] = score
+    rows["score"] = to_f16(score)
     rows["label"] = label
     return rows.tobytes()
 

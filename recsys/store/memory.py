@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from recsys.columns import Columns
 from recsys.exceptions import NoActiveSnapshot, NotFound
+from recsys.store import codec
 from recsys.store.codec import ProfileCodec
 from recsys.store.base import ItemTable, PublishReport, RankedItem, RankedList, SnapshotData, VersionInfo
 from recsys.store.prepare import Prepared, fallback_reason, prepare
@@ -45,7 +45,7 @@ def _ranked(frame: pl.DataFrame | None, owner: str, table: ItemTable, labels: li
     for key, pos, score, label in frame.iter_rows():
         source, reason = labels[label]
         # float16 rounding as in the Redis encoding, so both stores give the same scores.
-        out.setdefault(key, []).append(RankedItem(table.ids[pos], float(np.float16(score)), source, reason))
+        out.setdefault(key, []).append(RankedItem(table.ids[pos], float(codec.to_f16(score)), source, reason))
     return out
 
 
@@ -147,7 +147,7 @@ class MemoryStore:
         if frame is None:
             return None
         reason = fallback_reason(name)
-        return RankedList(v.version, [RankedItem(i, float(np.float16(s)), "fallback", reason) for i, s in frame.iter_rows()])
+        return RankedList(v.version, [RankedItem(i, float(codec.to_f16(s)), "fallback", reason) for i, s in frame.iter_rows()])
 
     async def fallback_names(self) -> list[str]:
         """Return the fallback list names."""

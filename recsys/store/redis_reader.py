@@ -279,7 +279,7 @@ def _build_state(version: str, info_raw: bytes, items_raw: bytes, labels_raw: by
     fallbacks = {}
     for name, (ids, scores) in orjson.loads(fallbacks_raw or b"{}").items():
         reason = fallback_reason(name)
-        fallbacks[name] = RankedList(version, [RankedItem(i, float(np.float16(s)), "fallback", reason) for i, s in zip(ids, scores)])
+        fallbacks[name] = RankedList(version, [RankedItem(i, float(codec.to_f16(s)), "fallback", reason) for i, s in zip(ids, scores)])
     return VersionState(
         version=version,
         info=info,

@@ -215,7 +215,8 @@ class RedisSnapshotStore:
     def _retain(self, keep: int, ttl_s: int) -> list[str]:
         active = self.active_version()
         newest_first = [v.decode() for v in self.client.zrevrange(self.keys.snapshot_versions(), 0, -1)]
-        kept = newest_first[:keep]
+        # at least two: the version just replaced stays (until its TTL) for workers still caching the old pointer
+        kept = newest_first[:max(keep, 2)]
         if active and active not in kept:
             kept = kept[: max(keep - 1, 0)] + [active]
         removed = [v for v in newest_first if v not in kept]

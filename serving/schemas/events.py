@@ -21,8 +21,8 @@ class EventCreate(BaseModel):
     item_id: str | None = Field(None, min_length=1, max_length=128)
     offer_id: str | None = Field(None, min_length=1, max_length=128)
     channel: str | None = Field(None, max_length=32)
-    quantity: float | None = Field(None, gt=0)
-    price: float | None = Field(None, ge=0)
+    quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
     timestamp: dt.datetime | None = Field(None, description="ISO 8601; without a zone it is taken as UTC; default: now")
     arm: str | None = Field(None, max_length=64)
 
@@ -31,7 +31,21 @@ class EventCreate(BaseModel):
     def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        try:
+            return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError(f"timestamp {value.isoformat()} is outside the range of UTC datetimes") from None
+
+    @field_validator("customer_id", "item_id", "offer_id", "channel", "arm")
+    @classmethod
+    def _utf8(cls, value: str | None) -> str | None:
+        # JSON may carry lone surrogates ("\ud800"), which no UTF-8 store can hold
+        if value is not None:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+        return value
 
     @model_validator(mode="after")
     def _needs_target(self) -> EventCreate:
