@@ -196,7 +196,7 @@ def _offer(raw: Any, policy: ContactPolicy, where: str) -> Offer:
         target_categories=tuple(_str_list(raw, "target_categories", where)),
         target_items=tuple(_str_list(raw, "target_items", where)),
         valid_from=valid_from, valid_to=valid_to,
-        max_per_customer=_int(raw, "max_per_customer", where, 1),
+        max_per_customer=_positive(raw, "max_per_customer", where, 1),
         max_redemptions=_int(raw, "max_redemptions", where, None),
         max_spend=_money(raw, "max_spend", where),
         max_contacts=_int(raw, "max_contacts", where, None),
@@ -256,6 +256,13 @@ def _money(raw: Mapping[str, Any], name: str, where: str, *, required: bool = Fa
     if not amount.is_finite() or amount < 0 or amount > Decimal(10) ** 12:
         raise ConfigError(f"{where}: '{name}' = {value!r}; must be between 0 and 1e12")
     return amount.quantize(Decimal("0.01"))
+
+
+def _positive(raw: Mapping[str, Any], name: str, where: str, default: int) -> int:
+    value = _int(raw, name, where, default)
+    if not value:
+        raise ConfigError(f"{where}: '{name}' must be at least 1, got {value!r} (to stop an offer, set valid_to or remove it)")
+    return value
 
 
 def _int(raw: Mapping[str, Any], name: str, where: str, default: int | None) -> int | None:

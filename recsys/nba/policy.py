@@ -99,7 +99,8 @@ def live_offers(
         redeemed = state.get(f"red:{oid}")
         if redeemed and now_s - float(redeemed) < int(policy.get("suppress_days", 0)) * DAY:
             continue
-        if int(state.get(f"redn:{oid}", 0)) >= int(offer.get("max_per_customer") or 1_000_000):
+        limit = offer.get("max_per_customer")
+        if limit is not None and int(state.get(f"redn:{oid}", 0)) >= int(limit):
             continue
         kept.append(row)
     return kept[:remaining]

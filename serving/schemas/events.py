@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from recsys.nba.offers import CHANNELS
+
 EventType = Literal["view", "add_to_cart", "purchase", "impression", "click", "dismiss", "redeem"]
 MAX_EVENTS = 1000
 
@@ -55,6 +57,9 @@ class EventCreate(BaseModel):
             raise ValueError(f"a {self.type} event needs offer_id")
         if self.type in ("impression", "click") and self.item_id is None and self.offer_id is None:
             raise ValueError(f"a {self.type} event needs item_id or offer_id")
+        if self.offer_id is not None and self.channel is not None and self.channel not in CHANNELS:
+            # contact caps are counted per channel: an unknown spelling ("App") would never be counted
+            raise ValueError(f"channel {self.channel!r} is not an offer channel; use one of {list(CHANNELS)}")
         return self
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from recsys.exceptions import IdempotencyConflict, StoreUnavailable
+from recsys.exceptions import ConfigError, IdempotencyConflict, StoreUnavailable
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.expressions import parse
 from recsys.nba.fields import conform
@@ -219,3 +219,23 @@ def test_retrying_a_batch_after_a_503_does_not_count_the_redemption_twice(redis_
     other = [{"type": "redeem", "customer_id": "c2", "offer_id": "o", "timestamp": NOW}]
     with pytest.raises(IdempotencyConflict):
         run(redis_url, lambda r: record_events(r, keys, store, other, "batch-1"))
+
+
+# --- configuration and input that once slipped through -------------------------------------------------------------
+
+def test_max_per_customer_zero_is_refused_not_unlimited() -> None:
+    """0 used to mean "no limit" when served (``or 1_000_000``); an offer must allow at least one redemption."""
+    with pytest.raises(ConfigError, match="max_per_customer"):
+        catalog_from_dict({"offer": [{"id": "x", "kind": "content", "channels": ["app"], "value": 1, "max_per_customer": 0}]})
+
+
+def test_offer_events_must_name_a_known_channel() -> None:
+    """An impression on "App" was counted under a field no cap ever reads; offer events now take only known channels."""
+    from pydantic import ValidationError
+
+    from serving.schemas.events import EventCreate
+
+    with pytest.raises(ValidationError, match="not an offer channel"):
+        EventCreate(type="impression", customer_id="c1", offer_id="o", channel="App")
+    assert EventCreate(type="impression", customer_id="c1", offer_id="o", channel="app").channel == "app"
+    assert EventCreate(type="view", customer_id="c1", item_id="i", channel="pos").channel == "pos"  # not an offer event
