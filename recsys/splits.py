@@ -82,9 +82,11 @@ def temporal_split(
                 f"validation from {validation_start:%Y-%m-%d}); choose a smaller --test-days"
             )
     when = {"cutoff": cutoff.isoformat(), "validation_start": validation_start.isoformat()}
+    # each split's "cutoff" is where its own test part starts: recency weights of the tuning fit are taken there
+    tuning_when = {"cutoff": validation_start.isoformat(), "validation_start": validation_start.isoformat()}
     return SplitPlan(
         protocol="temporal",
-        tuning=_make_split("tuning", tuning_train, validation, when),
+        tuning=_make_split("tuning", tuning_train, validation, tuning_when),
         final=_make_split("final", before_cutoff, test, when),
     )
 

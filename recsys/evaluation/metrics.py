@@ -40,10 +40,7 @@ def hit_matrix(top_k: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     n_users, n_items = truth.shape
     if top_k.shape[0] != n_users:
         raise ValueError(f"top_k has {top_k.shape[0]} rows but truth has {n_users}")
-    truth = truth.tocsr()
-    if not truth.has_canonical_format:  # duplicates would break the sorted search; copy, never mutate the caller's
-        truth = truth.copy()
-        truth.sum_duplicates()
+    truth = _relevant(truth)
     if truth.nnz == 0 or top_k.size == 0:
         return np.zeros(top_k.shape, dtype=bool)
     # One int64 key per (user, item): membership becomes a sorted search instead of a Python loop.
@@ -53,7 +50,27 @@ def hit_matrix(top_k: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     keys = np.arange(n_users, dtype=np.int64)[:, None] * n_items + np.where(valid, top_k, 0).astype(np.int64)
     pos = np.searchsorted(truth_keys, keys)
     pos = np.minimum(pos, truth_keys.size - 1)
-    return (truth_keys[pos] == keys) & valid
+    hits = (truth_keys[pos] == keys) & valid
+    # an item listed twice is one hit, at its first position
+    if top_k.ndim == 2 and top_k.shape[1] > 1:
+        order = np.argsort(np.where(valid, top_k, -1), axis=1, kind="stable")
+        ranked = np.take_along_axis(top_k, order, axis=1)
+        repeat = np.zeros(top_k.shape, dtype=bool)
+        repeat[:, 1:] = (ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] >= 0)
+        later = np.zeros(top_k.shape, dtype=bool)
+        np.put_along_axis(later, order, repeat, axis=1)
+        hits &= ~later
+    return hits
+
+
+def _relevant(truth: sp.spmatrix) -> sp.csr_matrix:
+    """Return ``truth`` as CSR with duplicates merged and stored zeros dropped (only non-zero entries are relevant)."""
+    truth = truth.tocsr()
+    if not truth.has_canonical_format or (truth.data == 0).any():  # copy, never mutate the caller's
+        truth = truth.copy()
+        truth.sum_duplicates()
+        truth.eliminate_zeros()
+    return truth
 
 
 def ranking_metrics(
@@ -67,8 +84,9 @@ def ranking_metrics(
     Customers without relevant items are ignored; with none at all every metric is ``nan``. ``k`` larger than
     the lists' width counts the missing positions as misses.
     """
+    truth = _relevant(truth)
     hits = hit_matrix(top_k, truth)
-    n_rel = np.diff(truth.tocsr().indptr).astype(np.float64)
+    n_rel = np.diff(truth.indptr).astype(np.float64)
     users = n_rel > 0
     out: dict[str, float] = {}
     width = hits.shape[1] if hits.ndim == 2 else 0

@@ -281,9 +281,7 @@ def tune_blend(
     for weight in weights:
         for slope in slopes:
             w = np.clip(weight + slope * ratio, 0.0, 1.0).astype(np.float32)
-            blended = cand.blend(w)
-            order, _ = top_k(blended, k)
-            top = np.where(order >= 0, np.take_along_axis(cand.ids, np.maximum(order, 0), axis=1), -1)
+            top, _ = _rank_candidates(cand.ids, cand.blend(w), k)  # ranked (ties included) exactly as recommend serves
             score = ranking_metrics(top, target, (k,))[f"ndcg@{k}"]
             trials.append(BlendTrial(float(weight), float(slope), float(score)))
     trials.sort(key=lambda t: -t.score)

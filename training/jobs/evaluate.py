@@ -250,7 +250,9 @@ def _tune_hybrid(
     params = dict(chosen.get("hybrid", {}))
     explore = params.get("explore") or _default_param("hybrid", "explore")
     if explore in tuned and "explore_params" not in params:
-        params["explore_params"] = dict(chosen[explore])
+        # inside the hybrid the explore model sees the hybrid's matrix (buy-again's half-life): a half-life tuned
+        # for it alone would not apply, so it is not recorded as if it did
+        params["explore_params"] = {k: v for k, v in chosen[explore].items() if k != "half_life_days"}
     if "buy_again" in tuned and "half_life_days" not in params:
         params["half_life_days"] = chosen["buy_again"].get("half_life_days")
     params = {k: v for k, v in params.items() if v is not None}
