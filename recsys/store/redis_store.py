@@ -2,8 +2,8 @@
 
 Protocol of one publish (all control keys share the ``{snap}`` slot, see ``Keys``):
 
-1. take the publish lock (``SET NX`` with a short TTL, refreshed while writing) and delete versions
-   left in the pending set by publishes that died;
+1. take the publish lock (``SET NX`` with a short TTL, kept alive by a heartbeat, see ``_LockHeartbeat``)
+   and delete versions left in the pending set by publishes that died;
 2. add the version to the pending set and write its metadata (status ``writing``);
 3. write tables (items, labels, fallbacks, offers) and per-customer/per-item bucket hashes with
    pipelined multi-field ``HSET``s;
@@ -20,6 +20,7 @@ A publish killed at any point before step 5 leaves the pointer on the old versio
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,9 +35,7 @@ from recsys.store.keys import Keys
 from recsys.store.memory import new_version_id
 from recsys.store.prepare import prepare
 
-LOCK_TTL_S = 60
-
-
+LOCK_TTL_S = 60  # seconds; read at call time, so tests may shorten it
 
 _VERIFY = """
 local t = redis.call('HGETALL', KEYS[1])
@@ -60,6 +59,12 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Compare-and-extend: the TTL is extended only while the lock still holds our token. An expired lock is
+# never re-taken: another publish may have held it meanwhile and deleted our pending version's keys.
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class RedisSnapshotStore:
@@ -71,6 +76,7 @@ class RedisSnapshotStore:
         self._verify = client.register_script(_VERIFY)
         self._activate = client.register_script(_ACTIVATE)
         self._release = client.register_script(_RELEASE)
+        self._refresh = client.register_script(_REFRESH)
 
     # --- reading control state -------------------------------------------------------
     def active_version(self) -> str | None:
@@ -141,20 +147,25 @@ class RedisSnapshotStore:
                 f"another publish (version {holder.decode() if holder else '?'}) is in progress; "
                 f"wait for it, or if it died, retry after {LOCK_TTL_S}s when its lock expires"
             )
+        heartbeat = _LockHeartbeat(self, version)
+        heartbeat.start()
         try:
             self._cleanup_pending(version)
             writer = VersionWriter(self, version, prepared, report_progress)
             notes = writer.write()
             checksums = writer.verify()
-            # The only step that makes the version visible; the script re-checks that the lock is ours.
+            # The only step that makes the version visible; the script re-checks that the lock is ours,
+            # so a lock the heartbeat lost (expired or taken over) always refuses activation.
             try:
                 self._activate(keys=self._control_keys(version), args=[version, time.time(), "1"])
             except ResponseError as exc:
-                raise Conflict(f"publish of {version} not activated: {exc}") from exc
+                why = f" ({heartbeat.lost})" if heartbeat.lost else ""
+                raise Conflict(f"publish of {version} not activated: {exc}{why}") from exc
             removed = self._retain(keep, ttl_s)
         except RedisError as exc:
             raise StoreUnavailable(f"publish of {version} failed, previous version stays active: {exc}") from exc
         finally:
+            heartbeat.stop()
             try:
                 self._release(keys=[self.keys.snapshot_lock()], args=[version])
             except RedisError:
@@ -162,11 +173,15 @@ class RedisSnapshotStore:
         return PublishReport(version, writer.counts, checksums, time.perf_counter() - start, removed, notes)
 
     def refresh_lock(self, version: str) -> None:
-        """Extend the publish lock while writing; raises ``Conflict`` if another publish took it."""
-        holder = self.client.get(self.keys.snapshot_lock())
-        if holder is not None and holder.decode() != version:
-            raise Conflict(f"publish lock taken by {holder.decode()} while writing {version}")
-        self.client.set(self.keys.snapshot_lock(), version, ex=LOCK_TTL_S)
+        """Extend the publish lock while writing; raises ``Conflict`` if it is no longer ours.
+
+        Atomic compare-and-extend (``_REFRESH``): a lock held by another publish is left untouched, and
+        a lock that expired is not re-taken (another publish may have run and cleaned up our version).
+        """
+        if not self._refresh(keys=[self.keys.snapshot_lock()], args=[version, int(LOCK_TTL_S * 1000)]):
+            holder = self.client.get(self.keys.snapshot_lock())
+            who = f"taken by {holder.decode()}" if holder is not None else "expired"
+            raise Conflict(f"publish lock {who} while writing {version}")
 
     # --- internals ---------------------------------------------------------------------
     def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -228,3 +243,42 @@ class RedisSnapshotStore:
             else:
                 self._each_key(self.version_keys(version), "EXPIRE", ttl_s)
         return removed
+
+
+class _LockHeartbeat:
+    """Keeps the publish lock alive from a daemon thread for the whole of one publish.
+
+    Refreshing only at loop points of the writer would leave the verify step, table writes, pending
+    cleanup and retention (each of which can outlast ``LOCK_TTL_S`` on a large snapshot or a slow Redis)
+    uncovered; a heartbeat covers every step without threading calls through them. It refreshes every
+    ``LOCK_TTL_S / 3`` with the compare-and-extend script and stops for good the first time the lock is
+    not ours, recording why in ``lost``. It never re-takes the lock, so losing it is final: the
+    activation script checks the lock itself and refuses, and ``refresh_lock`` in the writer fails fast.
+    A Redis error is not a loss; the next beat retries (the lock's own TTL is the safety net).
+    """
+
+    def __init__(self, store: RedisSnapshotStore, version: str) -> None:
+        self.store = store
+        self.version = version
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"publish-lock-{version}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        # Bounded join: a beat stuck on a dead connection must not hang the publish. A late beat is
+        # harmless, the compare-and-extend script does nothing once the lock is released or not ours.
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(LOCK_TTL_S / 3, 0.05)):
+            try:
+                self.store.refresh_lock(self.version)
+            except Conflict as exc:
+                self.lost = str(exc)
+                return
+            except RedisError:
+                continue
