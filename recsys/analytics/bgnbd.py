@@ -77,6 +77,9 @@ class BetaGeoModel:
         x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         _check(x, t_x, T_)
         x, t_x, T_, w = compress(x, t_x, T_, weights)
+        if float(np.max(T_, initial=0.0)) <= 0:
+            raise DataError("BG/NBD needs customers observed for some time: every customer first bought on the "
+                            "calibration end day (T = 0); choose a later --calibration-end")
         scale = float(T_.max()) or 1.0
         best = None
         # Two starting points: the usual all-ones start, and a start with a small dropout rate.

@@ -69,6 +69,10 @@ class GammaGammaModel:
         if not np.isfinite(res.fun):
             raise DataError("Gamma-Gamma fit did not converge (non-finite likelihood)")
         p, q, g = np.exp(res.x)
+        if q <= 1:
+            # the population mean spend p*gamma/(q-1) does not exist; expected spends would come out negative
+            raise DataError(f"Gamma-Gamma fit gave q = {q:.3f} <= 1 (spend too heavy-tailed for the model); "
+                            "using observed mean spend instead is safer")
         self.params_ = np.array([p, q, g * scale])
         self.loglik_ = float(-res.fun * w.sum() - (w @ (np.log(scale) * np.ones_like(m))))
         self.n_customers_ = int(keep.sum())

@@ -92,6 +92,10 @@ def build_profiles(
         spend = np.where(x > 0, monetary, mean)
     clv, expected = customer_lifetime_value(bg, x, t_x, T, spend, unit_days=unit_days(config.time_unit), config=config.clv)
     p_alive = bg.p_alive(x, t_x, T)
+    if not (np.isfinite(clv).all() and np.isfinite(expected).all() and np.isfinite(p_alive).all()):
+        # e.g. a handful of customers drive a parameter to its bound, where the hypergeometric terms overflow
+        raise DataError(f"the BG/NBD fit on these data ({len(x)} customers, {int((x > 0).sum())} with repeat purchases) "
+                        "gives non-finite predictions; use more customers or a longer calibration period")
     profiles = (
         summary.with_columns(
             pl.Series(P.p_alive, p_alive),

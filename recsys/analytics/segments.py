@@ -41,8 +41,12 @@ FALLBACK_SEGMENT = "Other"
 
 
 def quintile(column: str, *, descending: bool = False) -> pl.Expr:
-    """Return a 1..5 score expression: the customer's rank quintile (ties share the average rank)."""
-    rank = pl.col(column).rank("average", descending=descending)
+    """Return a 1..5 score expression: the customer's rank quintile (ties share the lowest rank of their group).
+
+    With "min" ranks a tied group scores by the share of customers strictly below it, so the lowest value always
+    scores 1 (one-time buyers are F = 1 even when they are half the customers; "average" put them at F = 2).
+    """
+    rank = pl.col(column).rank("min", descending=descending)
     n = pl.len()
     return ((rank - 1) * 5 / n).floor().clip(0, 4).cast(pl.Int8) + 1
 

@@ -6,7 +6,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from recsys.loyalty.program import Program
@@ -45,6 +45,7 @@ def points_per_tier(program: Program, value: Decimal, now: datetime) -> list[int
     (the first-purchase bonus is added by the ledger script, which knows whether it is the first order).
     """
     campaign = Decimal(1)
+    now = now.replace(microsecond=0)  # the ledger's resolution: an order at 23:59:59.5 is inside a window ending 23:59:59
     for c in program.campaigns:
         if c.start <= now <= c.end:
             campaign *= c.multiplier
@@ -65,7 +66,9 @@ def cents(amount: Decimal | float | str) -> int:
 
 
 def months_window(now: datetime, months: int) -> list[str]:
-    """Return the ``YYYYMM`` labels of the ``months`` calendar months ending with ``now``'s month."""
+    """Return the ``YYYYMM`` labels of the ``months`` calendar months ending with ``now``'s month (UTC)."""
+    if now.utcoffset():
+        now = now.astimezone(UTC)
     return list(_window(now.year, now.month, months))
 
 
@@ -87,12 +90,16 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def month_label(now: datetime) -> str:
-    """Return ``now``'s ``YYYYMM`` label (the format of ``months_window``; several times faster than strftime)."""
+    """Return ``now``'s ``YYYYMM`` label in UTC (the format of ``months_window``; several times faster than strftime)."""
+    if now.utcoffset():
+        now = now.astimezone(UTC)
     return f"{now.year:04d}{now.month:02d}"
 
 
 def expiry_epoch(program: Program, now: datetime) -> int:
     """Return the epoch second at which points earned at ``now`` expire (start of that day, UTC)."""
+    if now.utcoffset():
+        now = now.astimezone(UTC)
     return _expiry(program.expiry_months, now.year, now.month, now.day, now.tzinfo)
 
 

@@ -105,6 +105,8 @@ class _Reader:
             number = Decimal(str(value))
         except InvalidOperation:
             raise self.fail(prefix + name, value, "expected a number") from None
+        if not number.is_finite():
+            raise self.fail(prefix + name, value, "expected a finite number")
         if number < minimum:
             raise self.fail(prefix + name, value, f"must be >= {minimum}")
         return number
@@ -150,6 +152,8 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
     campaigns = []
     for i, c in enumerate(r.get(earning, "campaigns", list, "earning.", [])):
         p = f"earning.campaigns[{i}]."
+        if not isinstance(c, dict):
+            raise r.fail(p.rstrip("."), c, "expected a table ([[earning.campaigns]])")
         start, end = r.time(c, "start", p), r.time(c, "end", p)
         if start and end and end < start:
             raise r.fail(p + "end", end, f"ends before its start {start}")
@@ -158,10 +162,15 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
     tiers = []
     for i, t in enumerate(r.get(tiers_t, "levels", list, "tiers.")):
         p = f"tiers.levels[{i}]."
+        if not isinstance(t, dict):
+            raise r.fail(p.rstrip("."), t, "expected a table ([[tiers.levels]])")
         tiers.append(Tier(r.get(t, "name", str, p), r.integer(t, "threshold", p), r.number(t, "multiplier", p, 1),
                           tuple(r.get(t, "benefits", list, p, []))))
     if not tiers:
         raise r.fail("tiers.levels", [], "define at least one tier")
+    if tiers[0].threshold != 0:
+        # every customer starts in the lowest tier: a threshold above 0 would show a tier nobody qualified for
+        raise r.fail("tiers.levels[0].threshold", tiers[0].threshold, "the lowest tier must have threshold 0")
     for prev, cur in zip(tiers, tiers[1:], strict=False):
         if cur.threshold <= prev.threshold:
             raise r.fail(f"tiers.levels[{tiers.index(cur)}].threshold", cur.threshold, "thresholds must increase")
@@ -169,6 +178,8 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
     names = {t.name for t in tiers}
     for i, w in enumerate(r.get(raw, "rewards", list, "", [])):
         p = f"rewards[{i}]."
+        if not isinstance(w, dict):
+            raise r.fail(p.rstrip("."), w, "expected a table ([[rewards]])")
         rid = r.get(w, "id", str, p)
         if rid in rewards:
             raise r.fail(p + "id", rid, "duplicate reward id")
@@ -176,8 +187,11 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
         for name in allowed:
             if name not in names:
                 raise r.fail(p + "tiers", name, f"unknown tier; tiers are {sorted(names)}")
+        valid_from, valid_to = r.time(w, "valid_from", p, None), r.time(w, "valid_to", p, None)
+        if valid_from and valid_to and valid_to < valid_from:
+            raise r.fail(p + "valid_to", valid_to, f"ends before its valid_from {valid_from}")
         rewards[rid] = Reward(rid, r.get(w, "name", str, p, rid), r.integer(w, "cost", p, minimum=1), r.integer(w, "stock", p),
-                              allowed, r.time(w, "valid_from", p, None), r.time(w, "valid_to", p, None))
+                              allowed, valid_from, valid_to)
     return Program(
         name=r.get(prog, "name", str, "program.", "loyalty"),
         points_per_unit=r.number(prog, "points_per_unit", "program."),

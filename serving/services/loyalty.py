@@ -252,9 +252,11 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
     start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
     # lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring"
     expiring = sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
-    public = [RewardPublic(reward_id=r.id, name=r.name, cost=r.cost, stock=int(s or 0), affordable=acct["balance"] >= r.cost)
+    # points past their expiry date are gone even before a write or `centric loyalty expire` books it
+    balance = acct["balance"] - sum(n for exp, n in acct["lots"].items() if exp <= start)
+    public = [RewardPublic(reward_id=r.id, name=r.name, cost=r.cost, stock=int(s or 0), affordable=balance >= r.cost)
               for r, s in zip(rewards, stocks, strict=True) if r.available(tier.name, now) and int(s or 0) > 0]
-    return LoyaltyPublic(customer_id=customer_id, balance=acct["balance"], debt=acct["debt"], tier=tier.name,
+    return LoyaltyPublic(customer_id=customer_id, balance=balance, debt=acct["debt"], tier=tier.name,
                          next_tier=nxt.name if nxt else None, points_to_next_tier=to_next, progress_pct=pct,
                          earned_in_window=earned, expiring_30d=expiring, rewards=public)
 

@@ -23,8 +23,10 @@ def test_reconcile_liability_export_commands(redis_url, keys, redis_client, tmp_
     runner = CliRunner()
     ok = runner.invoke(app, ["loyalty", "reconcile"], env=env)
     assert ok.exit_code == 0, ok.output
-    liab = runner.invoke(app, ["loyalty", "liability"], env=env)
+    liab = runner.invoke(app, ["loyalty", "liability", "--now", "2025-06-01T00:00:00"], env=env)
     assert liab.exit_code == 0 and '"points_outstanding": 140' in liab.output
+    later = runner.invoke(app, ["loyalty", "liability", "--now", "2026-01-02T00:00:00"], env=env)  # past their expiry
+    assert later.exit_code == 0 and '"points_outstanding": 0' in later.output
     out = tmp_path / "ledger.parquet"
     assert runner.invoke(app, ["loyalty", "export", "--out", str(out)], env=env).exit_code == 0
     assert pl.read_parquet(out)["amount"].to_list() == [140]

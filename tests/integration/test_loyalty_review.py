@@ -52,7 +52,7 @@ def test_customer_ids_differing_only_in_braces_do_not_share_a_ledger(ledger):
 def test_liability_counts_each_point_once_for_brace_ids(ledger, redis_client, keys):
     ledger.grant("{a}", 500, "x", NOW, "g1")
     ledger.grant("(a)", 1, "y", NOW, "g1b")
-    assert jobs.liability(redis_client, keys, PROGRAM)["points_outstanding"] == 501
+    assert jobs.liability(redis_client, keys, PROGRAM, now=NOW)["points_outstanding"] == 501
 
 
 # --- 2. was: a return worth nothing reversed the whole order -------------------------------------------------------

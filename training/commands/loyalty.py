@@ -97,12 +97,16 @@ def expire(
 
 @loyalty_app.command()
 @handle_errors
-def liability(program: ProgramOpt = None) -> None:
+def liability(
+    program: ProgramOpt = None,
+    now: Annotated[datetime | None, typer.Option("--now", help="As of this UTC time (default: now); points past expiry then are not outstanding.")] = None,
+) -> None:
     """Report outstanding points, their value in currency, debt, and customers per tier."""
     from training.jobs.loyalty import liability as run  # noqa: PLC0415
 
+    moment = (now.replace(tzinfo=UTC) if now and now.tzinfo is None else now) or datetime.now(UTC)
     with _redis() as (client, keys, settings), step("summing balances"):
-        out = run(client, keys, _program(program, settings))
+        out = run(client, keys, _program(program, settings), now=moment)
     console.print_json(json.dumps(out))
 
 

@@ -6,6 +6,7 @@ and collects their summaries.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ def run_demo(
         ("analyze customers", lambda: run_analyze(holder["data"], artifact_dir)),
         ("decide offers", lambda: run_decide(artifact_dir, offers_catalog)),
         ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
-        ("loyalty backfill", lambda: run_backfill(client, keys, loyalty_program, holder["data"])),
+        # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
+        ("loyalty backfill", lambda: run_backfill(client, keys, loyalty_program, holder["data"],
+                                                  end_at=dt.datetime.now(dt.UTC).replace(microsecond=0))),
     ]
     for index, (name, func) in enumerate(steps):
         notify(name, index, len(steps))

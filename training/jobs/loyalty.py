@@ -60,12 +60,27 @@ def _link_returns(returns: pl.DataFrame, transactions: pl.DataFrame) -> tuple[pl
     return pl.concat([direct, loose.select(direct.columns)], how="vertical"), linked
 
 
+def _shifted(result: Any, end_at: datetime) -> Any:
+    """Return a copy of ``result`` whose transactions (and returns) are shifted so the latest line is at ``end_at``."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    ts = Columns.timestamp
+    latest = result.transactions.get_column(ts).max()
+    delta = end_at - latest
+    returns = getattr(result, "returns", None)
+    if returns is not None and returns.height:
+        delta = end_at - max(latest, returns.get_column(ts).max())
+        returns = returns.with_columns(pl.col(ts) + delta)
+    return SimpleNamespace(transactions=result.transactions.with_columns(pl.col(ts) + delta), returns=returns,
+                           catalog=getattr(result, "catalog", None))
+
+
 def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.DataFrame:
     """Merge earns (one per order) and returns (one per return line) into one stream in timestamp order.
 
     Columns: customer, order, timestamp, amount, ``_value`` (null for returns), ``_return`` (False for earns),
-    ``_key`` (a return line's identity: order, item, time, quantity, amount and the occurrence among identical
-    lines; null for earns). Each line reverses its share under its own key, so a rerun over a history that has
+    ``_key`` (a return line's identity: order, item, quantity, amount and the occurrence among identical lines,
+    in time order; null for earns). Each line reverses its share under its own key, so a rerun over a history that has
     grown applies only the new return lines (the ledger adds partial returns up, capped at the whole order).
     The sort is stable on (timestamp, earn-before-return), so at an equal timestamp an order's earn comes before
     its return, and earns keep ``_orders``' (timestamp, customer, order) order.
@@ -78,9 +93,11 @@ def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.Dat
     if returns is None or not returns.height:
         return earns
     c, o, t, a = Columns.customer_id, Columns.order_id, Columns.timestamp, Columns.amount
+    # no timestamp in the identity: a shifted replay (``end_at``) must find the same keys; identical lines of one
+    # order are told apart by their occurrence number, in time order
     identity = [pl.col(o).cast(pl.String),
                 *(pl.col(col).cast(pl.String) for col in (Columns.item_id, Columns.quantity) if col in returns.columns),
-                pl.col(t).dt.epoch("us").cast(pl.String), pl.col(a).round(2).cast(pl.String)]
+                pl.col(a).round(2).cast(pl.String)]
     backs = (
         returns.sort(t, c, o, maintain_order=True)
         .with_columns(pl.concat_str(identity, separator="|", ignore_nulls=False).fill_null("?").alias("_id"))
@@ -93,7 +110,7 @@ def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.Dat
 
 
 def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: Any,
-                 on_progress: Progress | None = None) -> dict[str, Any]:
+                 on_progress: Progress | None = None, end_at: datetime | None = None) -> dict[str, Any]:
     """Replay historic orders (and returns) in timestamp order into the ledger; return a summary.
 
     Earns and returns form one stream sorted by timestamp (an order's earn before its return at an equal
@@ -104,8 +121,12 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
     a return dated before its order), ``conflict`` (idempotency key reused with a different request) and
     ``error`` (any other failure). A return line whose order id the customer never bought is first linked to
     the customer's latest earlier order with that item (``return_lines_linked_to_purchase`` counts them).
+    ``end_at`` (the demo passes now) shifts the whole history so its last line falls at ``end_at``: balances,
+    expiry and tier windows are then live today rather than years ago; ids and amounts are unchanged.
     Raises ``ConfigError`` for a bad program file.
     """
+    if end_at is not None:
+        result = _shifted(result, end_at)
     program = load_program(program_path)
     ledger = RedisLedger(client, keys, program)
     ledger.init_stock()
@@ -142,7 +163,8 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
         done += batch.height
         if on_progress:
             on_progress(done, total)
-    summary = liability(client, keys, program_path)
+    # outstanding as of the end of the replayed history (points older than the program's expiry are gone then)
+    summary = liability(client, keys, program_path, now=stream.get_column(Columns.timestamp).max() if total else None)
     return {"orders": orders.height, "returns_applied": reversed_lines, "return_lines_linked_to_purchase": linked,
             "returns_skipped": skipped, "errors": refused, **summary}
 
@@ -197,11 +219,16 @@ def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | 
             "reservations_pruned": reservations["pruned"], "reservations_open": reservations["open"]}
 
 
-def liability(client: redis.Redis, keys: Keys, program_path: Path) -> dict[str, Any]:
-    """Return outstanding points, their value in cents and as currency text, debt, and customers per tier."""
+def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | None = None) -> dict[str, Any]:
+    """Return outstanding points, their value in cents and as currency text, debt, and customers per tier.
+
+    Points whose expiry date has passed at ``now`` (default: the current UTC time) are not outstanding, even
+    before ``centric loyalty expire`` has booked their expiry.
+    """
     program = load_program(program_path)
     accounts = _accounts(client, keys)
-    points = sum(a["balance"] for a in accounts.values())
+    cut = (now or datetime.now(UTC)).timestamp()
+    points = sum(a["balance"] - sum(n for exp, n in a["lots"].items() if exp <= cut) for a in accounts.values())
     value_cents = int(Decimal(points) * program.point_value_cents)
     tiers: dict[str, int] = {t.name: 0 for t in program.tiers}
     for a in accounts.values():
