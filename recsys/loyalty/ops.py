@@ -137,14 +137,14 @@ def grant_call(program: Program, keys: Keys, customer_id: str, points: int, reas
 def expire_call(keys: Keys, customer_id: str, now: datetime, program: Program | None = None) -> Call:
     """Return the call that expires a customer's lots due at ``now``; with ``program`` it also reviews the tier.
 
-    Tier review (run at period end): the tier becomes the best one qualified by points earned either in the
-    window ending now or in the window ending ``grace_months`` ago, so a downgrade waits out the grace period.
+    Tier review (run at period end): the tier becomes the best one qualified by points earned in any window
+    ending now or up to ``grace_months`` months ago (never above the tier held), so a downgrade waits out the
+    whole grace period after the last qualifying window.
     """
     params: dict[str, Any] = {}
     if program is not None:
-        grace = add_months(now, -program.grace_months)
-        params = {"thresholds": [t.threshold for t in program.tiers], "window": months_window(now, program.window_months),
-                  "grace_window": months_window(grace, program.window_months)}
+        params = {"thresholds": [t.threshold for t in program.tiers],
+                  "windows": [months_window(add_months(now, -k), program.window_months) for k in range(program.grace_months + 1)]}
     return _call(keys, "expire", customer_id, "", {}, now, params)
 
 

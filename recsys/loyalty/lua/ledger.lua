@@ -92,8 +92,11 @@ local entry
 if op == 'expire' then
   local tier = num('tier')
   if p.thresholds then
-    -- Period-end review: keep the tier while either the current window or the one ending grace months ago qualifies.
-    local keep = math.max(qualified(p.window), qualified(p.grace_window))
+    -- Period-end review: keep the best tier any window ending in the last grace months (now included) qualifies
+    -- for, never above the tier held (tiers rise on earn, not on a review).
+    local keep = 0
+    for _, window in ipairs(p.windows) do keep = math.max(keep, qualified(window)) end
+    keep = math.min(keep, tier)
     if keep ~= tier then redis.call('HSET', acct, 'tier', keep) end
     tier = keep
   end

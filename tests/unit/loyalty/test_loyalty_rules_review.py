@@ -1,4 +1,4 @@
-"""Loyalty program-rule regressions from a review (2026-11-30); two known open bugs are marked xfail(strict). Review of the loyalty program rules (earning, tiers, the account view, liability).
+"""Loyalty program-rule regressions from a review (2026-11-30); one known open gap is marked xfail(strict). Review of the loyalty program rules (earning, tiers, the account view, liability).
 
 Each test states the rule from the docs / program comments and fails on the code as it was reviewed.
 """
@@ -42,8 +42,6 @@ def _ledger(redis_client, keys) -> RedisLedger:
 
 # --- tiers: downgrade after grace ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="known open bug: the period-end review checks only the windows ending now and "
-                   "grace_months ago, not those between (recsys/loyalty/ops.py expire_call, ledger.lua 'expire')")
 def test_grace_keeps_a_tier_for_grace_months_after_the_last_qualifying_window(redis_client, keys):
     """Silver is reached on 2025-12-15 (1000 earned in Jan 2025 + 1000 in Dec 2025 = 2000 in the 12-month window).
     The qualification lapses in Jan 2026; with grace_months = 3 the customer keeps Silver through Mar 2026 and is
