@@ -15,7 +15,7 @@ ledger answers (409 idempotency conflict, duplicate order, 404 unknown order) ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,14 +37,14 @@ MAX_CUSTOMER_ID = 128  # as ``CustomerId`` in serving/routers/loyalty.py
 MAX_IDEMPOTENCY_KEY = 200  # as ``IdempotencyKey`` there
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
 _HEADERS = [(b"content-type", b"application/json")]
-MakeCall = Callable[[loyalty.LoyaltyService, str, Any, str, datetime], ops.Call]
+MakeCall = Callable[[loyalty.LoyaltyService, str, Any, str, datetime], Awaitable[ops.Call]]
 
 
-def _earn(svc: loyalty.LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
-    return loyalty.earn_call(svc, customer_id, body, idem, now)
+async def _earn(svc: loyalty.LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
+    return loyalty.earn_call(svc, customer_id, body, idem, now, await loyalty.item_categories(svc, body))
 
 
-def _reverse(svc: loyalty.LoyaltyService, customer_id: str, body: ReverseCreate, idem: str, now: datetime) -> ops.Call:
+async def _reverse(svc: loyalty.LoyaltyService, customer_id: str, body: ReverseCreate, idem: str, now: datetime) -> ops.Call:
     return loyalty.reverse_call(svc, customer_id, body.order_id, body.items, idem, now)
 
 
@@ -96,7 +96,7 @@ class FastWritePath:
             body = route.model.model_validate(data)
         except ValidationError:
             return False
-        call = route.call(svc, customer_id, body, idem, loyalty.utcnow())
+        call = await route.call(svc, customer_id, body, idem, loyalty.utcnow())
         scope["route"] = route
         try:
             answer = await loyalty.step(svc, call, customer_id, idem)

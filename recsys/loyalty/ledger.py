@@ -30,7 +30,7 @@ sum of lot remainders, balance >= 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -96,9 +96,14 @@ class RedisLedger:
             self._ledger(keys=call.keys, args=call.args, client=pipe)
         return pipe.execute(raise_on_error=False)[1:]
 
-    def earn(self, customer_id: str, order_id: str, amount: Decimal, lines: Sequence[Line], now: datetime, idem: str) -> dict[str, Any]:
-        """Earn points for an order. Raises ``IdempotencyConflict``/``DuplicateOrder``."""
-        return self.run(ops.earn_call(self.program, self.keys, customer_id, order_id, amount, lines, now, idem), customer_id, idem)
+    def earn(self, customer_id: str, order_id: str, amount: Decimal, lines: Sequence[Line], now: datetime, idem: str,
+             categories: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Earn points for an order (``categories``: item id -> category, for the program's category multipliers).
+
+        Raises ``IdempotencyConflict``/``DuplicateOrder``.
+        """
+        call = ops.earn_call(self.program, self.keys, customer_id, order_id, amount, lines, now, idem, categories=categories)
+        return self.run(call, customer_id, idem)
 
     def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> dict[str, Any]:
         """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``."""

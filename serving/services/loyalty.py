@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,6 +46,8 @@ class LoyaltyService:
     stock: Any
     # the app's multiplexed connection (``app.state.mux``): ledger steps go through it when set, else through ``redis``
     mux: MuxRedis | None = None
+    # the app's snapshot reader (``app.state.store``): item categories for the program's category multipliers
+    store: Any = None
     # customer id -> monotonic time this process last had the customer's SADD to the index acknowledged
     indexed: dict[str, float] = field(default_factory=dict)
 
@@ -79,7 +81,8 @@ async def get_loyalty(request: Request) -> LoyaltyService:
                 await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
             await client.script_load(ops.LEDGER_LUA)  # `step` sends EVALSHA only (and reloads on NOSCRIPT)
             service = LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                     client.register_script(ops.STOCK_LUA), getattr(state, "mux", None))
+                                     client.register_script(ops.STOCK_LUA), getattr(state, "mux", None),
+                                     getattr(state, "store", None))
             state.loyalty = service
     return service
 
@@ -159,9 +162,31 @@ async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str)
     return LedgerResultPublic(**await step(svc, call, customer_id, idem))
 
 
-def earn_call(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
+def earn_call(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime,
+              categories: Mapping[str, str] | None = None) -> ops.Call:
     """Return the ledger call of an earn request (shared by the route and the fast write path)."""
-    return ops.earn_call(svc.program, svc.keys, customer_id, body.order_id, body.amount, _lines(body.items), now, idem)
+    return ops.earn_call(svc.program, svc.keys, customer_id, body.order_id, body.amount, _lines(body.items), now, idem,
+                         categories=categories)
+
+
+async def item_categories(svc: LoyaltyService, body: EarnCreate) -> dict[str, str] | None:
+    """Return the categories of the order's items from the active snapshot, when the program multiplies by category.
+
+    None when there is nothing to look up (no multipliers, no lines, no store) or no snapshot is active: the
+    order then earns at the base rate, as an order whose items the catalog does not know.
+    """
+    if not svc.program.category_multipliers or not body.items or svc.store is None:
+        return None
+    try:
+        table = await svc.store.items()
+    except CentricError:
+        return None
+    out = {}
+    for line in body.items:
+        pos = table.index.get(line.item_id)
+        if pos is not None and table.categories[pos] is not None:
+            out[line.item_id] = table.categories[pos]
+    return out
 
 
 def reverse_call(svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None,
@@ -173,7 +198,8 @@ def reverse_call(svc: LoyaltyService, customer_id: str, order_id: str, items: Se
 
 async def earn(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> LedgerResultPublic:
     """Earn points for an order. Raises ``IdempotencyConflict`` (incl. ``DuplicateOrder``)."""
-    return await _run(svc, earn_call(svc, customer_id, body, idem, now), customer_id, idem)
+    call = earn_call(svc, customer_id, body, idem, now, await item_categories(svc, body))
+    return await _run(svc, call, customer_id, idem)
 
 
 async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity: int, idem: str, now: datetime) -> LedgerResultPublic:

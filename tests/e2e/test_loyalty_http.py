@@ -91,3 +91,32 @@ def test_bulk_grant_and_reverse(redis_url: str, keys: Keys) -> None:
     assert b.status_code == 200, b.text
     # the order earned 40 + the 100-point first-purchase bonus; returning a quarter of it reverses a quarter
     assert b.json()["entry"]["points"] == (40 + 100) // 4
+
+
+def test_live_earn_applies_the_category_multiplier_from_the_snapshot(tmp_path: Path, redis_url: str, keys: Keys,
+                                                                     redis_client) -> None:
+    """The example program doubles PRODUCE: an order's lines take their category from the active snapshot's items,
+    through the fast write path and the routed path alike (the fast path answers cached-key JSON requests)."""
+    import polars as pl
+
+    from http_helpers import write_artifacts  # noqa: PLC0415
+    from training.jobs.publish import run_publish  # noqa: PLC0415
+
+    art = write_artifacts(tmp_path / "art")
+    items = pl.read_parquet(art / "items.parquet")
+    items.with_columns(pl.when(pl.col("item_id") == "milk").then(pl.lit("PRODUCE")).otherwise(pl.col("category"))
+                       .alias("category")).write_parquet(art / "items.parquet")
+    run_publish(redis_client, keys, art)
+    w = bearer(redis_url, keys, "write")
+
+    async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
+        out = []
+        for cid, item in (("p1", "milk"), ("p2", "tea"), ("p3", "unknown-sku")):
+            earn = {"order_id": "o1", "amount": "50.00", "items": [{"item_id": item, "quantity": 1, "price": "50.00"}]}
+            out.append(await http.post(f"/v1/customers/{cid}/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k"}))
+        return out
+
+    produce, drinks, unknown = _run(redis_url, keys, script)
+    bonus = 100  # first purchase
+    assert produce.json()["balance"] == 2 * 50 + bonus
+    assert drinks.json()["balance"] == unknown.json()["balance"] == 50 + bonus

@@ -1,4 +1,4 @@
-"""Loyalty program-rule regressions from a review (2026-11-30); one known open gap is marked xfail(strict). Review of the loyalty program rules (earning, tiers, the account view, liability).
+"""Loyalty program-rule regressions from a review (2026-11-30). Review of the loyalty program rules (earning, tiers, the account view, liability).
 
 Each test states the rule from the docs / program comments and fails on the code as it was reviewed.
 """
@@ -154,8 +154,6 @@ def test_liability_does_not_count_points_past_their_expiry(redis_client, keys):
 
 # --- category multipliers: live earn vs backfill ---------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="known open gap: live earns (API, RedisLedger.earn) do not look up line "
-                   "categories, so category multipliers apply only in the backfill")
 def test_live_earn_applies_category_multipliers_like_the_backfill(redis_client, keys):
     """The backfill weights a PRODUCE line x2 (from the catalog): $10 of apples earns 20 + 100 bonus. The live earn
     paths (RedisLedger.earn, POST /earn -> serving.services.loyalty.earn_call) never pass categories to
@@ -170,5 +168,5 @@ def test_live_earn_applies_category_multipliers_like_the_backfill(redis_client, 
     backfilled = led.account("a")["balance"]
     assert backfilled == 20 + 100
     live = led.earn("b", "o1", Decimal(10), [Line("apple", Decimal(1), Decimal(10))], t, "k1",
-                    categories={"apple": "PRODUCE"})  # type: ignore[call-arg]
+                    categories={"apple": "PRODUCE"})
     assert live["balance"] == backfilled
