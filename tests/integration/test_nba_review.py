@@ -23,6 +23,8 @@ from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.events import record_events
 from serving.services.offer_events import apply_offer_events
+
+from async_redis import with_client  # noqa: E402  (tests/integration is on sys.path under pytest)
 from serving.services.offers import customer_offers
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -48,13 +50,7 @@ class FakeStore:
 
 
 def run(redis_url: str, func: Any) -> Any:
-    async def main() -> Any:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await func(client)
-        finally:
-            await client.aclose()
-    return asyncio.run(main())
+    return asyncio.run(with_client(redis_url, func))
 
 
 def row(customer: str, offer: str, channel: str = "app", rank: int = 1) -> dict[str, Any]:

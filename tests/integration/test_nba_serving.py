@@ -15,6 +15,8 @@ from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
+
+from async_redis import with_client  # noqa: E402  (tests/integration is on sys.path under pytest)
 from serving.services.offers import campaign_audience, customer_offers
 
 NOW = dt.datetime.now(dt.UTC)
@@ -59,13 +61,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def run(loop: asyncio.AbstractEventLoop, redis_url: str, func: Any) -> Any:
-    async def main() -> Any:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await func(client)
-        finally:
-            await client.aclose()
-    return loop.run_until_complete(main())
+    return loop.run_until_complete(with_client(redis_url, func))
 
 
 def served(loop: Any, redis_url: str, keys: Keys, store: FakeStore, customer: str, channel: str = "app") -> list[str]:
