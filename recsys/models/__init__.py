@@ -27,6 +27,7 @@ from recsys.models.collaborative import (
 )
 from recsys.models.filters import ItemFilter, repeat_categories, repeat_category_items
 from recsys.models.hybrid import HybridRecommender, tune_blend
+from recsys.models.ranker import LearnedHybridRecommender
 
 MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -41,6 +42,7 @@ MODELS: dict[str, type[Recommender]] = {
         BM25KNNRecommender,
         UserKNNRecommender,
         HybridRecommender,
+        LearnedHybridRecommender,
     )
 }
 
@@ -79,6 +81,7 @@ __all__ = [
     "CosineKNNRecommender",
     "HybridRecommender",
     "ItemFilter",
+    "LearnedHybridRecommender",
     "NotFittedError",
     "PopularInCategoryRecommender",
     "PopularityRecommender",

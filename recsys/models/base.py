@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +29,9 @@ from recsys.ids import IdMap
 from recsys.matrix import PurchaseMatrix
 from recsys.models import artifacts
 from recsys.models.filters import ItemFilter
+
+if TYPE_CHECKING:
+    import polars as pl
 
 BATCH_SIZE = 256  # customers scored at once: 256 × 100k items × 4 bytes = 100 MB of dense scores
 
@@ -108,6 +111,8 @@ class Recommender(ABC):
     supports_fold_in: ClassVar[bool] = False
     supports_similar_items: ClassVar[bool] = False
     personalized: ClassVar[bool] = True
+    # Does ``fit`` need the purchase lines (``transactions=``), not only the matrix? (The learned hybrid does.)
+    needs_transactions: ClassVar[bool] = False
     # Without an ItemFilter, does ``recommend`` drop items the customer already bought? Off for every model:
     # in retail the next basket is mostly repeats, and evaluation scores repeat purchases.
     excludes_bought_by_default: ClassVar[bool] = False
@@ -121,12 +126,22 @@ class Recommender(ABC):
         return {name: getattr(self, name) for name in names}
 
     # ---- fitting ----------------------------------------------------------------------------------
-    def fit(self, matrix: PurchaseMatrix | sp.spmatrix, *, recent: PurchaseMatrix | sp.spmatrix | None = None) -> Self:
+    def fit(
+        self,
+        matrix: PurchaseMatrix | sp.spmatrix,
+        *,
+        recent: PurchaseMatrix | sp.spmatrix | None = None,
+        transactions: pl.DataFrame | None = None,
+    ) -> Self:
         """Fit on raw purchase counts (customers × items); ``recent``: the same pairs recency-decayed.
 
-        Fitting again discards everything learned before. Returns ``self``; raises ``ValueError`` when
-        ``recent`` does not have the shape of ``matrix``.
+        ``transactions``: the purchase lines behind ``matrix`` (external ids as in its id maps), used only by
+        models with ``needs_transactions`` (others ignore it). Fitting again discards everything learned before.
+        Returns ``self``; raises ``ValueError`` when ``recent`` does not have the shape of ``matrix`` or when a
+        model that needs the lines gets none.
         """
+        if self.needs_transactions and transactions is None:
+            raise ValueError(f"{self.name} learns from basket history: call fit(matrix, transactions=<the purchase lines>)")
         csr, customers, items = as_csr(matrix)
         recent_csr = None
         if recent is not None:
@@ -140,7 +155,11 @@ class Recommender(ABC):
         self.items_ = items
         self.fingerprint_ = artifacts.fingerprint(csr, customers, items)
         self.trained_at_ = datetime.now(UTC).isoformat(timespec="seconds")
-        self._fit(csr, recent_csr)
+        self._transactions = transactions
+        try:
+            self._fit(csr, recent_csr)
+        finally:
+            self._transactions = None  # never kept: a fitted model holds only what it learned
         return self
 
     @abstractmethod

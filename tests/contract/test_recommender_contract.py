@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from datetime import datetime, timedelta
+
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 
@@ -20,6 +23,7 @@ FAST_PARAMS: dict[str, dict] = {
     "item_knn_bm25": {"neighbours": 10},
     "hybrid": {"explore_params": {"neighbours": 5}, "repeat_candidates": 10, "explore_candidates": 10},
     "user_knn": {"neighbours": 5},
+    "hybrid_ltr": {"rounds": 5, "min_data_in_leaf": 2, "target_baskets": 3, "candidates": 10, "explore_candidates": 5},
 }
 N_CUSTOMERS, N_ITEMS = 40, 25
 
@@ -33,10 +37,30 @@ def _counts(seed: int = 0) -> sp.csr_matrix:
     return sp.csr_matrix(dense)
 
 
+def _lines(counts: sp.csr_matrix) -> pl.DataFrame:
+    """Purchase lines behind ``counts`` (ids "0", "1", … as a bare matrix gets): the j-th unit of a count is in basket j."""
+    coo = counts.tocoo()
+    rows = [(str(c), str(i), j) for c, i, v in zip(coo.row, coo.col, coo.data, strict=True) for j in range(int(v))]
+    start = datetime(2024, 1, 1)
+    return pl.DataFrame(
+        {
+            "customer_id": [c for c, _, _ in rows],
+            "item_id": [i for _, i, _ in rows],
+            "order_id": [f"{c}-{j}" for c, _, j in rows],
+            "timestamp": [start + timedelta(days=7 * j) for _, _, j in rows],
+            "quantity": [1.0] * len(rows),
+        }
+    )
+
+
+def _fit_on(model: Recommender, counts: sp.csr_matrix, recent: sp.csr_matrix) -> Recommender:
+    return model.fit(counts, recent=recent, transactions=_lines(counts))
+
+
 def _fit(name: str, counts: sp.csr_matrix | None = None) -> Recommender:
     counts = _counts() if counts is None else counts
     recent = counts.multiply(0.5).tocsr()
-    return make_model(name, **FAST_PARAMS.get(name, {})).fit(counts, recent=recent)
+    return _fit_on(make_model(name, **FAST_PARAMS.get(name, {})), counts, recent)
 
 
 @pytest.fixture(params=sorted(MODELS))
@@ -47,7 +71,7 @@ def model_name(request: pytest.FixtureRequest) -> str:
 def test_fit_returns_self_and_init_learns_nothing(model_name: str) -> None:
     model = make_model(model_name, **FAST_PARAMS.get(model_name, {}))
     assert not [key for key in vars(model) if key.endswith("_")]
-    assert model.fit(_counts(), recent=_counts()) is model
+    assert _fit_on(model, _counts(), _counts()) is model
     assert [key for key in vars(model) if key.endswith("_")]
 
 
@@ -125,11 +149,11 @@ def test_unknown_schema_version_is_refused(model_name: str, tmp_path: Path) -> N
 def test_fit_twice_starts_fresh(model_name: str) -> None:
     model = _fit(model_name)
     smaller = _counts(seed=3)[:, :10].tocsr()
-    model.fit(smaller, recent=smaller)
+    _fit_on(model, smaller, smaller)
     assert model.n_items == 10
     ids, _ = model.recommend(np.arange(5), 20)
     assert ids.max() < 10
-    fresh = make_model(model_name, **FAST_PARAMS.get(model_name, {})).fit(smaller, recent=smaller)
+    fresh = _fit_on(make_model(model_name, **FAST_PARAMS.get(model_name, {})), smaller, smaller)
     for a, b in zip(model.recommend(np.arange(5), 5), fresh.recommend(np.arange(5), 5), strict=True):
         np.testing.assert_array_equal(a, b)
 

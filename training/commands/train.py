@@ -30,6 +30,13 @@ def train(
     explore: Annotated[
         str, typer.Option("--explore", help="The hybrid's source of new items: user_knn | als | item_knn_bm25 | popularity …")
     ] = "user_knn",
+    primary: Annotated[
+        str,
+        typer.Option(
+            "--primary",
+            help="The model that writes recommendations.parquet: hybrid (tuned linear blend) | hybrid_ltr (learned ranker).",
+        ),
+    ] = "hybrid",
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
@@ -43,7 +50,10 @@ def train(
     if unknown:
         raise fail(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     from recsys.data import load_transactions  # noqa: PLC0415
-    from training.jobs.train import run_train  # noqa: PLC0415
+    from training.jobs.train import PRIMARY_MODELS, run_train  # noqa: PLC0415
+
+    if primary not in PRIMARY_MODELS:
+        raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_MODELS)}")
     with step(f"load + validate {transactions.name}"):
         result = load_transactions(transactions, schema=schema, rejects_path=rejects)
     with progress() as bar:
@@ -53,7 +63,8 @@ def train(
             bar.update(task, description=stage, completed=done, total=total)
 
         summary = run_train(
-            result, out, models=chosen, k=k, half_life_days=half_life_days, tune=tune, explore=explore, on_progress=on_progress
+            result, out, models=chosen, k=k, half_life_days=half_life_days, tune=tune, explore=explore, primary=primary,
+            on_progress=on_progress,
         )
     _print_summary(summary, result.report)
 
@@ -70,6 +81,7 @@ def _print_summary(summary: dict, report: object) -> None:
         table.add_row(key.replace("_", " "), f"{value:,}")
     for source, count in sorted(summary["sources"].items()):
         table.add_row(f"recommendations from {source}", f"{count:,}")
+    table.add_row("primary model (writes recommendations)", summary["primary_model"])
     blend = summary.get("blend_tuning") or {}
     if "repeat_weight" in blend:
         table.add_row(

@@ -35,7 +35,8 @@ from recsys.models.external import recommendations_frame, similar_items_frame
 from training.jobs.train_outputs import fallback_lists, items_table, with_reasons
 
 DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
-PRIMARY_MODEL = "hybrid"
+PRIMARY_MODEL = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
+PRIMARY_MODELS: tuple[str, ...] = ("hybrid", "hybrid_ltr")  # which model writes recommendations.parquet
 SIMILAR_MODELS: tuple[str, ...] = ("als", "item_knn_bm25", "item_knn_cosine", "bpr")  # first fitted one writes similar_items
 TRENDING_HALF_LIFE_DAYS = 14.0
 
@@ -59,6 +60,7 @@ def run_train(
     similar_candidate_min_buyers: int = 20,
     exclude: Sequence[str] = (),
     explore: str = "user_knn",
+    primary: str = PRIMARY_MODEL,
     on_progress: Notify | None = None,
 ) -> dict[str, Any]:
     """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
@@ -68,9 +70,13 @@ def run_train(
     ``tune``: tune the hybrid blend on each customer's last order first; ``similar_min_buyers`` /
     ``similar_candidate_min_buyers``: items with fewer buyers get no similar-items list / are never suggested as
     similar; ``exclude``: item ids never to recommend; ``explore``: the hybrid's source of new items (``user_knn``
-compares every customer with every other one — use ``als`` beyond about a million customers). Raises ``DataError`` when there is nothing to train on
-    and ``ValueError`` for an unknown model name.
+compares every customer with every other one — use ``als`` beyond about a million customers); ``primary``: the
+    model whose top-k is written to ``recommendations.parquet`` — ``hybrid`` (the tuned linear blend) or
+    ``hybrid_ltr`` (the learned ranker: better on basket data, about a minute more per million lines).
+    Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
+    if primary not in PRIMARY_MODELS:
+        raise ValueError(f"unknown primary model {primary!r}; choose from {', '.join(PRIMARY_MODELS)}")
     notify = on_progress or _noop
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -94,7 +100,7 @@ compares every customer with every other one — use ``als`` beyond about a mill
 
     # The hybrid first: its fitted parts are reused as buy_again / als instead of being fitted twice.
     timings["matrices_and_items"] = time.perf_counter() - started
-    wanted = list(dict.fromkeys([PRIMARY_MODEL, *models]))
+    wanted = list(dict.fromkeys([PRIMARY_MODEL, primary, *models]))
     fitted: dict[str, Recommender] = {}
     blend: dict[str, Any] = {}
     if tune:
@@ -109,10 +115,10 @@ compares every customer with every other one — use ``als`` beyond about a mill
         timings[f"fit_{name}"] = time.perf_counter() - started
     notify("fit models", len(wanted), len(wanted))
 
-    hybrid = fitted[PRIMARY_MODEL]
+    served = fitted[primary]
     started = time.perf_counter()
     customers = np.arange(len(counts.customers))
-    ids, scores = hybrid.recommend(customers, k)
+    ids, scores = served.recommend(customers, k)
     recs = recommendations_frame(customers, ids, scores, counts.customers, counts.items)
     timings["recommend_all"] = time.perf_counter() - started
     notify("recommend", 1, 1)
@@ -143,16 +149,16 @@ compares every customer with every other one — use ``als`` beyond about a mill
     model_dir = out_dir / "recommender"
     for name in models:
         fitted[name].save(model_dir)
-    if PRIMARY_MODEL not in models:
-        hybrid.save(model_dir)
+    if primary not in models:
+        served.save(model_dir)
 
     timings["write"] = time.perf_counter() - started
     manifest = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_fingerprint": hybrid.fingerprint_,
+        "data_fingerprint": served.fingerprint_,
         "data_until": now.isoformat(),
-        "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, PRIMARY_MODEL])},
-        "primary_model": PRIMARY_MODEL,
+        "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, primary])},
+        "primary_model": primary,
         "blend_tuning": blend,
         "counts": {
             "customers": len(counts.customers),
@@ -222,7 +228,7 @@ def _fit_one(
         codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
         order = pl.DataFrame({Columns.item_id: list(counts.items.external_ids)}).join(codes, on=Columns.item_id, how="left")
         model.item_categories = order.get_column("code").fill_null(-1).to_numpy()  # type: ignore[attr-defined]
-    return model.fit(counts, recent=recent)
+    return model.fit(counts, recent=recent, transactions=transactions)
 
 
 def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:

@@ -122,3 +122,26 @@ def test_train_with_als_explore_saves_the_hybrids_als_for_fold_in(tmp_path: Path
     als = load_recommender(tmp_path / "recommender" / "als.json")
     assert hybrid.explore == "als" and summary["blend_tuning"] == {}
     np.testing.assert_array_equal(hybrid.explore_.item_factors_, als.item_factors_)
+
+
+def test_train_with_the_learned_ranker_as_primary_serves_its_lists_with_the_filters(tmp_path: Path) -> None:
+    summary = run_train(
+        _shop(), tmp_path, models=("buy_again",), k=5, tune=False, primary="hybrid_ltr", similar_min_buyers=1,
+    )
+    assert summary["primary_model"] == "hybrid_ltr"
+    manifest = json.loads((tmp_path / "train_manifest.json").read_text())
+    assert manifest["primary_model"] == "hybrid_ltr" and "hybrid_ltr" in manifest["models"]
+    model = load_recommender(tmp_path / "recommender" / "hybrid_ltr.json")
+    recs = pl.read_parquet(tmp_path / "recommendations.parquet")
+    first = recs.filter(pl.col(Columns.customer_id) == "c0").sort(Columns.rank)
+    ids, _ = model.recommend([model.customers_.index_of("c0")], 5)
+    assert first[Columns.item_id].to_list() == model.items_.to_external(ids[0][ids[0] >= 0])
+    # the item filter travels with the served model: out of stock never, furniture bought once never again
+    assert "milk5" not in recs[Columns.item_id].to_list()
+    bought_sofa = recs.filter(pl.col(Columns.customer_id) == "c0", pl.col(Columns.item_id) == "sofa0")
+    assert bought_sofa.is_empty()
+
+
+def test_train_refuses_an_unknown_primary_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="primary"):
+        run_train(_shop(), tmp_path, models=("buy_again",), primary="als")

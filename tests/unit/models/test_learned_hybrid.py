@@ -1,0 +1,158 @@
+"""The learned hybrid (``hybrid_ltr``): what it learns, what it must never see, and its errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsys.ids import IdMap
+from recsys.matrix import build_matrix
+from recsys.models import BuyAgainRecommender, LearnedHybridRecommender
+from recsys.models.ranker import FEATURES, basket_lines, candidate_features, training_frame
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+FAST = {"rounds": 40, "min_data_in_leaf": 5, "target_baskets": 6}
+
+
+def _alternating(n_customers: int = 60, n_baskets: int = 12) -> pl.DataFrame:
+    """Every customer buys "milk" in every basket and alternates "tea" (odd baskets) and "coffee" (even ones).
+
+    Baskets are a week apart; some customers end on a tea basket, others on a coffee one. The next basket
+    holds the drink that was *not* in the last basket, which a recency-weighted frequency gets wrong.
+    """
+    rows = []
+    for c in range(n_customers):
+        baskets = n_baskets + c % 2  # half end on an odd basket, half on an even one
+        for b in range(baskets):
+            when = START + timedelta(days=7 * b, hours=c)
+            drink = "tea" if b % 2 else "coffee"
+            for item in ("milk", drink):
+                rows.append({"customer_id": f"c{c}", "item_id": item, "order_id": f"c{c}-{b}", "timestamp": when, "quantity": 1.0})
+    return pl.DataFrame(rows)
+
+
+def _fit(lines: pl.DataFrame, **params: object) -> tuple[LearnedHybridRecommender, object]:
+    matrix = build_matrix(lines, weighting="count")
+    return LearnedHybridRecommender(**{**FAST, **params}).fit(matrix, transactions=lines), matrix
+
+
+def test_learns_a_pattern_that_recency_weighted_frequency_misses() -> None:
+    lines = _alternating()
+    model, matrix = _fit(lines)
+    items = matrix.items
+    last_drink = (
+        lines.sort("timestamp").group_by("customer_id", maintain_order=True).agg(pl.col("item_id").filter(pl.col("item_id") != "milk").last())
+    )
+    expected_next = {row["customer_id"]: ("coffee" if row["item_id"] == "tea" else "tea") for row in last_drink.iter_rows(named=True)}
+    customers = np.arange(len(matrix.customers))
+    ids, _ = model.recommend(customers, 3)
+    decayed = build_matrix(lines, weighting="decay", half_life_days=30, now=lines["timestamp"].max(), customers=matrix.customers, items=items)
+    buy_again = BuyAgainRecommender(half_life_days=30).fit(matrix, recent=decayed)
+    ba_ids, _ = buy_again.recommend(customers, 3)
+
+    def right_drink_first(row: np.ndarray, customer: str) -> bool:
+        names = [items.external_ids[i] for i in row if i >= 0]
+        wrong = "tea" if expected_next[customer] == "coffee" else "coffee"
+        return names.index(expected_next[customer]) < names.index(wrong)
+
+    learned = np.mean([right_drink_first(ids[i], c) for i, c in enumerate(matrix.customers.external_ids)])
+    baseline = np.mean([right_drink_first(ba_ids[i], c) for i, c in enumerate(matrix.customers.external_ids)])
+    # buy-again puts the drink of the last basket first for everyone; the ranker learned the alternation.
+    assert learned >= 0.9
+    assert baseline == 0.0
+
+
+def test_features_of_a_target_basket_ignore_that_basket_and_later_ones() -> None:
+    lines = _alternating(n_customers=6)
+    matrix = build_matrix(lines, weighting="count")
+    ranked = basket_lines(lines, matrix.customers, matrix.items)
+    # Rewrite what customers bought in their last two baskets: features as of cutoff 2 must not change.
+    changed = ranked.with_columns(
+        pl.when(pl.col("_rl") <= 2).then(pl.lit(0, pl.Int32)).otherwise(pl.col("_it")).alias("_it"),
+        pl.when(pl.col("_rl") <= 2).then(pl.col("_q") * 50).otherwise(pl.col("_q")).alias("_q"),
+    )
+    before = candidate_features(ranked, 2, 10, 0).sort("_cu", "_it")
+    after = candidate_features(changed, 2, 10, 0).sort("_cu", "_it")
+    assert before.equals(after)
+    assert not candidate_features(ranked, 0, 10, 0).sort("_cu", "_it").equals(candidate_features(changed, 0, 10, 0).sort("_cu", "_it"))
+
+
+def test_training_labels_are_the_target_basket_and_features_precede_it() -> None:
+    lines = _alternating(n_customers=4)
+    matrix = build_matrix(lines, weighting="count")
+    ranked = basket_lines(lines, matrix.customers, matrix.items)
+    train = training_frame(ranked, 3, 10, 0)
+    assert set(train["_r"].unique().to_list()) == {1, 2, 3}
+    for (customer, r), group in train.group_by("_cu", "_r"):
+        target = set(ranked.filter((pl.col("_cu") == customer) & (pl.col("_rl") == r))["_it"].to_list())
+        assert set(group.filter(pl.col("_y") == 1)["_it"].to_list()) == target & set(group["_it"].to_list())
+        # the candidate last bought in the basket right before the target is "1 basket ago", never 0
+        assert group["baskets_since_last"].min() == 1
+
+
+def test_fit_without_lines_is_refused_with_a_clear_error() -> None:
+    matrix = build_matrix(_alternating(n_customers=4), weighting="count")
+    with pytest.raises(ValueError, match="transactions="):
+        LearnedHybridRecommender().fit(matrix)
+
+
+def test_lines_without_a_timestamp_name_the_missing_column() -> None:
+    lines = _alternating(n_customers=4)
+    matrix = build_matrix(lines, weighting="count")
+    with pytest.raises(ValueError, match="timestamp"):
+        LearnedHybridRecommender().fit(matrix, transactions=lines.drop("timestamp"))
+
+
+def test_one_basket_per_customer_falls_back_to_buy_again_order() -> None:
+    lines = pl.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b"],
+            "item_id": ["x", "y", "y", "x", "z"],
+            "order_id": ["1", "1", "1", "2", "2"],
+            "timestamp": [START] * 5,
+            "quantity": [1.0, 1.0, 3.0, 1.0, 1.0],
+        }
+    )
+    model, matrix = _fit(lines)
+    assert model.training_rows_ == 0
+    ids, scores = model.recommend(np.array([matrix.customers.index_of("a")]), 3, exclude_bought=False)
+    assert sorted(matrix.items.to_external(ids[0][ids[0] >= 0])) == ["x", "y", "z"]  # z: a new popular item
+    with pytest.raises(ValueError, match="no ranker"):
+        model.feature_importance()
+
+
+def test_lines_of_ids_outside_the_matrix_are_ignored() -> None:
+    lines = _alternating(n_customers=10)
+    matrix = build_matrix(lines, weighting="count")
+    extra = pl.DataFrame(
+        {"customer_id": ["stranger"], "item_id": ["caviar"], "order_id": ["s-1"], "timestamp": [START], "quantity": [1.0]}
+    )
+    model = LearnedHybridRecommender(**FAST).fit(matrix, transactions=pl.concat([lines, extra]))
+    assert model.scores_.shape == matrix.shape
+
+
+def test_feature_importance_names_every_feature() -> None:
+    model, _ = _fit(_alternating(n_customers=20))
+    importance = model.feature_importance()
+    assert set(importance) == set(FEATURES)
+    assert sum(importance.values()) > 0
+    assert list(importance.values()) == sorted(importance.values(), reverse=True)
+
+
+def test_same_data_same_scores() -> None:
+    lines = _alternating(n_customers=20)
+    first, _ = _fit(lines)
+    second, _ = _fit(lines.sample(fraction=1.0, shuffle=True, seed=7))
+    assert (first.scores_ != second.scores_).nnz == 0
+
+
+def test_item_ids_follow_the_matrix_not_the_lines() -> None:
+    lines = _alternating(n_customers=8)
+    items = IdMap(("tea", "milk", "coffee", "unsold"))
+    matrix = build_matrix(lines, weighting="count", items=items)
+    model = LearnedHybridRecommender(**FAST).fit(matrix, transactions=lines)
+    assert model.scores_.shape[1] == 4
+    assert model.scores_[:, 3].nnz == 0  # nobody bought it and it is not trending
