@@ -231,10 +231,10 @@ class LearnedHybridRecommender(Recommender):
     def __init__(
         self,
         target_baskets: int = 10,
-        candidates: int = 150,
+        candidates: int = 100,
         explore_candidates: int = 20,
-        rounds: int = 300,
-        learning_rate: float = 0.05,
+        rounds: int = 150,
+        learning_rate: float = 0.1,
         num_leaves: int = 31,
         min_data_in_leaf: int = 100,
         seed: int = 0,

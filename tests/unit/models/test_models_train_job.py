@@ -76,7 +76,7 @@ def test_train_writes_every_artifact_file_with_contract_columns(trained: tuple[P
     items = pl.read_parquet(out / "items.parquet")
     assert items.columns == ["item_id", "name", "category", "price", "in_stock", "repeat_category"]
     manifest = json.loads((out / "train_manifest.json").read_text())
-    assert manifest["primary_model"] == "hybrid" and manifest["data_fingerprint"]
+    assert manifest["primary_model"] == "hybrid_ltr" and manifest["data_fingerprint"]
     assert manifest["counts"]["customers"] == 40
     for name in ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category"):
         assert (out / "recommender" / f"{name}.npz").exists()
