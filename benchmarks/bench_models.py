@@ -91,12 +91,15 @@ def speed(result: Any) -> list[tuple[str, str]]:
     _, ba_rec = timed(lambda: buy_again.recommend(everyone, 20))
     hybrid, hybrid_fit = timed(lambda: HybridRecommender().fit(counts, recent=recent))
     _, hybrid_rec = timed(lambda: hybrid.recommend(everyone, 20))
+    ltr, ltr_fit = timed(lambda: make_model("hybrid_ltr").fit(counts, recent=recent, transactions=tx))
+    _, ltr_rec = timed(lambda: ltr.recommend(everyone, 20))
     with tempfile.TemporaryDirectory() as out:
         summary, train_s = timed(lambda: run_train(result, Path(out)))
     return [
         ("ALS fit, default params (target <= 15 s)", f"**{als_fit:.1f} s**"),
         ("top-20 for every customer: ALS / buy-again", f"{als_rec:.1f} s / {ba_rec:.1f} s"),
         ("hybrid fit / top-20 for every customer (target <= 10 s)", f"{hybrid_fit:.1f} s / **{hybrid_rec:.1f} s**"),
+        ("learned hybrid (hybrid_ltr) fit / top-20 for every customer", f"{ltr_fit:.1f} s / **{ltr_rec:.1f} s**"),
         ("`run_train` end to end (tune + fit + recommend + similar + write)", f"**{train_s:.1f} s**"),
         ("`run_train` stage seconds", ", ".join(f"{k} {v}" for k, v in summary["seconds"].items())),
         ("`run_train` tuned blend (weight, slope, validation NDCG@10)", str(summary["blend_tuning"])),
@@ -108,7 +111,7 @@ def quality(result: Any) -> list[tuple[str, dict[str, float]]]:
     tuning, final = prepare(plan.tuning, recent_half_life_days=120), prepare(plan.final, recent_half_life_days=120)
 
     def score(model: Any, data: EvalData) -> dict[str, float]:
-        fitted, fit_s = timed(lambda: model.fit(data.train, recent=data.recent))
+        fitted, fit_s = timed(lambda: model.fit(data.train, recent=data.recent, transactions=data.transactions))
         ids, _ = fitted.recommend(data.customers, 20)
         metrics = evaluate_top_k(ids, data.truth[data.customers], data.train.matrix[data.customers])
         return {**metrics, "fit_seconds": fit_s}
@@ -124,6 +127,7 @@ def quality(result: Any) -> list[tuple[str, dict[str, float]]]:
         best = tune_blend(tuned, tuning.customers, tuning.truth)[0]
         blend = {"repeat_weight": best.repeat_weight, "repeat_slope": best.repeat_slope}
         rows.append((f"{label}; tuned w {blend['repeat_weight']}, slope {blend['repeat_slope']}", score(HybridRecommender(**params, **blend), final)))
+    rows.append(("hybrid_ltr (learned ranker, defaults)", score(make_model("hybrid_ltr"), final)))
     return rows
 
 

@@ -13,7 +13,8 @@ customer × item features, as in the Instacart-style rankers):
   customer is (baskets, basket size, share of repeat lines).
 - **Training without leakage**: the ranker is trained on the fitted lines only. For ``r = 1 … target_baskets``
   the customer's ``r``-th last basket is the target and the features are computed from the baskets before it;
-  the labels are "this candidate was in the target basket". Scores served are the ranker's output on features
+  the labels are "this candidate was in the target basket" (with ``horizon_days``: in any basket that starts
+  within that many days of the target basket — "the next 30 days" rather than "the next basket"). Scores served are the ranker's output on features
   computed from all fitted baskets. So a model fitted on an evaluation split's train part never sees its
   validation or test baskets.
 
@@ -202,8 +203,13 @@ def candidate_features(lines: pl.DataFrame, cutoff: int, candidates: int, explor
     )
 
 
-def training_frame(lines: pl.DataFrame, target_baskets: int, candidates: int, explore_candidates: int) -> pl.DataFrame:
+def training_frame(
+    lines: pl.DataFrame, target_baskets: int, candidates: int, explore_candidates: int, horizon_days: float | None = None
+) -> pl.DataFrame:
     """Candidates labelled ``_y`` = 1 when in the customer's ``r``-th last basket, for ``r = 1 … target_baskets``.
+
+    With ``horizon_days``, the target is every basket from the ``r``-th last one that starts within that many days
+    of it ("what will they buy in the next 30 days" instead of "in the next basket").
 
     Features come from the baskets before the target; only (customer, r) groups with a positive are kept
     (a group without one teaches a ranker nothing). Sorted by (``r``, customer) so groups are contiguous.
@@ -213,7 +219,12 @@ def training_frame(lines: pl.DataFrame, target_baskets: int, candidates: int, ex
         feats = candidate_features(lines, r, candidates, explore_candidates)
         if feats.is_empty():
             break
-        target = lines.filter(pl.col(_RL) == r).select(_CU, _IT).unique().with_columns(pl.lit(1, pl.Int8).alias(_Y))
+        if horizon_days is None:
+            target = lines.filter(pl.col(_RL) == r)
+        else:
+            start = lines.filter(pl.col(_RL) == r).group_by(_CU).agg(pl.col(_T).min().alias("_start"))
+            target = lines.filter(pl.col(_RL) <= r).join(start, on=_CU).filter(pl.col(_T) < pl.col("_start") + pl.duration(seconds=horizon_days * _DAY))
+        target = target.select(_CU, _IT).unique().with_columns(pl.lit(1, pl.Int8).alias(_Y))
         feats = feats.join(target, on=[_CU, _IT], how="left").with_columns(pl.col(_Y).fill_null(0), pl.lit(r, pl.Int32).alias("_r"))
         positive = feats.group_by(_CU).agg(pl.col(_Y).max()).filter(pl.col(_Y) > 0).select(_CU)
         frames.append(feats.join(positive, on=_CU, how="semi"))
@@ -238,6 +249,7 @@ class LearnedHybridRecommender(Recommender):
         num_leaves: int = 31,
         min_data_in_leaf: int = 100,
         seed: int = 0,
+        horizon_days: float | None = None,
     ) -> None:
         self.target_baskets = target_baskets
         self.candidates = candidates
@@ -247,10 +259,11 @@ class LearnedHybridRecommender(Recommender):
         self.num_leaves = num_leaves
         self.min_data_in_leaf = min_data_in_leaf
         self.seed = seed
+        self.horizon_days = horizon_days
 
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
         lines = basket_lines(self._transactions, self.customers_, self.items_)
-        train = training_frame(lines, self.target_baskets, self.candidates, self.explore_candidates)
+        train = training_frame(lines, self.target_baskets, self.candidates, self.explore_candidates, self.horizon_days)
         self.booster_text_ = self._train(train) if train.height else ""
         serve = candidate_features(lines, 0, self.candidates, self.explore_candidates)
         scores = self._predict(serve) if self.booster_text_ else serve.get_column("buy_again").to_numpy()

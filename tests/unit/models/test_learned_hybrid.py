@@ -156,3 +156,18 @@ def test_item_ids_follow_the_matrix_not_the_lines() -> None:
     model = LearnedHybridRecommender(**FAST).fit(matrix, transactions=lines)
     assert model.scores_.shape[1] == 4
     assert model.scores_[:, 3].nnz == 0  # nobody bought it and it is not trending
+
+
+def test_a_horizon_makes_every_basket_within_it_the_target() -> None:
+    lines = _alternating(n_customers=2)  # weekly baskets alternating tea / coffee, milk in each
+    matrix = build_matrix(lines, weighting="count")
+    ranked = basket_lines(lines, matrix.customers, matrix.items)
+    names = matrix.items.external_ids
+
+    def targets(horizon: float | None) -> set[str]:
+        frame = training_frame(ranked, 3, 10, 0, horizon_days=horizon).filter((pl.col("_r") == 3) & (pl.col("_cu") == 0))
+        return {names[i] for i in frame.filter(pl.col("_y") == 1)["_it"].to_list()}
+
+    assert len(targets(None)) == 2  # milk and one drink: the 3rd-last basket only
+    assert targets(8.0) == {"milk", "tea", "coffee"}  # the basket a week later counts too
+    assert targets(8.0) != targets(None)
