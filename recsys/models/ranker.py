@@ -112,7 +112,8 @@ def basket_lines(transactions: pl.DataFrame, customers: Any, items: Any) -> pl.D
         .with_columns(pl.struct(_T, "_order").rank(method="ordinal", descending=True).over(_CU).cast(pl.Int32).alias(_RL))
     )
     per_item = lines.group_by(_CU, "_order", _IT).agg(pl.col(_Q).sum())
-    return per_item.join(orders, on=[_CU, "_order"]).select(_CU, _IT, _T, _RL, _Q)
+    # A fixed row order: float sums over groups follow it, and the same data must give the same model.
+    return per_item.join(orders, on=[_CU, "_order"]).select(_CU, _IT, _T, _RL, _Q).sort(_CU, _RL, _IT)
 
 
 def candidate_features(lines: pl.DataFrame, cutoff: int, candidates: int, explore_candidates: int) -> pl.DataFrame:
