@@ -171,3 +171,20 @@ def test_a_horizon_makes_every_basket_within_it_the_target() -> None:
     assert len(targets(None)) == 2  # milk and one drink: the 3rd-last basket only
     assert targets(8.0) == {"milk", "tea", "coffee"}  # the basket a week later counts too
     assert targets(8.0) != targets(None)
+
+
+def test_training_on_a_sample_of_customers_still_scores_everyone() -> None:
+    lines = _alternating(n_customers=30)
+    full, matrix = _fit(lines)
+    sampled, _ = _fit(lines, max_training_customers=10)
+    assert 0 < sampled.training_rows_ < full.training_rows_
+    assert set(np.unique(sampled.scores_.nonzero()[0])) == set(range(len(matrix.customers)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"target_baskets": 0}, {"candidates": 0}, {"rounds": 1.5}, {"learning_rate": 0.0}, {"horizon_days": -1.0}, {"max_training_customers": 0}],
+)
+def test_bad_parameters_are_refused_when_the_model_is_built(params: dict) -> None:
+    with pytest.raises(ValueError, match="hybrid_ltr"):
+        LearnedHybridRecommender(**params)
