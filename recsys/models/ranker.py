@@ -12,7 +12,9 @@ customer × item features, as in the Instacart-style rankers):
   interval), what the item is for everyone (buyers, repeat rate, purchases per buyer, last 28 days) and who the
   customer is (baskets, basket size, share of repeat lines).
 - **Training without leakage**: the ranker is trained on the fitted lines only. For ``r = 1 … target_baskets``
-  the customer's ``r``-th last basket is the target and the features are computed from the baskets before it;
+  the customer's ``r``-th last basket is the target and the customer's features are computed from their baskets
+  before it (item features use every customer's baskets before that customer's own ``r``-th last one: cutoffs are
+  per customer, not a date, as in the usual next-basket rankers);
   the labels are "this candidate was in the target basket" (with ``horizon_days``: in any basket that starts
   within that many days of the target basket — "the next 30 days" rather than "the next basket"). Scores served are the ranker's output on features
   computed from all fitted baskets. So a model fitted on an evaluation split's train part never sees its
@@ -191,6 +193,7 @@ def candidate_features(
         cust = cust.filter(pl.col(_CU).is_in(customers.implode()))
     pairs = pairs.join(item, on=_IT, how="left").join(cust.select(_CU, *customer_cols), on=_CU, how="left")
     score = pl.col("decay_days_90") * pl.col("item_repeat_rate").sqrt()
+    bought = pairs.select(_CU, _IT)  # every item each customer bought, before the cut to the best `candidates`
     pairs = (
         pairs.sort(_CU, _IT)  # group_by order is arbitrary; the ordinal rank below breaks ties by position
         .with_columns(score.alias("buy_again"))
@@ -205,13 +208,14 @@ def candidate_features(
     frames = [pairs]
     if explore_candidates > 0:
         hot = item.filter(pl.col("item_recent_lines") > 0).sort(["item_recent_lines", _IT], descending=[True, False]).head(explore_candidates)
-        new = cust.select(_CU, "customer_baskets", *customer_cols).join(hot, how="cross").join(pairs.select(_CU, _IT), on=[_CU, _IT], how="anti")
+        new = cust.select(_CU, "customer_baskets", *customer_cols).join(hot, how="cross").join(bought, on=[_CU, _IT], how="anti")
         frames.append(new.with_columns(pl.lit(1.0).alias("is_new")))
     out = pl.concat(frames, how="diagonal_relaxed")
     return out.select(
         pl.col(_CU).cast(pl.Int32),
         pl.col(_IT).cast(pl.Int32),
-        *[pl.col(f).cast(pl.Float32).fill_null(_MISSING).fill_nan(_MISSING) for f in FEATURES],
+        # inf (e.g. cycle_position after two purchases on one day) becomes a large finite value: "long overdue"
+        *[pl.col(f).cast(pl.Float64).fill_null(_MISSING).fill_nan(_MISSING).clip(-1e9, 1e9).cast(pl.Float32) for f in FEATURES],
     )
 
 
@@ -297,7 +301,14 @@ class LearnedHybridRecommender(Recommender):
         )
         self.booster_text_ = self._train(train) if train.height else ""
         serve = candidate_features(lines, 0, self.candidates, self.explore_candidates)
-        scores = self._predict(serve) if self.booster_text_ else serve.get_column("buy_again").to_numpy()
+        buy_again = serve.get_column("buy_again_relative").to_numpy().astype(np.float64)  # -1 for new items
+        scores = self._predict(serve) if self.booster_text_ else buy_again
+        spread = float(scores.max() - scores.min()) if scores.size else 0.0
+        if self.booster_text_ and spread == 0.0:
+            # Too little data for a single split (every prediction alike): rank by buy-again, not by item index.
+            self.booster_text_, scores, spread = "", buy_again, float(buy_again.max() - buy_again.min())
+        # Ties between the ranker's scores go to the better buy-again score (then, as everywhere, the lower item id).
+        scores = np.asarray(scores, np.float64) + 1e-6 * max(spread, 1e-6) * buy_again
         cu, it = serve.get_column(_CU).to_numpy(), serve.get_column(_IT).to_numpy()
         # Shifted to be > 0 so that no candidate's score is a zero that a sparse matrix would drop.
         values = (np.asarray(scores, np.float64) - (scores.min() if scores.size else 0.0) + 1e-3).astype(np.float32)
