@@ -1,8 +1,8 @@
 """The train job: validated transactions → fitted recommenders → the train files of an artifact directory.
 
 Writes (see docs/CONTRACTS.md): ``recommendations.parquet`` (the primary model's top-k per customer with source
-and reason; the primary is the learned hybrid ``hybrid_ltr`` unless told otherwise), ``similar_items.parquet``, ``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}``
-and ``train_manifest.json``. The hybrid's blend is tuned on each customer's last order before the final fit on
+and reason; the primary is the learned hybrid ``hybrid_ltr`` unless told otherwise), ``similar_items.parquet``,
+``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}`` and ``train_manifest.json``. The hybrid's blend is tuned on each customer's last order before the final fit on
 everything (this is production training: there is no test split here; ``centric evaluate`` measures quality).
 """
 
@@ -35,7 +35,7 @@ from recsys.models.external import recommendations_frame, similar_items_frame
 from training.jobs.train_outputs import fallback_lists, items_table, with_reasons
 
 DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
-PRIMARY_MODEL = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
+LINEAR_HYBRID = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
 PRIMARY_MODELS: tuple[str, ...] = ("hybrid", "hybrid_ltr")  # which model writes recommendations.parquet
 SIMILAR_MODELS: tuple[str, ...] = ("als", "item_knn_bm25", "item_knn_cosine", "bpr")  # first fitted one writes similar_items
 TRENDING_HALF_LIFE_DAYS = 14.0
@@ -72,7 +72,7 @@ def run_train(
     similar; ``exclude``: item ids never to recommend; ``explore``: the hybrid's source of new items (``user_knn``
 compares every customer with every other one — use ``als`` beyond about a million customers); ``primary``: the
     model whose top-k is written to ``recommendations.parquet`` — ``hybrid_ltr`` (the learned ranker, default:
-    1.06× the linear hybrid's NDCG@10 on The Complete Journey, about a minute more per million lines) or
+    about 1.05× the linear hybrid's NDCG@10 on The Complete Journey, about a minute more per million lines) or
     ``hybrid`` (the tuned linear blend).
     Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
@@ -101,7 +101,7 @@ compares every customer with every other one — use ``als`` beyond about a mill
 
     # The hybrid first: its fitted parts are reused as buy_again / als instead of being fitted twice.
     timings["matrices_and_items"] = time.perf_counter() - started
-    wanted = list(dict.fromkeys([PRIMARY_MODEL, primary, *models]))
+    wanted = list(dict.fromkeys([LINEAR_HYBRID, primary, *models]))
     fitted: dict[str, Recommender] = {}
     blend: dict[str, Any] = {}
     if tune:
@@ -148,7 +148,7 @@ compares every customer with every other one — use ``als`` beyond about a mill
     fallbacks.write_parquet(out_dir / "fallbacks.parquet")
     items.write_parquet(out_dir / "items.parquet")
     model_dir = out_dir / "recommender"
-    for name in dict.fromkeys([*models, PRIMARY_MODEL, primary]):  # the linear hybrid too: its parts serve fold-in
+    for name in dict.fromkeys([*models, LINEAR_HYBRID, primary]):  # the linear hybrid too: its parts serve fold-in
         fitted[name].save(model_dir)
 
     timings["write"] = time.perf_counter() - started
@@ -156,7 +156,7 @@ compares every customer with every other one — use ``als`` beyond about a mill
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_fingerprint": served.fingerprint_,
         "data_until": now.isoformat(),
-        "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, PRIMARY_MODEL, primary])},
+        "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, LINEAR_HYBRID, primary])},
         "primary_model": primary,
         "blend_tuning": blend,
         "counts": {
@@ -205,10 +205,10 @@ def _fit_one(
     blend: dict[str, Any],
 ) -> Recommender:
     """Fit one model; the hybrid's fitted parts are reused as ``buy_again`` / ``als`` (same data, same params)."""
-    if name == PRIMARY_MODEL:
+    if name == LINEAR_HYBRID:
         params = {k: blend[k] for k in ("repeat_weight", "repeat_slope", "explore") if k in blend}
         return make_model(name, half_life_days=half_life_days, **params).fit(counts, recent=recent)
-    hybrid = fitted.get(PRIMARY_MODEL)
+    hybrid = fitted.get(LINEAR_HYBRID)
     if isinstance(hybrid, HybridRecommender):
         if name == "buy_again":
             return _part(hybrid.repeat_, hybrid)
