@@ -62,8 +62,9 @@ def one_run(http: str, seconds: int) -> dict[str, float]:
             script = Path(tmp) / "earn.lua"
             script.write_text(bench_loyalty.WRK_LUA.replace("TOKEN", token))
             before = sum(cpu_seconds(p) for p in workers), cpu_seconds(redis_pid)
-            wrk = subprocess.Popen(["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), base],
-                                   stdout=subprocess.PIPE, text=True)
+            wrk = subprocess.Popen(
+                ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), base], stdout=subprocess.PIPE, text=True
+            )
             time.sleep(seconds - 0.5)
             wrk_cpu = cpu_seconds(wrk.pid)
             out = wrk.communicate()[0]
@@ -74,8 +75,12 @@ def one_run(http: str, seconds: int) -> dict[str, float]:
         if "Non-2xx" in out:
             raise SystemExit(f"wrk saw refused writes:\n{out}")
         writes = sum(client.llen(keys.loyalty_entries(c.decode())) for c in client.smembers(keys.loyalty_customers()))
-    return {"writes_s": writes / seconds, "workers_us": 1e6 * (after[0] - before[0]) / writes,
-            "redis_us": 1e6 * (after[1] - before[1]) / writes, "wrk_us": 1e6 * wrk_cpu / writes}
+    return {
+        "writes_s": writes / seconds,
+        "workers_us": 1e6 * (after[0] - before[0]) / writes,
+        "redis_us": 1e6 * (after[1] - before[1]) / writes,
+        "wrk_us": 1e6 * wrk_cpu / writes,
+    }
 
 
 def main() -> None:
@@ -88,18 +93,24 @@ def main() -> None:
         args.rounds, args.seconds = 2, 8
     results: dict[str, list[dict[str, float]]] = {name: [] for name in PROTOCOLS}
     print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
-    print(f"command: .venv/bin/python benchmarks/bench_http_writes.py --rounds {args.rounds} --seconds {args.seconds}\n")
+    print(
+        f"command: .venv/bin/python benchmarks/bench_http_writes.py --rounds {args.rounds} --seconds {args.seconds}\n"
+    )
     print("| round | protocol | writes/s | workers CPU µs/write | Redis CPU µs/write | wrk CPU µs/write |")
     print("|---:|---|---:|---:|---:|---:|")
     for r in range(1, args.rounds + 1):
         for name, http in PROTOCOLS.items():
             row = one_run(http, args.seconds)
             results[name].append(row)
-            print(f"| {r} | {name} | {row['writes_s']:,.0f} | {row['workers_us']:.0f} | {row['redis_us']:.0f} | {row['wrk_us']:.0f} |",
-                  flush=True)
+            print(
+                f"| {r} | {name} | {row['writes_s']:,.0f} | {row['workers_us']:.0f} | {row['redis_us']:.0f} | {row['wrk_us']:.0f} |",
+                flush=True,
+            )
     for name, rows in results.items():
         med = {k: statistics.median(row[k] for row in rows) for k in rows[0]}
-        print(f"| median | {name} | {med['writes_s']:,.0f} | {med['workers_us']:.0f} | {med['redis_us']:.0f} | {med['wrk_us']:.0f} |")
+        print(
+            f"| median | {name} | {med['writes_s']:,.0f} | {med['workers_us']:.0f} | {med['redis_us']:.0f} | {med['wrk_us']:.0f} |"
+        )
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -27,8 +27,8 @@ TARGETS = {"complete-journey": "<= 5 s", "synthetic": "<= 60 s and <= 6 GB"}
 
 def make_synthetic(path: Path, lines: int, seed: int = 0) -> None:
     """Write ``lines`` rows of a standard CSV, with one malformed row in a thousand."""
-    import numpy as np  # noqa: PLC0415
-    import polars as pl  # noqa: PLC0415
+    import numpy as np
+    import polars as pl
 
     rng = np.random.default_rng(seed)
     chunk = 5_000_000
@@ -37,13 +37,19 @@ def make_synthetic(path: Path, lines: int, seed: int = 0) -> None:
         for start in range(0, lines, chunk):
             n = min(chunk, lines - start)
             seconds = rng.integers(1_704_067_200, 1_735_689_600, n)
-            frame = pl.DataFrame({
-                "customer_id": rng.integers(0, 1_000_000, n),
-                "item_id": rng.zipf(1.3, n) % 50_000,
-                "timestamp": pl.Series(seconds * 1_000_000).cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "quantity": rng.integers(1, 5, n),
-                "price": np.round(rng.gamma(2.0, 3.0, n), 2),
-            }).with_columns(pl.concat_str([pl.col("customer_id"), pl.lit("-"), pl.lit(start // chunk)]).alias("order_id"))
+            frame = pl.DataFrame(
+                {
+                    "customer_id": rng.integers(0, 1_000_000, n),
+                    "item_id": rng.zipf(1.3, n) % 50_000,
+                    "timestamp": pl.Series(seconds * 1_000_000)
+                    .cast(pl.Datetime("us"))
+                    .dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "quantity": rng.integers(1, 5, n),
+                    "price": np.round(rng.gamma(2.0, 3.0, n), 2),
+                }
+            ).with_columns(
+                pl.concat_str([pl.col("customer_id"), pl.lit("-"), pl.lit(start // chunk)]).alias("order_id")
+            )
             bad = rng.random(n) < 0.001
             frame = frame.with_columns(
                 pl.when(pl.Series(bad)).then(pl.lit("not a time")).otherwise(pl.col("timestamp")).alias("timestamp")
@@ -54,8 +60,8 @@ def make_synthetic(path: Path, lines: int, seed: int = 0) -> None:
 def run_case(path: str, schema: str) -> dict:
     """Child process: time load + validate + matrix build; report counts and peak RSS."""
     sys.path.insert(0, str(ROOT))
-    from recsys.data import load_transactions  # noqa: PLC0415
-    from recsys.matrix import build_matrix  # noqa: PLC0415
+    from recsys.data import load_transactions
+    from recsys.matrix import build_matrix
 
     start = time.perf_counter()
     result = load_transactions(path, schema=schema)
@@ -64,9 +70,15 @@ def run_case(path: str, schema: str) -> dict:
     done = time.perf_counter()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
-        "rows_read": result.report.rows_read, "rows_used": result.report.rows_used,
-        "rows_rejected": result.report.rows_rejected, "customers": matrix.matrix.shape[0], "items": matrix.matrix.shape[1],
-        "nnz": matrix.matrix.nnz, "load_s": loaded - start, "matrix_s": done - loaded, "total_s": done - start,
+        "rows_read": result.report.rows_read,
+        "rows_used": result.report.rows_used,
+        "rows_rejected": result.report.rows_rejected,
+        "customers": matrix.matrix.shape[0],
+        "items": matrix.matrix.shape[1],
+        "nnz": matrix.matrix.nnz,
+        "load_s": loaded - start,
+        "matrix_s": done - loaded,
+        "total_s": done - start,
         "peak_gb": peak_kb / 1024 / 1024,
     }
 
@@ -74,7 +86,9 @@ def run_case(path: str, schema: str) -> dict:
 def _child(path: Path, schema: str) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(path), "--schema", schema],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -100,12 +114,16 @@ def main() -> None:
         synthetic = Path(folder) / "synthetic.csv"
         t0 = time.perf_counter()
         make_synthetic(synthetic, lines)
-        print(f"generated {lines:,} lines ({synthetic.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f} s",
-              file=sys.stderr)
+        print(
+            f"generated {lines:,} lines ({synthetic.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
         cases.append(("synthetic", synthetic, "standard"))
         rows = [(name, _child(path, schema)) for name, path, schema in cases]
     print(f"Machine: {machine()}\n")
-    print("| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak RSS | target |")
+    print(
+        "| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak RSS | target |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(

@@ -58,24 +58,33 @@ def direct_pipelined(client: redis.Redis, n: int, batch: int = 500) -> float:
     ledger = RedisLedger(client, keys, program)
     t = time.perf_counter()
     for start in range(0, n, batch):
-        calls = [(ops.earn_call(program, keys, f"c{i % 1000}", f"o{i}", Decimal(25), [], NOW, f"k{i}"), f"c{i % 1000}")
-                 for i in range(start, min(start + batch, n))]
+        calls = [
+            (ops.earn_call(program, keys, f"c{i % 1000}", f"o{i}", Decimal(25), [], NOW, f"k{i}"), f"c{i % 1000}")
+            for i in range(start, min(start + batch, n))
+        ]
         ledger.run_many(calls)
     return n / (time.perf_counter() - t)
 
 
 async def _api(base: str, token: str, n: int, concurrency: int) -> float:
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
+    ) as http:
         queue = iter(range(n))
 
         async def worker() -> None:
             for i in queue:
-                r = await http.post(f"/v1/customers/c{i % 1000}/loyalty/earn", json={"order_id": f"o{i}", "amount": "25"},
-                                    headers={"Idempotency-Key": f"k{i}"})
+                r = await http.post(
+                    f"/v1/customers/c{i % 1000}/loyalty/earn",
+                    json={"order_id": f"o{i}", "amount": "25"},
+                    headers={"Idempotency-Key": f"k{i}"},
+                )
                 assert r.status_code == 200, r.text
 
-        await http.post("/v1/customers/warm/loyalty/earn", json={"order_id": "w", "amount": "1"}, headers={"Idempotency-Key": "w"})
+        await http.post(
+            "/v1/customers/warm/loyalty/earn", json={"order_id": "w", "amount": "1"}, headers={"Idempotency-Key": "w"}
+        )
         t = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return n / (time.perf_counter() - t)
@@ -100,9 +109,31 @@ def _serve(url: str, env_name: str, workers: int) -> tuple[subprocess.Popen[byte
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "CENTRIC_REDIS_URL": url, "CENTRIC_ENV": env_name, "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH)}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--workers", str(workers), "--log-level", "warning", "--no-access-log", *HTTP], cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "CENTRIC_REDIS_URL": url,
+        "CENTRIC_ENV": env_name,
+        "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            *HTTP,
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -121,8 +152,12 @@ def through_wrk(url: str, client: redis.Redis, seconds: int, connections: int) -
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(WRK_LUA.replace("TOKEN", token))
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, base],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, base],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -141,9 +176,29 @@ def through_api(url: str, client: redis.Redis, n: int, concurrency: int) -> floa
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "CENTRIC_REDIS_URL": url, "CENTRIC_ENV": keys.env, "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH)}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--log-level", "warning", "--no-access-log", *HTTP], cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "CENTRIC_REDIS_URL": url,
+        "CENTRIC_ENV": keys.env,
+        "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            *HTTP,
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -172,7 +227,11 @@ def main() -> None:
             rows = [
                 ("direct, sequential (1 client, 1 round trip each)", n, direct_sequential(client, n)),
                 ("direct, pipelined (500 scripts per round trip)", n * 5, direct_pipelined(client, n * 5)),
-                ("HTTP API, 1 uvicorn worker, 32 concurrent httpx clients (same process drives)", min(n, 2000), through_api(url, client, min(n, 2000), 32)),
+                (
+                    "HTTP API, 1 uvicorn worker, 32 concurrent httpx clients (same process drives)",
+                    min(n, 2000),
+                    through_api(url, client, min(n, 2000), 32),
+                ),
             ]
             if shutil.which("wrk"):
                 count, rate = through_wrk(url, client, 5 if args.quick else 15, 64)

@@ -58,7 +58,9 @@ def main() -> int:
     print(f"| ratio | **{b.mean() / a.mean():.3f}×** |")
     print(f"| paired bootstrap 95 % interval ({args.resamples:,} resamples) | {low:.3f}× – {high:.3f}× |")
     print(f"| share of resamples below 1.10× | {(ratios < 1.10).mean():.2f} |")
-    print(f"| households better / worse / same with hybrid_ltr | {(b > a).sum():,} / {(b < a).sum():,} / {(b == a).sum():,} |")
+    print(
+        f"| households better / worse / same with hybrid_ltr | {(b > a).sum():,} / {(b < a).sum():,} / {(b == a).sum():,} |"
+    )
     return 0
 
 

@@ -62,8 +62,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
-    print(f"Machine: {os.cpu_count()} cores, {cpu}. Command: `python benchmarks/bench_matrix.py{' --quick' if args.quick else ''}`\n")
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"Machine: {os.cpu_count()} cores, {cpu}. Command: `python benchmarks/bench_matrix.py{' --quick' if args.quick else ''}`\n"
+    )
     print("| data | lines | customers × items | pairs | weighting | seconds |")
     print("|---|---:|---|---:|---|---:|")
     frames = []
@@ -76,9 +85,14 @@ def main() -> int:
             started = time.perf_counter()
             pm = build_matrix(frame, weighting=weighting, **extra)
             seconds = time.perf_counter() - started
-            print(f"| {label} | {frame.height:,} | {pm.shape[0]:,} × {pm.shape[1]:,} | {pm.nnz:,} | {weighting} | {seconds:.2f} |", flush=True)
+            print(
+                f"| {label} | {frame.height:,} | {pm.shape[0]:,} × {pm.shape[1]:,} | {pm.nnz:,} | {weighting} | {seconds:.2f} |",
+                flush=True,
+            )
         del frame
-    print(f"\nPeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB (includes the synthetic frame itself)")
+    print(
+        f"\nPeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB (includes the synthetic frame itself)"
+    )
     return 0
 
 

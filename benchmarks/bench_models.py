@@ -43,7 +43,7 @@ CJ = ROOT.parent / "shared" / "data" / "completejourney"
 def load_cj(fraction: float) -> Any:
     """The demo LoadResult when ``recsys.data`` is available, else the raw parquet mapped to the standard columns."""
     try:
-        from recsys.data.demo import load_demo  # noqa: PLC0415
+        from recsys.data.demo import load_demo
 
         result = load_demo()
     except ImportError:
@@ -51,7 +51,10 @@ def load_cj(fraction: float) -> Any:
         tx = tx.select(
             pl.col("household_id").cast(pl.String).alias(Columns.customer_id),
             pl.col("product_id").cast(pl.String).alias(Columns.item_id),
-            pl.col("transaction_timestamp").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias(Columns.timestamp),
+            pl.col("transaction_timestamp")
+            .dt.replace_time_zone("UTC")
+            .dt.cast_time_unit("us")
+            .alias(Columns.timestamp),
             pl.col("quantity").cast(pl.Float64).alias(Columns.quantity),
             (pl.col("sales_value") / pl.col("quantity")).alias(Columns.price),
             pl.col("basket_id").cast(pl.String).alias(Columns.order_id),
@@ -69,7 +72,8 @@ def load_cj(fraction: float) -> Any:
         ids = result.transactions.get_column(Columns.customer_id).unique().sort()
         keep = ids.sample(fraction=fraction, seed=7)
         result = SimpleNamespace(
-            transactions=result.transactions.filter(pl.col(Columns.customer_id).is_in(keep.implode())), catalog=result.catalog
+            transactions=result.transactions.filter(pl.col(Columns.customer_id).is_in(keep.implode())),
+            catalog=result.catalog,
         )
     return result
 
@@ -126,7 +130,12 @@ def quality(result: Any) -> list[tuple[str, dict[str, float]]]:
         tuned = HybridRecommender(**params).fit(tuning.train, recent=tuning.recent)
         best = tune_blend(tuned, tuning.customers, tuning.truth)[0]
         blend = {"repeat_weight": best.repeat_weight, "repeat_slope": best.repeat_slope}
-        rows.append((f"{label}; tuned w {blend['repeat_weight']}, slope {blend['repeat_slope']}", score(HybridRecommender(**params, **blend), final)))
+        rows.append(
+            (
+                f"{label}; tuned w {blend['repeat_weight']}, slope {blend['repeat_slope']}",
+                score(HybridRecommender(**params, **blend), final),
+            )
+        )
     rows.append(("hybrid_ltr (learned ranker, defaults)", score(make_model("hybrid_ltr"), final)))
     return rows
 
@@ -137,18 +146,26 @@ def main() -> None:
     args = parser.parse_args()
     result = load_cj(0.25 if args.quick else 1.0)
     tx = result.transactions
-    print(f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"Data: The Complete Journey, {tx.height:,} lines, {tx[Columns.customer_id].n_unique():,} households, "
-          f"{tx[Columns.item_id].n_unique():,} items")
+    print(
+        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
+    print(
+        f"Data: The Complete Journey, {tx.height:,} lines, {tx[Columns.customer_id].n_unique():,} households, "
+        f"{tx[Columns.item_id].n_unique():,} items"
+    )
     print(f"Command: .venv/bin/python benchmarks/bench_models.py{' --quick' if args.quick else ''}\n")
     print("| measure | result |\n|---|---|")
     for name, value in speed(result):
         print(f"| {name} | {value} |")
-    print("\n| model (next-basket test) | NDCG@10 | recall@10 | explore recall@10 | repeat recall@10 | fit s |\n|---|---|---|---|---|---|")
+    print(
+        "\n| model (next-basket test) | NDCG@10 | recall@10 | explore recall@10 | repeat recall@10 | fit s |\n|---|---|---|---|---|---|"
+    )
     best_single = 0.0
     for name, m in quality(result):
-        print(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['explore_recall@10']:.4f} | "
-              f"{m['repeat_recall@10']:.4f} | {m['fit_seconds']:.1f} |")
+        print(
+            f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['explore_recall@10']:.4f} | "
+            f"{m['repeat_recall@10']:.4f} | {m['fit_seconds']:.1f} |"
+        )
         if not name.startswith("hybrid"):
             best_single = max(best_single, m["ndcg@10"])
         else:

@@ -28,10 +28,11 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import machine  # noqa: E402
-from recsys.nba.arbitration import Budgets, assign  # noqa: E402
-from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table  # noqa: E402
-from recsys.nba.propensity import LogisticPropensity, calibration_table, roc_auc  # noqa: E402
+from machine import machine
+
+from recsys.nba.arbitration import Budgets, assign
+from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
+from recsys.nba.propensity import LogisticPropensity, calibration_table, roc_auc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "completejourney"
 CUT = pl.datetime(2017, 8, 1)
@@ -79,7 +80,13 @@ def backtest(unit_value: bool = True) -> list[tuple[str, str]]:
     pm[hh, camp] = p
     # every campaign may use the whole budget; the total is applied by keeping the best pairs
     limit = np.full(len(camp_ids), float(total))
-    result = assign(score, pm, np.zeros(len(camp_ids)), Budgets(limit, np.full(len(camp_ids), np.inf), np.full(len(camp_ids), np.inf)), cap=1)
+    result = assign(
+        score,
+        pm,
+        np.zeros(len(camp_ids)),
+        Budgets(limit, np.full(len(camp_ids), np.inf), np.full(len(camp_ids), np.inf)),
+        cap=1,
+    )
     keep = np.argsort(-score[result.rows, result.cols], kind="stable")[:total]
     pair_index = {(h, c): i for i, (h, c) in enumerate(zip(hh, camp))}
     nba_pairs = np.asarray([pair_index[(h, c)] for h, c in zip(result.rows[keep], result.cols[keep])])
@@ -94,16 +101,31 @@ def backtest(unit_value: bool = True) -> list[tuple[str, str]]:
     random_value, same_value = float(np.mean(random_values)), float(np.mean(same_values))
     seconds = time.perf_counter() - start
     return [
-        ("split", f"train: {train.height:,} rows / {train.get_column('campaign_id').n_unique()} campaigns starting before 2017-08-01; "
-                  f"test: {test.height:,} rows / {len(camp_ids)} campaigns on or after"),
+        (
+            "split",
+            f"train: {train.height:,} rows / {train.get_column('campaign_id').n_unique()} campaigns starting before 2017-08-01; "
+            f"test: {test.height:,} rows / {len(camp_ids)} campaigns on or after",
+        ),
         ("redemption rate (train / test)", f"{y(train).mean():.3f} / {labels.mean():.3f}"),
         ("propensity AUC on test (target >= 0.75)", f"**{auc:.3f}**"),
-        ("calibration on test: Brier / ECE / mean p̂ vs rate", f"{cal['brier']:.4f} / {cal['ece']:.4f} / {p.mean():.3f} vs {labels.mean():.3f}"),
-        ("reliability (mean p̂ → observed, 5 quantile bins)", ", ".join(f"{b['mean_predicted']:.3f}→{b['observed_rate']:.3f}" for b in cal["bins"])),
-        ("budget", f"{total:,} contacts ({BUDGET_SHARE:.0%} of {len(hh_ids):,} test households), ≤ 1 offer per household; value = redemptions"),
+        (
+            "calibration on test: Brier / ECE / mean p̂ vs rate",
+            f"{cal['brier']:.4f} / {cal['ece']:.4f} / {p.mean():.3f} vs {labels.mean():.3f}",
+        ),
+        (
+            "reliability (mean p̂ → observed, 5 quantile bins)",
+            ", ".join(f"{b['mean_predicted']:.3f}→{b['observed_rate']:.3f}" for b in cal["bins"]),
+        ),
+        (
+            "budget",
+            f"{total:,} contacts ({BUDGET_SHARE:.0%} of {len(hh_ids):,} test households), ≤ 1 offer per household; value = redemptions",
+        ),
         ("value captured: NBA", f"{nba_value:,.2f} ({contacts:,} contacts, arbitration gap {result.gap:.2%})"),
         ("value captured: random (mean of 50)", f"{random_value:,.2f}"),
-        ("value captured: one offer for everyone (mean of 50)", f"{same_value:,.2f} (campaign {camp_ids[best]}, {min(contacts, members.size):,} contacts)"),
+        (
+            "value captured: one offer for everyone (mean of 50)",
+            f"{same_value:,.2f} (campaign {camp_ids[best]}, {min(contacts, members.size):,} contacts)",
+        ),
         ("NBA / random (target >= 1.5)", f"**{nba_value / random_value:.2f}×**"),
         ("NBA / one offer for everyone (target >= 1.2)", f"**{nba_value / same_value:.2f}×**"),
         ("back-test time", f"{seconds:.1f} s"),
@@ -124,7 +146,10 @@ def scale(n: int, m: int = 50, cap: int = 3) -> list[tuple[str, str]]:
     result = assign(score, p, cost, Budgets(contacts, redemptions, spend), cap)
     seconds = time.perf_counter() - start
     return [
-        ("arbitration size", f"{n:,} customers × {m} offers, 40 % eligible, cap {cap}/customer, budgets on 38 of 50 offers"),
+        (
+            "arbitration size",
+            f"{n:,} customers × {m} offers, 40 % eligible, cap {cap}/customer, budgets on 38 of 50 offers",
+        ),
         ("arbitration time (target <= 60 s for 1M × 50)", f"**{seconds:.1f} s** ({result.rounds} price rounds)"),
         ("assigned pairs / certified gap to LP bound", f"{result.rows.size:,} / {result.gap:.3%}"),
     ]
@@ -133,10 +158,14 @@ def scale(n: int, m: int = 50, cap: int = 3) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k customers for the scale test instead of 1M")
-    parser.add_argument("--campaign-value", action="store_true", help="weight redemptions by campaign value instead of 1")
+    parser.add_argument(
+        "--campaign-value", action="store_true", help="weight redemptions by campaign value instead of 1"
+    )
     args = parser.parse_args()
     rows = backtest(unit_value=not args.campaign_value) + scale(100_000 if args.quick else 1_000_000)
-    print(f"Machine: {machine()}  \nCommand: `.venv/bin/python benchmarks/bench_nba.py{' --quick' if args.quick else ''}`\n")
+    print(
+        f"Machine: {machine()}  \nCommand: `.venv/bin/python benchmarks/bench_nba.py{' --quick' if args.quick else ''}`\n"
+    )
     print("| measure | result |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -26,10 +26,11 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import cpu_name  # noqa: E402
-from recsys.store.embedded import EmbeddedRedis, find_redis_server  # noqa: E402
-from recsys.store.keys import Keys  # noqa: E402
-from training.jobs.publish import run_publish  # noqa: E402
+from machine import cpu_name
+
+from recsys.store.embedded import EmbeddedRedis, find_redis_server
+from recsys.store.keys import Keys
+from training.jobs.publish import run_publish
 
 
 def make_artifacts(directory: Path, customers: int, k: int, items: int, profiles: bool, seed: int = 7) -> None:
@@ -40,31 +41,51 @@ def make_artifacts(directory: Path, customers: int, k: int, items: int, profiles
     picks = rng.integers(0, items, size=customers * k)
     scores = np.sort(rng.random((customers, k)).astype(np.float32), axis=1)[:, ::-1].ravel()
     sources = np.where(np.tile(np.arange(k), customers) < 3, "buy_again", "personalized")
-    pl.DataFrame({
-        "customer_id": customer_ids.gather(np.repeat(np.arange(customers), k)),
-        "item_id": item_ids.gather(picks),
-        "rank": pl.Series(np.tile(np.arange(1, k + 1), customers), dtype=pl.Int32),
-        "score": scores,
-        "source": sources,
-    }).with_columns(
-        pl.when(pl.col("source") == "buy_again").then(pl.lit("you buy it regularly")).otherwise(pl.lit("customers like you bought it")).alias("reason")
+    pl.DataFrame(
+        {
+            "customer_id": customer_ids.gather(np.repeat(np.arange(customers), k)),
+            "item_id": item_ids.gather(picks),
+            "rank": pl.Series(np.tile(np.arange(1, k + 1), customers), dtype=pl.Int32),
+            "score": scores,
+            "source": sources,
+        }
+    ).with_columns(
+        pl.when(pl.col("source") == "buy_again")
+        .then(pl.lit("you buy it regularly"))
+        .otherwise(pl.lit("customers like you bought it"))
+        .alias("reason")
     ).write_parquet(directory / "recommendations.parquet")
-    pl.DataFrame({
-        "item_id": item_ids, "name": item_ids, "category": pl.Series([f"cat{i % 200}" for i in range(items)]),
-        "price": rng.random(items) * 20, "in_stock": rng.random(items) > 0.02, "repeat_category": rng.random(items) > 0.8,
-    }).write_parquet(directory / "items.parquet")
+    pl.DataFrame(
+        {
+            "item_id": item_ids,
+            "name": item_ids,
+            "category": pl.Series([f"cat{i % 200}" for i in range(items)]),
+            "price": rng.random(items) * 20,
+            "in_stock": rng.random(items) > 0.02,
+            "repeat_category": rng.random(items) > 0.8,
+        }
+    ).write_parquet(directory / "items.parquet")
     if profiles:
         segments = np.array(["champions", "loyal", "potential", "new", "at_risk", "hibernating", "lost"])
-        pl.DataFrame({
-            "customer_id": customer_ids, "segment": segments[rng.integers(0, 7, customers)],
-            "lifecycle": np.array(["new", "active", "at_risk", "lapsed"])[rng.integers(0, 4, customers)],
-            "clv": rng.random(customers) * 500, "p_alive": rng.random(customers), "orders": rng.integers(1, 50, customers),
-            "r_score": rng.integers(1, 6, customers), "f_score": rng.integers(1, 6, customers), "m_score": rng.integers(1, 6, customers),
-            "total_spend": rng.random(customers) * 2000,
-        }).write_parquet(directory / "profiles.parquet")
+        pl.DataFrame(
+            {
+                "customer_id": customer_ids,
+                "segment": segments[rng.integers(0, 7, customers)],
+                "lifecycle": np.array(["new", "active", "at_risk", "lapsed"])[rng.integers(0, 4, customers)],
+                "clv": rng.random(customers) * 500,
+                "p_alive": rng.random(customers),
+                "orders": rng.integers(1, 50, customers),
+                "r_score": rng.integers(1, 6, customers),
+                "f_score": rng.integers(1, 6, customers),
+                "m_score": rng.integers(1, 6, customers),
+                "total_spend": rng.random(customers) * 2000,
+            }
+        ).write_parquet(directory / "profiles.parquet")
 
 
-def bucket_bytes(client: redis.Redis, keys: Keys, version: str, kind: str, n_buckets: int, sample: int = 200) -> tuple[float, str]:
+def bucket_bytes(
+    client: redis.Redis, keys: Keys, version: str, kind: str, n_buckets: int, sample: int = 200
+) -> tuple[float, str]:
     """Return (mean MEMORY USAGE of sampled buckets × n_buckets, encoding of bucket 0)."""
     rng = np.random.default_rng(1)
     picked = rng.choice(n_buckets, size=min(sample, n_buckets), replace=False)
@@ -102,20 +123,28 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 after = client.info("memory")
                 info = client.hget(keys.snapshot_meta(summary["version"]), "info")
-                import orjson  # noqa: PLC0415
+                import orjson
 
                 buckets = orjson.loads(info)["buckets"]
-                per_kind = {kind: bucket_bytes(client, keys, summary["version"], kind, n) for kind, n in buckets.items()}
+                per_kind = {
+                    kind: bucket_bytes(client, keys, summary["version"], kind, n) for kind, n in buckets.items()
+                }
                 allocator = after.get("mem_allocator", "?")
                 delta = after["used_memory"] - before
                 rows.append((label, summary, seconds, delta / customers, per_kind, allocator))
                 client.close()
             finally:
                 server.stop()
-    print(f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; {version_line.split(' sha=')[0]}")
-    print(f"Data: {customers:,} customers × {args.k} recommendations, {args.items:,} items; AOF appendfsync={args.appendfsync}")
+    print(
+        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; {version_line.split(' sha=')[0]}"
+    )
+    print(
+        f"Data: {customers:,} customers × {args.k} recommendations, {args.items:,} items; AOF appendfsync={args.appendfsync}"
+    )
     print(f"Command: .venv/bin/python benchmarks/bench_publish.py{' --quick' if args.quick else ''}\n")
-    print("| snapshot | publish time (read + encode + write + verify + activate) | used_memory Δ per customer | MEMORY USAGE per customer by kind | allocator | bucket encoding |")
+    print(
+        "| snapshot | publish time (read + encode + write + verify + activate) | used_memory Δ per customer | MEMORY USAGE per customer by kind | allocator | bucket encoding |"
+    )
     print("|---|---|---|---|---|---|")
     for label, summary, seconds, per_customer, per_kind, allocator in rows:
         kinds = ", ".join(f"{k}: {v[0] / customers:.0f} B" for k, v in per_kind.items())

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402
+
 from recsys.columns import Columns  # noqa: E402
 from recsys.matrix import build_matrix  # noqa: E402
 from training.jobs.evaluate import DEFAULT_MODELS, fit_model, model_classes, run_evaluate  # noqa: E402
@@ -36,7 +37,9 @@ from training.jobs.evaluate import DEFAULT_MODELS, fit_model, model_classes, run
 DATA = ROOT.parent / "shared" / "data"
 KS = (5, 10, 20)
 OVERALL = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map", "hit_rate") for k in KS]
-SEGMENTS = [f"{seg}_{m}@10" for seg in ("repeat", "explore") for m in ("precision", "recall", "ndcg", "map", "hit_rate")]
+SEGMENTS = [
+    f"{seg}_{m}@10" for seg in ("repeat", "explore") for m in ("precision", "recall", "ndcg", "map", "hit_rate")
+]
 # "<model>:new" = the same fitted model asked only for items new to the customer (how well it explores).
 NEW_ITEM_VARIANTS = ("popularity:new", "trending:new", "als:new", "item_knn_bm25:new")
 CATALOG = [f"{m}@{k}" for m in ("coverage", "novelty") for k in (10,)] + ["fit_seconds", "recommend_seconds"]
@@ -66,7 +69,10 @@ def _plain_load(name: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
             schema_overrides={"InvoiceNo": pl.String, "StockCode": pl.String, "CustomerID": pl.String},
         )
         kept = raw.filter(
-            pl.col("CustomerID").is_not_null() & (pl.col("Quantity") > 0) & ~pl.col("InvoiceNo").str.starts_with("C") & (pl.col("UnitPrice") >= 0)
+            pl.col("CustomerID").is_not_null()
+            & (pl.col("Quantity") > 0)
+            & ~pl.col("InvoiceNo").str.starts_with("C")
+            & (pl.col("UnitPrice") >= 0)
         )
         tx = kept.select(
             pl.col("CustomerID").str.replace(r"\.0$", "").alias(Columns.customer_id),
@@ -106,7 +112,9 @@ def table(results: dict[str, Any], columns: list[str]) -> str:
         cells = []
         for c in columns:
             v = metrics.get(c)
-            cells.append("—" if v is None else (f"{v:.2f}" if c.endswith("seconds") or c.startswith("novelty") else f"{v:.4f}"))
+            cells.append(
+                "—" if v is None else (f"{v:.2f}" if c.endswith("seconds") or c.startswith("novelty") else f"{v:.4f}")
+            )
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])
 
@@ -130,7 +138,12 @@ def speed(transactions: pl.DataFrame, params: dict[str, Any]) -> dict[str, float
     started = time.perf_counter()
     model.recommend(np.arange(len(matrix.customers)), 10)
     rec_s = time.perf_counter() - started
-    return {"customers": len(matrix.customers), "items": len(matrix.items), "als_fit_seconds": fit_s, "recommend_all_seconds": rec_s}
+    return {
+        "customers": len(matrix.customers),
+        "items": len(matrix.items),
+        "als_fit_seconds": fit_s,
+        "recommend_all_seconds": rec_s,
+    }
 
 
 def targets(name: str, results: dict[str, Any]) -> list[str]:
@@ -150,7 +163,9 @@ def targets(name: str, results: dict[str, Any]) -> list[str]:
         )
     best = max(ndcg, key=ndcg.get)
     if pop_ndcg:
-        lines.append(f"- best NDCG@10 ({best}) / popularity = {ndcg[best]:.4f} / {pop_ndcg:.4f} = **{ndcg[best] / pop_ndcg:.2f}×** (target ≥ 2 on Online Retail)")
+        lines.append(
+            f"- best NDCG@10 ({best}) / popularity = {ndcg[best]:.4f} / {pop_ndcg:.4f} = **{ndcg[best] / pop_ndcg:.2f}×** (target ≥ 2 on Online Retail)"
+        )
     candidates = {m: v for m, v in explore.items() if not m.startswith("popularity")}
     best_explore = max(candidates, key=candidates.get)
     if pop_explore:
@@ -170,14 +185,20 @@ def targets(name: str, results: dict[str, Any]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 %% of customers, 30 s tuning budget")
-    parser.add_argument("--time-budget", type=float, default=None, help="tuning seconds per data set (default 300, quick 30)")
+    parser.add_argument(
+        "--time-budget", type=float, default=None, help="tuning seconds per data set (default 300, quick 30)"
+    )
     parser.add_argument("--datasets", default="online-retail,complete-journey")
     parser.add_argument("--models", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write every result here")
     args = parser.parse_args()
     budget = args.time_budget if args.time_budget is not None else (30.0 if args.quick else 300.0)
     models = [m for m in args.models.split(",") if m] or [*DEFAULT_MODELS, *NEW_ITEM_VARIANTS]
-    command = "python benchmarks/bench_recommenders.py" + (" --quick" if args.quick else "") + (f" --time-budget {budget:g}" if args.time_budget else "")
+    command = (
+        "python benchmarks/bench_recommenders.py"
+        + (" --quick" if args.quick else "")
+        + (f" --time-budget {budget:g}" if args.time_budget else "")
+    )
     print(f"Machine: {machine()}. Command: `{command}`. Tuning budget {budget:g} s per data set.\n")
     everything: dict[str, Any] = {}
     for name in args.datasets.split(","):
@@ -187,7 +208,14 @@ def main() -> int:
             transactions = sample_customers(transactions, 0.2)
         protocol = "temporal" if name == "online-retail" else "next-basket"
         results = run_evaluate(
-            transactions, protocol=protocol, models=models, test_days=30, tune=True, time_budget=budget, ks=KS, catalog=catalog
+            transactions,
+            protocol=protocol,
+            models=models,
+            test_days=30,
+            tune=True,
+            time_budget=budget,
+            ks=KS,
+            catalog=catalog,
         )
         final = results["data"]["final"]
         print(f"### {name} — {protocol}\n")

@@ -76,17 +76,47 @@ def free_port() -> int:
 def add_similar_and_fallbacks(directory: Path, items: int, k: int = 20, seed: int = 3) -> None:
     rng = np.random.default_rng(seed)
     ids = np.array([f"I{i:06d}" for i in range(items)])
-    pl.DataFrame({
-        "item_id": np.repeat(ids, k), "similar_item_id": ids[rng.integers(0, items, items * k)],
-        "rank": np.tile(np.arange(1, k + 1), items).astype(np.int32), "score": np.tile(np.linspace(1, 0.1, k), items).astype(np.float32),
-    }).write_parquet(directory / "similar_items.parquet")
-    pl.DataFrame({"list": ["popular"] * 50 + ["trending"] * 50, "item_id": list(ids[:50]) + list(ids[50:100]),
-                  "rank": list(range(1, 51)) * 2, "score": [float(50 - i) for i in range(50)] * 2}).write_parquet(directory / "fallbacks.parquet")
+    pl.DataFrame(
+        {
+            "item_id": np.repeat(ids, k),
+            "similar_item_id": ids[rng.integers(0, items, items * k)],
+            "rank": np.tile(np.arange(1, k + 1), items).astype(np.int32),
+            "score": np.tile(np.linspace(1, 0.1, k), items).astype(np.float32),
+        }
+    ).write_parquet(directory / "similar_items.parquet")
+    pl.DataFrame(
+        {
+            "list": ["popular"] * 50 + ["trending"] * 50,
+            "item_id": list(ids[:50]) + list(ids[50:100]),
+            "rank": list(range(1, 51)) * 2,
+            "score": [float(50 - i) for i in range(50)] * 2,
+        }
+    ).write_parquet(directory / "fallbacks.parquet")
 
 
-def start_uvicorn(app: str, port: int, env: dict[str, str], workers: int, http: str = "httptools") -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", http]
+def start_uvicorn(
+    app: str, port: int, env: dict[str, str], workers: int, http: str = "httptools"
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        http,
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -107,7 +137,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wrk(port: int, kind: str, *, n: int, items: int, seconds: int, connections: int, header: str, rate: float | None = None) -> dict[str, float]:
+def wrk(
+    port: int, kind: str, *, n: int, items: int, seconds: int, connections: int, header: str, rate: float | None = None
+) -> dict[str, float]:
     think_ms = 0.0
     if rate:
         # Each connection waits ~connections/rate between requests (exponential), so the total approximates `rate`.
@@ -115,7 +147,18 @@ def wrk(port: int, kind: str, *, n: int, items: int, seconds: int, connections: 
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA % {"n": n, "kind": kind, "think_ms": think_ms, "items": items})
         script = f.name
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, "-H", header, f"http://127.0.0.1:{port}"]
+    cmd = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        script,
+        "-H",
+        header,
+        f"http://127.0.0.1:{port}",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(script)
 
@@ -129,8 +172,13 @@ def wrk(port: int, kind: str, *, n: int, items: int, seconds: int, connections: 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-            "socket_errors": errors.group(1) if errors else ""}  # type: ignore[dict-item]
+    return {
+        "rps": rps,
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": errors.group(1) if errors else "",
+    }  # type: ignore[dict-item]
 
 
 def main() -> None:
@@ -157,10 +205,18 @@ def main() -> None:
         make_artifacts(art, args.customers, 20, args.items, profiles=True)
         add_similar_and_fallbacks(art, args.items)
         summary = run_publish(client, keys, art)
-        print(f"snapshot {summary['version']}: {summary['counts']} (built + published in {time.perf_counter() - t:.0f} s)", file=sys.stderr)
+        print(
+            f"snapshot {summary['version']}: {summary['counts']} (built + published in {time.perf_counter() - t:.0f} s)",
+            file=sys.stderr,
+        )
         client.set("bench:reference:1kb", os.urandom(1024))
         header = f"Authorization: Bearer {create_api_key(client, keys, 'read', name='bench')}"
-        env = {**os.environ, "CENTRIC_REDIS_URL": url, "CENTRIC_ENV": ENV, "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}"}
+        env = {
+            **os.environ,
+            "CENTRIC_REDIS_URL": url,
+            "CENTRIC_ENV": ENV,
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
+        }
         # (app, uvicorn --http): Centric as `centric serve` runs it (one write per response), the reference on stock uvicorn
         apps = {
             "ref": ("serving_apps:create_reference_app", "httptools"),
@@ -170,11 +226,13 @@ def main() -> None:
             "ref_coalescing": ("serving_apps:create_reference_app", PROTOCOL),
         }
         results: dict[str, dict[str, float]] = {}
-        plan = [("ref", [("ref", "(a) reference: 1 Redis GET of 1 KB")]),
-                ("centric", [("recs", "(b) recommendations"), ("profile", "(c) profile"), ("similar", "(d) similar")]),
-                ("centric_default_gc", [("recs", "(b) recommendations, default GC")]),
-                ("centric_plain_http", [("recs", "(b) recommendations, stock uvicorn httptools protocol")]),
-                ("ref_coalescing", [("ref", "(a) reference, on Centric's one-write protocol (not the baseline)")])]
+        plan = [
+            ("ref", [("ref", "(a) reference: 1 Redis GET of 1 KB")]),
+            ("centric", [("recs", "(b) recommendations"), ("profile", "(c) profile"), ("similar", "(d) similar")]),
+            ("centric_default_gc", [("recs", "(b) recommendations, default GC")]),
+            ("centric_plain_http", [("recs", "(b) recommendations, stock uvicorn httptools protocol")]),
+            ("ref_coalescing", [("ref", "(a) reference, on Centric's one-write protocol (not the baseline)")]),
+        ]
         ref_max = None
         for app_name, endpoints in plan:
             port = free_port()
@@ -183,14 +241,39 @@ def main() -> None:
             procs.append(proc)
             try:
                 for kind, label in endpoints:
-                    wrk(port, kind, n=args.customers, items=args.items, seconds=2, connections=16, header=header)  # warm-up
-                    peak = wrk(port, kind, n=args.customers, items=args.items, seconds=seconds, connections=args.connections, header=header)
+                    wrk(
+                        port, kind, n=args.customers, items=args.items, seconds=2, connections=16, header=header
+                    )  # warm-up
+                    peak = wrk(
+                        port,
+                        kind,
+                        n=args.customers,
+                        items=args.items,
+                        seconds=seconds,
+                        connections=args.connections,
+                        header=header,
+                    )
                     if app_name == "ref":
                         ref_max = peak["rps"]
                     assert ref_max is not None
-                    half = wrk(port, kind, n=args.customers, items=args.items, seconds=seconds, connections=32, header=header, rate=ref_max / 2)
-                    results[label] = {"max_rps": peak["rps"], "max_p99": peak["p99"], "half_rps": half["rps"], "p50": half["p50"],
-                                      "p99": half["p99"], "non2xx": peak["non2xx"] + half["non2xx"]}
+                    half = wrk(
+                        port,
+                        kind,
+                        n=args.customers,
+                        items=args.items,
+                        seconds=seconds,
+                        connections=32,
+                        header=header,
+                        rate=ref_max / 2,
+                    )
+                    results[label] = {
+                        "max_rps": peak["rps"],
+                        "max_p99": peak["p99"],
+                        "half_rps": half["rps"],
+                        "p50": half["p50"],
+                        "p99": half["p99"],
+                        "non2xx": peak["non2xx"] + half["non2xx"],
+                    }
                     print(label, results[label], file=sys.stderr)
             finally:
                 stop(proc)
@@ -201,16 +284,24 @@ def main() -> None:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
-    print(f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; load average at the end {load[0]:.1f}")
-    print(f"Data: {args.customers:,} customers × 20 recommendations + profiles, {args.items:,} items × 20 similar; "
-          f"uvicorn × {args.workers} workers (uvloop, httptools), wrk -t2 on loopback, {seconds} s per run")
+    print(
+        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; load average at the end {load[0]:.1f}"
+    )
+    print(
+        f"Data: {args.customers:,} customers × 20 recommendations + profiles, {args.items:,} items × 20 similar; "
+        f"uvicorn × {args.workers} workers (uvloop, httptools), wrk -t2 on loopback, {seconds} s per run"
+    )
     print(f"Command: .venv/bin/python benchmarks/bench_serving.py{' --quick' if args.quick else ''}\n")
-    print(f"| endpoint | max req/s ({args.connections} conn) | × (a) | p99 at max | req/s achieved at 50 % of (a) | p50 | p99 | non-2xx |")
+    print(
+        f"| endpoint | max req/s ({args.connections} conn) | × (a) | p99 at max | req/s achieved at 50 % of (a) | p50 | p99 | non-2xx |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     assert ref_max is not None
     for label, r in results.items():
-        print(f"| {label} | {r['max_rps']:,.0f} | {r['max_rps'] / ref_max:.2f} | {r['max_p99']:.1f} ms | {r['half_rps']:,.0f} | "
-              f"{r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['non2xx']:.0f} |")
+        print(
+            f"| {label} | {r['max_rps']:,.0f} | {r['max_rps'] / ref_max:.2f} | {r['max_p99']:.1f} ms | {r['half_rps']:,.0f} | "
+            f"{r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['non2xx']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

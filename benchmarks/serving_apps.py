@@ -34,6 +34,6 @@ def create_reference_app() -> FastAPI:
 
 def create_app_default_gc() -> FastAPI:
     """Centric with Python's default GC settings (for the with/without GC tuning comparison)."""
-    from serving.app import create_app  # noqa: PLC0415
+    from serving.app import create_app
 
     return create_app(gc_tuning=False)

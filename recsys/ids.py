@@ -68,7 +68,10 @@ class IdMap:
     def to_internal_frame(self, frame: pl.DataFrame, column: str, out_column: str) -> pl.DataFrame:
         """Add ``out_column`` with the internal index of ``column`` (inner join: unknown ids are dropped)."""
         mapping = pl.DataFrame(
-            {column: pl.Series(self.external_ids, dtype=pl.String), out_column: pl.arange(0, len(self), eager=True, dtype=pl.Int32)}
+            {
+                column: pl.Series(self.external_ids, dtype=pl.String),
+                out_column: pl.arange(0, len(self), eager=True, dtype=pl.Int32),
+            }
         )
         return frame.join(mapping, on=column, how="inner")
 

@@ -18,8 +18,12 @@ class Settings(BaseSettings):
         description="Use this Redis (redis://, rediss://, unix://). Unset: start a private embedded redis-server.",
     )
     env: str = Field(default="dev", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Key namespace: centric:{env}:…")
-    home: Path = Field(default=Path(".centric"), description="Working directory for embedded Redis data and runtime files.")
-    appendfsync: str = Field(default="always", pattern=r"^(always|everysec|no)$", description="AOF fsync policy of the embedded Redis.")
+    home: Path = Field(
+        default=Path(".centric"), description="Working directory for embedded Redis data and runtime files."
+    )
+    appendfsync: str = Field(
+        default="always", pattern=r"^(always|everysec|no)$", description="AOF fsync policy of the embedded Redis."
+    )
     host: str = Field(default="127.0.0.1", description="Address the service binds to (loopback by default).")
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

@@ -65,7 +65,12 @@ def create_api_key(client: redis.Redis, keys: Keys, scope: str, name: str = "") 
     _check_scope(scope)
     key_id = secrets.token_hex(6)
     api_key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    record = {"sha256": hash_key(api_key), "scope": scope, "name": name, "created_at": dt.datetime.now(dt.UTC).isoformat()}
+    record = {
+        "sha256": hash_key(api_key),
+        "scope": scope,
+        "name": name,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
     try:
         client.hset(keys.api_keys(), key_id, orjson.dumps(record))
     except (RedisError, OSError) as exc:
@@ -121,7 +126,11 @@ class KeyCache:
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
-        raise AuthError(401, "missing API key: send `Authorization: Bearer <key>` (create one with `centric keys create`)", "missing_api_key")
+        raise AuthError(
+            401,
+            "missing API key: send `Authorization: Bearer <key>` (create one with `centric keys create`)",
+            "missing_api_key",
+        )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError(401, "malformed Authorization header: expected `Bearer <key>`", "invalid_api_key")
@@ -131,7 +140,7 @@ def _bearer(request: Request) -> str:
 def _key_id(token: str) -> str | None:
     if not token.startswith(KEY_PREFIX):
         return None
-    key_id, sep, secret = token[len(KEY_PREFIX):].partition("_")
+    key_id, sep, secret = token[len(KEY_PREFIX) :].partition("_")
     return key_id if sep and key_id and secret else None
 
 
@@ -172,7 +181,9 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[str]]:
         if granted is None:
             raise AuthError(401, "unknown API key: it was never created here or has been revoked", "invalid_api_key")
         if _RANK.get(granted, -1) < needed:
-            raise AuthError(403, f"this API key has scope {granted!r}; this endpoint needs {scope!r}", "insufficient_scope")
+            raise AuthError(
+                403, f"this API key has scope {granted!r}; this endpoint needs {scope!r}", "insufficient_scope"
+            )
         return granted
 
     dependency.__name__ = f"require_{scope}"

@@ -79,8 +79,15 @@ def strict_query(*allowed: str) -> Callable[[Request], Awaitable[None]]:
         unknown = sorted(set(request.query_params) - names)
         if unknown:
             raise RequestValidationError(
-                [{"loc": ("query", name), "msg": f"unknown query parameter; allowed: {', '.join(sorted(names)) or 'none'}",
-                  "type": "unknown_parameter", "input": request.query_params.get(name)} for name in unknown]
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": f"unknown query parameter; allowed: {', '.join(sorted(names)) or 'none'}",
+                        "type": "unknown_parameter",
+                        "input": request.query_params.get(name),
+                    }
+                    for name in unknown
+                ]
             )
 
     return dependency

@@ -52,7 +52,9 @@ def status_of(exc: CentricError) -> int:
     return 400
 
 
-def error_response(status: int, detail: str, code: str, headers: dict[str, str] | None = None, **extra: Any) -> OrjsonResponse:
+def error_response(
+    status: int, detail: str, code: str, headers: dict[str, str] | None = None, **extra: Any
+) -> OrjsonResponse:
     """Return the JSON error body every endpoint uses."""
     return OrjsonResponse({"detail": detail, "code": code, **extra}, status_code=status, headers=headers)
 
@@ -60,7 +62,11 @@ def error_response(status: int, detail: str, code: str, headers: dict[str, str] 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in {"query", "path", "body", "header"}:
-        return f"{parts[0]} parameter {'.'.join(parts[1:]) or '(body)'}" if parts[0] != "body" else f"body field {'.'.join(parts[1:]) or '(body)'}"
+        return (
+            f"{parts[0]} parameter {'.'.join(parts[1:]) or '(body)'}"
+            if parts[0] != "body"
+            else f"body field {'.'.join(parts[1:]) or '(body)'}"
+        )
     return ".".join(parts)
 
 

@@ -44,7 +44,9 @@ async def _earn(svc: loyalty.LoyaltyService, customer_id: str, body: EarnCreate,
     return loyalty.earn_call(svc, customer_id, body, idem, now, await loyalty.item_categories(svc, body))
 
 
-async def _reverse(svc: loyalty.LoyaltyService, customer_id: str, body: ReverseCreate, idem: str, now: datetime) -> ops.Call:
+async def _reverse(
+    svc: loyalty.LoyaltyService, customer_id: str, body: ReverseCreate, idem: str, now: datetime
+) -> ops.Call:
     return loyalty.reverse_call(svc, customer_id, body.order_id, body.items, idem, now)
 
 
@@ -79,12 +81,23 @@ class FastWritePath:
                 if svc is not None and idem is not None:
                     messages, body = await _read_body(receive)
                     receive = _replay(messages, receive)
-                    if body is not None and await self._answer(scope, receive, send, route, svc, path[len(PREFIX) : cut], idem, body):
+                    if body is not None and await self._answer(
+                        scope, receive, send, route, svc, path[len(PREFIX) : cut], idem, body
+                    ):
                         return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, route: WriteRoute, svc: loyalty.LoyaltyService,
-                      customer_id: str, idem: str, raw: bytes) -> bool:
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: WriteRoute,
+        svc: loyalty.LoyaltyService,
+        customer_id: str,
+        idem: str,
+        raw: bytes,
+    ) -> bool:
         """Answer the request and return True, or return False (nothing sent, nothing written) to defer to the route."""
         try:
             data = orjson.loads(raw)
@@ -105,14 +118,26 @@ class FastWritePath:
             await domain_error_response(exc, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
             return True
         out = orjson.dumps(answer)
-        await send({"type": "http.response.start", "status": 200, "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": out})
         return True
 
 
 def _precheck(scope: Scope, customer_id: str) -> tuple[loyalty.LoyaltyService | None, str | None]:
     """Return ``(service, idempotency key)`` when the request qualifies before its body is read, else Nones."""
-    if not customer_id or "/" in customer_id or len(customer_id) > MAX_CUSTOMER_ID or scope.get("query_string") or scope.get("root_path"):
+    if (
+        not customer_id
+        or "/" in customer_id
+        or len(customer_id) > MAX_CUSTOMER_ID
+        or scope.get("query_string")
+        or scope.get("root_path")
+    ):
         return None, None
     state = scope["app"].state if "app" in scope else None
     svc = getattr(state, "loyalty", None)

@@ -11,8 +11,7 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,8 +28,11 @@ class Metrics:
         self.registry = registry if registry is not None else (None if self.multiprocess else CollectorRegistry())
         kw: dict[str, Any] = {"registry": self.registry} if self.registry is not None else {}
         self.latency = Histogram(
-            "centric_request_seconds", "Request latency by route template", ("method", "route", "status"),
-            buckets=LATENCY_BUCKETS, **kw,
+            "centric_request_seconds",
+            "Request latency by route template",
+            ("method", "route", "status"),
+            buckets=LATENCY_BUCKETS,
+            **kw,
         )
         self.cache = Counter("centric_cache_total", "In-process cache lookups", ("cache", "result"), **kw)
         self.fallbacks = Counter("centric_fallbacks_total", "Answers served from a fallback list", ("reason",), **kw)

@@ -99,9 +99,18 @@ class _Protocol(asyncio.Protocol):
 class MuxRedis:
     """One multiplexed connection (per process and event loop) for short commands (reads, ledger scripts)."""
 
-    def __init__(self, *, host: str = "localhost", port: int = 6379, path: str | None = None, db: int = 0,
-                 username: str | None = None, password: str | None = None,
-                 socket_timeout: float | None = 2.0, socket_connect_timeout: float | None = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "localhost",
+        port: int = 6379,
+        path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        socket_timeout: float | None = 2.0,
+        socket_connect_timeout: float | None = 1.0,
+    ) -> None:
         self.host, self.port, self.path, self.db = host, port, path, db
         self.username, self.password = username, password
         self.socket_timeout = socket_timeout
@@ -121,9 +130,16 @@ class MuxRedis:
             return None
         if kw.get("decode_responses") or kw.get("protocol") not in (None, 2, "2"):
             return None
-        return cls(host=kw.get("host", "localhost"), port=int(kw.get("port", 6379)), path=kw.get("path") if base is UnixDomainSocketConnection else None,
-                   db=int(kw.get("db", 0) or 0), username=kw.get("username"), password=kw.get("password"),
-                   socket_timeout=kw.get("socket_timeout"), socket_connect_timeout=kw.get("socket_connect_timeout"))
+        return cls(
+            host=kw.get("host", "localhost"),
+            port=int(kw.get("port", 6379)),
+            path=kw.get("path") if base is UnixDomainSocketConnection else None,
+            db=int(kw.get("db", 0) or 0),
+            username=kw.get("username"),
+            password=kw.get("password"),
+            socket_timeout=kw.get("socket_timeout"),
+            socket_connect_timeout=kw.get("socket_connect_timeout"),
+        )
 
     async def execute(self, *commands: Command) -> list[Any]:
         """Send ``commands`` in one write and return their replies; an error reply is raised (``ResponseError``)."""

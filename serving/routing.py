@@ -30,7 +30,9 @@ class StrictQueryRoute(APIRoute):
             if request.scope.get("query_string"):
                 unknown = set(request.query_params) - allowed
                 if unknown:
-                    raise RequestValidationError([_problem(name, request.query_params.get(name), allowed) for name in sorted(unknown)])
+                    raise RequestValidationError(
+                        [_problem(name, request.query_params.get(name), allowed) for name in sorted(unknown)]
+                    )
             return await handler(request)
 
         return strict_handler
@@ -54,5 +56,9 @@ def query_names(dependant: Dependant) -> frozenset[str]:
 
 
 def _problem(name: str, value: Any, allowed: frozenset[str]) -> dict[str, Any]:
-    return {"loc": ("query", name), "msg": f"unknown query parameter; allowed: {', '.join(sorted(allowed)) or 'none'}",
-            "type": "unknown_parameter", "input": value}
+    return {
+        "loc": ("query", name),
+        "msg": f"unknown query parameter; allowed: {', '.join(sorted(allowed)) or 'none'}",
+        "type": "unknown_parameter",
+        "input": value,
+    }

@@ -28,7 +28,9 @@ def _check(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> None:
         raise DataError("BG/NBD input has customers with frequency 0 but recency > 0 (recency must be 0)")
 
 
-def compress(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def compress(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """Return unique ``(x, t_x, T)`` rows and their summed weights (the likelihood only needs the patterns)."""
     w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     stacked = np.column_stack([x, t_x, T])
@@ -46,7 +48,9 @@ def loglik_terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarr
     return a1 + np.logaddexp(a3, a4)
 
 
-def _objective(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+def _objective(
+    theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Negative mean weighted log-likelihood and its gradient with respect to the log parameters."""
     r, alpha, a, b = np.exp(theta)
     a3 = -(r + x) * np.log(alpha + T)
@@ -72,20 +76,31 @@ class BetaGeoModel:
 
     max_iter: int = 500
 
-    def fit(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None) -> BetaGeoModel:
+    def fit(
+        self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
+    ) -> BetaGeoModel:
         """Fit by maximum likelihood and return ``self``; raises ``DataError`` on invalid input or no convergence."""
         x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
         _check(x, t_x, T_)
         x, t_x, T_, w = compress(x, t_x, T_, weights)
         if float(np.max(T_, initial=0.0)) <= 0:
-            raise DataError("BG/NBD needs customers observed for some time: every customer first bought on the "
-                            "calibration end day (T = 0); choose a later --calibration-end")
+            raise DataError(
+                "BG/NBD needs customers observed for some time: every customer first bought on the "
+                "calibration end day (T = 0); choose a later --calibration-end"
+            )
         scale = float(T_.max()) or 1.0
         best = None
         # Two starting points: the usual all-ones start, and a start with a small dropout rate.
         for start in (np.zeros(4), np.log([0.5, 0.5, 0.5, 5.0])):
-            res = minimize(_objective, start, args=(x, t_x / scale, T_ / scale, w), jac=True, method="L-BFGS-B",
-                           bounds=[(-12.0, 12.0)] * 4, options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9})
+            res = minimize(
+                _objective,
+                start,
+                args=(x, t_x / scale, T_ / scale, w),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-12.0, 12.0)] * 4,
+                options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9},
+            )
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
         if best is None:
@@ -114,7 +129,9 @@ class BetaGeoModel:
         r, alpha, a, b = self.params_
         x, t_x, T_ = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (frequency, recency, T)))
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_odds = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (np.log(alpha + T_) - np.log(alpha + t_x))
+            log_odds = (
+                np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (np.log(alpha + T_) - np.log(alpha + t_x))
+            )
         return np.where(x > 0, 1.0 / (1.0 + np.exp(np.minimum(log_odds, 700))), 1.0)
 
     def conditional_expected(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
@@ -139,7 +156,9 @@ class BetaGeoModel:
         t = np.asarray(t, dtype=float)
         log_p0 = np.log(alpha / (alpha + t))
         log_p1 = np.log(t / (alpha + t)) if x > 0 else np.zeros_like(t)
-        first = np.exp(betaln(a, b + x) - betaln(a, b) + gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * log_p0 + x * log_p1)
+        first = np.exp(
+            betaln(a, b + x) - betaln(a, b) + gammaln(r + x) - gammaln(r) - gammaln(x + 1) + r * log_p0 + x * log_p1
+        )
         if x == 0:
             return first
         j = np.arange(x)

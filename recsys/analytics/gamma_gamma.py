@@ -26,8 +26,11 @@ def independence_check(frequency: np.ndarray, monetary: np.ndarray, threshold: f
         return float("nan")
     corr = float(np.corrcoef(x[keep], m[keep])[0, 1])
     if abs(corr) > threshold:
-        warnings.warn(f"frequency and monetary value are correlated (Pearson r = {corr:.2f}); "
-                      "the Gamma-Gamma independence assumption may not hold", stacklevel=2)
+        warnings.warn(
+            f"frequency and monetary value are correlated (Pearson r = {corr:.2f}); "
+            "the Gamma-Gamma independence assumption may not hold",
+            stacklevel=2,
+        )
     return corr
 
 
@@ -35,7 +38,15 @@ def _objective(theta: np.ndarray, x: np.ndarray, m: np.ndarray, w: np.ndarray) -
     p, q, g = np.exp(theta)
     px = p * x
     log_gmx = np.log(g + m * x)
-    ll = gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g) + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * log_gmx
+    ll = (
+        gammaln(px + q)
+        - gammaln(px)
+        - gammaln(q)
+        + q * np.log(g)
+        + (px - 1) * np.log(m)
+        + px * np.log(x)
+        - (px + q) * log_gmx
+    )
     psi = digamma(px + q)
     dp = x * (psi - digamma(px) + np.log(m) + np.log(x) - log_gmx)
     dq = psi - digamma(q) + np.log(g) - log_gmx
@@ -60,19 +71,30 @@ class GammaGammaModel:
         w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
         keep = (x > 0) & (m > 0)
         if keep.sum() < 3:
-            raise DataError(f"Gamma-Gamma needs at least 3 customers with repeat purchases and spend > 0, got {int(keep.sum())}")
+            raise DataError(
+                f"Gamma-Gamma needs at least 3 customers with repeat purchases and spend > 0, got {int(keep.sum())}"
+            )
         x, m, w = x[keep], m[keep], w[keep]
         self.correlation_ = independence_check(x, m)
         scale = float(np.average(m, weights=w))  # gamma scales with the currency unit; p, q do not
-        res = minimize(_objective, np.zeros(3), args=(x, m / scale, w), jac=True, method="L-BFGS-B",
-                       bounds=[(-12.0, 12.0)] * 3, options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9})
+        res = minimize(
+            _objective,
+            np.zeros(3),
+            args=(x, m / scale, w),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-12.0, 12.0)] * 3,
+            options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9},
+        )
         if not np.isfinite(res.fun):
             raise DataError("Gamma-Gamma fit did not converge (non-finite likelihood)")
         p, q, g = np.exp(res.x)
         if q <= 1:
             # the population mean spend p*gamma/(q-1) does not exist; expected spends would come out negative
-            raise DataError(f"Gamma-Gamma fit gave q = {q:.3f} <= 1 (spend too heavy-tailed for the model); "
-                            "using observed mean spend instead is safer")
+            raise DataError(
+                f"Gamma-Gamma fit gave q = {q:.3f} <= 1 (spend too heavy-tailed for the model); "
+                "using observed mean spend instead is safer"
+            )
         self.params_ = np.array([p, q, g * scale])
         self.loglik_ = float(-res.fun * w.sum() - (w @ (np.log(scale) * np.ones_like(m))))
         self.n_customers_ = int(keep.sum())

@@ -37,7 +37,7 @@ class LifecycleConfig:
     lapsed_p_alive: float = 0.10
 
     def __post_init__(self) -> None:
-        if not (0 < self.new_days and 0 < self.active_days <= self.lapsed_days):
+        if not (self.new_days > 0 and 0 < self.active_days <= self.lapsed_days):
             raise ConfigError("lifecycle thresholds must satisfy 0 < new_days and 0 < active_days <= lapsed_days")
         if not (0.0 <= self.at_risk_churn <= 1.0 and 0.0 <= self.lapsed_p_alive <= 1.0):
             raise ConfigError("lifecycle probabilities at_risk_churn and lapsed_p_alive must be in [0, 1]")
@@ -50,11 +50,16 @@ def lifecycle_stage(config: LifecycleConfig = LifecycleConfig()) -> pl.Expr:
     tenure = (pl.col("_as_of") - pl.col(P.first_purchase)).dt.total_days()
     gap = (pl.col(P.last_purchase) - pl.col(PREVIOUS_PURCHASE)).dt.total_days()
     return (
-        pl.when(pl.col(P.orders).fill_null(0) == 0).then(pl.lit("prospect"))
-        .when(tenure <= config.new_days).then(pl.lit("new"))
-        .when((days_since > config.lapsed_days) | (pl.col(P.p_alive) < config.lapsed_p_alive)).then(pl.lit("lapsed"))
-        .when((days_since <= config.active_days) & (gap > config.reactivation_gap_days)).then(pl.lit("reactivated"))
-        .when((pl.col(P.churn_risk) >= config.at_risk_churn) | (days_since > config.active_days)).then(pl.lit("at_risk"))
+        pl.when(pl.col(P.orders).fill_null(0) == 0)
+        .then(pl.lit("prospect"))
+        .when(tenure <= config.new_days)
+        .then(pl.lit("new"))
+        .when((days_since > config.lapsed_days) | (pl.col(P.p_alive) < config.lapsed_p_alive))
+        .then(pl.lit("lapsed"))
+        .when((days_since <= config.active_days) & (gap > config.reactivation_gap_days))
+        .then(pl.lit("reactivated"))
+        .when((pl.col(P.churn_risk) >= config.at_risk_churn) | (days_since > config.active_days))
+        .then(pl.lit("at_risk"))
         .otherwise(pl.lit("active"))
         .alias(P.lifecycle)
     )

@@ -12,16 +12,16 @@ from recsys.analytics.summary import FREQUENCY_HOLDOUT
 from recsys.columns import ProfileColumns as P
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib is optional at import time
-    import matplotlib  # noqa: PLC0415
+def _pyplot():
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(fig, out_dir: Path, name: str, svg: bool) -> list[Path]:  # noqa: ANN001
+def _save(fig, out_dir: Path, name: str, svg: bool) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png"] + ([out_dir / f"{name}.svg"] if svg else [])
     for path in paths:
@@ -29,7 +29,9 @@ def _save(fig, out_dir: Path, name: str, svg: bool) -> list[Path]:  # noqa: ANN0
     return paths
 
 
-def plot_p_alive_matrix(model: BetaGeoModel, T: float, max_frequency: int, out_dir: Path, *, svg: bool = True) -> list[Path]:
+def plot_p_alive_matrix(
+    model: BetaGeoModel, T: float, max_frequency: int, out_dir: Path, *, svg: bool = True
+) -> list[Path]:
     """Write the P(alive) heat map over frequency × recency for a customer observed for ``T``; return the paths."""
     plt = _pyplot()
     freq = np.arange(max(max_frequency, 1) + 1)
@@ -37,24 +39,36 @@ def plot_p_alive_matrix(model: BetaGeoModel, T: float, max_frequency: int, out_d
     grid = model.p_alive(freq[:, None], rec[None, :], T)
     fig, ax = plt.subplots(figsize=(7, 5))
     im = ax.imshow(grid, origin="lower", aspect="auto", extent=(0, T, 0, freq[-1]), vmin=0, vmax=1, cmap="viridis")
-    ax.set(xlabel="recency (time of last purchase)", ylabel="frequency (repeat purchases)", title="P(alive) by frequency and recency")
+    ax.set(
+        xlabel="recency (time of last purchase)",
+        ylabel="frequency (repeat purchases)",
+        title="P(alive) by frequency and recency",
+    )
     fig.colorbar(im, ax=ax, label="P(alive)")
     paths = _save(fig, out_dir, "p_alive_matrix", svg)
     plt.close(fig)
     return paths
 
 
-def plot_calibration_holdout(summary: pl.DataFrame, predicted: np.ndarray, out_dir: Path, *, max_frequency: int = 7,
-                             svg: bool = True) -> list[Path]:
+def plot_calibration_holdout(
+    summary: pl.DataFrame, predicted: np.ndarray, out_dir: Path, *, max_frequency: int = 7, svg: bool = True
+) -> list[Path]:
     """Write mean actual vs predicted holdout purchases by calibration frequency; return the paths."""
     plt = _pyplot()
     frame = summary.with_columns(pl.Series("_pred", predicted), pl.col(P.frequency).clip(0, max_frequency).alias("_f"))
-    agg = frame.group_by("_f").agg(pl.col(FREQUENCY_HOLDOUT).mean().alias("actual"), pl.col("_pred").mean().alias("predicted")).sort("_f")
+    agg = (
+        frame.group_by("_f")
+        .agg(pl.col(FREQUENCY_HOLDOUT).mean().alias("actual"), pl.col("_pred").mean().alias("predicted"))
+        .sort("_f")
+    )
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(agg["_f"], agg["actual"], "o-", label="actual")
     ax.plot(agg["_f"], agg["predicted"], "s--", label="BG/NBD prediction")
-    ax.set(xlabel=f"purchases in calibration (repeat; {max_frequency} = {max_frequency}+)", ylabel="mean purchases in holdout",
-           title="Calibration vs holdout purchases")
+    ax.set(
+        xlabel=f"purchases in calibration (repeat; {max_frequency} = {max_frequency}+)",
+        ylabel="mean purchases in holdout",
+        title="Calibration vs holdout purchases",
+    )
     ax.legend()
     paths = _save(fig, out_dir, "calibration_holdout", svg)
     plt.close(fig)

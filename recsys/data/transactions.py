@@ -13,7 +13,15 @@ import polars as pl
 from recsys.columns import Columns
 from recsys.data.adapters import PRE_REASON, RETURN, Adapter, adapter_for, guess_schema
 from recsys.data.catalog import derive_catalog, load_catalog
-from recsys.data.parsing import UTC_US, clean_id, present, repair_timestamps, timestamp_expr, timestamp_formats, to_float
+from recsys.data.parsing import (
+    UTC_US,
+    clean_id,
+    present,
+    repair_timestamps,
+    timestamp_expr,
+    timestamp_formats,
+    to_float,
+)
 from recsys.data.rejects import write_rejects
 from recsys.data.report import LoadResult, Reason, ValidationReport
 from recsys.data.sources import FIELDS_OK, ROW, RawSource, open_source
@@ -23,8 +31,15 @@ EMPTY = "_empty"
 TS_TEXT = "_ts_text"  # the timestamp text where the main format did not parse it (null elsewhere)
 DESCRIPTION = "_description"
 STANDARD_ORDER = (
-    Columns.customer_id, Columns.item_id, Columns.timestamp, Columns.quantity, Columns.price,
-    Columns.amount, Columns.order_id, Columns.channel, Columns.store_id,
+    Columns.customer_id,
+    Columns.item_id,
+    Columns.timestamp,
+    Columns.quantity,
+    Columns.price,
+    Columns.amount,
+    Columns.order_id,
+    Columns.channel,
+    Columns.store_id,
 )
 
 
@@ -97,8 +112,10 @@ def _match_columns(source: RawSource, adapter: Adapter) -> dict[str, str]:
     if missing:
         found = ", ".join(source.columns[:12]) + (" …" if len(source.columns) > 12 else "")
         other = guess_schema(source.columns)
-        todo = f"this looks like --schema {other}" if other and other != adapter.name else (
-            f"the {adapter.name} schema needs: {adapter.describe}"
+        todo = (
+            f"this looks like --schema {other}"
+            if other and other != adapter.name
+            else (f"the {adapter.name} schema needs: {adapter.describe}")
         )
         raise DataError(f"{source.path}: missing column(s) {', '.join(missing)} (found: {found}) — {todo}")
     wanted = adapter.required + adapter.optional
@@ -118,7 +135,10 @@ def _fix_timestamps(frame: pl.LazyFrame, formats: tuple[str, ...]) -> pl.LazyFra
         fixed = repair_timestamps(missed.get_column(TS_TEXT), formats[1:])
         lookup = pl.col(ROW).replace_strict(missed.get_column(ROW), fixed, default=None, return_dtype=UTC_US)
         frame = frame.with_columns(
-            pl.when(pl.col(TS_TEXT).is_not_null()).then(lookup).otherwise(pl.col(Columns.timestamp)).alias(Columns.timestamp)
+            pl.when(pl.col(TS_TEXT).is_not_null())
+            .then(lookup)
+            .otherwise(pl.col(Columns.timestamp))
+            .alias(Columns.timestamp)
         )
     return frame.drop(TS_TEXT)
 
@@ -161,7 +181,10 @@ def _standard_frame(source: RawSource, adapter: Adapter) -> tuple[pl.LazyFrame, 
         for name in (Columns.order_id, Columns.channel, Columns.store_id)
     ]
     frame = frame.select(
-        ROW, EMPTY, RETURN, PRE_REASON,
+        ROW,
+        EMPTY,
+        RETURN,
+        PRE_REASON,
         *([DESCRIPTION] if DESCRIPTION in types else []),
         clean_id(Columns.customer_id).alias(Columns.customer_id),
         clean_id(Columns.item_id).alias(Columns.item_id),

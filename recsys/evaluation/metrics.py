@@ -123,7 +123,9 @@ def split_repeat_explore(truth: sp.csr_matrix, history: sp.csr_matrix) -> tuple[
     return repeat, explore
 
 
-def catalog_metrics(top_k: np.ndarray, item_popularity: np.ndarray, n_customers: int, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+def catalog_metrics(
+    top_k: np.ndarray, item_popularity: np.ndarray, n_customers: int, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
     """Return ``coverage@k`` and ``novelty@k`` (see module docstring) for every ``k``.
 
     ``item_popularity``: number of training customers who bought each item (length = number of items).

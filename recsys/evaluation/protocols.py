@@ -9,7 +9,9 @@ from recsys.splits import SplitPlan, next_basket_split, temporal_split
 PROTOCOLS: tuple[str, ...] = ("temporal", "next-basket")
 
 
-def make_plan(transactions: pl.DataFrame, protocol: str, *, test_days: float = 30, validation_days: float | None = None) -> SplitPlan:
+def make_plan(
+    transactions: pl.DataFrame, protocol: str, *, test_days: float = 30, validation_days: float | None = None
+) -> SplitPlan:
     """Return the tuning/final :class:`~recsys.splits.SplitPlan` of ``protocol``.
 
     ``temporal``: the last ``test_days`` are test, the ``validation_days`` before them validation.

@@ -62,7 +62,12 @@ class EvalData:
         key = float(half_life_days)
         if key not in self._decayed:
             self._decayed[key] = build_matrix(
-                self.transactions, weighting="decay", half_life_days=key, now=self.now, customers=self.train.customers, items=self.train.items
+                self.transactions,
+                weighting="decay",
+                half_life_days=key,
+                now=self.now,
+                customers=self.train.customers,
+                items=self.train.items,
             )
         return self._decayed[key]
 
@@ -102,7 +107,13 @@ def prepare(split: Split, *, catalog: pl.DataFrame | None = None, recent_half_li
     )
 
 
-def recommend_all(model: Recommender, customers: np.ndarray, k: int, batch_size: int = 4096, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def recommend_all(
+    model: Recommender,
+    customers: np.ndarray,
+    k: int,
+    batch_size: int = 4096,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Return the ``(len(customers), k)`` int array of top-k item indices, asking the model in batches."""
     out = np.full((customers.size, k), -1, dtype=np.int64)
     for start in range(0, customers.size, batch_size):

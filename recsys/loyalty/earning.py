@@ -23,7 +23,9 @@ class Line:
     price: Decimal
 
 
-def base_value(program: Program, amount: Decimal, lines: Sequence[Line], categories: Mapping[str, str] | None = None) -> Decimal:
+def base_value(
+    program: Program, amount: Decimal, lines: Sequence[Line], categories: Mapping[str, str] | None = None
+) -> Decimal:
     """Return the order's multiplier-weighted currency value (category multipliers applied per line).
 
     Without lines, ``amount`` is used as it is; with lines, lines carry the value.
@@ -45,7 +47,9 @@ def points_per_tier(program: Program, value: Decimal, now: datetime) -> list[int
     (the first-purchase bonus is added by the ledger script, which knows whether it is the first order).
     """
     campaign = Decimal(1)
-    now = now.replace(microsecond=0)  # the ledger's resolution: an order at 23:59:59.5 is inside a window ending 23:59:59
+    now = now.replace(
+        microsecond=0
+    )  # the ledger's resolution: an order at 23:59:59.5 is inside a window ending 23:59:59
     for c in program.campaigns:
         if c.start <= now <= c.end:
             campaign *= c.multiplier

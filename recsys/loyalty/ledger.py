@@ -96,13 +96,23 @@ class RedisLedger:
             self._ledger(keys=call.keys, args=call.args, client=pipe)
         return pipe.execute(raise_on_error=False)[1:]
 
-    def earn(self, customer_id: str, order_id: str, amount: Decimal, lines: Sequence[Line], now: datetime, idem: str,
-             categories: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def earn(
+        self,
+        customer_id: str,
+        order_id: str,
+        amount: Decimal,
+        lines: Sequence[Line],
+        now: datetime,
+        idem: str,
+        categories: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Earn points for an order (``categories``: item id -> category, for the program's category multipliers).
 
         Raises ``IdempotencyConflict``/``DuplicateOrder``.
         """
-        call = ops.earn_call(self.program, self.keys, customer_id, order_id, amount, lines, now, idem, categories=categories)
+        call = ops.earn_call(
+            self.program, self.keys, customer_id, order_id, amount, lines, now, idem, categories=categories
+        )
         return self.run(call, customer_id, idem)
 
     def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> dict[str, Any]:
@@ -111,7 +121,11 @@ class RedisLedger:
         if self.client.hexists(self.keys.loyalty_idempotency(customer_id), idem):
             return self.run(call, customer_id, idem)  # already decided: replay it; its stock was settled then
         stock_key = self.keys.loyalty_stock(reward_id)
-        ops.check_stock(self._stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)), reward_id, idem)
+        ops.check_stock(
+            self._stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)),
+            reward_id,
+            idem,
+        )
         try:
             return self.run(call, customer_id, idem)
         except CentricError:  # a definite refusal; on any other error the debit may have run: keep the stock
@@ -145,17 +159,25 @@ class RedisLedger:
                     pruned += self.client.hdel(stock_key, *drop)
         return {"pruned": pruned, "open": still_open}
 
-    def reverse(self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str) -> dict[str, Any]:
+    def reverse(
+        self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str
+    ) -> dict[str, Any]:
         """Reverse an order (or ``returned`` currency units of it). Raises ``UnknownOrder``, ``IdempotencyConflict``."""
         return self.run(ops.reverse_call(self.keys, customer_id, order_id, returned, now, idem), customer_id, idem)
 
-    def grant(self, customer_id: str, points: int, reason: str, now: datetime, idem: str, op: str = "grant") -> dict[str, Any]:
+    def grant(
+        self, customer_id: str, points: int, reason: str, now: datetime, idem: str, op: str = "grant"
+    ) -> dict[str, Any]:
         """Grant points (``op='adjust'`` allows negative, refused if it would overdraw)."""
-        return self.run(ops.grant_call(self.program, self.keys, customer_id, points, reason, now, idem, op), customer_id, idem)
+        return self.run(
+            ops.grant_call(self.program, self.keys, customer_id, points, reason, now, idem, op), customer_id, idem
+        )
 
     def expire(self, customer_id: str, now: datetime, review_tier: bool = False) -> dict[str, Any]:
         """Expire the customer's lots due at ``now`` (and review the tier at period end); return ``{"expired", "balance", "tier"}``."""
-        return self.run(ops.expire_call(self.keys, customer_id, now, self.program if review_tier else None), customer_id, "")
+        return self.run(
+            ops.expire_call(self.keys, customer_id, now, self.program if review_tier else None), customer_id, ""
+        )
 
     def init_stock(self) -> None:
         """Create each reward's stock counter from the program if it does not exist yet (never resets live stock)."""

@@ -71,8 +71,13 @@ def payload_hash(op: str, payload: Mapping[str, Any]) -> str:
 
 def ledger_keys(keys: Keys, customer_id: str) -> list[str]:
     """Return the five per-customer keys the ledger script touches (one hash tag)."""
-    return [keys.loyalty_account(customer_id), keys.loyalty_lots(customer_id), keys.loyalty_entries(customer_id),
-            keys.loyalty_idempotency(customer_id), keys.loyalty_orders(customer_id)]
+    return [
+        keys.loyalty_account(customer_id),
+        keys.loyalty_lots(customer_id),
+        keys.loyalty_entries(customer_id),
+        keys.loyalty_idempotency(customer_id),
+        keys.loyalty_orders(customer_id),
+    ]
 
 
 def _json(value: Any) -> str:
@@ -84,48 +89,98 @@ def _json(value: Any) -> str:
         return json.dumps(value)
 
 
-def _call(keys: Keys, op: str, customer_id: str, idem: str, payload: Mapping[str, Any], now: datetime,
-          params: Mapping[str, Any]) -> Call:
+def _call(
+    keys: Keys,
+    op: str,
+    customer_id: str,
+    idem: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    params: Mapping[str, Any],
+) -> Call:
     args = [op, idem, payload_hash(op, payload) if idem else "", str(_epoch(now)), customer_id, _json(params)]
     return Call(ledger_keys(keys, customer_id), args)
 
 
-def earn_call(program: Program, keys: Keys, customer_id: str, order_id: str, amount: Decimal,
-              lines: Sequence[Line], now: datetime, idem: str, categories: Mapping[str, str] | None = None,
-              value: Decimal | None = None) -> Call:
+def earn_call(
+    program: Program,
+    keys: Keys,
+    customer_id: str,
+    order_id: str,
+    amount: Decimal,
+    lines: Sequence[Line],
+    now: datetime,
+    idem: str,
+    categories: Mapping[str, str] | None = None,
+    value: Decimal | None = None,
+) -> Call:
     """Return the call that earns points for an order (points computed for every tier; the script picks).
 
     ``value`` (the multiplier-weighted amount) may be given precomputed, as the vectorised backfill does.
     """
     if value is None:
         value = base_value(program, amount, lines, categories)
-    payload = {"order_id": order_id, "amount": str(amount), "items": [(x.item_id, str(x.quantity), str(x.price)) for x in lines]}
-    params = {"order_id": order_id, "cents": cents(amount), "expiry": expiry_epoch(program, now), "month": month_label(now),
-              "bonus": program.first_purchase_bonus, "cap": program.cap_per_order,
-              "points": points_per_tier(program, value, now), "thresholds": [t.threshold for t in program.tiers],
-              "window": months_window(now, program.window_months), "reason": "order"}
+    payload = {
+        "order_id": order_id,
+        "amount": str(amount),
+        "items": [(x.item_id, str(x.quantity), str(x.price)) for x in lines],
+    }
+    params = {
+        "order_id": order_id,
+        "cents": cents(amount),
+        "expiry": expiry_epoch(program, now),
+        "month": month_label(now),
+        "bonus": program.first_purchase_bonus,
+        "cap": program.cap_per_order,
+        "points": points_per_tier(program, value, now),
+        "thresholds": [t.threshold for t in program.tiers],
+        "window": months_window(now, program.window_months),
+        "reason": "order",
+    }
     return _call(keys, "earn", customer_id, idem, payload, now, params)
 
 
-def redeem_call(program: Program, keys: Keys, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> Call:
+def redeem_call(
+    program: Program, keys: Keys, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str
+) -> Call:
     """Return the ledger call of a redemption. Raises ``UnknownReward``."""
     reward = reward_of(program, reward_id)
     payload = {"reward_id": reward_id, "quantity": quantity}
-    params = {"cost": reward.cost, "quantity": quantity, "reason": f"redeemed {quantity} x {reward.name}", "source": reward_id}
+    params = {
+        "cost": reward.cost,
+        "quantity": quantity,
+        "reason": f"redeemed {quantity} x {reward.name}",
+        "source": reward_id,
+    }
     return _call(keys, "redeem", customer_id, idem, payload, now, params)
 
 
-def reverse_call(keys: Keys, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str) -> Call:
+def reverse_call(
+    keys: Keys, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str
+) -> Call:
     """Return the call reversing an order: all of it (``returned`` None) or the share ``returned`` of its amount."""
     payload = {"order_id": order_id, "returned": None if returned is None else str(returned)}
     # "all" says "the whole order" explicitly: a return worth 0 cents (a free item) must reverse nothing
-    params = {"order_id": order_id, "all": returned is None, "cents": 0 if returned is None else cents(returned),
-              "reason": "order returned"}
+    params = {
+        "order_id": order_id,
+        "all": returned is None,
+        "cents": 0 if returned is None else cents(returned),
+        "reason": "order returned",
+    }
     return _call(keys, "reverse", customer_id, idem, payload, now, params)
 
 
-def grant_call(program: Program, keys: Keys, customer_id: str, points: int, reason: str, now: datetime, idem: str,
-               op: str = "grant", source: str = "") -> Call:
+def grant_call(
+    program: Program,
+    keys: Keys,
+    customer_id: str,
+    points: int,
+    reason: str,
+    now: datetime,
+    idem: str,
+    op: str = "grant",
+    source: str = "",
+) -> Call:
     """Return the call of a grant (points > 0) or an adjustment (``op='adjust'``, points of either sign)."""
     if op == "grant" and points <= 0:
         raise ConfigError(f"grant of {points} points for customer {customer_id!r}: a grant must be positive")
@@ -143,8 +198,12 @@ def expire_call(keys: Keys, customer_id: str, now: datetime, program: Program | 
     """
     params: dict[str, Any] = {}
     if program is not None:
-        params = {"thresholds": [t.threshold for t in program.tiers],
-                  "windows": [months_window(add_months(now, -k), program.window_months) for k in range(program.grace_months + 1)]}
+        params = {
+            "thresholds": [t.threshold for t in program.tiers],
+            "windows": [
+                months_window(add_months(now, -k), program.window_months) for k in range(program.grace_months + 1)
+            ],
+        }
     return _call(keys, "expire", customer_id, "", {}, now, params)
 
 
@@ -170,11 +229,15 @@ def parse_reservation(field: bytes | str) -> tuple[str, str] | None:
 
 def stock_args(op: str, customer_id: str, idem: str, reward_id: str, quantity: int) -> list[str]:
     """Return the stock script's arguments (the payload hash binds the reservation to reward and quantity)."""
-    return [op, reservation_key(customer_id, idem), payload_hash("redeem", {"reward_id": reward_id, "quantity": quantity}),
-            str(quantity)]
+    return [
+        op,
+        reservation_key(customer_id, idem),
+        payload_hash("redeem", {"reward_id": reward_id, "quantity": quantity}),
+        str(quantity),
+    ]
 
 
-def reward_of(program: Program, reward_id: str):  # noqa: ANN201 - Reward
+def reward_of(program: Program, reward_id: str):
     """Return the program's reward ``reward_id``. Raises ``UnknownReward``."""
     try:
         return program.rewards[reward_id]
@@ -194,14 +257,18 @@ def parse(answer: Sequence[Any], customer_id: str, idem: str) -> dict[str, Any]:
         out["replayed"] = status == "replay"
         return out
     if status == "conflict":
-        raise IdempotencyConflict(f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; use a new key")
+        raise IdempotencyConflict(
+            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; use a new key"
+        )
     if status == "insufficient":
         info = json.loads(body)
         raise InsufficientPoints(f"customer {customer_id!r} has {info['balance']} points; {info['needed']} needed")
     if status == "unknown_order":
         raise UnknownOrder(f"customer {customer_id!r} has no earned order with that id to reverse")
     if status == "duplicate_order":
-        raise DuplicateOrder(f"the order already earned points for customer {customer_id!r} under another Idempotency-Key")
+        raise DuplicateOrder(
+            f"the order already earned points for customer {customer_id!r} under another Idempotency-Key"
+        )
     raise RuntimeError(f"unexpected ledger answer {status!r}")
 
 
@@ -209,8 +276,12 @@ def check_stock(status: Any, reward_id: str, idem: str) -> None:
     """Raise the domain error a stock reservation answer stands for."""
     status = status.decode() if isinstance(status, bytes) else status
     if status == "unknown":
-        raise UnknownReward(f"reward {reward_id!r} has no stock record; run `centric loyalty backfill` or restart the service")
+        raise UnknownReward(
+            f"reward {reward_id!r} has no stock record; run `centric loyalty backfill` or restart the service"
+        )
     if status == "out_of_stock":
         raise OutOfStock(f"reward {reward_id!r} is out of stock")
     if status == "conflict":
-        raise IdempotencyConflict(f"Idempotency-Key {idem!r} was already used with a different redemption; use a new key")
+        raise IdempotencyConflict(
+            f"Idempotency-Key {idem!r} was already used with a different redemption; use a new key"
+        )

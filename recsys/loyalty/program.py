@@ -88,7 +88,9 @@ class _Reader:
     def fail(self, name: str, value: Any, why: str) -> ConfigError:
         return ConfigError(f"{self.path}: field '{name}' = {value!r}: {why}")
 
-    def get(self, table: dict[str, Any], name: str, kind: type | tuple[type, ...], prefix: str, default: Any = ...) -> Any:
+    def get(
+        self, table: dict[str, Any], name: str, kind: type | tuple[type, ...], prefix: str, default: Any = ...
+    ) -> Any:
         full = f"{prefix}{name}"
         if name not in table:
             if default is ...:
@@ -164,8 +166,14 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
         p = f"tiers.levels[{i}]."
         if not isinstance(t, dict):
             raise r.fail(p.rstrip("."), t, "expected a table ([[tiers.levels]])")
-        tiers.append(Tier(r.get(t, "name", str, p), r.integer(t, "threshold", p), r.number(t, "multiplier", p, 1),
-                          tuple(r.get(t, "benefits", list, p, []))))
+        tiers.append(
+            Tier(
+                r.get(t, "name", str, p),
+                r.integer(t, "threshold", p),
+                r.number(t, "multiplier", p, 1),
+                tuple(r.get(t, "benefits", list, p, [])),
+            )
+        )
     if not tiers:
         raise r.fail("tiers.levels", [], "define at least one tier")
     if tiers[0].threshold != 0:
@@ -190,8 +198,15 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
         valid_from, valid_to = r.time(w, "valid_from", p, None), r.time(w, "valid_to", p, None)
         if valid_from and valid_to and valid_to < valid_from:
             raise r.fail(p + "valid_to", valid_to, f"ends before its valid_from {valid_from}")
-        rewards[rid] = Reward(rid, r.get(w, "name", str, p, rid), r.integer(w, "cost", p, minimum=1), r.integer(w, "stock", p),
-                              allowed, valid_from, valid_to)
+        rewards[rid] = Reward(
+            rid,
+            r.get(w, "name", str, p, rid),
+            r.integer(w, "cost", p, minimum=1),
+            r.integer(w, "stock", p),
+            allowed,
+            valid_from,
+            valid_to,
+        )
     return Program(
         name=r.get(prog, "name", str, "program.", "loyalty"),
         points_per_unit=r.number(prog, "points_per_unit", "program."),

@@ -63,7 +63,9 @@ def load_recommender(path: Path | str) -> Recommender:
     if path.is_dir():
         manifests = sorted(path.glob("*.json"))
         if len(manifests) != 1:
-            raise ArtifactError(f"{path} holds {len(manifests)} model manifests; pass the one to load (e.g. {path}/als.json)")
+            raise ArtifactError(
+                f"{path} holds {len(manifests)} model manifests; pass the one to load (e.g. {path}/als.json)"
+            )
         path = manifests[0]
     directory, name = path.parent, path.stem
     model_name = manifest_of(directory, name).get("model")

@@ -141,13 +141,17 @@ class Recommender(ABC):
         model that needs the lines gets none.
         """
         if self.needs_transactions and transactions is None:
-            raise ValueError(f"{self.name} learns from basket history: call fit(matrix, transactions=<the purchase lines>)")
+            raise ValueError(
+                f"{self.name} learns from basket history: call fit(matrix, transactions=<the purchase lines>)"
+            )
         csr, customers, items = as_csr(matrix)
         recent_csr = None
         if recent is not None:
             recent_csr = as_csr(recent)[0]
             if recent_csr.shape != csr.shape:
-                raise ValueError(f"recent has shape {recent_csr.shape}, matrix has {csr.shape}; build both with the same id maps")
+                raise ValueError(
+                    f"recent has shape {recent_csr.shape}, matrix has {csr.shape}; build both with the same id maps"
+                )
         for key in [key for key in vars(self) if key.endswith("_")]:
             delattr(self, key)
         self.user_items_ = csr
@@ -230,7 +234,9 @@ class Recommender(ABC):
             return blocked, ~flt.repeat_mask(self.n_items)
         return blocked, self.excludes_bought_by_default
 
-    def _apply_masks(self, scores: np.ndarray, batch: np.ndarray, blocked: np.ndarray, policy: bool | np.ndarray) -> None:
+    def _apply_masks(
+        self, scores: np.ndarray, batch: np.ndarray, blocked: np.ndarray, policy: bool | np.ndarray
+    ) -> None:
         scores[:, blocked] = -np.inf
         if policy is False:
             return

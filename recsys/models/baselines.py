@@ -80,7 +80,9 @@ class PopularInCategoryRecommender(Recommender):
 
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
         n_items = counts.shape[1]
-        codes = np.zeros(n_items, np.int64) if self.item_categories is None else np.asarray(self.item_categories, np.int64)
+        codes = (
+            np.zeros(n_items, np.int64) if self.item_categories is None else np.asarray(self.item_categories, np.int64)
+        )
         if codes.size != n_items:
             raise ValueError(f"item_categories has {codes.size} entries, the matrix has {n_items} items")
         codes = np.where(codes < 0, codes.max(initial=0) + 1, codes)  # uncategorised items share one bucket
@@ -89,7 +91,9 @@ class PopularInCategoryRecommender(Recommender):
         np.maximum.at(best_in_category, codes, popularity)
         self.categories_ = codes.astype(np.int32)
         self.relative_popularity_ = (popularity / np.maximum(best_in_category[codes], 1.0)).astype(np.float32)
-        onehot = sp.csr_matrix((np.ones(n_items, np.float32), (np.arange(n_items), codes)), shape=(n_items, codes.max(initial=0) + 1))
+        onehot = sp.csr_matrix(
+            (np.ones(n_items, np.float32), (np.arange(n_items), codes)), shape=(n_items, codes.max(initial=0) + 1)
+        )
         affinity = (counts @ onehot).tocsr()
         totals = np.asarray(affinity.sum(axis=1)).ravel()
         self.affinity_ = sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1e-9)) @ affinity, dtype=np.float32)
@@ -97,7 +101,9 @@ class PopularInCategoryRecommender(Recommender):
     def _score(self, batch: np.ndarray) -> np.ndarray:
         affinity = self.affinity_[batch].toarray()
         if affinity.shape[1] > self.top_categories:
-            cutoff = -np.partition(-affinity, self.top_categories - 1, axis=1)[:, self.top_categories - 1 : self.top_categories]
+            cutoff = -np.partition(-affinity, self.top_categories - 1, axis=1)[
+                :, self.top_categories - 1 : self.top_categories
+            ]
             affinity[affinity < cutoff] = 0.0
         scores = affinity[:, self.categories_] * self.relative_popularity_[None, :]
         scores[scores <= 0] = -np.inf

@@ -24,23 +24,23 @@ def make_implicit(kind: str, *, use_gpu: bool | None = None, **params: Any) -> A
     GPU when ``implicit.gpu.HAS_CUDA`` (or ``use_gpu=True``), CPU otherwise; kNN models are CPU only.
     Raises ``ValueError`` for an unknown kind.
     """
-    import implicit.gpu  # noqa: PLC0415  (heavy import, and it must happen before the BLAS limit)
+    import implicit.gpu
 
     gpu = implicit.gpu.HAS_CUDA if use_gpu is None else use_gpu
     if kind == "als":
-        from implicit.als import AlternatingLeastSquares  # noqa: PLC0415
+        from implicit.als import AlternatingLeastSquares
 
         return AlternatingLeastSquares(use_gpu=gpu, **params)
     if kind == "bpr":
-        from implicit.bpr import BayesianPersonalizedRanking  # noqa: PLC0415
+        from implicit.bpr import BayesianPersonalizedRanking
 
         return BayesianPersonalizedRanking(use_gpu=gpu, **params)
     if kind == "cosine":
-        from implicit.nearest_neighbours import CosineRecommender  # noqa: PLC0415
+        from implicit.nearest_neighbours import CosineRecommender
 
         return CosineRecommender(**params)
     if kind == "bm25":
-        from implicit.nearest_neighbours import BM25Recommender  # noqa: PLC0415
+        from implicit.nearest_neighbours import BM25Recommender
 
         return BM25Recommender(**params)
     raise ValueError(f"unknown implicit model kind {kind!r}; choose als, bpr, cosine or bm25")
@@ -48,7 +48,7 @@ def make_implicit(kind: str, *, use_gpu: bool | None = None, **params: Any) -> A
 
 def _single_threaded_blas() -> Any:
     """Context manager limiting BLAS to one thread, as ``implicit`` recommends (its own threads do the work)."""
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, "blas")
 
@@ -153,7 +153,7 @@ class ALSRecommender(_FactorModel):
 
     def fold_in(self, item_idx: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         """Return the user vector (float32[factors]) that ALS computes for a customer with these purchases."""
-        from implicit.cpu.als import AlternatingLeastSquares  # noqa: PLC0415
+        from implicit.cpu.als import AlternatingLeastSquares
 
         self._check_fitted()
         item_idx = np.asarray(item_idx, dtype=np.int32)
@@ -183,10 +183,14 @@ class ALSRecommender(_FactorModel):
         if known.size == 0:
             return []  # nothing the model knows: no basis for a personal ranking (callers fall back)
         scores = (self.item_factors_ @ self.fold_in(known))[None, :].astype(np.float32)
-        blocked = self.item_filter.blocked(self.n_items) if self.item_filter is not None else np.zeros(self.n_items, bool)
+        blocked = (
+            self.item_filter.blocked(self.n_items) if self.item_filter is not None else np.zeros(self.n_items, bool)
+        )
         scores[:, blocked] = -np.inf
         # The basket's own items come back only when the filter says their category is bought again and again.
-        repeatable = self.item_filter.repeat_mask(self.n_items) if self.item_filter is not None else np.zeros(self.n_items, bool)
+        repeatable = (
+            self.item_filter.repeat_mask(self.n_items) if self.item_filter is not None else np.zeros(self.n_items, bool)
+        )
         scores[0, known[~repeatable[known]]] = -np.inf
         excluded = self.items_.to_internal(list(exclude), strict=False)
         scores[0, excluded[excluded >= 0]] = -np.inf

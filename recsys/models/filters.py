@@ -81,7 +81,11 @@ class ItemFilter:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays to save beside a model."""
-        return {"filter_in_stock": self.in_stock, "filter_repeat": self.repeat_category, "filter_excluded": self.excluded}
+        return {
+            "filter_in_stock": self.in_stock,
+            "filter_repeat": self.repeat_category,
+            "filter_excluded": self.excluded,
+        }
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ItemFilter | None:
@@ -115,7 +119,9 @@ def repeat_categories(
     lines = transactions.select(Columns.customer_id, Columns.item_id, Columns.order_id).join(
         catalog.select(Columns.item_id, Columns.category), on=Columns.item_id, how="inner"
     )
-    per_buyer = lines.group_by(Columns.category, Columns.customer_id).agg(pl.col(Columns.order_id).n_unique().alias("orders"))
+    per_buyer = lines.group_by(Columns.category, Columns.customer_id).agg(
+        pl.col(Columns.order_id).n_unique().alias("orders")
+    )
     return (
         per_buyer.group_by(Columns.category)
         .agg(pl.len().alias("buyers"), (pl.col("orders") >= 2).mean().alias("repeat_share"))

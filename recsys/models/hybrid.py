@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
 from recsys.models.base import BATCH_SIZE, Recommender, top_k
-from recsys.models.filters import ItemFilter
+from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
 from recsys.models.collaborative import ALSRecommender, BM25KNNRecommender, BPRRecommender, CosineKNNRecommender
+from recsys.models.filters import ItemFilter
 
 EXPLORE_MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -91,7 +91,9 @@ class HybridRecommender(Recommender):
     def _components(self) -> tuple[BuyAgainRecommender, Recommender]:
         if self.explore not in EXPLORE_MODELS:
             raise ValueError(f"explore model {self.explore!r} unknown; choose one of {', '.join(EXPLORE_MODELS)}")
-        return BuyAgainRecommender(half_life_days=self.half_life_days), EXPLORE_MODELS[self.explore](**(self.explore_params or {}))
+        return BuyAgainRecommender(half_life_days=self.half_life_days), EXPLORE_MODELS[self.explore](
+            **(self.explore_params or {})
+        )
 
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
         repeat, explore = self._components()
@@ -168,7 +170,9 @@ class HybridRecommender(Recommender):
             elif policy is not False:
                 drop |= cand.is_repeat & np.asarray(policy)[safe]
             scores[drop] = -np.inf
-            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = _rank_candidates(cand.ids, scores, k)
+            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = _rank_candidates(
+                cand.ids, scores, k
+            )
         return ids_out, scores_out
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -271,7 +275,7 @@ def tune_blend(
     ``model`` must be fitted on the training part only; ``truth`` is the validation purchases (rows = the model's
     customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once.
     """
-    from recsys.evaluation.metrics import ranking_metrics  # noqa: PLC0415  (evaluation depends on nothing here)
+    from recsys.evaluation.metrics import ranking_metrics
 
     rows = np.asarray(customer_idx, dtype=np.int64)
     cand = model.candidates(rows)

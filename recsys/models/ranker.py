@@ -102,7 +102,9 @@ def basket_lines(transactions: pl.DataFrame, customers: Any, items: Any) -> pl.D
     """
     missing = [c for c in (Columns.customer_id, Columns.item_id, Columns.timestamp) if c not in transactions.columns]
     if missing:
-        raise ValueError(f"the learned hybrid needs purchase lines with {', '.join(missing)}; got columns {transactions.columns}")
+        raise ValueError(
+            f"the learned hybrid needs purchase lines with {', '.join(missing)}; got columns {transactions.columns}"
+        )
     order_key = Columns.order_id if Columns.order_id in transactions.columns else Columns.timestamp
     quantity = pl.col(Columns.quantity).cast(pl.Float64) if Columns.quantity in transactions.columns else pl.lit(1.0)
     lines = transactions.select(
@@ -117,7 +119,9 @@ def basket_lines(transactions: pl.DataFrame, customers: Any, items: Any) -> pl.D
     orders = (
         lines.group_by(_CU, "_order")
         .agg(pl.col(_T).min())
-        .with_columns(pl.struct(_T, "_order").rank(method="ordinal", descending=True).over(_CU).cast(pl.Int32).alias(_RL))
+        .with_columns(
+            pl.struct(_T, "_order").rank(method="ordinal", descending=True).over(_CU).cast(pl.Int32).alias(_RL)
+        )
     )
     per_item = lines.group_by(_CU, "_order", _IT).agg(pl.col(_Q).sum())
     # A fixed row order: float sums over groups follow it, and the same data must give the same model.
@@ -147,9 +151,11 @@ def candidate_features(
         .with_columns(
             (pl.col("_lines") / pl.col("customer_baskets")).alias("customer_basket_size"),
             (1.0 - pl.col("customer_items") / pl.col("_lines")).alias("customer_repeat_share"),
-            ((pl.col("_t_last") - pl.col("_t_first")).dt.total_seconds() / _DAY / pl.max_horizontal(pl.col("customer_baskets") - 1, 1)).alias(
-                "customer_days_between_baskets"
-            ),
+            (
+                (pl.col("_t_last") - pl.col("_t_first")).dt.total_seconds()
+                / _DAY
+                / pl.max_horizontal(pl.col("customer_baskets") - 1, 1)
+            ).alias("customer_days_between_baskets"),
         )
     )
     age = (pl.col("_t_last") - pl.col(_T)).dt.total_seconds() / _DAY
@@ -186,7 +192,11 @@ def candidate_features(
         pl.col("basket_share").mean().alias("item_basket_share"),
     )
     newest = h.get_column(_T).max()
-    trend = h.filter(pl.col(_T) > newest - pl.duration(days=_TREND_DAYS)).group_by(_IT).agg(pl.len().alias("item_recent_lines"))
+    trend = (
+        h.filter(pl.col(_T) > newest - pl.duration(days=_TREND_DAYS))
+        .group_by(_IT)
+        .agg(pl.len().alias("item_recent_lines"))
+    )
     item = item.join(trend, on=_IT, how="left").with_columns(pl.col("item_recent_lines").fill_null(0))
     customer_cols = ["customer_items", "customer_basket_size", "customer_repeat_share", "customer_days_between_baskets"]
     if customers is not None:
@@ -208,15 +218,26 @@ def candidate_features(
     )
     frames = [pairs]
     if explore_candidates > 0:
-        hot = item.filter(pl.col("item_recent_lines") > 0).sort(["item_recent_lines", _IT], descending=[True, False]).head(explore_candidates)
-        new = cust.select(_CU, "customer_baskets", *customer_cols).join(hot, how="cross").join(bought, on=[_CU, _IT], how="anti")
+        hot = (
+            item.filter(pl.col("item_recent_lines") > 0)
+            .sort(["item_recent_lines", _IT], descending=[True, False])
+            .head(explore_candidates)
+        )
+        new = (
+            cust.select(_CU, "customer_baskets", *customer_cols)
+            .join(hot, how="cross")
+            .join(bought, on=[_CU, _IT], how="anti")
+        )
         frames.append(new.with_columns(pl.lit(1.0).alias("is_new")))
     out = pl.concat(frames, how="diagonal_relaxed")
     return out.select(
         pl.col(_CU).cast(pl.Int32),
         pl.col(_IT).cast(pl.Int32),
         # inf (e.g. cycle_position after two purchases on one day) becomes a large finite value: "long overdue"
-        *[pl.col(f).cast(pl.Float64).fill_null(_MISSING).fill_nan(_MISSING).clip(-1e9, 1e9).cast(pl.Float32) for f in FEATURES],
+        *[
+            pl.col(f).cast(pl.Float64).fill_null(_MISSING).fill_nan(_MISSING).clip(-1e9, 1e9).cast(pl.Float32)
+            for f in FEATURES
+        ],
     )
 
 
@@ -246,9 +267,15 @@ def training_frame(
             target = lines.filter(pl.col(_RL) == r)
         else:
             start = lines.filter(pl.col(_RL) == r).group_by(_CU).agg(pl.col(_T).min().alias("_start"))
-            target = lines.filter(pl.col(_RL) <= r).join(start, on=_CU).filter(pl.col(_T) < pl.col("_start") + pl.duration(seconds=horizon_days * _DAY))
+            target = (
+                lines.filter(pl.col(_RL) <= r)
+                .join(start, on=_CU)
+                .filter(pl.col(_T) < pl.col("_start") + pl.duration(seconds=horizon_days * _DAY))
+            )
         target = target.select(_CU, _IT).unique().with_columns(pl.lit(1, pl.Int8).alias(_Y))
-        feats = feats.join(target, on=[_CU, _IT], how="left").with_columns(pl.col(_Y).fill_null(0), pl.lit(r, pl.Int32).alias("_r"))
+        feats = feats.join(target, on=[_CU, _IT], how="left").with_columns(
+            pl.col(_Y).fill_null(0), pl.lit(r, pl.Int32).alias("_r")
+        )
         positive = feats.group_by(_CU).agg(pl.col(_Y).max()).filter(pl.col(_Y) > 0).select(_CU)
         frames.append(feats.join(positive, on=_CU, how="semi"))
     if not frames:
@@ -276,14 +303,20 @@ class LearnedHybridRecommender(Recommender):
         max_training_customers: int = 20_000,
     ) -> None:
         for name, value, low in (
-            ("target_baskets", target_baskets, 1), ("candidates", candidates, 1), ("explore_candidates", explore_candidates, 0),
-            ("rounds", rounds, 1), ("num_leaves", num_leaves, 2), ("min_data_in_leaf", min_data_in_leaf, 1),
+            ("target_baskets", target_baskets, 1),
+            ("candidates", candidates, 1),
+            ("explore_candidates", explore_candidates, 0),
+            ("rounds", rounds, 1),
+            ("num_leaves", num_leaves, 2),
+            ("min_data_in_leaf", min_data_in_leaf, 1),
             ("max_training_customers", max_training_customers, 1),
         ):
             if int(value) != value or value < low:
                 raise ValueError(f"hybrid_ltr: {name} must be an integer >= {low}, got {value!r}")
         if not learning_rate > 0 or (horizon_days is not None and not horizon_days > 0):
-            raise ValueError(f"hybrid_ltr: learning_rate and horizon_days must be > 0, got {learning_rate!r} and {horizon_days!r}")
+            raise ValueError(
+                f"hybrid_ltr: learning_rate and horizon_days must be > 0, got {learning_rate!r} and {horizon_days!r}"
+            )
         self.target_baskets = target_baskets
         self.candidates = candidates
         self.explore_candidates = explore_candidates
@@ -298,7 +331,12 @@ class LearnedHybridRecommender(Recommender):
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
         lines = basket_lines(self._transactions, self.customers_, self.items_)
         train = training_frame(
-            lines, self.target_baskets, self.candidates, self.explore_candidates, self.horizon_days, self._training_customers(lines)
+            lines,
+            self.target_baskets,
+            self.candidates,
+            self.explore_candidates,
+            self.horizon_days,
+            self._training_customers(lines),
         )
         self.booster_text_ = self._train(train) if train.height else ""
         serve = candidate_features(lines, 0, self.candidates, self.explore_candidates)
@@ -328,7 +366,7 @@ class LearnedHybridRecommender(Recommender):
         return eligible.sample(self.max_training_customers, seed=self.seed).sort()
 
     def _train(self, train: pl.DataFrame) -> str:
-        import lightgbm as lgb  # noqa: PLC0415  (only this model needs it; import cost paid on fit)
+        import lightgbm as lgb
 
         sizes = train.group_by("_r", _CU, maintain_order=True).len().get_column("len").to_numpy()
         params = {
@@ -360,7 +398,7 @@ class LearnedHybridRecommender(Recommender):
         return self._booster().predict(frame.select(FEATURES).to_numpy().astype(np.float32))
 
     def _booster(self) -> Any:
-        import lightgbm as lgb  # noqa: PLC0415
+        import lightgbm as lgb
 
         if not self.booster_text_:
             raise ValueError("this model has no ranker: no customer had two baskets, so it ranks by buy-again")

@@ -26,9 +26,17 @@ def offer_affinity(
     if not offer.target_items and not offer.target_categories:
         return pl.Series("affinity", [NEUTRAL] * n, dtype=pl.Float64)
     cats = list(offer.target_categories)
-    in_top = customers.select(
-        pl.col(ProfileColumns.top_categories).list.head(3).list.eval(pl.element().is_in(cats)).list.any().fill_null(False)
-    ).to_series().cast(pl.Float64)
+    in_top = (
+        customers.select(
+            pl.col(ProfileColumns.top_categories)
+            .list.head(3)
+            .list.eval(pl.element().is_in(cats))
+            .list.any()
+            .fill_null(False)
+        )
+        .to_series()
+        .cast(pl.Float64)
+    )
     if recommendations is None or recommendations.is_empty():
         return in_top.alias("affinity")
     recs = recommendations.filter(pl.col(Columns.rank) <= TOP_RECS).select(Columns.customer_id, Columns.item_id)
@@ -37,7 +45,9 @@ def offer_affinity(
         recs = recs.join(items.select(Columns.item_id, Columns.category), on=Columns.item_id, how="left")
         hit = hit | pl.col(Columns.category).is_in(cats).fill_null(False)
     share = recs.group_by(Columns.customer_id).agg(hit.mean().alias("share"))
-    joined = customers.select(Columns.customer_id).join(share, on=Columns.customer_id, how="left", maintain_order="left")
+    joined = customers.select(Columns.customer_id).join(
+        share, on=Columns.customer_id, how="left", maintain_order="left"
+    )
     rec_share = joined.get_column("share")
     has_recs = rec_share.is_not_null()
     combined = pl.select(

@@ -105,7 +105,9 @@ def _selected(reduced: np.ndarray, kth: np.ndarray, cap: int) -> np.ndarray:
     return chosen
 
 
-def _best_first(ratio: np.ndarray, cand: np.ndarray, o: int, p: np.ndarray, cost: np.ndarray, budgets: Budgets) -> tuple[int, np.ndarray]:
+def _best_first(
+    ratio: np.ndarray, cand: np.ndarray, o: int, p: np.ndarray, cost: np.ndarray, budgets: Budgets
+) -> tuple[int, np.ndarray]:
     """Sort candidates by ``ratio`` (best first) as far as needed; return how many fit and that order.
 
     Only the top ``limit`` candidates are sorted (``argpartition``), doubling ``limit`` until the
@@ -141,7 +143,9 @@ def _fits(order: np.ndarray, o: int, p: np.ndarray, cost: np.ndarray, budgets: B
     return limit
 
 
-def assign(score: np.ndarray, p: np.ndarray, cost: np.ndarray, budgets: Budgets, cap: int, *, rounds: int = ROUNDS) -> Assignment:
+def assign(
+    score: np.ndarray, p: np.ndarray, cost: np.ndarray, budgets: Budgets, cap: int, *, rounds: int = ROUNDS
+) -> Assignment:
     """Return a feasible assignment maximising Σ score under ``budgets`` and at most ``cap`` offers per customer.
 
     ``score``: (n, m) levered expected value, NaN or −inf where the customer is not eligible; pairs with
@@ -200,4 +204,3 @@ def assign(score: np.ndarray, p: np.ndarray, cost: np.ndarray, budgets: Budgets,
     rows, cols = np.nonzero(chosen)
     value = float(score[rows, cols].sum(dtype=np.float64))
     return Assignment(rows.astype(np.int64), cols.astype(np.int64), value, max(best_ub, value), done)
-

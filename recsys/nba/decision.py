@@ -49,7 +49,11 @@ def build_frame(profiles: pl.DataFrame, loyalty: pl.DataFrame | None = None) -> 
         raise DataError("profiles repeat some customer_id values; expected one row per customer")
     frame = profiles.with_columns(pl.col(cid).cast(pl.String))
     if loyalty is not None and not loyalty.is_empty():
-        keep = [c for c in (NbaFields.tier, NbaFields.points_balance, NbaFields.points_to_next_tier, NbaFields.complaints) if c in loyalty.columns]
+        keep = [
+            c
+            for c in (NbaFields.tier, NbaFields.points_balance, NbaFields.points_to_next_tier, NbaFields.complaints)
+            if c in loyalty.columns
+        ]
         frame = frame.drop([c for c in keep if c in frame.columns]).join(
             loyalty.select(pl.col(cid).cast(pl.String), *keep), on=cid, how="left", maintain_order="left"
         )
@@ -58,12 +62,19 @@ def build_frame(profiles: pl.DataFrame, loyalty: pl.DataFrame | None = None) -> 
 
 def _propensity(frame: pl.DataFrame, offer: Offer, model: LogisticPropensity | None) -> np.ndarray:
     if model is None:
-        return prior_probability(offer.base_rate, frame.get_column(NbaFields.affinity).to_numpy(),
-                                 frame.get_column(ProfileColumns.p_alive).to_numpy())
-    x = np.column_stack([
-        frame.get_column(name).cast(pl.Float64, strict=False).to_numpy() if name in frame.columns else np.full(frame.height, np.nan)
-        for name in model.features
-    ])
+        return prior_probability(
+            offer.base_rate,
+            frame.get_column(NbaFields.affinity).to_numpy(),
+            frame.get_column(ProfileColumns.p_alive).to_numpy(),
+        )
+    x = np.column_stack(
+        [
+            frame.get_column(name).cast(pl.Float64, strict=False).to_numpy()
+            if name in frame.columns
+            else np.full(frame.height, np.nan)
+            for name in model.features
+        ]
+    )
     return model.predict_proba(x)
 
 
@@ -98,7 +109,9 @@ def decide(
         exp = covering[0] if covering else None  # the offer's arm (attribution) comes from the first one
         arm = arms[exp.id] if exp else pl.Series("arm", [NO_ARM] * n, dtype=pl.String)
         arm_of.append(arm)
-        local = frame.with_columns(offer_affinity(frame, offer, recommendations, items).alias(NbaFields.affinity), arm.alias(NbaFields.arm))
+        local = frame.with_columns(
+            offer_affinity(frame, offer, recommendations, items).alias(NbaFields.affinity), arm.alias(NbaFields.arm)
+        )
         # a holdout of ANY covering experiment gets no offer, or that experiment's control would be contaminated
         allowed = np.ones(n, dtype=bool)
         for e in covering:
@@ -124,8 +137,10 @@ def decide(
     cost = np.asarray([float(o.cost) for o in offers], dtype=np.float64)
     result = assign(score, p, cost, budgets, catalog.policy.max_offers_per_customer)
     decisions = _rows(result, offers, frame, channel_ok, arm_of, score, ev, p)
-    per_offer = decisions.unique([Columns.customer_id, "offer_id"]).group_by("offer_id").agg(
-        pl.len().alias("customers"), pl.col("p_accept").sum().alias("expected_redemptions")
+    per_offer = (
+        decisions.unique([Columns.customer_id, "offer_id"])
+        .group_by("offer_id")
+        .agg(pl.len().alias("customers"), pl.col("p_accept").sum().alias("expected_redemptions"))
     )
     summary = {
         "customers": n,
@@ -135,8 +150,10 @@ def decide(
         "decisions": decisions.height,
         "expected_value": round(float(ev[result.rows, result.cols].sum()), 2),
         "arbitration_gap": round(result.gap, 4),
-        "per_offer": {r["offer_id"]: {"customers": r["customers"], "expected_redemptions": round(r["expected_redemptions"], 2)}
-                      for r in per_offer.iter_rows(named=True)},
+        "per_offer": {
+            r["offer_id"]: {"customers": r["customers"], "expected_redemptions": round(r["expected_redemptions"], 2)}
+            for r in per_offer.iter_rows(named=True)
+        },
         "propensity": "model" if model is not None else "prior",
     }
     return DecisionResult(decisions, summary, result)
@@ -147,13 +164,28 @@ def _reasons(offer: Offer, top_categories: pl.Series) -> pl.Series:
     if not offer.target_categories:
         return pl.Series("reason", [offer.reason] * top_categories.len(), dtype=pl.String)
     liked = pl.col("t").list.set_intersection(pl.lit(pl.Series(list(offer.target_categories)).implode())).list.first()
-    return pl.DataFrame({"t": top_categories}).select(
-        pl.when(liked.is_not_null()).then(pl.format("{} ({})", pl.lit(offer.reason), liked)).otherwise(pl.lit(offer.reason)).alias("reason")
-    ).to_series()
+    return (
+        pl.DataFrame({"t": top_categories})
+        .select(
+            pl.when(liked.is_not_null())
+            .then(pl.format("{} ({})", pl.lit(offer.reason), liked))
+            .otherwise(pl.lit(offer.reason))
+            .alias("reason")
+        )
+        .to_series()
+    )
 
 
-def _rows(result: Assignment, offers: list[Offer], frame: pl.DataFrame, channel_ok: list[dict[str, np.ndarray]],
-          arm_of: list[pl.Series], score: np.ndarray, ev: np.ndarray, p: np.ndarray) -> pl.DataFrame:
+def _rows(
+    result: Assignment,
+    offers: list[Offer],
+    frame: pl.DataFrame,
+    channel_ok: list[dict[str, np.ndarray]],
+    arm_of: list[pl.Series],
+    score: np.ndarray,
+    ev: np.ndarray,
+    p: np.ndarray,
+) -> pl.DataFrame:
     customer_ids = frame.get_column(ProfileColumns.customer_id)
     top_categories = frame.get_column(ProfileColumns.top_categories)
     parts = []
@@ -165,18 +197,35 @@ def _rows(result: Assignment, offers: list[Offer], frame: pl.DataFrame, channel_
             keep = rows[ok[rows]]
             if keep.size == 0:
                 continue
-            parts.append(pl.DataFrame({
-                "customer_id": customer_ids.gather(keep), "channel": pl.Series([channel] * keep.size, dtype=pl.String),
-                "offer_id": pl.Series([offer.id] * keep.size, dtype=pl.String),
-                "_score": score[keep, j].astype(np.float64), "expected_value": ev[keep, j].astype(np.float64),
-                "p_accept": p[keep, j].astype(np.float64), "reason": _reasons(offer, top_categories.gather(keep)),
-                "arm": arm_of[j].gather(keep),
-            }))
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "customer_id": customer_ids.gather(keep),
+                        "channel": pl.Series([channel] * keep.size, dtype=pl.String),
+                        "offer_id": pl.Series([offer.id] * keep.size, dtype=pl.String),
+                        "_score": score[keep, j].astype(np.float64),
+                        "expected_value": ev[keep, j].astype(np.float64),
+                        "p_accept": p[keep, j].astype(np.float64),
+                        "reason": _reasons(offer, top_categories.gather(keep)),
+                        "arm": arm_of[j].gather(keep),
+                    }
+                )
+            )
     if not parts:
-        schema = {"customer_id": pl.String, "channel": pl.String, "offer_id": pl.String, "rank": pl.Int32,
-                  "expected_value": pl.Float64, "p_accept": pl.Float64, "reason": pl.String, "arm": pl.String}
+        schema = {
+            "customer_id": pl.String,
+            "channel": pl.String,
+            "offer_id": pl.String,
+            "rank": pl.Int32,
+            "expected_value": pl.Float64,
+            "p_accept": pl.Float64,
+            "reason": pl.String,
+            "arm": pl.String,
+        }
         return pl.DataFrame(schema=schema)
-    frame = pl.concat(parts).sort(["customer_id", "channel", "_score", "offer_id"], descending=[False, False, True, False])
+    frame = pl.concat(parts).sort(
+        ["customer_id", "channel", "_score", "offer_id"], descending=[False, False, True, False]
+    )
     return frame.with_columns(
         pl.int_range(1, pl.len() + 1).over(["customer_id", "channel"]).cast(pl.Int32).alias("rank")
     ).select(DECISION_COLUMNS)

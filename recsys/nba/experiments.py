@@ -98,7 +98,9 @@ def experiment_from_dict(data: Mapping[str, Any], where: str) -> Experiment:
         raise ConfigError(f"{where}: 'offers' must be a list of offer ids, got {offers!r}")
     raw_arms = data.get("arms")
     if not isinstance(raw_arms, list) or len(raw_arms) < 2:
-        raise ConfigError(f"{where}: 'arms' must list at least two arms, e.g. [{{name='nba', weight=0.9}}, {{name='holdout', weight=0.1, holdout=true}}]")
+        raise ConfigError(
+            f"{where}: 'arms' must list at least two arms, e.g. [{{name='nba', weight=0.9}}, {{name='holdout', weight=0.1, holdout=true}}]"
+        )
     arms = []
     for i, raw in enumerate(raw_arms):
         if not isinstance(raw, Mapping):
@@ -149,10 +151,14 @@ def report(assignments: pl.DataFrame, outcomes: pl.DataFrame, control: str) -> l
     )
     stats = {
         row["arm"]: row
-        for row in joined.group_by("arm").agg(
-            pl.len().alias("n"), pl.col("converted").sum().alias("k"), pl.col("revenue").sum().alias("rev"),
+        for row in joined.group_by("arm")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("converted").sum().alias("k"),
+            pl.col("revenue").sum().alias("rev"),
             pl.col("revenue").var().fill_null(0.0).alias("var"),
-        ).iter_rows(named=True)
+        )
+        .iter_rows(named=True)
     }
     if control not in stats:
         raise ConfigError(f"control arm {control!r} has no customers; arms present: {sorted(stats)}")
@@ -177,10 +183,18 @@ def report(assignments: pl.DataFrame, outcomes: pl.DataFrame, control: str) -> l
         se_rev = math.sqrt(s["var"] / n + c["var"] / c["n"])
         results.append(
             ArmResult(
-                arm, n, k, p1, s["rev"], m1,
-                conversion_diff=diff, conversion_diff_ci=(diff - Z95 * se, diff + Z95 * se),
-                conversion_lift=lift, conversion_lift_ci=lift_ci,
-                revenue_diff=m1 - m0, revenue_diff_ci=(m1 - m0 - Z95 * se_rev, m1 - m0 + Z95 * se_rev),
+                arm,
+                n,
+                k,
+                p1,
+                s["rev"],
+                m1,
+                conversion_diff=diff,
+                conversion_diff_ci=(diff - Z95 * se, diff + Z95 * se),
+                conversion_lift=lift,
+                conversion_lift_ci=lift_ci,
+                revenue_diff=m1 - m0,
+                revenue_diff_ci=(m1 - m0 - Z95 * se_rev, m1 - m0 + Z95 * se_rev),
                 revenue_lift=(m1 / m0 - 1) if m0 > 0 else None,
             )
         )

@@ -41,9 +41,17 @@ def compile_node(node: Node) -> pl.Expr:
         return ~inside if op == "not in" else inside
     a, b = compile_node(args[0]), compile_node(args[1])
     binary = {
-        "and": lambda: a & b, "or": lambda: a | b,
-        "==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b, "<=": lambda: a <= b,
-        ">": lambda: a > b, ">=": lambda: a >= b, "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+        "and": lambda: a & b,
+        "or": lambda: a | b,
+        "==": lambda: a == b,
+        "!=": lambda: a != b,
+        "<": lambda: a < b,
+        "<=": lambda: a <= b,
+        ">": lambda: a > b,
+        ">=": lambda: a >= b,
+        "+": lambda: a + b,
+        "-": lambda: a - b,
+        "*": lambda: a * b,
         # Division by zero is unknown (null), as in the per-customer interpreter, not ±inf.
         "/": lambda: pl.when(b != 0).then(a / b).otherwise(None),
     }
@@ -84,6 +92,13 @@ def interpret_node(node: Node, record: Mapping[str, Any]) -> Any:
 
 
 _PY_OPS = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "+": operator.add, "-": operator.sub, "*": operator.mul,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
 }

@@ -198,7 +198,9 @@ class _Parser:
         if left.type != elem:
             raise _Error(f"'{op}': a {left.type.value} cannot be in a {right.type.value}", tok.pos)
         if right.op != "list" and left.op != "lit":
-            raise _Error(f"'{op}' with a list field needs a literal on the left, e.g. \"DAIRY\" in top_categories", tok.pos)
+            raise _Error(
+                f"'{op}' with a list field needs a literal on the left, e.g. \"DAIRY\" in top_categories", tok.pos
+            )
         return Node(op, _B, (left, right))
 
     def arith(self) -> Node:
@@ -349,7 +351,9 @@ def parse(source: str, *, where: str = "expression", schema: Mapping[str, FieldT
     except _Error as exc:
         raise ConfigError(f"{where}: {exc} (column {exc.pos} of {_excerpt(source)})") from None
     if root.type != _B:
-        raise ConfigError(f"{where}: the rule must be a true/false condition, but {_excerpt(source)} is a {root.type.value}")
+        raise ConfigError(
+            f"{where}: the rule must be a true/false condition, but {_excerpt(source)} is a {root.type.value}"
+        )
     return Expression(source, root)
 
 

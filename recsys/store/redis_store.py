@@ -99,7 +99,9 @@ class RedisSnapshotStore:
             if info is None:
                 self._call(self.client.zrem, self.keys.snapshot_versions(), version)
                 continue
-            out.append(VersionInfo(version, dt.datetime.fromisoformat(info["created_at"]), version == active, info["counts"]))
+            out.append(
+                VersionInfo(version, dt.datetime.fromisoformat(info["created_at"]), version == active, info["counts"])
+            )
         return out
 
     # --- switching -------------------------------------------------------------------
@@ -129,13 +131,15 @@ class RedisSnapshotStore:
         return target
 
     # --- publishing ------------------------------------------------------------------
-    def publish(self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: Any = None) -> PublishReport:
+    def publish(
+        self, data: SnapshotData, *, keep: int = 3, ttl_s: int = 7 * 86_400, progress: Any = None
+    ) -> PublishReport:
         """Write, verify and activate ``data`` as a new version (see module docstring); return the report.
 
         Raises ``Conflict`` when another publish is running, ``ArtifactError`` when verification fails,
         ``StoreUnavailable`` when Redis fails. In every failure the previously active version stays active.
         """
-        from recsys.store.writer import VersionWriter  # noqa: PLC0415  (writer imports this module's helpers)
+        from recsys.store.writer import VersionWriter
 
         start = time.perf_counter()
         report_progress = progress or (lambda _d, _n, _t: None)
@@ -192,7 +196,13 @@ class RedisSnapshotStore:
 
     def _control_keys(self, version: str) -> list[str]:
         k = self.keys
-        return [k.snapshot_pointer(), k.snapshot_versions(), k.snapshot_pending(), k.snapshot_meta(version), k.snapshot_lock()]
+        return [
+            k.snapshot_pointer(),
+            k.snapshot_versions(),
+            k.snapshot_pending(),
+            k.snapshot_meta(version),
+            k.snapshot_lock(),
+        ]
 
     def version_keys(self, version: str, info: dict[str, Any] | None = None) -> list[str]:
         """Return every data key of a version (from its metadata), meta key last."""
@@ -231,7 +241,7 @@ class RedisSnapshotStore:
         active = self.active_version()
         newest_first = [v.decode() for v in self.client.zrevrange(self.keys.snapshot_versions(), 0, -1)]
         # at least two: the version just replaced stays (until its TTL) for workers still caching the old pointer
-        kept = newest_first[:max(keep, 2)]
+        kept = newest_first[: max(keep, 2)]
         if active and active not in kept:
             kept = kept[: max(keep - 1, 0)] + [active]
         removed = [v for v in newest_first if v not in kept]

@@ -28,7 +28,9 @@ DECISION_FIELDS = ("channel", "offer_id", "rank", "expected_value", "p_accept", 
 class VersionWriter:
     """Writes tables and bucket hashes of one version, then verifies them. ``counts`` says what was written."""
 
-    def __init__(self, store: RedisSnapshotStore, version: str, prepared: Prepared, progress: Callable[[str, int, int], None]) -> None:
+    def __init__(
+        self, store: RedisSnapshotStore, version: str, prepared: Prepared, progress: Callable[[str, int, int], None]
+    ) -> None:
         self.store = store
         self.client = store.client
         self.keys = store.keys
@@ -55,7 +57,9 @@ class VersionWriter:
             buckets["prof"] = codec.n_buckets_for(p.profiles.height)
         if p.decisions is not None:
             buckets["offers"] = codec.n_buckets_for(p.decisions.get_column(Columns.customer_id).n_unique())
-        profile_codec = codec.ProfileCodec.for_frame(p.profiles, Columns.customer_id) if p.profiles is not None else None
+        profile_codec = (
+            codec.ProfileCodec.for_frame(p.profiles, Columns.customer_id) if p.profiles is not None else None
+        )
         self.tables = self._tables()
         return {
             "version": self.version,
@@ -73,7 +77,10 @@ class VersionWriter:
         p = self.prepared
         tables = {"items": _ipc(p.items), "labels": orjson.dumps(p.labels)}
         tables["fallbacks"] = orjson.dumps(
-            {name: [frame.get_column(Columns.item_id).to_list(), frame.get_column(Columns.score).to_list()] for name, frame in p.fallbacks.items()}
+            {
+                name: [frame.get_column(Columns.item_id).to_list(), frame.get_column(Columns.score).to_list()]
+                for name, frame in p.fallbacks.items()
+            }
         )
         if p.offers is not None:
             tables["offer_catalog"] = orjson.dumps(p.offers, default=str)
@@ -91,7 +98,9 @@ class VersionWriter:
         """Write metadata, tables and buckets; return notes for the report. Raises ``RedisError`` on failure."""
         self.info = self._plan()
         self.client.sadd(self.keys.snapshot_pending(), self.version)
-        self.client.hset(self.keys.snapshot_meta(self.version), mapping={"info": orjson.dumps(self.info), "status": "writing"})
+        self.client.hset(
+            self.keys.snapshot_meta(self.version), mapping={"info": orjson.dumps(self.info), "status": "writing"}
+        )
         self._ensure_listpack()
         pipe = self.client.pipeline(transaction=False)
         for name, blob in self.tables.items():
@@ -132,13 +141,17 @@ class VersionWriter:
             try:
                 current = self.client.config_get(name)
             except RedisError:
-                self.notes.append("CONFIG is not allowed on this Redis: buckets use the default hash encoding (more memory)")
+                self.notes.append(
+                    "CONFIG is not allowed on this Redis: buckets use the default hash encoding (more memory)"
+                )
                 return
             if name in current:
                 if int(current[name]) < LISTPACK_VALUE_BYTES:
                     try:
                         self.client.config_set(name, LISTPACK_VALUE_BYTES)
-                        self.notes.append(f"raised {name} from {current[name]} to {LISTPACK_VALUE_BYTES} (compact snapshot buckets)")
+                        self.notes.append(
+                            f"raised {name} from {current[name]} to {LISTPACK_VALUE_BYTES} (compact snapshot buckets)"
+                        )
                     except RedisError as exc:
                         self.notes.append(f"could not raise {name} ({exc}): buckets use more memory")
                 return
@@ -147,16 +160,23 @@ class VersionWriter:
         # Rows are grouped by owner (prepare guarantees it), so run lengths give each owner's list.
         runs = frame.select(pl.col(owner).rle()).unnest(owner)
         blob = codec.encode_lists(
-            frame.get_column("pos").to_numpy(), frame.get_column(Columns.score).to_numpy(), frame.get_column("label").to_numpy(), dtype
+            frame.get_column("pos").to_numpy(),
+            frame.get_column(Columns.score).to_numpy(),
+            frame.get_column("label").to_numpy(),
+            dtype,
         )
-        return runs.get_column("value").to_list(), codec.split_blob(blob, runs.get_column("len").to_numpy(), dtype.itemsize)
+        return runs.get_column("value").to_list(), codec.split_blob(
+            blob, runs.get_column("len").to_numpy(), dtype.itemsize
+        )
 
     def _encode_decisions(self, decisions: pl.DataFrame) -> tuple[list[str], list[bytes]]:
         fields = [c for c in DECISION_FIELDS if c in decisions.columns]
         grouped = decisions.group_by(Columns.customer_id, maintain_order=True).agg(
             (pl.lit("[") + pl.struct(fields).struct.json_encode().str.join(",") + pl.lit("]")).alias("json")
         )
-        return grouped.get_column(Columns.customer_id).to_list(), [s.encode() for s in grouped.get_column("json").to_list()]
+        return grouped.get_column(Columns.customer_id).to_list(), [
+            s.encode() for s in grouped.get_column("json").to_list()
+        ]
 
     def _write_buckets(self, kind: str, owners: list[str], blobs: list[bytes]) -> None:
         n_buckets = int(self.info["buckets"][kind])
@@ -226,7 +246,9 @@ class VersionWriter:
             pipe.get(self.keys.snapshot_table(self.version, name))
         for name, stored in zip(names, pipe.execute()):
             if stored != self.tables[name]:
-                raise ArtifactError(f"verification failed for table {name} of {self.version}; the version was not activated")
+                raise ArtifactError(
+                    f"verification failed for table {name} of {self.version}; the version was not activated"
+                )
         return checksums
 
     def _compare_unordered(self, kind: str, bucket: int) -> None:
@@ -237,11 +259,13 @@ class VersionWriter:
             self._mismatch(kind, bucket, "record bytes differ from what was written")
 
     def _mismatch(self, kind: str, bucket: int, what: str) -> None:
-        raise ArtifactError(f"verification failed for {kind} bucket {bucket} of {self.version}: {what}; the version was not activated")
+        raise ArtifactError(
+            f"verification failed for {kind} bucket {bucket} of {self.version}: {what}; the version was not activated"
+        )
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:
-    import io  # noqa: PLC0415
+    import io
 
     buffer = io.BytesIO()
     frame.write_ipc(buffer, compression="zstd")

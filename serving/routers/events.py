@@ -13,17 +13,36 @@ from serving.schemas.common import ErrorPublic
 from serving.schemas.events import EventsAccepted, EventsCreate
 from serving.services import events as service
 
-router = APIRouter(prefix="/v1", route_class=StrictQueryRoute, tags=["events"], responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
-                                                              409: {"model": ErrorPublic}, 422: {"model": ErrorPublic}, 503: {"model": ErrorPublic}})
+router = APIRouter(
+    prefix="/v1",
+    route_class=StrictQueryRoute,
+    tags=["events"],
+    responses={
+        401: {"model": ErrorPublic},
+        403: {"model": ErrorPublic},
+        409: {"model": ErrorPublic},
+        422: {"model": ErrorPublic},
+        503: {"model": ErrorPublic},
+    },
+)
 
 
-@router.post("/events", response_model=EventsAccepted, status_code=202,
-             dependencies=[Depends(require_scope("write"))])
+@router.post("/events", response_model=EventsAccepted, status_code=202, dependencies=[Depends(require_scope("write"))])
 async def post_events(
-    redis: RedisDep, keys: KeysDep, store: StoreDep, batch: EventsCreate,
-    key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                      description="Optional. Retrying a batch with the same key (e.g. after a 503) "
-                                                  "applies only what the first try did not; reused for other events: 409.")] = None,
+    redis: RedisDep,
+    keys: KeysDep,
+    store: StoreDep,
+    batch: EventsCreate,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Optional. Retrying a batch with the same key (e.g. after a 503) "
+            "applies only what the first try did not; reused for other events: 409.",
+        ),
+    ] = None,
 ) -> EventsAccepted:
     """Append up to 1000 events to the event stream; purchases take effect on recommendations at once."""
     events = [e.model_dump() for e in batch.events]

@@ -24,10 +24,17 @@ async def readyz(redis: RedisDep, keys: KeysDep) -> OrjsonResponse:
     try:
         version = await redis.get(keys.snapshot_pointer())
     except (RedisError, OSError) as exc:
-        return OrjsonResponse({"status": "unavailable", "detail": f"Redis is unreachable: {exc}", "code": "store_unavailable"}, status_code=503)
+        return OrjsonResponse(
+            {"status": "unavailable", "detail": f"Redis is unreachable: {exc}", "code": "store_unavailable"},
+            status_code=503,
+        )
     if version is None:
         return OrjsonResponse(
-            {"status": "unavailable", "detail": "no active snapshot; publish one with `centric publish DIR`", "code": "no_active_snapshot"},
+            {
+                "status": "unavailable",
+                "detail": "no active snapshot; publish one with `centric publish DIR`",
+                "code": "no_active_snapshot",
+            },
             status_code=503,
         )
     return OrjsonResponse({"status": "ready", "version": version.decode()})

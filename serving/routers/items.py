@@ -14,11 +14,15 @@ from serving.schemas.common import ErrorPublic
 from serving.schemas.recommendations import SimilarPublic, SimilarQuery
 from serving.services import items as service
 
-router = APIRouter(prefix="/v1", route_class=StrictQueryRoute, tags=["items"], responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 422: {"model": ErrorPublic}})
+router = APIRouter(
+    prefix="/v1",
+    route_class=StrictQueryRoute,
+    tags=["items"],
+    responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+)
 
 
-@router.get("/items/{item_id}/similar", response_model=SimilarPublic,
-            dependencies=[Depends(require_scope("read"))])
+@router.get("/items/{item_id}/similar", response_model=SimilarPublic, dependencies=[Depends(require_scope("read"))])
 async def get_similar(
     store: StoreDep,
     item_id: Annotated[str, Path(min_length=1, max_length=128, description="External item id")],

@@ -23,33 +23,57 @@ router = APIRouter(prefix="/v1", tags=["loyalty"], route_class=StrictQueryRoute)
 
 LoyaltyDep = Annotated[service.LoyaltyService, Depends(service.get_loyalty)]
 CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
-IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                       description="Required on writes: a retry with the same key has no second effect.")]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Required on writes: a retry with the same key has no second effect.",
+    ),
+]
 
 
-@router.get("/customers/{customer_id}/loyalty", response_model=LoyaltyPublic, dependencies=[Depends(require_scope("read"))])
+@router.get(
+    "/customers/{customer_id}/loyalty", response_model=LoyaltyPublic, dependencies=[Depends(require_scope("read"))]
+)
 async def get_loyalty(loyalty: LoyaltyDep, customer_id: CustomerId) -> LoyaltyPublic:
     """Balance, tier, progress to the next tier, points expiring in 30 days, and the rewards this tier may redeem."""
     return await service.account(loyalty, customer_id, service.utcnow())
 
 
-@router.post("/customers/{customer_id}/loyalty/earn", response_model=LedgerResultPublic,
-             dependencies=[Depends(require_scope("write"))])
-async def earn(loyalty: LoyaltyDep, customer_id: CustomerId, body: EarnCreate, key: IdempotencyKey) -> LedgerResultPublic:
+@router.post(
+    "/customers/{customer_id}/loyalty/earn",
+    response_model=LedgerResultPublic,
+    dependencies=[Depends(require_scope("write"))],
+)
+async def earn(
+    loyalty: LoyaltyDep, customer_id: CustomerId, body: EarnCreate, key: IdempotencyKey
+) -> LedgerResultPublic:
     """Earn points for an order; answers the ledger entry and the new balance."""
     return await service.earn(loyalty, customer_id, body, key, service.utcnow())
 
 
-@router.post("/customers/{customer_id}/loyalty/redeem", response_model=LedgerResultPublic,
-             dependencies=[Depends(require_scope("write"))])
-async def redeem(loyalty: LoyaltyDep, customer_id: CustomerId, body: RedeemCreate, key: IdempotencyKey) -> LedgerResultPublic:
+@router.post(
+    "/customers/{customer_id}/loyalty/redeem",
+    response_model=LedgerResultPublic,
+    dependencies=[Depends(require_scope("write"))],
+)
+async def redeem(
+    loyalty: LoyaltyDep, customer_id: CustomerId, body: RedeemCreate, key: IdempotencyKey
+) -> LedgerResultPublic:
     """Redeem a reward: 409 insufficient_points / out_of_stock, 404 unknown_reward."""
     return await service.redeem(loyalty, customer_id, body.reward_id, body.quantity, key, service.utcnow())
 
 
-@router.post("/customers/{customer_id}/loyalty/reverse", response_model=LedgerResultPublic,
-             dependencies=[Depends(require_scope("write"))])
-async def reverse(loyalty: LoyaltyDep, customer_id: CustomerId, body: ReverseCreate, key: IdempotencyKey) -> LedgerResultPublic:
+@router.post(
+    "/customers/{customer_id}/loyalty/reverse",
+    response_model=LedgerResultPublic,
+    dependencies=[Depends(require_scope("write"))],
+)
+async def reverse(
+    loyalty: LoyaltyDep, customer_id: CustomerId, body: ReverseCreate, key: IdempotencyKey
+) -> LedgerResultPublic:
     """Reverse an order (or the returned items): never below zero; the shortfall becomes debt."""
     return await service.reverse(loyalty, customer_id, body.order_id, body.items, key, service.utcnow())
 
@@ -57,5 +81,7 @@ async def reverse(loyalty: LoyaltyDep, customer_id: CustomerId, body: ReverseCre
 @router.post("/loyalty/grants", response_model=GrantResultPublic, dependencies=[Depends(require_scope("admin"))])
 async def grants(loyalty: LoyaltyDep, body: GrantCreate, key: IdempotencyKey) -> GrantResultPublic:
     """Grant points to many customers at once (admin)."""
-    results = await service.grant(loyalty, [(g.customer_id, g.points) for g in body.grants], body.reason, key, service.utcnow())
+    results = await service.grant(
+        loyalty, [(g.customer_id, g.points) for g in body.grants], body.reason, key, service.utcnow()
+    )
     return GrantResultPublic(results=results)

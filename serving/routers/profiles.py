@@ -14,11 +14,19 @@ from serving.schemas.common import ErrorPublic
 from serving.schemas.profiles import ProfilePublic
 from serving.services import profiles as service
 
-router = APIRouter(prefix="/v1", route_class=StrictQueryRoute, tags=["profiles"], responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}})
+router = APIRouter(
+    prefix="/v1",
+    route_class=StrictQueryRoute,
+    tags=["profiles"],
+    responses={401: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
+)
 
 
-@router.get("/customers/{customer_id}/profile", response_model=ProfilePublic,
-            dependencies=[Depends(require_scope("read"))])
-async def get_profile(store: StoreDep, customer_id: Annotated[str, Path(min_length=1, max_length=128)]) -> OrjsonResponse:
+@router.get(
+    "/customers/{customer_id}/profile", response_model=ProfilePublic, dependencies=[Depends(require_scope("read"))]
+)
+async def get_profile(
+    store: StoreDep, customer_id: Annotated[str, Path(min_length=1, max_length=128)]
+) -> OrjsonResponse:
     """The customer-360 record: segment, lifecycle stage, CLV, P(alive), RFM scores, top categories."""
     return OrjsonResponse(await service.profile(store, customer_id))

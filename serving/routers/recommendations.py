@@ -18,8 +18,17 @@ from serving.schemas.recommendations import BasketCreate, BasketPublic, Recommen
 from serving.services import items as items_service
 from serving.services import recommendations as service
 
-router = APIRouter(prefix="/v1", tags=["recommendations"], route_class=StrictQueryRoute, responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
-                                                                         422: {"model": ErrorPublic}, 503: {"model": ErrorPublic}})
+router = APIRouter(
+    prefix="/v1",
+    tags=["recommendations"],
+    route_class=StrictQueryRoute,
+    responses={
+        401: {"model": ErrorPublic},
+        403: {"model": ErrorPublic},
+        422: {"model": ErrorPublic},
+        503: {"model": ErrorPublic},
+    },
+)
 CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 
 
@@ -28,11 +37,21 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="Exte
     response_model=RecommendationsPublic,
     dependencies=[Depends(require_scope("read"))],
 )
-async def get_recommendations(serving: ServingDep, customer_id: CustomerId, query: Annotated[RecommendationsQuery, Query()]) -> OrjsonResponse:
+async def get_recommendations(
+    serving: ServingDep, customer_id: CustomerId, query: Annotated[RecommendationsQuery, Query()]
+) -> OrjsonResponse:
     """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown customers."""
     excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
-    body = await service.recommend(serving.store, customer_id, k=query.k, category=query.category, exclude=excluded,
-                                   channel=query.channel, foldin=serving.foldin, metrics=serving.metrics)
+    body = await service.recommend(
+        serving.store,
+        customer_id,
+        k=query.k,
+        category=query.category,
+        exclude=excluded,
+        channel=query.channel,
+        foldin=serving.foldin,
+        metrics=serving.metrics,
+    )
     return OrjsonResponse(body)
 
 
@@ -43,6 +62,12 @@ async def get_recommendations(serving: ServingDep, customer_id: CustomerId, quer
 )
 async def post_basket(serving: ServingDep, basket: BasketCreate) -> OrjsonResponse:
     """Cross-sell for a cart: items often bought with the cart's items, cart items and ``exclude`` left out."""
-    body = await items_service.basket(serving.store, basket.item_ids, k=basket.k, customer_id=basket.customer_id, exclude=basket.exclude,
-                                      foldin=serving.foldin)
+    body = await items_service.basket(
+        serving.store,
+        basket.item_ids,
+        k=basket.k,
+        customer_id=basket.customer_id,
+        exclude=basket.exclude,
+        foldin=serving.foldin,
+    )
     return OrjsonResponse(body)

@@ -90,7 +90,9 @@ class GrantCreate(BaseModel):
         seen: set[str] = set()
         twice = sorted({g.customer_id for g in grants if g.customer_id in seen or seen.add(g.customer_id)})
         if twice:
-            raise ValueError(f"customers listed more than once: {twice[:10]}; send one line per customer with the total points")
+            raise ValueError(
+                f"customers listed more than once: {twice[:10]}; send one line per customer with the total points"
+            )
         return grants
 
 

@@ -44,15 +44,22 @@ async def _batch_progress(redis: aioredis.Redis, key: str, events: list[dict[str
             pipe.hgetall(key)
             _, _, state = await pipe.execute()
     except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"events not recorded (nothing was written): Redis is unreachable ({exc}); retry the batch") from exc
+        raise StoreUnavailable(
+            f"events not recorded (nothing was written): Redis is unreachable ({exc}); retry the batch"
+        ) from exc
     state = {k.decode(): v.decode() for k, v in state.items()}
     if state["sha"] != digest:
         raise IdempotencyConflict("this Idempotency-Key was already used for a different event batch; use a new key")
     return set(state) - {"sha"}
 
 
-async def record_events(redis: aioredis.Redis, keys: Keys, store: SnapshotReader, events: list[dict[str, Any]],
-                        idempotency_key: str | None = None) -> int:
+async def record_events(
+    redis: aioredis.Redis,
+    keys: Keys,
+    store: SnapshotReader,
+    events: list[dict[str, Any]],
+    idempotency_key: str | None = None,
+) -> int:
     """Record a batch of validated events; return how many were accepted.
 
     With ``idempotency_key``, a retry skips the stages the first try completed. Raises ``StoreUnavailable``,
@@ -74,12 +81,20 @@ async def record_events(redis: aioredis.Redis, keys: Keys, store: SnapshotReader
                     pipe.hset(progress, "stream", 1)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"events not recorded (nothing was written): Redis is unreachable ({exc}); retry the batch") from exc
-    purchases = [(e["customer_id"], e["item_id"], e["timestamp"].timestamp()) for e in events if e["type"] == "purchase" and e.get("item_id")]
+            raise StoreUnavailable(
+                f"events not recorded (nothing was written): Redis is unreachable ({exc}); retry the batch"
+            ) from exc
+    purchases = [
+        (e["customer_id"], e["item_id"], e["timestamp"].timestamp())
+        for e in events
+        if e["type"] == "purchase" and e.get("item_id")
+    ]
     try:
         await store.record_purchases(purchases)
     except StoreUnavailable as exc:
-        raise StoreUnavailable(f"events were recorded but the purchase overlay was not updated ({exc}); retry the batch") from exc
+        raise StoreUnavailable(
+            f"events were recorded but the purchase overlay was not updated ({exc}); retry the batch"
+        ) from exc
     offer_events = [e for e in events if e.get("offer_id")]
     if offer_events:
         await apply_offer_events(redis, keys, offer_events, progress=progress, done=done)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def _load(files: dict[str, bytes]) -> Any | None:
     try:
-        from recsys.models import load_recommender  # noqa: PLC0415  (heavy: implicit, scipy)
+        from recsys.models import load_recommender
     except ImportError:
         return None
     manifests = sorted(n for n in files if n.endswith(".json") and n[:-5] + ".npz" in files)
@@ -64,7 +64,9 @@ class FoldIn:
                 self._version = version
         return self._model
 
-    async def recommend(self, store: SnapshotReader, item_ids: Sequence[str], k: int, exclude: Collection[str] = ()) -> list[tuple[str, float]] | None:
+    async def recommend(
+        self, store: SnapshotReader, item_ids: Sequence[str], k: int, exclude: Collection[str] = ()
+    ) -> list[tuple[str, float]] | None:
         """Return ``[(item_id, score)]`` for these purchases, or ``None`` when no fold-in model is published."""
         model = await self.model(store)
         if model is None:

@@ -19,7 +19,9 @@ async def similar(store: SnapshotReader, item_id: str, *, k: int) -> dict[str, A
     table = await store.items()
     info = table.get(item_id)
     if info is None:
-        raise UnknownItem(f"item {item_id!r} is not in the active snapshot's catalog; check the id (items come from items.parquet and the model)")
+        raise UnknownItem(
+            f"item {item_id!r} is not in the active snapshot's catalog; check the id (items come from items.parquet and the model)"
+        )
     ranked = await store.similar(item_id)
     version = ranked.version if ranked is not None else await store.version()
     exclude = {item_id}
@@ -27,12 +29,21 @@ async def similar(store: SnapshotReader, item_id: str, *, k: int) -> dict[str, A
     if len(kept) < k:
         _name, extra = await fallback_items(store, info.category)
         seen = {i.item_id for i in kept} | exclude
-        kept += [i for i in extra if i.item_id not in seen and keep_item(table, i.item_id, exclude, None)][: k - len(kept)]
+        kept += [i for i in extra if i.item_id not in seen and keep_item(table, i.item_id, exclude, None)][
+            : k - len(kept)
+        ]
     return {"item_id": item_id, "version": version, "items": [item_dict(i) for i in kept]}
 
 
-async def basket(store: SnapshotReader, item_ids: list[str], *, k: int, customer_id: str | None = None,
-                 exclude: list[str] | None = None, foldin: FoldIn | None = None) -> dict[str, Any]:
+async def basket(
+    store: SnapshotReader,
+    item_ids: list[str],
+    *,
+    k: int,
+    customer_id: str | None = None,
+    exclude: list[str] | None = None,
+    foldin: FoldIn | None = None,
+) -> dict[str, Any]:
     """Return cross-sell items for a cart: similar items of every cart item, scores summed, cart items excluded.
 
     Unknown cart items are ignored; when nothing similar is known the cart is folded in (if a model is
@@ -71,5 +82,12 @@ async def basket(store: SnapshotReader, item_ids: list[str], *, k: int, customer
     if len(items) < k:
         _name, extra = await fallback_items(store, None)
         seen = {i.item_id for i in items}
-        items += [i for i in extra if i.item_id not in seen and keep_item(table, i.item_id, blocked, None)][: k - len(items)]
-    return {"customer_id": customer_id, "basket": list(item_ids), "version": version, "items": [item_dict(i) for i in items]}
+        items += [i for i in extra if i.item_id not in seen and keep_item(table, i.item_id, blocked, None)][
+            : k - len(items)
+        ]
+    return {
+        "customer_id": customer_id,
+        "basket": list(item_ids),
+        "version": version,
+        "items": [item_dict(i) for i in items],
+    }

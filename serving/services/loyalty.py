@@ -80,9 +80,15 @@ async def get_loyalty(request: Request) -> LoyaltyService:
             for reward in program.rewards.values():
                 await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
             await client.script_load(ops.LEDGER_LUA)  # `step` sends EVALSHA only (and reloads on NOSCRIPT)
-            service = LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                     client.register_script(ops.STOCK_LUA), getattr(state, "mux", None),
-                                     getattr(state, "store", None))
+            service = LoyaltyService(
+                program,
+                client,
+                keys,
+                client.register_script(ops.LEDGER_LUA),
+                client.register_script(ops.STOCK_LUA),
+                getattr(state, "mux", None),
+                getattr(state, "store", None),
+            )
             state.loyalty = service
     return service
 
@@ -94,8 +100,14 @@ def _lines(items: Sequence[OrderLine] | None) -> list[Line]:
 def _answer(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> dict[str, Any]:
     # the fields of ``LedgerResultPublic``, in its order (the fast write path serialises this dict as it is)
     tiers = svc.program.tiers
-    return {"customer_id": customer_id, "entry": out["entry"], "balance": out["balance"], "debt": out["debt"],
-            "tier": tiers[min(out["tier"], len(tiers) - 1)].name, "replayed": out["replayed"]}
+    return {
+        "customer_id": customer_id,
+        "entry": out["entry"],
+        "balance": out["balance"],
+        "debt": out["debt"],
+        "tier": tiers[min(out["tier"], len(tiers) - 1)].name,
+        "replayed": out["replayed"],
+    }
 
 
 def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> LedgerResultPublic:
@@ -162,11 +174,26 @@ async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str)
     return LedgerResultPublic(**await step(svc, call, customer_id, idem))
 
 
-def earn_call(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime,
-              categories: Mapping[str, str] | None = None) -> ops.Call:
+def earn_call(
+    svc: LoyaltyService,
+    customer_id: str,
+    body: EarnCreate,
+    idem: str,
+    now: datetime,
+    categories: Mapping[str, str] | None = None,
+) -> ops.Call:
     """Return the ledger call of an earn request (shared by the route and the fast write path)."""
-    return ops.earn_call(svc.program, svc.keys, customer_id, body.order_id, body.amount, _lines(body.items), now, idem,
-                         categories=categories)
+    return ops.earn_call(
+        svc.program,
+        svc.keys,
+        customer_id,
+        body.order_id,
+        body.amount,
+        _lines(body.items),
+        now,
+        idem,
+        categories=categories,
+    )
 
 
 async def item_categories(svc: LoyaltyService, body: EarnCreate) -> dict[str, str] | None:
@@ -189,8 +216,9 @@ async def item_categories(svc: LoyaltyService, body: EarnCreate) -> dict[str, st
     return out
 
 
-def reverse_call(svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None,
-                 idem: str, now: datetime) -> ops.Call:
+def reverse_call(
+    svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None, idem: str, now: datetime
+) -> ops.Call:
     """Return the ledger call of a reverse request (shared by the route and the fast write path)."""
     returned = None if items is None else sum((x.quantity * x.price for x in items), Decimal(0))
     return ops.reverse_call(svc.keys, customer_id, order_id, returned, now, idem)
@@ -202,7 +230,9 @@ async def earn(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: st
     return await _run(svc, call, customer_id, idem)
 
 
-async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity: int, idem: str, now: datetime) -> LedgerResultPublic:
+async def redeem(
+    svc: LoyaltyService, customer_id: str, reward_id: str, quantity: int, idem: str, now: datetime
+) -> LedgerResultPublic:
     """Reserve stock, then debit; release the reservation when the debit is refused.
 
     Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``; ``Conflict`` when the
@@ -216,32 +246,44 @@ async def redeem(svc: LoyaltyService, customer_id: str, reward_id: str, quantity
     if decided:
         # a retry of a redemption already decided: the ledger answers what it recorded (the entry, a refusal or a
         # conflict), even if the tier or the reward's validity changed since; its stock was settled then
-        return await _run(svc, ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem),
-                          customer_id, idem)
+        return await _run(
+            svc, ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem), customer_id, idem
+        )
     acct = decode_account(raw)
     tier = svc.program.tiers[min(acct["tier"], len(svc.program.tiers) - 1)].name
     if not reward.available(tier, now):
-        raise RewardUnavailable(f"reward {reward_id!r} is not available to tier {tier!r} now (tiers {list(reward.tiers) or 'all'}, "
-                       f"valid {reward.valid_from} to {reward.valid_to})")
+        raise RewardUnavailable(
+            f"reward {reward_id!r} is not available to tier {tier!r} now (tiers {list(reward.tiers) or 'all'}, "
+            f"valid {reward.valid_from} to {reward.valid_to})"
+        )
     call = ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem)
     stock_key = svc.keys.loyalty_stock(reward_id)
-    ops.check_stock(await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)), reward_id, idem)
+    ops.check_stock(
+        await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)),
+        reward_id,
+        idem,
+    )
     try:
         return await _run(svc, call, customer_id, idem)
     except CentricError:
         # a definite refusal (recorded under the key, so no retry can debit later): give the stock back. On a
         # lost connection or a cancelled request the debit may have run; the reservation stays for a retry.
-        await asyncio.shield(svc.stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity)))
+        await asyncio.shield(
+            svc.stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity))
+        )
         raise
 
 
-async def reverse(svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None,
-                  idem: str, now: datetime) -> LedgerResultPublic:
+async def reverse(
+    svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None, idem: str, now: datetime
+) -> LedgerResultPublic:
     """Reverse an order, or the share of it that ``items`` are worth. Raises ``UnknownOrder``, ``IdempotencyConflict``."""
     return await _run(svc, reverse_call(svc, customer_id, order_id, items, idem, now), customer_id, idem)
 
 
-async def grant(svc: LoyaltyService, grants: Sequence[tuple[str, int]], reason: str, idem: str, now: datetime) -> list[LedgerResultPublic]:
+async def grant(
+    svc: LoyaltyService, grants: Sequence[tuple[str, int]], reason: str, idem: str, now: datetime
+) -> list[LedgerResultPublic]:
     """Grant points to many customers; each customer's grant is idempotent under ``<key>:<customer>``.
 
     Raises ``DataError`` (nothing applied) when a customer is listed twice: the two lines would share one key.
@@ -249,8 +291,10 @@ async def grant(svc: LoyaltyService, grants: Sequence[tuple[str, int]], reason: 
     counts = Counter(cid for cid, _ in grants)
     if twice := sorted(cid for cid, n in counts.items() if n > 1):
         raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
-    calls = [(cid, ops.grant_call(svc.program, svc.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"))
-             for cid, pts in grants]
+    calls = [
+        (cid, ops.grant_call(svc.program, svc.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"))
+        for cid, pts in grants
+    ]
     pipe = svc.redis.pipeline(transaction=False)
     pipe.sadd(svc.keys.loyalty_customers(), *{cid for cid, _ in calls})
     for _, call in calls:
@@ -274,17 +318,33 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
     earned = sum(acct["earned"].get(m, 0) for m in months_window(now, program.window_months))
     nxt = program.tiers[idx + 1] if idx + 1 < len(program.tiers) else None
     to_next = max(nxt.threshold - earned, 0) if nxt else 0
-    pct = 100.0 if nxt is None else round(min(100.0, 100.0 * max(earned - tier.threshold, 0) / (nxt.threshold - tier.threshold)), 1)
+    pct = (
+        100.0
+        if nxt is None
+        else round(min(100.0, 100.0 * max(earned - tier.threshold, 0) / (nxt.threshold - tier.threshold)), 1)
+    )
     start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
     # lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring"
     expiring = sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
     # points past their expiry date are gone even before a write or `centric loyalty expire` books it
     balance = acct["balance"] - sum(n for exp, n in acct["lots"].items() if exp <= start)
-    public = [RewardPublic(reward_id=r.id, name=r.name, cost=r.cost, stock=int(s or 0), affordable=balance >= r.cost)
-              for r, s in zip(rewards, stocks, strict=True) if r.available(tier.name, now) and int(s or 0) > 0]
-    return LoyaltyPublic(customer_id=customer_id, balance=balance, debt=acct["debt"], tier=tier.name,
-                         next_tier=nxt.name if nxt else None, points_to_next_tier=to_next, progress_pct=pct,
-                         earned_in_window=earned, expiring_30d=expiring, rewards=public)
+    public = [
+        RewardPublic(reward_id=r.id, name=r.name, cost=r.cost, stock=int(s or 0), affordable=balance >= r.cost)
+        for r, s in zip(rewards, stocks, strict=True)
+        if r.available(tier.name, now) and int(s or 0) > 0
+    ]
+    return LoyaltyPublic(
+        customer_id=customer_id,
+        balance=balance,
+        debt=acct["debt"],
+        tier=tier.name,
+        next_tier=nxt.name if nxt else None,
+        points_to_next_tier=to_next,
+        progress_pct=pct,
+        earned_in_window=earned,
+        expiring_30d=expiring,
+        rewards=public,
+    )
 
 
 def utcnow() -> datetime:

@@ -71,8 +71,14 @@ def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, lis
     return ops
 
 
-async def apply_offer_events(redis: aioredis.Redis, keys: Keys, events: list[dict[str, Any]], *,
-                             progress: str | None = None, done: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+async def apply_offer_events(
+    redis: aioredis.Redis,
+    keys: Keys,
+    events: list[dict[str, Any]],
+    *,
+    progress: str | None = None,
+    done: set[str] = frozenset(),
+) -> None:  # type: ignore[assignment]
     """Apply impressions, dismissals and redemptions; each key's changes commit atomically (MULTI/EXEC).
 
     With ``progress`` (a keyed batch's hash), keys named ``k:<key>`` in ``done`` are skipped and each key is

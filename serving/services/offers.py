@@ -62,7 +62,13 @@ async def catalog_by_id(source: OfferSource) -> dict[str, Mapping[str, Any]]:
 
 
 async def customer_offers(
-    redis: aioredis.Redis, keys: Keys, source: OfferSource, customer_id: str, *, channel: str, k: int,
+    redis: aioredis.Redis,
+    keys: Keys,
+    source: OfferSource,
+    customer_id: str,
+    *,
+    channel: str,
+    k: int,
     now: dt.datetime | None = None,
 ) -> CustomerOffersPublic:
     """Return up to ``k`` offers for the customer on ``channel``, after contact policy, budgets and suppression.
@@ -88,14 +94,24 @@ async def customer_offers(
     redemptions = {oid: int(v or 0) for oid, v in zip(offer_ids, answers[1:])}
     kept = live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=k, now=now)
     return CustomerOffersPublic(
-        customer_id=customer_id, version=version,
-        offers=[OfferPublic(offer_id=str(r["offer_id"]), expected_value=float(r["expected_value"]),
-                            p_accept=float(r["p_accept"]), reason=str(r.get("reason") or ""), arm=str(r.get("arm") or "none"))
-                for r in kept],
+        customer_id=customer_id,
+        version=version,
+        offers=[
+            OfferPublic(
+                offer_id=str(r["offer_id"]),
+                expected_value=float(r["expected_value"]),
+                p_accept=float(r["p_accept"]),
+                reason=str(r.get("reason") or ""),
+                arm=str(r.get("arm") or "none"),
+            )
+            for r in kept
+        ],
     )
 
 
-async def campaign_audience(source: OfferSource, offer_id: str, *, budget: float, channel: str | None = None) -> AudiencePublic:
+async def campaign_audience(
+    source: OfferSource, offer_id: str, *, budget: float, channel: str | None = None
+) -> AudiencePublic:
     """Return the best customers for ``offer_id`` within ``budget`` redemptions, as in their decisions.
 
     Raises ``UnknownOffer`` when the offer is not in the published catalog.
@@ -103,8 +119,16 @@ async def campaign_audience(source: OfferSource, offer_id: str, *, budget: float
     if offer_id not in await catalog_by_id(source):
         raise UnknownOffer(f"offer {offer_id!r} is not in the published offer catalog")
     rows, _ = _unpack(await _call(source.get_offer_audience, offer_id), "customers", "decisions", "offers")
-    schema = {"customer_id": pl.String, "channel": pl.String, "offer_id": pl.String, "expected_value": pl.Float64, "p_accept": pl.Float64}
-    frame = pl.DataFrame([{name: r.get(name, offer_id if name == "offer_id" else None) for name in schema} for r in rows], schema=schema)
+    schema = {
+        "customer_id": pl.String,
+        "channel": pl.String,
+        "offer_id": pl.String,
+        "expected_value": pl.Float64,
+        "p_accept": pl.Float64,
+    }
+    frame = pl.DataFrame(
+        [{name: r.get(name, offer_id if name == "offer_id" else None) for name in schema} for r in rows], schema=schema
+    )
     audience = select_audience(frame, offer_id, budget, channel)
     return AudiencePublic(
         offer_id=offer_id,

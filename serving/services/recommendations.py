@@ -76,7 +76,11 @@ def apply_recent(items: list[RankedItem], recent: dict[str, float], table: ItemT
             continue
         info = table.get(item.item_id)
         if info is not None and info.repeat_category:
-            out.append(RankedItem(item.item_id, item.score, "buy_again", f"you bought it recently and buy {info.category} regularly"))
+            out.append(
+                RankedItem(
+                    item.item_id, item.score, "buy_again", f"you bought it recently and buy {info.category} regularly"
+                )
+            )
     listed = {i.item_id for i in out}
     # Fresh repeat-category purchases not yet listed join the buy-again part of the visible list.
     fresh = sorted((ts, item_id) for item_id, ts in recent.items() if item_id not in listed)
@@ -84,7 +88,9 @@ def apply_recent(items: list[RankedItem], recent: dict[str, float], table: ItemT
     for _ts, item_id in reversed(fresh):
         info = table.get(item_id)
         if info is not None and info.repeat_category:
-            additions.append(RankedItem(item_id, 0.0, "buy_again", f"you bought it recently and buy {info.category} regularly"))
+            additions.append(
+                RankedItem(item_id, 0.0, "buy_again", f"you bought it recently and buy {info.category} regularly")
+            )
     if additions:
         at = max(0, min(len(out), k) - len(additions))
         out[at:at] = additions
@@ -115,10 +121,18 @@ async def recommend(
         if metrics:
             metrics.fallbacks.labels(reason="store_unavailable").inc()
         table = await store.items()
-        kept = [RankedItem(i.item_id, i.score, "fallback", f"{i.reason} (live data unavailable)") for i in items
-                if keep_item(table, i.item_id, exclude, category)][:k]
-        return {"customer_id": customer_id, "version": await store.version(), "items": [item_dict(i) for i in kept],
-                "channel": channel, "degraded": True}
+        kept = [
+            RankedItem(i.item_id, i.score, "fallback", f"{i.reason} (live data unavailable)")
+            for i in items
+            if keep_item(table, i.item_id, exclude, category)
+        ][:k]
+        return {
+            "customer_id": customer_id,
+            "version": await store.version(),
+            "items": [item_dict(i) for i in kept],
+            "channel": channel,
+            "degraded": True,
+        }
     table = await store.items()
     version = ranked.version if ranked is not None else await store.version()
     items: list[RankedItem] = []
@@ -144,4 +158,10 @@ async def recommend(
             if item.item_id not in seen and not bought_once and keep_item(table, item.item_id, exclude, category):
                 kept.append(item)
                 seen.add(item.item_id)
-    return {"customer_id": customer_id, "version": version, "items": [item_dict(i) for i in kept], "channel": channel, "degraded": False}
+    return {
+        "customer_id": customer_id,
+        "version": version,
+        "items": [item_dict(i) for i in kept],
+        "channel": channel,
+        "degraded": False,
+    }

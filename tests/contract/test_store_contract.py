@@ -73,30 +73,66 @@ def snapshot(tag: str = "v1") -> SnapshotData:
     """A small snapshot; ``tag`` changes the first customer's top item so versions can be told apart."""
     top = "milk" if tag == "v1" else "bread"
     return SnapshotData(
-        recommendations=pl.DataFrame({
-            "customer_id": ["c1", "c1", "c1", "c2"],
-            "item_id": [top, "eggs", "tea", "eggs"],
-            "rank": [1, 2, 3, 1],
-            "score": [0.9, 0.5, 0.25, 0.7],
-            "source": ["personalized", "personalized", "buy_again", "personalized"],
-            "reason": ["similar customers bought it", "similar customers bought it", "you buy it regularly", "similar customers bought it"],
-        }),
-        similar_items=pl.DataFrame({"item_id": ["milk", "milk"], "similar_item_id": ["eggs", "tea"], "rank": [1, 2], "score": [0.8, 0.4]}),
-        fallbacks=pl.DataFrame({"list": ["popular", "popular", "category:dairy"], "item_id": ["tea", "milk", "milk"], "rank": [1, 2, 1], "score": [10.0, 9.0, 3.0]}),
-        items=pl.DataFrame({
-            "item_id": ["milk", "eggs", "tea", "bread"], "name": ["Milk", "Eggs", "Tea", "Bread"],
-            "category": ["dairy", "dairy", "drinks", "bakery"], "price": [1.0, 2.5, 3.0, 1.5],
-            "in_stock": [True, True, False, True], "repeat_category": [True, False, False, True],
-        }),
-        profiles=pl.DataFrame({
-            "customer_id": ["c1", "c2"], "segment": ["champions", "new_customers"], "lifecycle": ["active", "new"],
-            "clv": [120.5, 8.25], "p_alive": [0.95, 0.5], "orders": [12, 1], "top_categories": [["dairy", "drinks"], ["dairy"]],
-        }),
+        recommendations=pl.DataFrame(
+            {
+                "customer_id": ["c1", "c1", "c1", "c2"],
+                "item_id": [top, "eggs", "tea", "eggs"],
+                "rank": [1, 2, 3, 1],
+                "score": [0.9, 0.5, 0.25, 0.7],
+                "source": ["personalized", "personalized", "buy_again", "personalized"],
+                "reason": [
+                    "similar customers bought it",
+                    "similar customers bought it",
+                    "you buy it regularly",
+                    "similar customers bought it",
+                ],
+            }
+        ),
+        similar_items=pl.DataFrame(
+            {"item_id": ["milk", "milk"], "similar_item_id": ["eggs", "tea"], "rank": [1, 2], "score": [0.8, 0.4]}
+        ),
+        fallbacks=pl.DataFrame(
+            {
+                "list": ["popular", "popular", "category:dairy"],
+                "item_id": ["tea", "milk", "milk"],
+                "rank": [1, 2, 1],
+                "score": [10.0, 9.0, 3.0],
+            }
+        ),
+        items=pl.DataFrame(
+            {
+                "item_id": ["milk", "eggs", "tea", "bread"],
+                "name": ["Milk", "Eggs", "Tea", "Bread"],
+                "category": ["dairy", "dairy", "drinks", "bakery"],
+                "price": [1.0, 2.5, 3.0, 1.5],
+                "in_stock": [True, True, False, True],
+                "repeat_category": [True, False, False, True],
+            }
+        ),
+        profiles=pl.DataFrame(
+            {
+                "customer_id": ["c1", "c2"],
+                "segment": ["champions", "new_customers"],
+                "lifecycle": ["active", "new"],
+                "clv": [120.5, 8.25],
+                "p_alive": [0.95, 0.5],
+                "orders": [12, 1],
+                "top_categories": [["dairy", "drinks"], ["dairy"]],
+            }
+        ),
         segment_top_items=pl.DataFrame({"segment": ["champions"], "item_id": ["bread"], "rank": [1], "score": [4.0]}),
-        decisions=pl.DataFrame({
-            "customer_id": ["c1", "c2"], "channel": ["app", "email"], "offer_id": ["o1", "o1"], "rank": [1, 1],
-            "expected_value": [2.5, 1.0], "p_accept": [0.3, 0.1], "reason": ["likes dairy", "new customer"], "arm": ["treatment", "control"],
-        }),
+        decisions=pl.DataFrame(
+            {
+                "customer_id": ["c1", "c2"],
+                "channel": ["app", "email"],
+                "offer_id": ["o1", "o1"],
+                "rank": [1, 1],
+                "expected_value": [2.5, 1.0],
+                "p_accept": [0.3, 0.1],
+                "reason": ["likes dairy", "new customer"],
+                "arm": ["treatment", "control"],
+            }
+        ),
         offers=[{"id": "o1", "name": "Dairy 10% off"}],
     )
 

@@ -27,29 +27,52 @@ ROOT = Path(__file__).resolve().parents[2]
 def write_artifacts(directory: Path, *, top_item: str = "milk") -> Path:
     """Write a tiny artifact directory (recommendations, similar, fallbacks, items, profiles); return it."""
     directory.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame({
-        "customer_id": ["c1", "c1", "c1", "c1", "c2"],
-        "item_id": [top_item, "eggs", "tea", "jam", "eggs"],
-        "rank": pl.Series([1, 2, 3, 4, 1], dtype=pl.Int32),
-        "score": pl.Series([0.9, 0.6, 0.5, 0.4, 0.7], dtype=pl.Float32),
-        "source": ["personalized"] * 5,
-        "reason": ["customers like you bought it"] * 5,
-    }).write_parquet(directory / "recommendations.parquet")
-    pl.DataFrame({"item_id": ["milk", "milk", "eggs"], "similar_item_id": ["eggs", "bread", "jam"],
-                  "rank": [1, 2, 1], "score": [0.8, 0.6, 0.5]}).write_parquet(directory / "similar_items.parquet")
-    pl.DataFrame({"list": ["popular", "popular", "popular", "trending", "category:bakery"],
-                  "item_id": ["bread", "milk", "coffee", "coffee", "bread"], "rank": [1, 2, 3, 1, 1],
-                  "score": [9.0, 8.0, 7.0, 5.0, 4.0]}).write_parquet(directory / "fallbacks.parquet")
-    pl.DataFrame({
-        "item_id": ["milk", "eggs", "tea", "jam", "bread", "coffee", "caviar"],
-        "name": ["Milk", "Eggs", "Tea", "Jam", "Bread", "Coffee", "Caviar"],
-        "category": ["dairy", "dairy", "drinks", "spreads", "bakery", "drinks", "luxury"],
-        "price": [1.0, 2.0, 3.0, 2.5, 1.5, 4.0, 99.0],
-        "in_stock": [True, True, True, True, True, True, False],
-        "repeat_category": [True, False, False, False, True, False, False],
-    }).write_parquet(directory / "items.parquet")
-    pl.DataFrame({"customer_id": ["c1"], "segment": ["champions"], "lifecycle": ["active"], "clv": [150.0],
-                  "p_alive": [0.9], "orders": [14]}).write_parquet(directory / "profiles.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c1", "c1", "c2"],
+            "item_id": [top_item, "eggs", "tea", "jam", "eggs"],
+            "rank": pl.Series([1, 2, 3, 4, 1], dtype=pl.Int32),
+            "score": pl.Series([0.9, 0.6, 0.5, 0.4, 0.7], dtype=pl.Float32),
+            "source": ["personalized"] * 5,
+            "reason": ["customers like you bought it"] * 5,
+        }
+    ).write_parquet(directory / "recommendations.parquet")
+    pl.DataFrame(
+        {
+            "item_id": ["milk", "milk", "eggs"],
+            "similar_item_id": ["eggs", "bread", "jam"],
+            "rank": [1, 2, 1],
+            "score": [0.8, 0.6, 0.5],
+        }
+    ).write_parquet(directory / "similar_items.parquet")
+    pl.DataFrame(
+        {
+            "list": ["popular", "popular", "popular", "trending", "category:bakery"],
+            "item_id": ["bread", "milk", "coffee", "coffee", "bread"],
+            "rank": [1, 2, 3, 1, 1],
+            "score": [9.0, 8.0, 7.0, 5.0, 4.0],
+        }
+    ).write_parquet(directory / "fallbacks.parquet")
+    pl.DataFrame(
+        {
+            "item_id": ["milk", "eggs", "tea", "jam", "bread", "coffee", "caviar"],
+            "name": ["Milk", "Eggs", "Tea", "Jam", "Bread", "Coffee", "Caviar"],
+            "category": ["dairy", "dairy", "drinks", "spreads", "bakery", "drinks", "luxury"],
+            "price": [1.0, 2.0, 3.0, 2.5, 1.5, 4.0, 99.0],
+            "in_stock": [True, True, True, True, True, True, False],
+            "repeat_category": [True, False, False, False, True, False, False],
+        }
+    ).write_parquet(directory / "items.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": ["c1"],
+            "segment": ["champions"],
+            "lifecycle": ["active"],
+            "clv": [150.0],
+            "p_alive": [0.9],
+            "orders": [14],
+        }
+    ).write_parquet(directory / "profiles.parquet")
     return directory
 
 
@@ -78,9 +101,23 @@ def uvicorn_server(redis_url: str, keys: Keys, **env: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port),
-                               "--log-level", "warning", "--http", PROTOCOL], cwd=ROOT,
-                              env={**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env, **env})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "serving.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--http",
+            PROTOCOL,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env, **env},
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

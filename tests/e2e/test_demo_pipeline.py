@@ -50,10 +50,10 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
 def test_demo_command_prints_the_stages_and_a_working_key(
     redis_url: str, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from serving.auth import hash_key  # noqa: PLC0415
-    from training.cli import app  # noqa: PLC0415
+    from serving.auth import hash_key
+    from training.cli import app
 
     monkeypatch.setenv("CENTRIC_REDIS_URL", redis_url)
     monkeypatch.setenv("CENTRIC_ENV", keys.env)

@@ -14,7 +14,7 @@ from recsys.store.keys import Keys
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts  # noqa: E402
+from http_helpers import app_client, bearer, write_artifacts
 
 
 def test_reads_degrade_and_writes_fail_when_redis_is_down(tmp_path: Path) -> None:
@@ -34,8 +34,11 @@ def test_reads_degrade_and_writes_fail_when_redis_is_down(tmp_path: Path) -> Non
                 return {
                     "healthy": healthy,
                     "recs": await http.get("/v1/customers/c1/recommendations", params={"k": 2}, headers=headers),
-                    "events": await http.post("/v1/events", headers=headers,
-                                              json={"events": [{"type": "purchase", "customer_id": "c1", "item_id": "tea"}]}),
+                    "events": await http.post(
+                        "/v1/events",
+                        headers=headers,
+                        json={"events": [{"type": "purchase", "customer_id": "c1", "item_id": "tea"}]},
+                    ),
                     "profile": await http.get("/v1/customers/c1/profile", headers=headers),
                     "readyz": await http.get("/readyz"),
                     "healthz": await http.get("/healthz"),

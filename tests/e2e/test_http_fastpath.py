@@ -15,7 +15,7 @@ from serving.fastpath import FastReadPath
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts  # noqa: E402
+from http_helpers import app_client, bearer, write_artifacts
 
 
 def test_fast_answers_equal_the_routed_answers_and_errors_fall_through(
@@ -57,7 +57,10 @@ def test_fast_answers_equal_the_routed_answers_and_errors_fall_through(
     assert fast_answers[2:5] == [False, False, False]
     assert fallback.status_code == 200 and all(i["source"] == "fallback" for i in fallback.json()["items"])
     assert fast_answers[5:9] == [True, True, True, False]  # fallback, profile, similar fast; unknown profile deferred
-    assert profile.json()["segment"] == "champions" and [i["item_id"] for i in similar.json()["items"]] == ["eggs", "bread"]
+    assert profile.json()["segment"] == "champions" and [i["item_id"] for i in similar.json()["items"]] == [
+        "eggs",
+        "bread",
+    ]
     assert no_profile.status_code == 404 and no_profile.json()["code"] == "unknown_customer"
     assert 'route="/v1/customers/{customer_id}/recommendations",status="200"' in metrics.text
     assert 'route="/v1/items/{item_id}/similar",status="200"' in metrics.text

@@ -15,7 +15,7 @@ from recsys.store.keys import Keys
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts  # noqa: E402
+from http_helpers import app_client, bearer, write_artifacts
 
 
 def _fit_als(directory: Path) -> None:
@@ -28,14 +28,19 @@ def _fit_als(directory: Path) -> None:
         basket = ["milk", "eggs", "bread"] if c < 30 else ["tea", "coffee", "jam"]
         rows += [(f"u{c}", item) for item in basket[: 2 + c % 2]]
     frame = pl.DataFrame(rows, schema=["customer_id", "item_id"], orient="row").with_columns(
-        pl.lit(dt.datetime(2024, 1, 1, tzinfo=dt.UTC)).alias("timestamp"), pl.lit(1.0).alias("quantity"),
-        pl.lit(1.0).alias("price"), pl.lit(1.0).alias("amount"), pl.col("customer_id").alias("order_id"),
+        pl.lit(dt.datetime(2024, 1, 1, tzinfo=dt.UTC)).alias("timestamp"),
+        pl.lit(1.0).alias("quantity"),
+        pl.lit(1.0).alias("price"),
+        pl.lit(1.0).alias("amount"),
+        pl.col("customer_id").alias("order_id"),
     )
     model = ALSRecommender(factors=4, iterations=5).fit(build_matrix(frame))
     model.save(directory / "recommender")
 
 
-def test_fresh_purchases_of_an_unknown_customer_are_folded_in(tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis) -> None:
+def test_fresh_purchases_of_an_unknown_customer_are_folded_in(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     artifacts = write_artifacts(tmp_path / "art")
     _fit_als(artifacts)
     summary = run_publish(redis_client, keys, artifacts)
@@ -45,7 +50,11 @@ def test_fresh_purchases_of_an_unknown_customer_are_folded_in(tmp_path: Path, re
     async def body() -> tuple[Any, Any]:
         async with app_client(redis_url, keys) as http:
             before = (await http.get("/v1/customers/newbie/recommendations", params={"k": 3}, headers=read)).json()
-            await http.post("/v1/events", headers=write, json={"events": [{"type": "purchase", "customer_id": "newbie", "item_id": "tea"}]})
+            await http.post(
+                "/v1/events",
+                headers=write,
+                json={"events": [{"type": "purchase", "customer_id": "newbie", "item_id": "tea"}]},
+            )
             after = (await http.get("/v1/customers/newbie/recommendations", params={"k": 3}, headers=read)).json()
             return before, after
 

@@ -15,7 +15,7 @@ import pytest
 from recsys.store.keys import Keys
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import uvicorn_server  # noqa: E402
+from http_helpers import uvicorn_server
 
 
 @pytest.fixture
@@ -33,8 +33,10 @@ def _read_until_closed(sock: socket.socket) -> bytes:
 
 def test_pipelined_requests_get_whole_responses_in_order(base: int) -> None:
     with socket.create_connection(("127.0.0.1", base), timeout=10) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" * 3
-                     + b"GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" * 3
+            + b"GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
         raw = _read_until_closed(sock)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)
     assert statuses == [b"200", b"200", b"200", b"404"]
@@ -46,7 +48,9 @@ def test_http10_response_is_complete_before_the_connection_closes(base: int) -> 
         sock.sendall(b"GET /openapi.json HTTP/1.0\r\n\r\n")
         raw = _read_until_closed(sock)
     head, _, body = raw.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
     assert head.startswith(b"HTTP/1.1 200") and len(body) == length > 10_000
     assert "/v1/customers/{customer_id}/recommendations" in json.loads(body)["paths"]
 

@@ -14,7 +14,7 @@ from recsys.store.keys import Keys
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts  # noqa: E402
+from http_helpers import app_client, bearer, write_artifacts
 
 
 @pytest.fixture
@@ -37,17 +37,25 @@ def test_recommendations_name_version_source_and_reason(published: dict[str, Any
     assert all(i["source"] == "personalized" and i["reason"] for i in data["items"])
 
 
-def test_a_purchase_event_changes_the_next_answer(published: dict[str, Any], redis_url: str, keys: Keys, redis_client: redis.Redis) -> None:
+def test_a_purchase_event_changes_the_next_answer(
+    published: dict[str, Any], redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     read, write = bearer(redis_url, keys, "read"), bearer(redis_url, keys, "write")
 
     async def body() -> tuple[Any, Any, Any]:
         async with app_client(redis_url, keys) as http:
             before = (await http.get("/v1/customers/c1/recommendations", headers=read)).json()
-            posted = await http.post("/v1/events", headers=write, json={"events": [
-                {"type": "purchase", "customer_id": "c1", "item_id": "eggs", "quantity": 1, "price": 2.0},
-                {"type": "purchase", "customer_id": "c1", "item_id": "milk"},
-                {"type": "view", "customer_id": "c1", "item_id": "tea"},
-            ]})
+            posted = await http.post(
+                "/v1/events",
+                headers=write,
+                json={
+                    "events": [
+                        {"type": "purchase", "customer_id": "c1", "item_id": "eggs", "quantity": 1, "price": 2.0},
+                        {"type": "purchase", "customer_id": "c1", "item_id": "milk"},
+                        {"type": "view", "customer_id": "c1", "item_id": "tea"},
+                    ]
+                },
+            )
             after = (await http.get("/v1/customers/c1/recommendations", headers=read)).json()
             return before, posted, after
 
@@ -60,14 +68,20 @@ def test_a_purchase_event_changes_the_next_answer(published: dict[str, Any], red
     assert sources["milk"] == "buy_again"  # bought, repeat category: kept as buy-again
 
 
-def test_unknown_customer_gets_a_fallback_and_out_of_stock_is_filtered(published: dict[str, Any], redis_url: str, keys: Keys) -> None:
+def test_unknown_customer_gets_a_fallback_and_out_of_stock_is_filtered(
+    published: dict[str, Any], redis_url: str, keys: Keys
+) -> None:
     headers = bearer(redis_url, keys, "read")
 
     async def body() -> tuple[Any, Any, Any]:
         async with app_client(redis_url, keys) as http:
             unknown = await http.get("/v1/customers/stranger/recommendations", params={"k": 2}, headers=headers)
-            category = await http.get("/v1/customers/stranger/recommendations", params={"category": "bakery"}, headers=headers)
-            excluded = await http.get("/v1/customers/c1/recommendations", params={"exclude": "milk,tea"}, headers=headers)
+            category = await http.get(
+                "/v1/customers/stranger/recommendations", params={"category": "bakery"}, headers=headers
+            )
+            excluded = await http.get(
+                "/v1/customers/c1/recommendations", params={"exclude": "milk,tea"}, headers=headers
+            )
             return unknown.json(), category.json(), excluded.json()
 
     unknown, category, excluded = asyncio.run(body())
@@ -85,7 +99,9 @@ def test_similar_basket_and_profile(published: dict[str, Any], redis_url: str, k
         async with app_client(redis_url, keys) as http:
             return [
                 await http.get("/v1/items/milk/similar", params={"k": 2}, headers=headers),
-                await http.post("/v1/recommendations/basket", json={"item_ids": ["milk", "eggs"], "k": 3}, headers=headers),
+                await http.post(
+                    "/v1/recommendations/basket", json={"item_ids": ["milk", "eggs"], "k": 3}, headers=headers
+                ),
                 await http.get("/v1/customers/c1/profile", headers=headers),
                 await http.get("/v1/items/nope/similar", headers=headers),
                 await http.get("/v1/customers/c2/profile", headers=headers),
@@ -99,9 +115,18 @@ def test_similar_basket_and_profile(published: dict[str, Any], redis_url: str, k
     assert [i["item_id"] for i in items][:2] == ["bread", "jam"] and items[0]["source"] == "cross_sell"
     assert not {"milk", "eggs"} & {i["item_id"] for i in items}
     p = profile.json()
-    assert (p["segment"], p["lifecycle"], p["clv"], p["version"]) == ("champions", "active", 150.0, published["version"])
+    assert (p["segment"], p["lifecycle"], p["clv"], p["version"]) == (
+        "champions",
+        "active",
+        150.0,
+        published["version"],
+    )
     assert p["p_alive"] == pytest.approx(0.9)
-    assert unknown_item.status_code == 404 and unknown_item.json()["code"] == "unknown_item" and "nope" in unknown_item.json()["detail"]
+    assert (
+        unknown_item.status_code == 404
+        and unknown_item.json()["code"] == "unknown_item"
+        and "nope" in unknown_item.json()["detail"]
+    )
     assert no_profile.status_code == 404 and no_profile.json()["code"] == "unknown_customer"
 
 
@@ -113,7 +138,9 @@ def test_auth_scopes_and_open_endpoints(published: dict[str, Any], redis_url: st
             event = {"events": [{"type": "view", "customer_id": "c1", "item_id": "tea"}]}
             return {
                 "none": await http.get("/v1/customers/c1/recommendations"),
-                "bad": await http.get("/v1/customers/c1/recommendations", headers={"Authorization": "Bearer ck_nope_nope"}),
+                "bad": await http.get(
+                    "/v1/customers/c1/recommendations", headers={"Authorization": "Bearer ck_nope_nope"}
+                ),
                 "read_writes": await http.post("/v1/events", json=event, headers=read),
                 "admin_writes": await http.post("/v1/events", json=event, headers=admin),
                 "admin_reads": await http.get("/v1/customers/c1/recommendations", headers=admin),
@@ -130,7 +157,10 @@ def test_auth_scopes_and_open_endpoints(published: dict[str, Any], redis_url: st
     assert r["admin_writes"].status_code == 202 and r["admin_reads"].status_code == 200
     assert r["healthz"].status_code == 200
     assert r["readyz"].status_code == 200 and r["readyz"].json()["version"] == published["version"]
-    assert "centric_request_seconds_bucket" in r["metrics"].text and 'route="/v1/customers/{customer_id}/recommendations"' in r["metrics"].text
+    assert (
+        "centric_request_seconds_bucket" in r["metrics"].text
+        and 'route="/v1/customers/{customer_id}/recommendations"' in r["metrics"].text
+    )
     assert r["docs"].status_code == 200
 
 
@@ -143,8 +173,12 @@ def test_validation_errors_name_the_parameter(published: dict[str, Any], redis_u
                 await http.get("/v1/customers/c1/recommendations", params={"k": 0}, headers=read),
                 await http.get("/v1/customers/c1/recommendations", params={"k": 100000}, headers=read),
                 await http.get("/v1/customers/c1/recommendations", params={"limit": 5}, headers=read),
-                await http.post("/v1/events", json={"events": [{"type": "purchase", "customer_id": "c1"}]}, headers=write),
-                await http.post("/v1/events", json={"events": [{"type": "teleport", "customer_id": "c1"}]}, headers=write),
+                await http.post(
+                    "/v1/events", json={"events": [{"type": "purchase", "customer_id": "c1"}]}, headers=write
+                ),
+                await http.post(
+                    "/v1/events", json={"events": [{"type": "teleport", "customer_id": "c1"}]}, headers=write
+                ),
             ]
 
     k_low, k_high, unknown_param, purchase_without_item, bad_type = asyncio.run(body())
@@ -163,18 +197,30 @@ def test_readyz_is_503_before_anything_is_published(redis_url: str, keys: Keys) 
     headers = bearer(redis_url, keys, "read")
     ready, recs = asyncio.run(body())
     assert ready.status_code == 503 and ready.json()["code"] == "no_active_snapshot"
-    assert recs.status_code == 503 and recs.json()["code"] == "no_active_snapshot" and "centric publish" in recs.json()["detail"]
+    assert (
+        recs.status_code == 503
+        and recs.json()["code"] == "no_active_snapshot"
+        and "centric publish" in recs.json()["detail"]
+    )
 
 
-def test_offer_events_reach_the_offer_counters(published: dict[str, Any], redis_url: str, keys: Keys, redis_client: redis.Redis) -> None:
+def test_offer_events_reach_the_offer_counters(
+    published: dict[str, Any], redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     write = bearer(redis_url, keys, "write")
 
     async def body() -> Any:
         async with app_client(redis_url, keys) as http:
-            return await http.post("/v1/events", headers=write, json={"events": [
-                {"type": "impression", "customer_id": "c1", "offer_id": "o1", "channel": "app"},
-                {"type": "redeem", "customer_id": "c1", "offer_id": "o1"},
-            ]})
+            return await http.post(
+                "/v1/events",
+                headers=write,
+                json={
+                    "events": [
+                        {"type": "impression", "customer_id": "c1", "offer_id": "o1", "channel": "app"},
+                        {"type": "redeem", "customer_id": "c1", "offer_id": "o1"},
+                    ]
+                },
+            )
 
     response = asyncio.run(body())
     assert response.status_code == 202 and response.json() == {"accepted": 2}
@@ -182,18 +228,23 @@ def test_offer_events_reach_the_offer_counters(published: dict[str, Any], redis_
     assert budget[b"impressions"] == b"1" and budget[b"redemptions"] == b"1"
 
 
-def test_an_event_batch_retried_with_its_idempotency_key_counts_once(published: dict[str, Any], redis_url: str, keys: Keys,
-                                                                     redis_client: redis.Redis) -> None:
+def test_an_event_batch_retried_with_its_idempotency_key_counts_once(
+    published: dict[str, Any], redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     write = bearer(redis_url, keys, "write")
     batch = {"events": [{"type": "redeem", "customer_id": "c1", "offer_id": "o1", "timestamp": "2026-01-05T10:00:00Z"}]}
 
     async def body() -> list[Any]:
         async with app_client(redis_url, keys) as http:
             keyed = {**write, "Idempotency-Key": "b1"}
-            return [await http.post("/v1/events", json=batch, headers=keyed),
-                    await http.post("/v1/events", json=batch, headers=keyed),
-                    await http.post("/v1/events", json={"events": [{**batch["events"][0], "customer_id": "c2"}]}, headers=keyed),
-                    await http.post("/v1/events", json=batch, headers={**write, "Idempotency-Key": ""})]
+            return [
+                await http.post("/v1/events", json=batch, headers=keyed),
+                await http.post("/v1/events", json=batch, headers=keyed),
+                await http.post(
+                    "/v1/events", json={"events": [{**batch["events"][0], "customer_id": "c2"}]}, headers=keyed
+                ),
+                await http.post("/v1/events", json=batch, headers={**write, "Idempotency-Key": ""}),
+            ]
 
     first, retry, reused, empty = asyncio.run(body())
     assert (first.status_code, retry.status_code) == (202, 202) and retry.json() == first.json()

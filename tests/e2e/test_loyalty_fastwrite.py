@@ -39,8 +39,11 @@ REVERSE = "/v1/customers/c1/loyalty/reverse"
 def _script(w: dict[str, str], r: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
     """(method, url, httpx keyword arguments) of every request, in order; ``w``/``r``: write/read key headers."""
     earn = {"order_id": "o1", "amount": "25.50"}
-    lines = {"order_id": "o2", "amount": "0", "items": [{"item_id": "i1", "quantity": "2", "price": "12.25"},
-                                                        {"item_id": "i2", "quantity": 1, "price": 3}]}
+    lines = {
+        "order_id": "o2",
+        "amount": "0",
+        "items": [{"item_id": "i1", "quantity": "2", "price": "12.25"}, {"item_id": "i2", "quantity": 1, "price": 3}],
+    }
     return [
         ("GET", "/v1/customers/c1/loyalty", {"headers": w}),  # caches the write key, loads the program
         ("GET", "/v1/customers/c1/loyalty", {"headers": r}),  # caches the read key
@@ -50,31 +53,78 @@ def _script(w: dict[str, str], r: dict[str, str]) -> list[tuple[str, str, dict[s
         ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k2"}}),  # 409 duplicate order
         ("POST", EARN, {"json": lines, "headers": {**w, "Idempotency-Key": "k3"}}),
         ("POST", EARN, {"json": {"order_id": "o3", "amount": 12.5}, "headers": {**w, "Idempotency-Key": "k4"}}),
-        ("POST", "/v1/customers/c%C3%A9/loyalty/earn", {"json": {"order_id": "ö", "amount": 7}, "headers": {**w, "Idempotency-Key": "k-u"}}),
+        (
+            "POST",
+            "/v1/customers/c%C3%A9/loyalty/earn",
+            {"json": {"order_id": "ö", "amount": 7}, "headers": {**w, "Idempotency-Key": "k-u"}},
+        ),
         ("POST", EARN, {"json": earn, "headers": w}),  # 422: no Idempotency-Key
         ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "x" * 201}}),  # 422: key too long
         ("POST", EARN, {"json": {**earn, "amount": "-1"}, "headers": {**w, "Idempotency-Key": "k5"}}),  # 422
-        ("POST", EARN, {"json": {**earn, "order_id": "o9", "extra": 1}, "headers": {**w, "Idempotency-Key": "k6"}}),  # 422
+        (
+            "POST",
+            EARN,
+            {"json": {**earn, "order_id": "o9", "extra": 1}, "headers": {**w, "Idempotency-Key": "k6"}},
+        ),  # 422
         ("POST", EARN, {"json": [earn], "headers": {**w, "Idempotency-Key": "k7"}}),  # 422: not an object
-        ("POST", EARN, {"content": b'{"order_id": "o9", ', "headers": {**w, "Idempotency-Key": "k8",
-                                                                      "Content-Type": "application/json"}}),  # 422: bad JSON
-        ("POST", EARN, {"content": b'{"order_id":"o9","amount":"1"}', "headers": {**w, "Idempotency-Key": "k9",
-                                                                                 "Content-Type": "text/plain"}}),
+        (
+            "POST",
+            EARN,
+            {
+                "content": b'{"order_id": "o9", ',
+                "headers": {**w, "Idempotency-Key": "k8", "Content-Type": "application/json"},
+            },
+        ),  # 422: bad JSON
+        (
+            "POST",
+            EARN,
+            {
+                "content": b'{"order_id":"o9","amount":"1"}',
+                "headers": {**w, "Idempotency-Key": "k9", "Content-Type": "text/plain"},
+            },
+        ),
         ("POST", EARN, {"json": {"order_id": "o9", "amount": NaN_TEXT}, "headers": {**w, "Idempotency-Key": "k10"}}),
-        ("POST", EARN + "?dry=1", {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k11"}}),
-        ("POST", f"/v1/customers/{'c' * 129}/loyalty/earn", {"json": {"order_id": "o9", "amount": "1"},
-                                                             "headers": {**w, "Idempotency-Key": "k12"}}),
+        (
+            "POST",
+            EARN + "?dry=1",
+            {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k11"}},
+        ),
+        (
+            "POST",
+            f"/v1/customers/{'c' * 129}/loyalty/earn",
+            {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k12"}},
+        ),
         ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {"Idempotency-Key": "k13"}}),  # 401
-        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"},
-                        "headers": {"Authorization": "Bearer ck_nope_secret", "Idempotency-Key": "k14"}}),  # 401
+        (
+            "POST",
+            EARN,
+            {
+                "json": {"order_id": "o9", "amount": "1"},
+                "headers": {"Authorization": "Bearer ck_nope_secret", "Idempotency-Key": "k14"},
+            },
+        ),  # 401
         ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {**r, "Idempotency-Key": "k15"}}),  # 403
-        ("POST", REVERSE, {"json": {"order_id": "nope"}, "headers": {**w, "Idempotency-Key": "v1"}}),  # 404 unknown order
-        ("POST", REVERSE, {"json": {"order_id": "o2", "items": [{"item_id": "i1", "quantity": 1, "price": "12.25"}]},
-                           "headers": {**w, "Idempotency-Key": "v2"}}),
+        (
+            "POST",
+            REVERSE,
+            {"json": {"order_id": "nope"}, "headers": {**w, "Idempotency-Key": "v1"}},
+        ),  # 404 unknown order
+        (
+            "POST",
+            REVERSE,
+            {
+                "json": {"order_id": "o2", "items": [{"item_id": "i1", "quantity": 1, "price": "12.25"}]},
+                "headers": {**w, "Idempotency-Key": "v2"},
+            },
+        ),
         ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),
         ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),  # replay
         ("POST", REVERSE, {"json": {"order_id": "o1", "items": None}, "headers": {**w, "Idempotency-Key": "v4"}}),
-        ("POST", "/v1/customers/c1/loyalty/redeem", {"json": {"reward_id": "coffee"}, "headers": {**w, "Idempotency-Key": "r1"}}),
+        (
+            "POST",
+            "/v1/customers/c1/loyalty/redeem",
+            {"json": {"reward_id": "coffee"}, "headers": {**w, "Idempotency-Key": "r1"}},
+        ),
         ("GET", "/v1/customers/c1/loyalty", {"headers": r}),
     ]
 
@@ -98,7 +148,10 @@ def _run(redis_url: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[l
 
     async def body() -> list[httpx.Response]:
         app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http,
+        ):
             out = []
             for i, (method, url, kwargs) in enumerate(_script(w, r)):
                 current[0] = i
@@ -132,7 +185,10 @@ def test_fast_writes_equal_the_routed_writes(redis_url: str, monkeypatch: pytest
     assert statuses[22:27] == [404, 200, 200, 200, 200]
     assert fast[3].json()["replayed"] and fast[3].json()["entry"] == fast[2].json()["entry"]
     assert [fast[4].json()["code"], fast[5].json()["code"], fast[22].json()["code"]] == [
-        "idempotency_conflict", "duplicate_order", "unknown_order"]
+        "idempotency_conflict",
+        "duplicate_order",
+        "unknown_order",
+    ]
     assert fast[26].json()["entry"]["points"] == 0  # already fully reversed
     assert 'route="/v1/customers/{customer_id}/loyalty/earn",status="200"' in fast[-1].text
     assert 'centric_errors_total{code="duplicate_order"} 1.0' in fast[-1].text
@@ -144,15 +200,27 @@ def test_fast_write_reloads_the_script_after_a_flush(redis_url: str, keys: Keys)
 
     async def body() -> list[httpx.Response]:
         app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
-            first = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "a", "amount": "5"},
-                                    headers={**w, "Idempotency-Key": "a"})
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http,
+        ):
+            first = await http.post(
+                "/v1/customers/s1/loyalty/earn",
+                json={"order_id": "a", "amount": "5"},
+                headers={**w, "Idempotency-Key": "a"},
+            )
             await app.state.redis.script_flush()
-            second = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "b", "amount": "5"},
-                                     headers={**w, "Idempotency-Key": "b"})
+            second = await http.post(
+                "/v1/customers/s1/loyalty/earn",
+                json={"order_id": "b", "amount": "5"},
+                headers={**w, "Idempotency-Key": "b"},
+            )
             before = await _script_commands(app.state.redis)
-            third = await http.post("/v1/customers/s1/loyalty/earn", json={"order_id": "c", "amount": "5"},
-                                    headers={**w, "Idempotency-Key": "c"})
+            third = await http.post(
+                "/v1/customers/s1/loyalty/earn",
+                json={"order_id": "c", "amount": "5"},
+                headers={**w, "Idempotency-Key": "c"},
+            )
             assert await _script_commands(app.state.redis) == before  # one round trip: no SCRIPT EXISTS
             return [first, second, third]
 
@@ -166,8 +234,9 @@ async def _script_commands(client: Any) -> int:
     return sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_script"))
 
 
-def test_the_customer_index_is_kept_with_one_command_per_write(redis_url: str, keys: Keys,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_customer_index_is_kept_with_one_command_per_write(
+    redis_url: str, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = bearer(redis_url, keys, "write")
     client = redis.Redis.from_url(redis_url)
 
@@ -176,10 +245,17 @@ def test_the_customer_index_is_kept_with_one_command_per_write(redis_url: str, k
 
     async def body() -> list[int]:
         app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http,
+        ):
+
             async def earn(n: int) -> None:
-                r = await http.post("/v1/customers/x1/loyalty/earn", json={"order_id": f"o{n}", "amount": "5"},
-                                    headers={**w, "Idempotency-Key": f"k{n}"})
+                r = await http.post(
+                    "/v1/customers/x1/loyalty/earn",
+                    json={"order_id": f"o{n}", "amount": "5"},
+                    headers={**w, "Idempotency-Key": f"k{n}"},
+                )
                 assert r.status_code == 200, r.text
 
             counts = [sadds()]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
-
-import sys
 
 import httpx
 
@@ -15,7 +14,7 @@ from recsys.store.keys import Keys
 from serving.app import create_app
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer  # noqa: E402
+from http_helpers import bearer
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
 
@@ -26,6 +25,7 @@ def _run(redis_url: str, keys: Keys, script) -> Any:
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
                 return await script(http)
+
     return asyncio.run(body())
 
 
@@ -36,8 +36,11 @@ def test_earn_redeem_and_standing(redis_url: str, keys: Keys) -> None:
         earn = {"order_id": "o1", "amount": "2500.00", "items": [{"item_id": "i1", "quantity": 1, "price": "2500.00"}]}
         a = await http.post("/v1/customers/c1/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k1"})
         b = await http.post("/v1/customers/c1/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k1"})
-        c = await http.post("/v1/customers/c1/loyalty/redeem", json={"reward_id": "coffee", "quantity": 2},
-                            headers={**w, "Idempotency-Key": "k2"})
+        c = await http.post(
+            "/v1/customers/c1/loyalty/redeem",
+            json={"reward_id": "coffee", "quantity": 2},
+            headers={**w, "Idempotency-Key": "k2"},
+        )
         d = await http.get("/v1/customers/c1/loyalty", headers=r)
         return [a, b, c, d]
 
@@ -59,11 +62,30 @@ def test_write_errors_are_specific(redis_url: str, keys: Keys) -> None:
         earn = {"order_id": "o1", "amount": "10"}
         out = [await http.post("/v1/customers/c2/loyalty/earn", json=earn, headers=w)]
         out.append(await http.post("/v1/customers/c2/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k"}))
-        out.append(await http.post("/v1/customers/c2/loyalty/earn", json={**earn, "amount": "11"}, headers={**w, "Idempotency-Key": "k"}))
-        out.append(await http.post("/v1/customers/c2/loyalty/redeem", json={"reward_id": "voucher-10"}, headers={**w, "Idempotency-Key": "r"}))
-        out.append(await http.post("/v1/customers/c2/loyalty/redeem", json={"reward_id": "nope"}, headers={**w, "Idempotency-Key": "r2"}))
-        out.append(await http.post("/v1/loyalty/grants", json={"reason": "x", "grants": [{"customer_id": "c2", "points": 5}]},
-                                   headers={**w, "Idempotency-Key": "g"}))
+        out.append(
+            await http.post(
+                "/v1/customers/c2/loyalty/earn", json={**earn, "amount": "11"}, headers={**w, "Idempotency-Key": "k"}
+            )
+        )
+        out.append(
+            await http.post(
+                "/v1/customers/c2/loyalty/redeem",
+                json={"reward_id": "voucher-10"},
+                headers={**w, "Idempotency-Key": "r"},
+            )
+        )
+        out.append(
+            await http.post(
+                "/v1/customers/c2/loyalty/redeem", json={"reward_id": "nope"}, headers={**w, "Idempotency-Key": "r2"}
+            )
+        )
+        out.append(
+            await http.post(
+                "/v1/loyalty/grants",
+                json={"reason": "x", "grants": [{"customer_id": "c2", "points": 5}]},
+                headers={**w, "Idempotency-Key": "g"},
+            )
+        )
         return out
 
     missing, ok, reused, poor, unknown, grant = _run(redis_url, keys, script)
@@ -81,9 +103,17 @@ def test_bulk_grant_and_reverse(redis_url: str, keys: Keys) -> None:
     async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
         g = {"reason": "apology", "grants": [{"customer_id": "x", "points": 50}, {"customer_id": "y", "points": 70}]}
         a = await http.post("/v1/loyalty/grants", json=g, headers={**admin, "Idempotency-Key": "g1"})
-        await http.post("/v1/customers/x/loyalty/earn", json={"order_id": "o", "amount": "40"}, headers={**w, "Idempotency-Key": "e"})
+        await http.post(
+            "/v1/customers/x/loyalty/earn",
+            json={"order_id": "o", "amount": "40"},
+            headers={**w, "Idempotency-Key": "e"},
+        )
         part = [{"item_id": "i", "quantity": 1, "price": "10"}]
-        b = await http.post("/v1/customers/x/loyalty/reverse", json={"order_id": "o", "items": part}, headers={**w, "Idempotency-Key": "v"})
+        b = await http.post(
+            "/v1/customers/x/loyalty/reverse",
+            json={"order_id": "o", "items": part},
+            headers={**w, "Idempotency-Key": "v"},
+        )
         return [a, b]
 
     a, b = _run(redis_url, keys, script)
@@ -93,19 +123,21 @@ def test_bulk_grant_and_reverse(redis_url: str, keys: Keys) -> None:
     assert b.json()["entry"]["points"] == (40 + 100) // 4
 
 
-def test_live_earn_applies_the_category_multiplier_from_the_snapshot(tmp_path: Path, redis_url: str, keys: Keys,
-                                                                     redis_client) -> None:
+def test_live_earn_applies_the_category_multiplier_from_the_snapshot(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client
+) -> None:
     """The example program doubles PRODUCE: an order's lines take their category from the active snapshot's items,
     through the fast write path and the routed path alike (the fast path answers cached-key JSON requests)."""
     import polars as pl
+    from http_helpers import write_artifacts
 
-    from http_helpers import write_artifacts  # noqa: PLC0415
-    from training.jobs.publish import run_publish  # noqa: PLC0415
+    from training.jobs.publish import run_publish
 
     art = write_artifacts(tmp_path / "art")
     items = pl.read_parquet(art / "items.parquet")
-    items.with_columns(pl.when(pl.col("item_id") == "milk").then(pl.lit("PRODUCE")).otherwise(pl.col("category"))
-                       .alias("category")).write_parquet(art / "items.parquet")
+    items.with_columns(
+        pl.when(pl.col("item_id") == "milk").then(pl.lit("PRODUCE")).otherwise(pl.col("category")).alias("category")
+    ).write_parquet(art / "items.parquet")
     run_publish(redis_client, keys, art)
     w = bearer(redis_url, keys, "write")
 
@@ -113,7 +145,9 @@ def test_live_earn_applies_the_category_multiplier_from_the_snapshot(tmp_path: P
         out = []
         for cid, item in (("p1", "milk"), ("p2", "tea"), ("p3", "unknown-sku")):
             earn = {"order_id": "o1", "amount": "50.00", "items": [{"item_id": item, "quantity": 1, "price": "50.00"}]}
-            out.append(await http.post(f"/v1/customers/{cid}/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k"}))
+            out.append(
+                await http.post(f"/v1/customers/{cid}/loyalty/earn", json=earn, headers={**w, "Idempotency-Key": "k"})
+            )
         return out
 
     produce, drinks, unknown = _run(redis_url, keys, script)

@@ -34,7 +34,9 @@ NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 Body = Callable[[Any, httpx.AsyncClient, dict[str, str], Keys], Coroutine[Any, Any, Any]]
 
 
-def _in_app(redis_url: str, mux: bool, monkeypatch: pytest.MonkeyPatch, body: Body) -> tuple[Any, list[tuple[Any, ...]]]:
+def _in_app(
+    redis_url: str, mux: bool, monkeypatch: pytest.MonkeyPatch, body: Body
+) -> tuple[Any, list[tuple[Any, ...]]]:
     """Run ``body(app, http, write_headers, keys)`` on a fresh namespace, with or without the app's mux.
 
     Returns what ``body`` returned and the commands the mux was asked to send.
@@ -50,7 +52,10 @@ def _in_app(redis_url: str, mux: bool, monkeypatch: pytest.MonkeyPatch, body: Bo
 
     async def run() -> Any:
         app = create_app(Settings(redis_url=redis_url, env=keys.env, loyalty_program=PROGRAM), gc_tuning=False)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http,
+        ):
             assert (app.state.mux is not None) is mux
             return await body(app, http, w, keys)
 
@@ -71,8 +76,11 @@ async def _requests(app: Any, http: httpx.AsyncClient, w: dict[str, str], keys: 
     out = [await http.request(method, url, **kwargs) for method, url, kwargs in _script(w, r)]
 
     async def earn(cid: str, n: int, key: str) -> httpx.Response:
-        return await http.post(f"/v1/customers/{cid}/loyalty/earn", json={"order_id": f"o{n}", "amount": str(5 + n)},
-                               headers={**w, "Idempotency-Key": key})
+        return await http.post(
+            f"/v1/customers/{cid}/loyalty/earn",
+            json={"order_id": f"o{n}", "amount": str(5 + n)},
+            headers={**w, "Idempotency-Key": key},
+        )
 
     # one write per customer per round, so the answers do not depend on the interleaving
     for n in range(3):
@@ -100,13 +108,17 @@ def test_mux_and_redis_py_paths_answer_the_same(redis_url: str, monkeypatch: pyt
     assert all(x.json()["replayed"] for x in muxed[-44:-24])
     for line in ('centric_errors_total{code="duplicate_order"}', 'centric_errors_total{code="unknown_order"}'):
         assert [x for x in muxed[-1].text.splitlines() if x.startswith(line)] == [
-            x for x in plain[-1].text.splitlines() if x.startswith(line)]
+            x for x in plain[-1].text.splitlines() if x.startswith(line)
+        ]
 
 
 async def _flushes(app: Any, http: httpx.AsyncClient, w: dict[str, str], keys: Keys) -> list[httpx.Response]:
     async def earn(cid: str, key: str, amount: int = 5) -> httpx.Response:
-        return await http.post(f"/v1/customers/{cid}/loyalty/earn", json={"order_id": key, "amount": str(amount)},
-                               headers={**w, "Idempotency-Key": key})
+        return await http.post(
+            f"/v1/customers/{cid}/loyalty/earn",
+            json={"order_id": key, "amount": str(amount)},
+            headers={**w, "Idempotency-Key": key},
+        )
 
     out = [await earn("s1", "a")]
     await app.state.redis.script_flush()
@@ -116,7 +128,11 @@ async def _flushes(app: Any, http: httpx.AsyncClient, w: dict[str, str], keys: K
     await app.state.redis.script_flush()
     out += await asyncio.gather(*(earn(f"p{i}", "a") for i in range(8)), *(earn("s1", f"c{i}", 1) for i in range(8)))
     out.append(await earn("s1", "b"))  # a replay after all that
-    assert await app.state.redis.smembers(keys.loyalty_customers()) == {b"s1", b"s2", *(f"p{i}".encode() for i in range(8))}
+    assert await app.state.redis.smembers(keys.loyalty_customers()) == {
+        b"s1",
+        b"s2",
+        *(f"p{i}".encode() for i in range(8)),
+    }
     return out
 
 

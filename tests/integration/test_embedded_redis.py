@@ -46,7 +46,7 @@ def test_a_crashed_run_does_not_block_the_next_and_acknowledged_writes_survive(t
     client.close()
     pid = int((first.data_dir / "redis.pid").read_text())
     os.kill(pid, signal.SIGKILL)  # the run crashes: no shutdown, pid and url files stay behind
-    first._process.wait(timeout=10)  # noqa: SLF001  (reap the child so the pid is really gone)
+    first._process.wait(timeout=10)
     assert (first.data_dir / "redis.pid").exists()
 
     second = EmbeddedRedis(tmp_path)

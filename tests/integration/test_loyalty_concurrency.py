@@ -24,14 +24,23 @@ CUSTOMERS = ["a", "b", "c"]
 def _drive(base: str, token: str, seed: int, n: int) -> list[dict]:
     rng = random.Random(seed)
     acked = []
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=20) as http, ThreadPoolExecutor(2) as pool:
+    with (
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=20) as http,
+        ThreadPoolExecutor(2) as pool,
+    ):
         for i in range(n):
             cid, key = rng.choice(CUSTOMERS), f"s{seed}-{i}"
             kind = rng.choice(["earn", "earn", "redeem", "reverse"])
             if kind == "earn":
-                path, body = f"/v1/customers/{cid}/loyalty/earn", {"order_id": f"{seed}-{i}", "amount": str(rng.randint(1, 900))}
+                path, body = (
+                    f"/v1/customers/{cid}/loyalty/earn",
+                    {"order_id": f"{seed}-{i}", "amount": str(rng.randint(1, 900))},
+                )
             elif kind == "redeem":
-                path, body = f"/v1/customers/{cid}/loyalty/redeem", {"reward_id": "coffee", "quantity": rng.randint(1, 2)}
+                path, body = (
+                    f"/v1/customers/{cid}/loyalty/redeem",
+                    {"reward_id": "coffee", "quantity": rng.randint(1, 2)},
+                )
             else:
                 path, body = f"/v1/customers/{cid}/loyalty/reverse", {"order_id": f"{seed}-{rng.randrange(max(i, 1))}"}
             # the same request twice at once: a client retry racing the original

@@ -44,7 +44,7 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while len(acked) < 300 and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.kill(server._process.pid, signal.SIGKILL)  # noqa: SLF001 - the test owns this server
+    os.kill(server._process.pid, signal.SIGKILL)
     for t in threads:
         t.join(timeout=10)
     assert len(acked) >= 300

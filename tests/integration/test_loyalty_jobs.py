@@ -17,13 +17,27 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 def _tx(rows):
     return pl.DataFrame(
-        rows, schema={Columns.customer_id: pl.String, Columns.order_id: pl.String, Columns.item_id: pl.String,
-                      Columns.timestamp: pl.Datetime("us", "UTC"), Columns.amount: pl.Float64}, orient="row")
+        rows,
+        schema={
+            Columns.customer_id: pl.String,
+            Columns.order_id: pl.String,
+            Columns.item_id: pl.String,
+            Columns.timestamp: pl.Datetime("us", "UTC"),
+            Columns.amount: pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def _result():
-    tx = _tx([("a", "o1", "i1", T0, 30.0), ("a", "o1", "i2", T0, 20.0), ("b", "o2", "i1", T0 + timedelta(days=1), 10.0),
-              ("a", "o3", "i3", T0 + timedelta(days=2), 100.0)])
+    tx = _tx(
+        [
+            ("a", "o1", "i1", T0, 30.0),
+            ("a", "o1", "i2", T0, 20.0),
+            ("b", "o2", "i1", T0 + timedelta(days=1), 10.0),
+            ("a", "o3", "i3", T0 + timedelta(days=2), 100.0),
+        ]
+    )
     returns = _tx([("a", "o3", "i3", T0 + timedelta(days=3), 50.0)])
     return SimpleNamespace(transactions=tx, returns=returns, catalog=None)
 
@@ -51,7 +65,10 @@ def test_expire_liability_and_export(redis_client, keys, tmp_path):
     out = jobs.export(redis_client, keys, tmp_path / "ledger.parquet")
     frame = pl.read_parquet(out["path"])
     assert frame.height == out["entries"] == 4
-    assert frame.group_by("customer_id").agg(pl.col("amount").sum()).sort("customer_id")["amount"].to_list() == [200, 110]
+    assert frame.group_by("customer_id").agg(pl.col("amount").sum()).sort("customer_id")["amount"].to_list() == [
+        200,
+        110,
+    ]
     gone = jobs.expire(redis_client, keys, PROGRAM, now=T0 + timedelta(days=800))
     assert gone["points_expired"] == 310
     liab = jobs.liability(redis_client, keys, PROGRAM)

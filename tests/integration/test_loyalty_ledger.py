@@ -168,7 +168,6 @@ def test_tier_downgrade_waits_out_the_grace_period(ledger):
     assert ledger.account("c1")["tier"] == 0
 
 
-
 def _script_commands(client) -> int:
     return sum(v["calls"] for k, v in client.info("commandstats").items() if k.startswith("cmdstat_script"))
 

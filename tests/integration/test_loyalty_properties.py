@@ -21,7 +21,9 @@ CUSTOMERS = ["a", "b"]
 
 op = st.one_of(
     st.tuples(st.just("earn"), st.sampled_from(CUSTOMERS), st.integers(0, 5), st.integers(0, 3000)),
-    st.tuples(st.just("redeem"), st.sampled_from(CUSTOMERS), st.sampled_from(["coffee", "voucher-10"]), st.integers(1, 3)),
+    st.tuples(
+        st.just("redeem"), st.sampled_from(CUSTOMERS), st.sampled_from(["coffee", "voucher-10"]), st.integers(1, 3)
+    ),
     st.tuples(st.just("reverse"), st.sampled_from(CUSTOMERS), st.integers(0, 5), st.integers(0, 3000)),
     st.tuples(st.just("adjust"), st.sampled_from(CUSTOMERS), st.integers(-500, 500), st.just(0)),
 )
@@ -66,7 +68,8 @@ def test_random_sequences_keep_invariants(redis_client, keys, steps):
                 assert acct["balance"] >= 0
                 assert acct["balance"] == sum(e["amount"] for e in entries) == sum(acct["lots"].values())
                 assert len({e["idempotency_key"] for e in entries if e["idempotency_key"]}) == sum(
-                    1 for e in entries if e["idempotency_key"])
+                    1 for e in entries if e["idempotency_key"]
+                )
             for reward, used in redeemed.items():
                 assert ledger.stock(reward) == 4 - used >= 0
         for c in CUSTOMERS:

@@ -33,13 +33,15 @@ async def _service(redis_url, keys, program):
     """The service's loyalty object on its own async client (what ``get_loyalty`` builds in the app)."""
     client = aioredis.from_url(redis_url)
     try:
-        yield service.LoyaltyService(program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                     client.register_script(ops.STOCK_LUA))
+        yield service.LoyaltyService(
+            program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
+        )
     finally:
         await client.aclose()
 
 
 # --- 1. was: two customers shared one ledger -------------------------------------------------------------------------
+
 
 def test_customer_ids_differing_only_in_braces_do_not_share_a_ledger(ledger):
     """``Keys._tag`` once rewrote '{'/'}' to '('/')', so customers "{a}" and "(a)" got the same five ledger keys:
@@ -56,6 +58,7 @@ def test_liability_counts_each_point_once_for_brace_ids(ledger, redis_client, ke
 
 
 # --- 2. was: a return worth nothing reversed the whole order -------------------------------------------------------
+
 
 def test_a_return_worth_zero_reverses_nothing(ledger):
     """``reverse_call`` once sent cents 0 both for "the whole order" (returned None) and for a return worth 0 cents
@@ -83,6 +86,7 @@ def test_returning_a_free_item_over_http_service_reverses_nothing(redis_url, red
 
 # --- 3. was: points that expired were charged again as debt when their order was returned ----------------------------
 
+
 def test_reversing_an_order_whose_points_expired_does_not_charge_them_twice(ledger):
     """Earn 200 (100 + first-purchase bonus), let them expire, then the order is returned: the 200 already left
     the balance by expiry, so the reversal must book no debt, and the next 200 earned stay with the customer."""
@@ -96,9 +100,19 @@ def test_reversing_an_order_whose_points_expired_does_not_charge_them_twice(ledg
 
 # --- 4. was: the backfill applied returns after every later earn ---------------------------------------------------
 
+
 def _tx(rows):
-    return pl.DataFrame(rows, schema={Columns.customer_id: pl.String, Columns.order_id: pl.String, Columns.item_id: pl.String,
-                                      Columns.timestamp: pl.Datetime("us", "UTC"), Columns.amount: pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            Columns.customer_id: pl.String,
+            Columns.order_id: pl.String,
+            Columns.item_id: pl.String,
+            Columns.timestamp: pl.Datetime("us", "UTC"),
+            Columns.amount: pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def test_backfill_replays_returns_in_timestamp_order(redis_client, keys):
@@ -109,7 +123,9 @@ def test_backfill_replays_returns_in_timestamp_order(redis_client, keys):
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     tx = _tx([("a", "o1", "i1", t0, 100.0), ("a", "o2", "i1", t0 + timedelta(days=400), 50.0)])
     returns = _tx([("a", "o1", "i1", t0 + timedelta(days=300), 100.0)])
-    out = jobs.run_backfill(redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=returns, catalog=None))
+    out = jobs.run_backfill(
+        redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=returns, catalog=None)
+    )
     assert out["returns_applied"] == 1
     assert (out["points_outstanding"], out["debt_points"]) == (50, 0)
 
@@ -118,11 +134,22 @@ def test_backfill_links_a_receiptless_return_to_the_latest_earlier_purchase_of_i
     """Online Retail's cancellations carry their own invoice id ("C..."), never the one they cancel: such a line
     reverses the customer's latest earlier order with that item; a line with no such purchase is skipped."""
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
-    tx = _tx([("a", "o1", "i1", t0, 100.0), ("a", "o2", "i2", t0 + timedelta(days=1), 50.0),
-              ("a", "o3", "i1", t0 + timedelta(days=5), 30.0)])
-    returns = _tx([("a", "C9", "i1", t0 + timedelta(days=2), 100.0),  # o1 (o3 is later)
-                   ("a", "C10", "i9", t0 + timedelta(days=2), 10.0)])  # never bought
-    out = jobs.run_backfill(redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=returns, catalog=None))
+    tx = _tx(
+        [
+            ("a", "o1", "i1", t0, 100.0),
+            ("a", "o2", "i2", t0 + timedelta(days=1), 50.0),
+            ("a", "o3", "i1", t0 + timedelta(days=5), 30.0),
+        ]
+    )
+    returns = _tx(
+        [
+            ("a", "C9", "i1", t0 + timedelta(days=2), 100.0),  # o1 (o3 is later)
+            ("a", "C10", "i9", t0 + timedelta(days=2), 10.0),
+        ]
+    )  # never bought
+    out = jobs.run_backfill(
+        redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=returns, catalog=None)
+    )
     assert out["return_lines_linked_to_purchase"] == 1
     assert out["returns_applied"] == 1 and out["returns_skipped"]["unknown_order"] == 1
     assert (out["points_outstanding"], out["debt_points"]) == (50 + 30, 0)  # o1's 200 (with the bonus) taken back
@@ -134,10 +161,19 @@ def test_backfill_rerun_over_a_longer_history_applies_only_the_new_return_lines(
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     tx = _tx([("a", "o1", "i1", t0, 100.0), ("a", "o1", "i2", t0, 100.0)])  # 200 + 100 first-purchase bonus = 300
     first = _tx([("a", "o1", "i1", t0 + timedelta(days=3), 50.0)])
-    grown = _tx([("a", "o1", "i1", t0 + timedelta(days=3), 50.0), ("a", "o1", "i2", t0 + timedelta(days=9), 50.0),
-                 ("a", "o1", "i2", t0 + timedelta(days=9), 50.0)])  # the same line twice: two items returned
-    run = lambda returns: jobs.run_backfill(redis_client, keys, PROGRAM,  # noqa: E731
-                                            SimpleNamespace(transactions=tx, returns=returns, catalog=None))
+    grown = _tx(
+        [
+            ("a", "o1", "i1", t0 + timedelta(days=3), 50.0),
+            ("a", "o1", "i2", t0 + timedelta(days=9), 50.0),
+            ("a", "o1", "i2", t0 + timedelta(days=9), 50.0),
+        ]
+    )  # the same line twice: two items returned
+    run = lambda returns: jobs.run_backfill(
+        redis_client,
+        keys,
+        PROGRAM,
+        SimpleNamespace(transactions=tx, returns=returns, catalog=None),
+    )
     assert run(first)["points_outstanding"] == 300 - 75  # a quarter of the order's value
     assert run(first)["points_outstanding"] == 225  # rerun: nothing new
     out = run(grown)
@@ -146,6 +182,7 @@ def test_backfill_rerun_over_a_longer_history_applies_only_the_new_return_lines(
 
 
 # --- 5. was: a bulk grant naming a customer twice was half applied -------------------------------------------------------------------
+
 
 def _grant(redis_url, keys, grants):
     program = load_program(PROGRAM)
@@ -170,10 +207,18 @@ def test_bulk_grant_naming_a_customer_twice_is_refused_whole(redis_url, redis_cl
 def test_bulk_grant_schema_refuses_a_customer_twice():
     with pytest.raises(ValidationError, match="more than once"):
         GrantCreate(reason="x", grants=[{"customer_id": "c1", "points": 1}, {"customer_id": "c1", "points": 2}])
-    assert len(GrantCreate(reason="x", grants=[{"customer_id": "c1", "points": 1}, {"customer_id": "c2", "points": 2}]).grants) == 2
+    assert (
+        len(
+            GrantCreate(
+                reason="x", grants=[{"customer_id": "c1", "points": 1}, {"customer_id": "c2", "points": 2}]
+            ).grants
+        )
+        == 2
+    )
 
 
 # --- 6. was: a retry of a redemption that went through was refused after a tier review ---------------------------------
+
 
 def test_retry_of_a_completed_redeem_replays_after_the_tier_review(redis_url, redis_client, keys):
     """Gold redeems the Gold-only lounge pass (5000 points debited, stock taken); the period-end review demotes

@@ -63,18 +63,26 @@ def client(redis_url: str, keys: Keys) -> Any:
 
 def test_customer_offers_endpoint_serves_ranked_offers_and_stops_an_exhausted_one(client: Any) -> None:
     http, read, _ = client
-    customer = next(c for c in (f"c{i}" for i in range(30))
-                    if "big" in [o["offer_id"] for o in http.get(f"/v1/customers/{c}/offers", headers=read).json()["offers"]])
+    customer = next(
+        c
+        for c in (f"c{i}" for i in range(30))
+        if "big" in [o["offer_id"] for o in http.get(f"/v1/customers/{c}/offers", headers=read).json()["offers"]]
+    )
     body = http.get(f"/v1/customers/{customer}/offers?channel=app&k=3", headers=read).json()
     assert body["customer_id"] == customer and body["version"] == "v7"
     assert set(body["offers"][0]) == {"offer_id", "expected_value", "p_accept", "reason", "arm"}
     evs = body["offers"][0]["expected_value"], body["offers"][-1]["expected_value"]
     assert evs[0] >= evs[1]
     # the events endpoint may not exist in every checkout; the service is what it calls
-    from serving.services.offer_events import apply_offer_events  # noqa: PLC0415
+    from serving.services.offer_events import apply_offer_events
 
     app = http.app
-    http.portal.call(apply_offer_events, app.state.redis, app.state.keys, [{"type": "redeem", "customer_id": "zz", "offer_id": "big"}])
+    http.portal.call(
+        apply_offer_events,
+        app.state.redis,
+        app.state.keys,
+        [{"type": "redeem", "customer_id": "zz", "offer_id": "big"}],
+    )
     after = http.get(f"/v1/customers/{customer}/offers?channel=app&k=3", headers=read).json()
     assert "big" not in [o["offer_id"] for o in after["offers"]]
 
@@ -96,13 +104,24 @@ def test_audience_endpoint_needs_admin_and_matches_decisions(client: Any) -> Non
 def test_events_endpoint_dismissal_and_redemption_change_served_offers(client: Any) -> None:
     pytest.importorskip("serving.routers.events")
     http, read, _ = client
-    customer = next(c for c in (f"c{i}" for i in range(30))
-                    if [o["offer_id"] for o in http.get(f"/v1/customers/{c}/offers", headers=read).json()["offers"]][:1] == ["big"])
+    customer = next(
+        c
+        for c in (f"c{i}" for i in range(30))
+        if [o["offer_id"] for o in http.get(f"/v1/customers/{c}/offers", headers=read).json()["offers"]][:1] == ["big"]
+    )
     dismiss = {"events": [{"type": "dismiss", "customer_id": customer, "offer_id": "big", "channel": "app"}]}
     assert http.post("/v1/events", json=dismiss, headers=http.write_headers).status_code in (200, 201, 202)
-    assert "big" not in [o["offer_id"] for o in http.get(f"/v1/customers/{customer}/offers", headers=read).json()["offers"]]
-    other = next(c for c in (f"c{i}" for i in range(30)) if c != customer
-                 and "big" in [o["offer_id"] for o in http.get(f"/v1/customers/{c}/offers", headers=read).json()["offers"]])
+    assert "big" not in [
+        o["offer_id"] for o in http.get(f"/v1/customers/{customer}/offers", headers=read).json()["offers"]
+    ]
+    other = next(
+        c
+        for c in (f"c{i}" for i in range(30))
+        if c != customer
+        and "big" in [o["offer_id"] for o in http.get(f"/v1/customers/{c}/offers", headers=read).json()["offers"]]
+    )
     redeem = {"events": [{"type": "redeem", "customer_id": customer, "offer_id": "big"}]}
     assert http.post("/v1/events", json=redeem, headers=http.write_headers).status_code in (200, 201, 202)
-    assert "big" not in [o["offer_id"] for o in http.get(f"/v1/customers/{other}/offers", headers=read).json()["offers"]]
+    assert "big" not in [
+        o["offer_id"] for o in http.get(f"/v1/customers/{other}/offers", headers=read).json()["offers"]
+    ]

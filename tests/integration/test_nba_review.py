@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 import pytest
 import redis.asyncio as aioredis
+from async_redis import with_client
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from recsys.exceptions import ConfigError, IdempotencyConflict, StoreUnavailable
@@ -23,8 +24,6 @@ from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.events import record_events
 from serving.services.offer_events import apply_offer_events
-
-from async_redis import with_client  # noqa: E402  (tests/integration is on sys.path under pytest)
 from serving.services.offers import customer_offers
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -54,28 +53,41 @@ def run(redis_url: str, func: Any) -> Any:
 
 
 def row(customer: str, offer: str, channel: str = "app", rank: int = 1) -> dict[str, Any]:
-    return {"customer_id": customer, "channel": channel, "offer_id": offer, "rank": rank,
-            "expected_value": 1.0, "p_accept": 0.1, "reason": "r", "arm": "none"}
+    return {
+        "customer_id": customer,
+        "channel": channel,
+        "offer_id": offer,
+        "rank": rank,
+        "expected_value": 1.0,
+        "p_accept": 0.1,
+        "reason": "r",
+        "arm": "none",
+    }
 
 
-def served(redis_url: str, keys: Keys, store: FakeStore, customer: str, channel: str = "app", now: dt.datetime = NOW) -> list[str]:
+def served(
+    redis_url: str, keys: Keys, store: FakeStore, customer: str, channel: str = "app", now: dt.datetime = NOW
+) -> list[str]:
     answer = run(redis_url, lambda r: customer_offers(r, keys, store, customer, channel=channel, k=3, now=now))
     return [o.offer_id for o in answer.offers]
 
 
 # --- arbitration: per-customer cap ------------------------------------------------------------------------------
 
+
 def test_tied_offers_do_not_exceed_max_offers_per_customer() -> None:
     """Two offers with identical economics tie for every customer; with max_offers_per_customer = 1 each customer
     must still get at most one offer (``_selected`` keeps every offer whose reduced score equals the k-th one)."""
-    catalog = catalog_from_dict({
-        "policy": {"max_offers_per_customer": 1},
-        "offer": [
-            {"id": "a", "kind": "content", "channels": ["app"], "value": 4},
-            {"id": "b", "kind": "content", "channels": ["app"], "value": 4},
-            {"id": "c", "kind": "content", "channels": ["app"], "value": 1},
-        ],
-    })
+    catalog = catalog_from_dict(
+        {
+            "policy": {"max_offers_per_customer": 1},
+            "offer": [
+                {"id": "a", "kind": "content", "channels": ["app"], "value": 4},
+                {"id": "b", "kind": "content", "channels": ["app"], "value": 4},
+                {"id": "c", "kind": "content", "channels": ["app"], "value": 1},
+            ],
+        }
+    )
     frame = build_frame(pl.DataFrame({"customer_id": [f"c{i}" for i in range(5)], "p_alive": [0.7] * 5}))
     decisions = decide(frame, catalog, now=NOW).decisions
     per_customer = decisions.group_by("customer_id").agg(pl.col("offer_id").n_unique().alias("n"))
@@ -84,22 +96,34 @@ def test_tied_offers_do_not_exceed_max_offers_per_customer() -> None:
 
 # --- eligibility: NaN ---------------------------------------------------------------------------------------------
 
+
 def test_nan_clv_is_unknown_not_above_every_threshold() -> None:
     """A NaN CLV must not satisfy ``clv >= 500``: polars orders NaN above every number, so the compiled rule
     says True while the per-customer interpreter says False, and decide hands the VIP offer to that customer."""
-    frame = build_frame(pl.DataFrame({
-        "customer_id": ["nan_clv", "low_clv"], "clv": [float("nan"), 10.0], "p_alive": [0.8, 0.8],
-    }))
+    frame = build_frame(
+        pl.DataFrame(
+            {
+                "customer_id": ["nan_clv", "low_clv"],
+                "clv": [float("nan"), 10.0],
+                "p_alive": [0.8, 0.8],
+            }
+        )
+    )
     rule = parse("clv >= 500")
     assert rule.mask(frame).to_list() == [rule.evaluate(r) for r in conform(frame).to_dicts()]
-    catalog = catalog_from_dict({"offer": [
-        {"id": "vip", "kind": "content", "eligibility": "clv >= 500", "channels": ["app"], "value": 4},
-    ]})
+    catalog = catalog_from_dict(
+        {
+            "offer": [
+                {"id": "vip", "kind": "content", "eligibility": "clv >= 500", "channels": ["app"], "value": 4},
+            ]
+        }
+    )
     decisions = decide(frame, catalog, now=NOW).decisions
     assert decisions.filter(pl.col("customer_id") == "nan_clv").is_empty()
 
 
 # --- experiments: holdout leak ------------------------------------------------------------------------------------
+
 
 def test_holdout_of_a_catalog_wide_experiment_gets_no_offer_even_if_another_experiment_covers_it() -> None:
     """Experiment 'pilot' covers offer 'x'; experiment 'global' (listed second, all offers) holds out 50 %.
@@ -109,8 +133,17 @@ def test_holdout_of_a_catalog_wide_experiment_gets_no_offer_even_if_another_expe
     data = {
         "offer": [{"id": "x", "kind": "content", "channels": ["app"], "value": 4}],
         "experiment": [
-            {"id": "pilot", "salt": "p", "offers": ["x"], "arms": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]},
-            {"id": "global", "salt": "g", "arms": [{"name": "nba", "weight": 1}, {"name": "holdout", "weight": 1, "holdout": True}]},
+            {
+                "id": "pilot",
+                "salt": "p",
+                "offers": ["x"],
+                "arms": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}],
+            },
+            {
+                "id": "global",
+                "salt": "g",
+                "arms": [{"name": "nba", "weight": 1}, {"name": "holdout", "weight": 1, "holdout": True}],
+            },
         ],
     }
     try:
@@ -129,31 +162,57 @@ def test_holdout_of_a_catalog_wide_experiment_gets_no_offer_even_if_another_expe
 
 # --- live budgets -------------------------------------------------------------------------------------------------
 
+
 def test_max_spend_is_never_exceeded_by_the_next_redemption(redis_url: str, keys: Keys) -> None:
     """max_spend 10.00, cost 4.00: after 2 redemptions (8.00 spent) a third would spend 12.00 > 10.00, so the offer
     must no longer be served. ``is_exhausted`` only stops once spend >= max_spend, i.e. after the overrun."""
-    catalog = catalog_from_dict({"offer": [
-        {"id": "spendy", "kind": "amount_discount", "channels": ["app"], "value": 20, "cost": 4, "max_spend": 10,
-         "max_per_customer": 5},
-    ]})
+    catalog = catalog_from_dict(
+        {
+            "offer": [
+                {
+                    "id": "spendy",
+                    "kind": "amount_discount",
+                    "channels": ["app"],
+                    "value": 20,
+                    "cost": 4,
+                    "max_spend": 10,
+                    "max_per_customer": 5,
+                },
+            ]
+        }
+    )
     store = FakeStore([row("c1", "spendy")], [o.to_dict() for o in catalog.offers])
-    redeems = [{"type": "redeem", "customer_id": f"r{i}", "offer_id": "spendy", "timestamp": NOW - dt.timedelta(days=1)} for i in range(2)]
+    redeems = [
+        {"type": "redeem", "customer_id": f"r{i}", "offer_id": "spendy", "timestamp": NOW - dt.timedelta(days=1)}
+        for i in range(2)
+    ]
     run(redis_url, lambda r: apply_offer_events(r, keys, redeems))
     assert served(redis_url, keys, store, "c1") == []
 
 
 # --- contact state: out-of-order events ---------------------------------------------------------------------------
 
+
 def test_a_late_older_dismissal_does_not_end_the_cooldown(redis_url: str, keys: Keys) -> None:
     """dis:<offer> must hold the *last* dismissal. A dismissal from 30 days ago delivered after today's one
     overwrites it (HSET, last write wins), so the offer comes back at once instead of after 14 days."""
-    catalog = catalog_from_dict({"policy": {"cooldown_days": 14}, "offer": [
-        {"id": "o", "kind": "content", "channels": ["app"], "value": 4},
-    ]})
+    catalog = catalog_from_dict(
+        {
+            "policy": {"cooldown_days": 14},
+            "offer": [
+                {"id": "o", "kind": "content", "channels": ["app"], "value": 4},
+            ],
+        }
+    )
     store = FakeStore([row("c1", "o")], [o.to_dict() for o in catalog.offers])
     events = [
         {"type": "dismiss", "customer_id": "c1", "offer_id": "o", "timestamp": NOW - dt.timedelta(hours=1)},
-        {"type": "dismiss", "customer_id": "c1", "offer_id": "o", "timestamp": NOW - dt.timedelta(days=30)},  # late delivery
+        {
+            "type": "dismiss",
+            "customer_id": "c1",
+            "offer_id": "o",
+            "timestamp": NOW - dt.timedelta(days=30),
+        },  # late delivery
     ]
     run(redis_url, lambda r: apply_offer_events(r, keys, events))
     assert served(redis_url, keys, store, "c1") == []
@@ -161,9 +220,21 @@ def test_a_late_older_dismissal_does_not_end_the_cooldown(redis_url: str, keys: 
 
 def test_a_late_older_redemption_does_not_end_the_suppression(redis_url: str, keys: Keys) -> None:
     """Same for red:<offer>: a redemption from 200 days ago arriving after yesterday's lifts the 90-day suppression."""
-    catalog = catalog_from_dict({"policy": {"suppress_days": 90}, "offer": [
-        {"id": "o", "kind": "amount_discount", "channels": ["app"], "value": 9, "cost": 1, "max_per_customer": 10},
-    ]})
+    catalog = catalog_from_dict(
+        {
+            "policy": {"suppress_days": 90},
+            "offer": [
+                {
+                    "id": "o",
+                    "kind": "amount_discount",
+                    "channels": ["app"],
+                    "value": 9,
+                    "cost": 1,
+                    "max_per_customer": 10,
+                },
+            ],
+        }
+    )
     store = FakeStore([row("c1", "o")], [o.to_dict() for o in catalog.offers])
     first = [{"type": "redeem", "customer_id": "c1", "offer_id": "o", "timestamp": NOW - dt.timedelta(days=1)}]
     late = [{"type": "redeem", "customer_id": "c1", "offer_id": "o", "timestamp": NOW - dt.timedelta(days=200)}]
@@ -173,6 +244,7 @@ def test_a_late_older_redemption_does_not_end_the_suppression(redis_url: str, ke
 
 
 # --- idempotency: retry of a partly applied batch -------------------------------------------------------------------
+
 
 class FlakyRedis:
     """Delegates to a real client; the ``fail_at``-th pipeline's execute raises a connection error (after queueing)."""
@@ -184,8 +256,10 @@ class FlakyRedis:
         pipe = self.real.pipeline(*args, **kwargs)
         self.count += 1
         if self.count == self.fail_at:
+
             async def boom(*_a: Any, **_k: Any) -> Any:
                 raise RedisConnectionError("connection reset (injected)")
+
             pipe.execute = boom
         return pipe
 
@@ -193,7 +267,9 @@ class FlakyRedis:
         return getattr(self.real, name)
 
 
-def test_retrying_a_batch_after_a_503_does_not_count_the_redemption_twice(redis_url: str, keys: Keys, redis_client: Any) -> None:
+def test_retrying_a_batch_after_a_503_does_not_count_the_redemption_twice(
+    redis_url: str, keys: Keys, redis_client: Any
+) -> None:
     """POST /v1/events answers 503 "retry the batch" when an offer-event transaction fails after the stream write
     and the customer's contact hash committed (pipelines 2 and 3 of the first try; 1 reads the batch's progress).
     A retry with the same Idempotency-Key applies only the budget hash; before keys existed it applied everything
@@ -206,7 +282,9 @@ def test_retrying_a_batch_after_a_503_does_not_count_the_redemption_twice(redis_
             await record_events(FlakyRedis(client, fail_at=4), keys, store, [dict(e) for e in batch], "batch-1")
 
     run(redis_url, first_try)
-    assert redis_client.xlen(keys.events_stream()) == 1 and redis_client.hget(keys.nba_budget("o"), "redemptions") is None
+    assert (
+        redis_client.xlen(keys.events_stream()) == 1 and redis_client.hget(keys.nba_budget("o"), "redemptions") is None
+    )
     run(redis_url, lambda r: record_events(r, keys, store, [dict(e) for e in batch], "batch-1"))  # the client's retry
     run(redis_url, lambda r: record_events(r, keys, store, [dict(e) for e in batch], "batch-1"))  # and once more
     assert int(redis_client.hget(keys.nba_budget("o"), "redemptions") or 0) == 1
@@ -219,10 +297,13 @@ def test_retrying_a_batch_after_a_503_does_not_count_the_redemption_twice(redis_
 
 # --- configuration and input that once slipped through -------------------------------------------------------------
 
+
 def test_max_per_customer_zero_is_refused_not_unlimited() -> None:
     """0 used to mean "no limit" when served (``or 1_000_000``); an offer must allow at least one redemption."""
     with pytest.raises(ConfigError, match="max_per_customer"):
-        catalog_from_dict({"offer": [{"id": "x", "kind": "content", "channels": ["app"], "value": 1, "max_per_customer": 0}]})
+        catalog_from_dict(
+            {"offer": [{"id": "x", "kind": "content", "channels": ["app"], "value": 1, "max_per_customer": 0}]}
+        )
 
 
 def test_offer_events_must_name_a_known_channel() -> None:

@@ -10,13 +10,12 @@ from typing import Any
 import polars as pl
 import pytest
 import redis.asyncio as aioredis
+from async_redis import with_client
 
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
-
-from async_redis import with_client  # noqa: E402  (tests/integration is on sys.path under pytest)
 from serving.services.offers import campaign_audience, customer_offers
 
 NOW = dt.datetime.now(dt.UTC)
@@ -49,7 +48,9 @@ class FakeStore:
 @pytest.fixture
 def store() -> FakeStore:
     catalog = catalog_from_dict(CATALOG)
-    frame = build_frame(pl.DataFrame({"customer_id": [f"c{i}" for i in range(40)], "p_alive": [0.9] * 40, "clv": [100.0] * 40}))
+    frame = build_frame(
+        pl.DataFrame({"customer_id": [f"c{i}" for i in range(40)], "p_alive": [0.9] * 40, "clv": [100.0] * 40})
+    )
     return FakeStore(decide(frame, catalog).decisions, [o.to_dict() for o in catalog.offers])
 
 
@@ -69,20 +70,32 @@ def served(loop: Any, redis_url: str, keys: Keys, store: FakeStore, customer: st
     return [o.offer_id for o in answer.offers]
 
 
-def test_offers_are_ranked_and_capped_by_the_channel_contact_limit(loop: Any, redis_url: str, keys: Keys, store: FakeStore) -> None:
+def test_offers_are_ranked_and_capped_by_the_channel_contact_limit(
+    loop: Any, redis_url: str, keys: Keys, store: FakeStore
+) -> None:
     assert served(loop, redis_url, keys, store, "c1") == ["big", "mid"]  # cap 2 on app
     assert served(loop, redis_url, keys, store, "c1", "email") == ["mid"]
     assert served(loop, redis_url, keys, store, "nobody") == []
 
 
-def test_impressions_dismissals_and_redemptions_change_what_is_served(loop: Any, redis_url: str, keys: Keys, store: FakeStore, redis_client: Any) -> None:
+def test_impressions_dismissals_and_redemptions_change_what_is_served(
+    loop: Any, redis_url: str, keys: Keys, store: FakeStore, redis_client: Any
+) -> None:
     events = [{"type": "impression", "customer_id": "c2", "offer_id": "big", "channel": "app", "arm": "nba"}]
     run(loop, redis_url, lambda r: apply_offer_events(r, keys, events))
     assert served(loop, redis_url, keys, store, "c2") == ["big"]  # one impression left this period
     assert int(redis_client.hget(keys.nba_budget("big"), "impressions:nba")) == 1
-    run(loop, redis_url, lambda r: apply_offer_events(r, keys, [{"type": "dismiss", "customer_id": "c3", "offer_id": "big"}]))
+    run(
+        loop,
+        redis_url,
+        lambda r: apply_offer_events(r, keys, [{"type": "dismiss", "customer_id": "c3", "offer_id": "big"}]),
+    )
     assert served(loop, redis_url, keys, store, "c3") == ["mid", "small"]
-    run(loop, redis_url, lambda r: apply_offer_events(r, keys, [{"type": "redeem", "customer_id": "c4", "offer_id": "mid"}]))
+    run(
+        loop,
+        redis_url,
+        lambda r: apply_offer_events(r, keys, [{"type": "redeem", "customer_id": "c4", "offer_id": "mid"}]),
+    )
     assert served(loop, redis_url, keys, store, "c4", "email") == []
     assert int(redis_client.hget(keys.nba_budget("mid"), "redemptions")) == 1
     assert redis_client.ttl(keys.nba_contacts("c4")) > 0
@@ -96,9 +109,17 @@ def test_an_exhausted_offer_stops_being_served_at_once(loop: Any, redis_url: str
     assert "big" not in served(loop, redis_url, keys, store, "c8")
 
 
-def test_concurrent_redemptions_are_all_counted(loop: Any, redis_url: str, keys: Keys, store: FakeStore, redis_client: Any) -> None:
+def test_concurrent_redemptions_are_all_counted(
+    loop: Any, redis_url: str, keys: Keys, store: FakeStore, redis_client: Any
+) -> None:
     async def burst(client: aioredis.Redis) -> None:
-        await asyncio.gather(*(apply_offer_events(client, keys, [{"type": "redeem", "customer_id": f"c{i}", "offer_id": "mid"}]) for i in range(30)))
+        await asyncio.gather(
+            *(
+                apply_offer_events(client, keys, [{"type": "redeem", "customer_id": f"c{i}", "offer_id": "mid"}])
+                for i in range(30)
+            )
+        )
+
     run(loop, redis_url, burst)
     assert int(redis_client.hget(keys.nba_budget("mid"), "redemptions")) == 30
 
@@ -107,7 +128,11 @@ def test_http_audience_matches_per_customer_offers(loop: Any, redis_url: str, ke
     audience = run(loop, redis_url, lambda r: campaign_audience(store, "mid", budget=3.0, channel="email"))
     assert 0 < audience.expected_redemptions <= 3.0
     for member in audience.customers[:5]:
-        answer = run(loop, redis_url, lambda r, c=member.customer_id: customer_offers(r, keys, store, c, channel="email", k=3, now=NOW))
+        answer = run(
+            loop,
+            redis_url,
+            lambda r, c=member.customer_id: customer_offers(r, keys, store, c, channel="email", k=3, now=NOW),
+        )
         offer = next(o for o in answer.offers if o.offer_id == "mid")
         assert offer.expected_value == pytest.approx(member.expected_value)
         assert offer.p_accept == pytest.approx(member.p_accept)
@@ -122,8 +147,12 @@ def test_published_snapshot_serves_offers_and_audiences_consistently(loop: Any, 
     store = store_mod.MemoryStore()
     store.publish(base.SnapshotData(decisions=decisions, offers=[o.to_dict() for o in catalog.offers], experiments=[]))
     audience = run(loop, redis_url, lambda r: campaign_audience(store, "mid", budget=1e6, channel="email"))
-    assert {m.customer_id for m in audience.customers} == set(decisions.filter(pl.col("offer_id") == "mid").get_column("customer_id"))
+    assert {m.customer_id for m in audience.customers} == set(
+        decisions.filter(pl.col("offer_id") == "mid").get_column("customer_id")
+    )
     member = audience.customers[0]
-    answer = run(loop, redis_url, lambda r: customer_offers(r, keys, store, member.customer_id, channel="email", k=3, now=NOW))
+    answer = run(
+        loop, redis_url, lambda r: customer_offers(r, keys, store, member.customer_id, channel="email", k=3, now=NOW)
+    )
     assert answer.version and [o.offer_id for o in answer.offers] == ["mid"]
     assert answer.offers[0].p_accept == pytest.approx(member.p_accept)

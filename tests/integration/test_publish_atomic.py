@@ -21,7 +21,8 @@ from training.cli import app
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from http_helpers import write_artifacts  # noqa: E402
+from http_helpers import write_artifacts
+
 
 def c1_bucket(keys: Keys, version: str, customer_id: str = "c1") -> str:
     """The key of the recommendations bucket holding ``customer_id`` in ``version`` (any version: same bucket count)."""
@@ -48,8 +49,12 @@ def test_a_killed_publish_never_becomes_active_and_is_cleaned_up_later(
     old = run_publish(redis_client, keys, write_artifacts(tmp_path / "v1"))["version"]
     artifacts = write_artifacts(tmp_path / "v2", top_item="bread")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, redis_url, keys.env, str(artifacts)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PUBLISH, redis_url, keys.env, str(artifacts)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("progress write"), line
@@ -72,7 +77,9 @@ def test_a_killed_publish_never_becomes_active_and_is_cleaned_up_later(
     assert redis_client.smembers(keys.snapshot_pending()) == set()
 
 
-def test_concurrent_publish_is_refused_while_the_lock_is_held(tmp_path: Path, keys: Keys, redis_client: redis.Redis) -> None:
+def test_concurrent_publish_is_refused_while_the_lock_is_held(
+    tmp_path: Path, keys: Keys, redis_client: redis.Redis
+) -> None:
     from recsys.exceptions import Conflict
 
     redis_client.set(keys.snapshot_lock(), "someone-else", ex=30)
@@ -81,7 +88,9 @@ def test_concurrent_publish_is_refused_while_the_lock_is_held(tmp_path: Path, ke
     assert RedisSnapshotStore(redis_client, keys).active_version() is None
 
 
-def test_older_kept_versions_expire_and_the_active_one_persists(tmp_path: Path, keys: Keys, redis_client: redis.Redis) -> None:
+def test_older_kept_versions_expire_and_the_active_one_persists(
+    tmp_path: Path, keys: Keys, redis_client: redis.Redis
+) -> None:
     artifacts = write_artifacts(tmp_path / "a")
     first = run_publish(redis_client, keys, artifacts, keep=2, ttl_s=3600)["version"]
     second = run_publish(redis_client, keys, artifacts, keep=2, ttl_s=3600)["version"]
@@ -95,8 +104,9 @@ def test_older_kept_versions_expire_and_the_active_one_persists(tmp_path: Path, 
     assert 0 < redis_client.ttl(c1_bucket(keys, third)) <= 3600
 
 
-def test_publish_cli_publishes_lists_and_rolls_back(tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publish_cli_publishes_lists_and_rolls_back(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CENTRIC_REDIS_URL", redis_url)
     monkeypatch.setenv("CENTRIC_ENV", keys.env)
     runner = CliRunner()
@@ -114,7 +124,9 @@ def test_publish_cli_publishes_lists_and_rolls_back(tmp_path: Path, redis_url: s
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
-def test_publish_rejects_an_artifact_with_missing_columns(tmp_path: Path, keys: Keys, redis_client: redis.Redis) -> None:
+def test_publish_rejects_an_artifact_with_missing_columns(
+    tmp_path: Path, keys: Keys, redis_client: redis.Redis
+) -> None:
     from recsys.exceptions import ArtifactError
 
     directory = tmp_path / "bad"
@@ -124,7 +136,9 @@ def test_publish_rejects_an_artifact_with_missing_columns(tmp_path: Path, keys: 
         run_publish(redis_client, keys, directory)
 
 
-def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(tmp_path: Path, keys: Keys, redis_client: redis.Redis) -> None:
+def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
+    tmp_path: Path, keys: Keys, redis_client: redis.Redis
+) -> None:
     import asyncio
 
     import redis.asyncio as aioredis
@@ -134,8 +148,14 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(tmp_p
 
     # 2000 entries × 7 B exceed the listpack value limit (1 KB as we configure it): Redis stores that bucket as a hashtable.
     n = 2000
-    recs = pl.DataFrame({"customer_id": ["big"] * n + ["small"], "item_id": [f"i{j}" for j in range(n)] + ["i0"],
-                         "rank": list(range(1, n + 1)) + [1], "score": [1.0 - j / n for j in range(n)] + [0.5]})
+    recs = pl.DataFrame(
+        {
+            "customer_id": ["big"] * n + ["small"],
+            "item_id": [f"i{j}" for j in range(n)] + ["i0"],
+            "rank": list(range(1, n + 1)) + [1],
+            "score": [1.0 - j / n for j in range(n)] + [0.5],
+        }
+    )
     store = RedisSnapshotStore(redis_client, keys)
     version = store.publish(SnapshotData(recommendations=recs)).version
     assert redis_client.object("encoding", c1_bucket(keys, version, "big")) == b"hashtable"

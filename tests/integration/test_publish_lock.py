@@ -17,7 +17,7 @@ from recsys.store.writer import VersionWriter
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from http_helpers import write_artifacts  # noqa: E402
+from http_helpers import write_artifacts
 
 SHORT_TTL_S = 1
 

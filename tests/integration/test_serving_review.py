@@ -25,7 +25,7 @@ from serving.redis_mux import MuxRedis
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from http_helpers import app_client, bearer, write_artifacts  # noqa: E402
+from http_helpers import app_client, bearer, write_artifacts
 
 
 async def _raw_app(redis_url: str, keys: Keys, body: Any) -> Any:
@@ -40,8 +40,9 @@ async def _raw_app(redis_url: str, keys: Keys, body: Any) -> Any:
 # --- codec: scores --------------------------------------------------------------------------------
 
 
-def test_large_scores_survive_publish_and_are_served_as_numbers(tmp_path: Path, redis_url: str, keys: Keys,
-                                                                 redis_client: redis.Redis) -> None:
+def test_large_scores_survive_publish_and_are_served_as_numbers(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     """Scores above float16's range (65504) become inf in the codec and ``null`` in the JSON answer.
 
     ``popular`` is the number of distinct buyers per item (train.py: ``np.diff(indptr)``): a shop with more than
@@ -49,11 +50,24 @@ def test_large_scores_survive_publish_and_are_served_as_numbers(tmp_path: Path, 
     which also breaks ``ItemPublic.score: float``. The same holds for ranked lists (recommendations, similar).
     """
     art = write_artifacts(tmp_path / "art")
-    pl.DataFrame({"list": ["popular", "popular", "trending"], "item_id": ["bread", "milk", "coffee"], "rank": [1, 2, 1],
-                  "score": [120_000.0, 70_000.0, 80_000.0]}).write_parquet(art / "fallbacks.parquet")
-    pl.DataFrame({"customer_id": ["c1", "c1"], "item_id": ["milk", "eggs"], "rank": pl.Series([1, 2], dtype=pl.Int32),
-                  "score": pl.Series([250_000.0, 90_000.0], dtype=pl.Float32), "source": ["buy_again"] * 2,
-                  "reason": ["bought often"] * 2}).write_parquet(art / "recommendations.parquet")
+    pl.DataFrame(
+        {
+            "list": ["popular", "popular", "trending"],
+            "item_id": ["bread", "milk", "coffee"],
+            "rank": [1, 2, 1],
+            "score": [120_000.0, 70_000.0, 80_000.0],
+        }
+    ).write_parquet(art / "fallbacks.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": ["c1", "c1"],
+            "item_id": ["milk", "eggs"],
+            "rank": pl.Series([1, 2], dtype=pl.Int32),
+            "score": pl.Series([250_000.0, 90_000.0], dtype=pl.Float32),
+            "source": ["buy_again"] * 2,
+            "reason": ["bought often"] * 2,
+        }
+    ).write_parquet(art / "recommendations.parquet")
     run_publish(redis_client, keys, art)
     headers = bearer(redis_url, keys, "read")
 
@@ -72,15 +86,16 @@ def test_large_scores_survive_publish_and_are_served_as_numbers(tmp_path: Path, 
 # --- fold-in ----------------------------------------------------------------------------------------
 
 
-def test_fold_in_of_purchases_the_model_does_not_know_serves_the_fallback(tmp_path: Path, redis_url: str, keys: Keys,
-                                                                          redis_client: redis.Redis) -> None:
+def test_fold_in_of_purchases_the_model_does_not_know_serves_the_fallback(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     """A fresh customer whose only purchase is an item the ALS model never saw gets arbitrary items as "personalized".
 
     ``recommend_from_items`` ignores unknown ids, so the user vector is zero and every score is 0.0; top-k then
     returns the lowest item indices (bread, coffee, eggs), labelled ``personalized`` / "based on your 1 recent
     purchase". Nothing was learned: the customer should get the fallback chain like any unknown customer.
     """
-    from test_http_foldin import _fit_als  # noqa: PLC0415
+    from test_http_foldin import _fit_als
 
     art = write_artifacts(tmp_path / "art")
     _fit_als(art)  # trained on milk, eggs, bread, tea, coffee, jam only
@@ -89,8 +104,11 @@ def test_fold_in_of_purchases_the_model_does_not_know_serves_the_fallback(tmp_pa
 
     async def body() -> tuple[Any, Any]:
         async with app_client(redis_url, keys) as http:
-            posted = await http.post("/v1/events", headers=write, json={"events": [
-                {"type": "purchase", "customer_id": "newbie", "item_id": "brand-new-sku"}]})
+            posted = await http.post(
+                "/v1/events",
+                headers=write,
+                json={"events": [{"type": "purchase", "customer_id": "newbie", "item_id": "brand-new-sku"}]},
+            )
             assert posted.status_code == 202
             fresh = (await http.get("/v1/customers/newbie/recommendations", params={"k": 3}, headers=read)).json()
             stranger = (await http.get("/v1/customers/stranger/recommendations", params={"k": 3}, headers=read)).json()
@@ -104,8 +122,9 @@ def test_fold_in_of_purchases_the_model_does_not_know_serves_the_fallback(tmp_pa
 # --- retention ---------------------------------------------------------------------------------------
 
 
-def test_publish_with_keep_1_does_not_pull_the_version_readers_still_serve(tmp_path: Path, redis_url: str, keys: Keys,
-                                                                           redis_client: redis.Redis) -> None:
+def test_publish_with_keep_1_does_not_pull_the_version_readers_still_serve(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     """``keep=1`` (allowed: ``snapshot_keep ge=1``) UNLINKs the previous version right after the pointer moves.
 
     Workers keep the version they loaded until they re-read the pointer (``pointer_ttl_s``); in that window their
@@ -132,8 +151,9 @@ def test_publish_with_keep_1_does_not_pull_the_version_readers_still_serve(tmp_p
 # --- events --------------------------------------------------------------------------------------------
 
 
-def test_events_with_infinite_quantity_or_price_are_rejected(tmp_path: Path, redis_url: str, keys: Keys,
-                                                              redis_client: redis.Redis) -> None:
+def test_events_with_infinite_quantity_or_price_are_rejected(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     """``quantity: 1e999`` is valid JSON that parses to inf; ``gt=0`` lets it through and the stream gets ``inf``.
 
     The offline loader rejects non-finite quantities/prices (``non_finite_quantity``), so such events are accepted
@@ -144,8 +164,10 @@ def test_events_with_infinite_quantity_or_price_are_rejected(tmp_path: Path, red
 
     async def body(http: httpx.AsyncClient) -> list[int]:
         out = []
-        for raw in ('{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","quantity":1e999}]}',
-                    '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","price":1e999}]}'):
+        for raw in (
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","quantity":1e999}]}',
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","price":1e999}]}',
+        ):
             response = await http.post("/v1/events", headers={**write, "content-type": "application/json"}, content=raw)
             out.append(response.status_code)
         return out
@@ -154,8 +176,9 @@ def test_events_with_infinite_quantity_or_price_are_rejected(tmp_path: Path, red
     assert redis_client.xlen(keys.events_stream()) == 0
 
 
-def test_events_with_unencodable_input_are_422_not_500(tmp_path: Path, redis_url: str, keys: Keys,
-                                                        redis_client: redis.Redis) -> None:
+def test_events_with_unencodable_input_are_422_not_500(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
     """Two inputs pass validation and then crash the handler with a 500 (nothing is written):
 
     - a timestamp whose UTC conversion leaves datetime's range (``9999-12-31T23:00:00-05:00``): the
@@ -168,9 +191,11 @@ def test_events_with_unencodable_input_are_422_not_500(tmp_path: Path, redis_url
 
     async def body(http: httpx.AsyncClient) -> list[int]:
         out = []
-        for raw in ('{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"9999-12-31T23:00:00-05:00"}]}',
-                    '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"0001-01-01T00:00:00+01:00"}]}',
-                    '{"events":[{"type":"purchase","customer_id":"\\ud800","item_id":"tea"}]}'):
+        for raw in (
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"9999-12-31T23:00:00-05:00"}]}',
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"0001-01-01T00:00:00+01:00"}]}',
+            '{"events":[{"type":"purchase","customer_id":"\\ud800","item_id":"tea"}]}',
+        ):
             response = await http.post("/v1/events", headers={**write, "content-type": "application/json"}, content=raw)
             out.append(response.status_code)
         return out

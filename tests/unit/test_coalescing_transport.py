@@ -33,6 +33,7 @@ def _run(scenario):
         raw = RecordingTransport()
         t = _CoalescingTransport(raw, asyncio.get_running_loop())
         return raw, await scenario(t, raw)
+
     return asyncio.run(main())
 
 

@@ -30,6 +30,8 @@ def test_other_arguments_keep_redis_py_errors_and_unix_urls_keep_their_class() -
     for bad in (True, None, object()):
         with pytest.raises(DataError):
             fast.pack_command("SET", "k", bad)
-    assert b"".join(fast.pack_command("SET", "k", memoryview(b"v"))) == b"".join(Connection().pack_command("SET", "k", b"v"))
+    assert b"".join(fast.pack_command("SET", "k", memoryview(b"v"))) == b"".join(
+        Connection().pack_command("SET", "k", b"v")
+    )
     unix = create_client("unix:///tmp/redis.sock").connection_pool.connection_class
     assert issubclass(unix, UnixDomainSocketConnection) and issubclass(unix, HiredisPacking)

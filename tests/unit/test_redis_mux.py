@@ -25,7 +25,9 @@ def test_replies_match_their_commands_under_concurrency(redis_url: str, redis_cl
         try:
             got = await asyncio.gather(*(mux.execute(("HGET", "mux:test:h", f"f{i}")) for i in range(300)))
             assert got == [[f"v{i}".encode()] for i in range(300)]
-            assert await mux.execute(("HGET", "mux:test:h", "nope"), ("HGETALL", "mux:test:r"), ("HGETALL", "mux:test:none")) == [None, [b"a", b"1.5"], []]
+            assert await mux.execute(
+                ("HGET", "mux:test:h", "nope"), ("HGETALL", "mux:test:r"), ("HGETALL", "mux:test:none")
+            ) == [None, [b"a", b"1.5"], []]
             with pytest.raises(ResponseError):
                 await mux.execute(("HGET", "mux:test:h", "f1"), ("INCR", "mux:test:h"))
             assert await mux.execute(("HGET", "mux:test:h", "f2")) == [b"v2"]  # still in step after an error reply

@@ -38,8 +38,15 @@ def register(app: typer.Typer) -> None:
     def analyze(
         transactions: Annotated[Path, typer.Option("--transactions", help="Transactions file (CSV or Parquet).")],
         out: Annotated[Path, typer.Option("--out", help="Artifact directory to write into.")],
-        schema: Annotated[str, typer.Option(help="Input schema: standard, online-retail or complete-journey.")] = "standard",
-        calibration_end: Annotated[str | None, typer.Option(help="Last calibration day YYYY-MM-DD; later purchases form the holdout. Default: the last data day.")] = None,
+        schema: Annotated[
+            str, typer.Option(help="Input schema: standard, online-retail or complete-journey.")
+        ] = "standard",
+        calibration_end: Annotated[
+            str | None,
+            typer.Option(
+                help="Last calibration day YYYY-MM-DD; later purchases form the holdout. Default: the last data day."
+            ),
+        ] = None,
         time_unit: Annotated[str, typer.Option(help="Time unit of the BTYD models: day or week.")] = "week",
         horizon_days: Annotated[int, typer.Option(help="CLV horizon in days.")] = 365,
         margin: Annotated[float, typer.Option(help="Share of spend kept as margin in CLV (0..1).")] = 0.30,
@@ -47,8 +54,8 @@ def register(app: typer.Typer) -> None:
         plots: Annotated[bool, typer.Option(help="Write PNG/SVG plots into OUT/plots.")] = True,
     ) -> None:
         """Fit BG/NBD and Gamma-Gamma, score RFM segments, churn risk, lifecycle and CLV; write profiles and plots."""
-        from recsys.data import load_transactions  # noqa: PLC0415  (heavy imports only when the command runs)
-        from training.jobs.analyze import STEPS, run_analyze  # noqa: PLC0415
+        from recsys.data import load_transactions
+        from training.jobs.analyze import STEPS, run_analyze
 
         with progress() as bar:
             task = bar.add_task(f"load {transactions.name}", total=len(STEPS) + 1)
@@ -59,8 +66,16 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, description=name)
                 bar.advance(task)
 
-            summary = run_analyze(result, out, calibration_end=calibration_end, time_unit=time_unit,
-                                  horizon_days=horizon_days, margin=margin, annual_discount=annual_discount,
-                                  plots=plots, on_step=on_step)
+            summary = run_analyze(
+                result,
+                out,
+                calibration_end=calibration_end,
+                time_unit=time_unit,
+                horizon_days=horizon_days,
+                margin=margin,
+                annual_discount=annual_discount,
+                plots=plots,
+                on_step=on_step,
+            )
             bar.update(task, completed=len(STEPS) + 1, description="done")
         _print_summary(summary, out)

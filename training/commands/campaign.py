@@ -16,12 +16,16 @@ campaign_app = typer.Typer(help="Campaign audiences (the other direction of next
 def select(
     offer: str = typer.Option(..., "--offer", help="Offer id from the catalog."),
     budget: float = typer.Option(..., "--budget", min=0, help="Redemptions the campaign can pay for (expected)."),
-    out: Path = typer.Option(Path("audience.csv"), "--out", help="CSV to write (customer_id, expected_value, p_accept)."),
-    artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="Directory holding decisions.parquet and offers.json."),
+    out: Path = typer.Option(
+        Path("audience.csv"), "--out", help="CSV to write (customer_id, expected_value, p_accept)."
+    ),
+    artifacts: Path = typer.Option(
+        Path("artifacts"), "--artifacts", help="Directory holding decisions.parquet and offers.json."
+    ),
     channel: str | None = typer.Option(None, "--channel", help="Only customers reachable on this channel."),
 ) -> None:
     """Pick the best customers for a campaign within a budget, as assigned by the arbitration."""
-    from training.jobs.campaign import run_select  # noqa: PLC0415
+    from training.jobs.campaign import run_select
 
     with step(f"selecting audience for {offer}"):
         summary = run_select(artifacts, offer, budget, out, channel=channel)

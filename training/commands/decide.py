@@ -15,15 +15,29 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def decide(
-        offers: Path | None = typer.Option(None, "--offers", help="Offer catalog (TOML); default: CENTRIC_OFFERS_CATALOG or examples/offers.toml."),
-        out: Path = typer.Option(Path("artifacts"), "--out", help="Artifact directory to write decisions.parquet, offers.json, experiments.json into."),
-        profiles: Path | None = typer.Option(None, "--profiles", help="profiles.parquet (default: OUT/profiles.parquet)."),
-        loyalty: Path | None = typer.Option(None, "--loyalty", help="Optional loyalty snapshot (customer_id, tier, points_balance, points_to_next_tier, complaints)."),
-        propensity: Path | None = typer.Option(None, "--propensity", help="Trained propensity model JSON (default: documented prior)."),
+        offers: Path | None = typer.Option(
+            None, "--offers", help="Offer catalog (TOML); default: CENTRIC_OFFERS_CATALOG or examples/offers.toml."
+        ),
+        out: Path = typer.Option(
+            Path("artifacts"),
+            "--out",
+            help="Artifact directory to write decisions.parquet, offers.json, experiments.json into.",
+        ),
+        profiles: Path | None = typer.Option(
+            None, "--profiles", help="profiles.parquet (default: OUT/profiles.parquet)."
+        ),
+        loyalty: Path | None = typer.Option(
+            None,
+            "--loyalty",
+            help="Optional loyalty snapshot (customer_id, tier, points_balance, points_to_next_tier, complaints).",
+        ),
+        propensity: Path | None = typer.Option(
+            None, "--propensity", help="Trained propensity model JSON (default: documented prior)."
+        ),
     ) -> None:
         """Choose the next best offers for every customer under budgets, caps and experiments."""
-        from recsys.settings import Settings  # noqa: PLC0415
-        from training.jobs.decide import run_decide  # noqa: PLC0415  (keeps `centric --help` fast)
+        from recsys.settings import Settings
+        from training.jobs.decide import run_decide
 
         offers = offers or Settings().offers_catalog
 
@@ -35,4 +49,6 @@ def register(app: typer.Typer) -> None:
             f"arbitration gap {summary['arbitration_gap']:.2%}) → {out}"
         )
         for offer_id, info in summary["per_offer"].items():
-            console.print(f"  {offer_id}: {info['customers']:,} customers, {info['expected_redemptions']:,.1f} expected redemptions")
+            console.print(
+                f"  {offer_id}: {info['customers']:,} customers, {info['expected_redemptions']:,.1f} expected redemptions"
+            )

@@ -31,12 +31,16 @@ def _print_result(result: object) -> None:
 
 @handle_errors
 def demo(
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API on http://HOST:PORT afterwards.")] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API on http://HOST:PORT afterwards.")
+    ] = False,
     out: Annotated[Path, typer.Option(help="Artifact directory.")] = Path(".centric/demo"),
     customers: Annotated[
         int | None, typer.Option(min=10, help="Use only this many randomly chosen customers (quick runs).")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Bind address for --serve (default CENTRIC_HOST or 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address for --serve (default CENTRIC_HOST or 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port for --serve (default CENTRIC_PORT or 8000).")] = None,
 ) -> None:
     """Load and validate The Complete Journey, train, analyze, decide offers, publish to Redis, backfill loyalty.
@@ -44,7 +48,7 @@ def demo(
     With --serve, keep Redis up and serve the API until Ctrl-C. Uses CENTRIC_REDIS_URL when set,
     else a private redis-server under .centric/.
     """
-    from training.jobs.demo import run_demo  # noqa: PLC0415
+    from training.jobs.demo import run_demo
 
     settings = Settings()
     keys = Keys(settings.env)
@@ -79,17 +83,23 @@ def demo(
             f"  curl -H 'Authorization: Bearer {result.api_key}' "
             f"http://{bind_host}:{bind_port}/v1/customers/{_example_customer(out)}/recommendations"
         )
-        import uvicorn  # noqa: PLC0415
+        import uvicorn
 
-        from serving.http_protocol import PROTOCOL  # noqa: PLC0415
+        from serving.http_protocol import PROTOCOL
 
         os.environ["CENTRIC_REDIS_URL"] = url
-        uvicorn.run("serving.app:create_app", factory=True, host=bind_host, port=bind_port, log_level=settings.log_level,
-                    http=PROTOCOL)
+        uvicorn.run(
+            "serving.app:create_app",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            log_level=settings.log_level,
+            http=PROTOCOL,
+        )
 
 
 def _example_customer(out: Path) -> str:
-    import polars as pl  # noqa: PLC0415
+    import polars as pl
 
     path = out / "recommendations.parquet"
     if not path.exists():

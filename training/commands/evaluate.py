@@ -35,11 +35,22 @@ def evaluate(
     transactions: Annotated[Path, typer.Option("--transactions", help="Transactions file (CSV or Parquet).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write results.json.")] = Path("results.json"),
     schema: Annotated[str, typer.Option("--schema", help=f"Input layout: {', '.join(SCHEMAS)}.")] = "standard",
-    protocol: Annotated[str, typer.Option("--protocol", help="temporal (last --test-days held out) or next-basket (last order per customer).")] = "temporal",
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol", help="temporal (last --test-days held out) or next-basket (last order per customer)."
+        ),
+    ] = "temporal",
     models: Annotated[str, typer.Option("--models", help="Comma-separated model names (default: all).")] = "",
-    test_days: Annotated[float, typer.Option("--test-days", help="Temporal protocol: days held out as test (and as validation).")] = 30.0,
-    tune: Annotated[bool, typer.Option("--tune", help="Search ALS/BPR/kNN parameters on the validation split first.")] = False,
-    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds for the whole hyperparameter search.")] = 300.0,
+    test_days: Annotated[
+        float, typer.Option("--test-days", help="Temporal protocol: days held out as test (and as validation).")
+    ] = 30.0,
+    tune: Annotated[
+        bool, typer.Option("--tune", help="Search ALS/BPR/kNN parameters on the validation split first.")
+    ] = False,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="Seconds for the whole hyperparameter search.")
+    ] = 300.0,
     max_trials: Annotated[int, typer.Option("--max-trials", help="Most parameter sets tried per model.")] = 20,
 ) -> None:
     """Split the data, optionally tune on validation, refit on train+validation and score every model on test.
@@ -82,7 +93,9 @@ def evaluate(
 def results_table(results: dict[str, Any]) -> Table:
     """Return a rich table of the headline metrics, one row per model."""
     final = results["data"]["final"]
-    table = Table(title=f"{results['protocol']} — {final.get('scored_customers', '?')} customers scored, {final.get('items', '?')} items")
+    table = Table(
+        title=f"{results['protocol']} — {final.get('scored_customers', '?')} customers scored, {final.get('items', '?')} items"
+    )
     table.add_column("model", no_wrap=True)
     for _, header in TABLE_METRICS:
         table.add_column(header, justify="right")

@@ -16,11 +16,11 @@ keys_app = typer.Typer(help="Create, list and revoke API keys (scopes: read, wri
 
 @contextmanager
 def _client() -> Iterator[tuple[object, object]]:
-    import redis  # noqa: PLC0415
+    import redis
 
-    from recsys.settings import Settings  # noqa: PLC0415
-    from recsys.store.embedded import redis_url  # noqa: PLC0415
-    from recsys.store.keys import Keys  # noqa: PLC0415
+    from recsys.settings import Settings
+    from recsys.store.embedded import redis_url
+    from recsys.store.keys import Keys
 
     settings = Settings()
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
@@ -34,11 +34,13 @@ def _client() -> Iterator[tuple[object, object]]:
 @keys_app.command("create")
 @handle_errors
 def create(
-    scope: Annotated[str, typer.Option("--scope", help="read | write | admin (admin implies write implies read).")] = "read",
+    scope: Annotated[
+        str, typer.Option("--scope", help="read | write | admin (admin implies write implies read).")
+    ] = "read",
     name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from serving.auth import create_api_key  # noqa: PLC0415
+    from serving.auth import create_api_key
 
     with _client() as (client, keys):
         api_key = create_api_key(client, keys, scope, name=name)  # type: ignore[arg-type]
@@ -50,7 +52,7 @@ def create(
 @handle_errors
 def list_keys() -> None:
     """List key ids, scopes and names (never the keys)."""
-    from serving.auth import list_api_keys  # noqa: PLC0415
+    from serving.auth import list_api_keys
 
     with _client() as (client, keys):
         rows = list_api_keys(client, keys)  # type: ignore[arg-type]
@@ -66,7 +68,7 @@ def list_keys() -> None:
 @handle_errors
 def revoke(key_id: Annotated[str, typer.Argument(help="Key id from `centric keys list`.")]) -> None:
     """Revoke a key (servers stop accepting it within 10 s)."""
-    from serving.auth import revoke_api_key  # noqa: PLC0415
+    from serving.auth import revoke_api_key
 
     with _client() as (client, keys):
         found = revoke_api_key(client, keys, key_id)  # type: ignore[arg-type]

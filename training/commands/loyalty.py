@@ -13,16 +13,18 @@ import typer
 
 from training.console import console, fail, handle_errors, progress, step
 
-loyalty_app = typer.Typer(help="Loyalty ledger: backfill from history, reconcile, expire, liability, export.", no_args_is_help=True)
+loyalty_app = typer.Typer(
+    help="Loyalty ledger: backfill from history, reconcile, expire, liability, export.", no_args_is_help=True
+)
 
 
 @contextlib.contextmanager
 def _redis() -> Iterator[tuple[Any, Any, Any]]:
-    import redis  # noqa: PLC0415
+    import redis
 
-    from recsys.settings import Settings  # noqa: PLC0415
-    from recsys.store.embedded import redis_url  # noqa: PLC0415
-    from recsys.store.keys import Keys  # noqa: PLC0415
+    from recsys.settings import Settings
+    from recsys.store.embedded import redis_url
+    from recsys.store.keys import Keys
 
     settings = Settings()
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
@@ -48,10 +50,10 @@ def backfill(
     program: ProgramOpt = None,
 ) -> None:
     """Replay historic orders in timestamp order to build balances and tiers (idempotent: reruns add nothing)."""
-    from training.jobs.loyalty import run_backfill  # noqa: PLC0415
+    from training.jobs.loyalty import run_backfill
 
     try:
-        from recsys.data import load_transactions  # noqa: PLC0415
+        from recsys.data import load_transactions
     except ImportError:
         raise fail("recsys.data.load_transactions is not available in this installation") from None
 
@@ -59,8 +61,13 @@ def backfill(
         result = load_transactions(transactions, schema=schema)
     with _redis() as (client, keys, settings), progress() as bar:
         task = bar.add_task("replaying orders", total=None)
-        summary = run_backfill(client, keys, _program(program, settings), result,
-                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        summary = run_backfill(
+            client,
+            keys,
+            _program(program, settings),
+            result,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     console.print_json(json.dumps(summary))
 
 
@@ -68,13 +75,15 @@ def backfill(
 @handle_errors
 def reconcile() -> None:
     """Prove balance == sum of ledger entries == sum of expiry lots for every customer; exit 1 on any mismatch."""
-    from training.jobs.loyalty import reconcile as run  # noqa: PLC0415
+    from training.jobs.loyalty import reconcile as run
 
     with _redis() as (client, keys, _settings), progress() as bar:
         task = bar.add_task("reconciling", total=None)
         out = run(client, keys, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     for m in out["mismatches"][:20]:
-        console.print(f"[red]mismatch[/] {m['customer_id']}: balance {m['balance']}, entries {m['entries']}, lots {m['lots']}")
+        console.print(
+            f"[red]mismatch[/] {m['customer_id']}: balance {m['balance']}, entries {m['entries']}, lots {m['lots']}"
+        )
     if out["mismatches"]:
         raise fail(f"{len(out['mismatches'])} of {out['customers']} customers do not reconcile", code=1)
     console.print(f"[green]ok[/]: {out['customers']} customers reconcile (balance == sum of entries == sum of lots)")
@@ -87,7 +96,7 @@ def expire(
     now: Annotated[datetime | None, typer.Option("--now", help="Expire as of this UTC time (default: now).")] = None,
 ) -> None:
     """Expire points whose lots reached their expiry date (one `expire` entry per lot) and review tiers (period end, with grace)."""
-    from training.jobs.loyalty import expire as run  # noqa: PLC0415
+    from training.jobs.loyalty import expire as run
 
     moment = (now.replace(tzinfo=UTC) if now and now.tzinfo is None else now) or datetime.now(UTC)
     with _redis() as (client, keys, settings), step("expiring points"):
@@ -99,10 +108,13 @@ def expire(
 @handle_errors
 def liability(
     program: ProgramOpt = None,
-    now: Annotated[datetime | None, typer.Option("--now", help="As of this UTC time (default: now); points past expiry then are not outstanding.")] = None,
+    now: Annotated[
+        datetime | None,
+        typer.Option("--now", help="As of this UTC time (default: now); points past expiry then are not outstanding."),
+    ] = None,
 ) -> None:
     """Report outstanding points, their value in currency, debt, and customers per tier."""
-    from training.jobs.loyalty import liability as run  # noqa: PLC0415
+    from training.jobs.loyalty import liability as run
 
     moment = (now.replace(tzinfo=UTC) if now and now.tzinfo is None else now) or datetime.now(UTC)
     with _redis() as (client, keys, settings), step("summing balances"):
@@ -114,7 +126,7 @@ def liability(
 @handle_errors
 def export(out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")] = Path("ledger.parquet")) -> None:
     """Export every ledger entry to Parquet for the offline side."""
-    from training.jobs.loyalty import export as run  # noqa: PLC0415
+    from training.jobs.loyalty import export as run
 
     with _redis() as (client, keys, _settings), step("exporting the ledger"):
         summary = run(client, keys, out)

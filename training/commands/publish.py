@@ -13,8 +13,12 @@ from training.console import console, fail, handle_errors, progress
 
 @handle_errors
 def publish(
-    artifact_dir: Annotated[Path | None, typer.Argument(help="Artifact directory written by train / analyze / decide.")] = None,
-    rollback: Annotated[bool, typer.Option("--rollback", help="Activate the version published before the active one.")] = False,
+    artifact_dir: Annotated[
+        Path | None, typer.Argument(help="Artifact directory written by train / analyze / decide.")
+    ] = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Activate the version published before the active one.")
+    ] = False,
     list_versions: Annotated[bool, typer.Option("--list", help="List the kept versions.")] = False,
     activate: Annotated[str | None, typer.Option("--activate", help="Activate this kept version id.")] = None,
 ) -> None:
@@ -22,13 +26,13 @@ def publish(
 
     Takes whatever files the directory holds. Uses CENTRIC_REDIS_URL, or the embedded Redis under CENTRIC_HOME.
     """
-    import redis  # noqa: PLC0415
+    import redis
 
-    from recsys.settings import Settings  # noqa: PLC0415
-    from recsys.store.embedded import redis_url  # noqa: PLC0415
-    from recsys.store.keys import Keys  # noqa: PLC0415
-    from recsys.store.redis_store import RedisSnapshotStore  # noqa: PLC0415
-    from training.jobs.publish import run_publish  # noqa: PLC0415
+    from recsys.settings import Settings
+    from recsys.store.embedded import redis_url
+    from recsys.store.keys import Keys
+    from recsys.store.redis_store import RedisSnapshotStore
+    from training.jobs.publish import run_publish
 
     chosen = sum([artifact_dir is not None, rollback, list_versions, activate is not None])
     if chosen != 1:
@@ -58,7 +62,9 @@ def publish(
                             tasks[what] = bar.add_task(what, total=total)
                         bar.update(tasks[what], completed=done, total=total)
 
-                    summary = run_publish(client, keys, artifact_dir, keep=settings.snapshot_keep, ttl_s=ttl_s, progress=on_progress)
+                    summary = run_publish(
+                        client, keys, artifact_dir, keep=settings.snapshot_keep, ttl_s=ttl_s, progress=on_progress
+                    )
                 _print_summary(summary)
         finally:
             client.close()
@@ -87,8 +93,13 @@ def _print_versions(store: object) -> None:
     for column in ("version", "published", "active", "customers", "items"):
         table.add_column(column)
     for v in versions:
-        table.add_row(v.version, v.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"), "yes" if v.active else "",
-                      f"{v.counts.get('customers', 0):,}", f"{v.counts.get('items', 0):,}")
+        table.add_row(
+            v.version,
+            v.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "yes" if v.active else "",
+            f"{v.counts.get('customers', 0):,}",
+            f"{v.counts.get('items', 0):,}",
+        )
     console.print(table)
 
 

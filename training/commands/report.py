@@ -24,15 +24,21 @@ def _ci(pair: list[float] | tuple[float, float] | None, pct: bool = True) -> str
 @handle_errors
 def experiment(
     experiment_id: str = typer.Argument(..., help="Experiment id (see experiments.json)."),
-    artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="Artifact directory with experiments.json and profiles.parquet."),
-    events: Path | None = typer.Option(None, "--events", help="Events file (parquet/csv/jsonl); default: the events stream in Redis."),
-    metric: str = typer.Option("purchase", "--metric", help="Conversion: 'purchase' (any purchase) or 'redeem' (an offer redeemed)."),
+    artifacts: Path = typer.Option(
+        Path("artifacts"), "--artifacts", help="Artifact directory with experiments.json and profiles.parquet."
+    ),
+    events: Path | None = typer.Option(
+        None, "--events", help="Events file (parquet/csv/jsonl); default: the events stream in Redis."
+    ),
+    metric: str = typer.Option(
+        "purchase", "--metric", help="Conversion: 'purchase' (any purchase) or 'redeem' (an offer redeemed)."
+    ),
     control: str | None = typer.Option(None, "--control", help="Control arm (default: the holdout arm)."),
 ) -> None:
     """Conversion and revenue per arm with lift vs the control arm and 95 % confidence intervals."""
-    import redis  # noqa: PLC0415
+    import redis
 
-    from training.jobs.report import read_event_file, read_event_stream, run_experiment_report  # noqa: PLC0415
+    from training.jobs.report import read_event_file, read_event_stream, run_experiment_report
 
     if metric not in ("purchase", "redeem"):
         raise typer.BadParameter("--metric must be 'purchase' or 'redeem'")
@@ -40,7 +46,7 @@ def experiment(
         if events is not None:
             frame = read_event_file(events)
         else:
-            from recsys.store.keys import Keys  # noqa: PLC0415
+            from recsys.store.keys import Keys
 
             settings = Settings()
             with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
@@ -54,9 +60,22 @@ def experiment(
     for col in ("arm", "customers", "conversion", "lift (95% CI)", "revenue/customer", "diff (95% CI)"):
         table.add_column(col, justify="right" if col != "arm" else "left")
     for arm in result["arms"]:
-        lift = "-" if arm["conversion_lift"] is None else f"{arm['conversion_lift']:+.1%} {_ci(arm['conversion_lift_ci'])}"
-        diff = "-" if arm["revenue_diff"] is None else f"{arm['revenue_diff']:+,.2f} {_ci(arm['revenue_diff_ci'], pct=False)}"
-        table.add_row(arm["arm"], f"{arm['customers']:,}", f"{arm['conversion_rate']:.2%}", lift, f"{arm['revenue_per_customer']:,.2f}", diff)
+        lift = (
+            "-" if arm["conversion_lift"] is None else f"{arm['conversion_lift']:+.1%} {_ci(arm['conversion_lift_ci'])}"
+        )
+        diff = (
+            "-"
+            if arm["revenue_diff"] is None
+            else f"{arm['revenue_diff']:+,.2f} {_ci(arm['revenue_diff_ci'], pct=False)}"
+        )
+        table.add_row(
+            arm["arm"],
+            f"{arm['customers']:,}",
+            f"{arm['conversion_rate']:.2%}",
+            lift,
+            f"{arm['revenue_per_customer']:,.2f}",
+            diff,
+        )
     console.print(table)
 
 

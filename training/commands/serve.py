@@ -16,14 +16,16 @@ from training.console import console, handle_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default CENTRIC_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default CENTRIC_PORT or 8000).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes (default CENTRIC_WORKERS or 1).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes (default CENTRIC_WORKERS or 1).")
+    ] = None,
 ) -> None:
     """Serve the HTTP API (docs at /docs). Starts the embedded Redis when CENTRIC_REDIS_URL is unset and shares it with every worker."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from recsys.settings import Settings  # noqa: PLC0415
-    from recsys.store.embedded import redis_url  # noqa: PLC0415
-    from serving.http_protocol import PROTOCOL  # noqa: PLC0415
+    from recsys.settings import Settings
+    from recsys.store.embedded import redis_url
+    from serving.http_protocol import PROTOCOL
 
     settings = Settings()
     bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers
@@ -36,10 +38,18 @@ def serve(
         with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
             # Workers build their own Settings from the environment: hand them this Redis.
             os.environ["CENTRIC_REDIS_URL"] = url
-            console.print(f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s); docs at /docs; Redis {url}")
+            console.print(
+                f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s); docs at /docs; Redis {url}"
+            )
             uvicorn.run(
-                "serving.app:create_app", factory=True, host=bind_host, port=bind_port, workers=n_workers,
-                log_level=settings.log_level, access_log=False, http=PROTOCOL,
+                "serving.app:create_app",
+                factory=True,
+                host=bind_host,
+                port=bind_port,
+                workers=n_workers,
+                log_level=settings.log_level,
+                access_log=False,
+                http=PROTOCOL,
             )
     finally:
         if metrics_dir:

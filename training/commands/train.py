@@ -26,9 +26,14 @@ def train(
     half_life_days: Annotated[
         float, typer.Option("--half-life-days", min=1.0, help="Recency half-life of buy-again, in days.")
     ] = 120.0,
-    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="Tune the hybrid blend on each customer's last order.")] = True,
+    tune: Annotated[
+        bool, typer.Option("--tune/--no-tune", help="Tune the hybrid blend on each customer's last order.")
+    ] = True,
     explore: Annotated[
-        str, typer.Option("--explore", help="The hybrid's source of new items: user_knn | als | item_knn_bm25 | popularity …")
+        str,
+        typer.Option(
+            "--explore", help="The hybrid's source of new items: user_knn | als | item_knn_bm25 | popularity …"
+        ),
     ] = "user_knn",
     primary: Annotated[
         str,
@@ -40,8 +45,8 @@ def train(
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
-    from recsys.models import MODELS  # noqa: PLC0415  (heavy imports only when the command runs)
-    from recsys.models.hybrid import EXPLORE_MODELS  # noqa: PLC0415
+    from recsys.models import MODELS
+    from recsys.models.hybrid import EXPLORE_MODELS
 
     chosen = [name.strip() for name in models.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in MODELS]
@@ -49,8 +54,8 @@ def train(
         raise fail(f"--explore: unknown model {explore}; choose from {', '.join(EXPLORE_MODELS)}")
     if unknown:
         raise fail(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    from recsys.data import load_transactions  # noqa: PLC0415
-    from training.jobs.train import PRIMARY_MODELS, run_train  # noqa: PLC0415
+    from recsys.data import load_transactions
+    from training.jobs.train import PRIMARY_MODELS, run_train
 
     if primary not in PRIMARY_MODELS:
         raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_MODELS)}")
@@ -63,7 +68,14 @@ def train(
             bar.update(task, description=stage, completed=done, total=total)
 
         summary = run_train(
-            result, out, models=chosen, k=k, half_life_days=half_life_days, tune=tune, explore=explore, primary=primary,
+            result,
+            out,
+            models=chosen,
+            k=k,
+            half_life_days=half_life_days,
+            tune=tune,
+            explore=explore,
+            primary=primary,
             on_progress=on_progress,
         )
     _print_summary(summary, result.report)

@@ -19,26 +19,33 @@ def validate(
         str, typer.Option("--schema", help="Input layout: standard | online-retail | complete-journey.")
     ] = "standard",
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="Write rejected rows here with row number and reason (.csv or .parquet).")
+        Path | None,
+        typer.Option("--rejects", help="Write rejected rows here with row number and reason (.csv or .parquet)."),
     ] = None,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="Also validate this catalog file.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any row is rejected.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
+    ] = False,
     delimiter: Annotated[str, typer.Option("--delimiter", help="CSV field separator.")] = ",",
 ) -> None:
     """Validate TRANSACTIONS: whole-file problems exit 2 with one line; bad rows are rejected with a reason.
 
     Exit codes: 0 usable (rows may be rejected), 1 rows rejected with --strict, 2 the file cannot be used.
     """
-    from recsys.data import load_transactions  # noqa: PLC0415  (heavy imports only when the command runs)
+    from recsys.data import load_transactions
 
     if len(delimiter) != 1:
         raise fail(f"--delimiter must be one character, got {delimiter!r}")
     if as_json:
-        result = load_transactions(transactions, schema=schema, rejects_path=rejects, catalog=catalog, delimiter=delimiter)
+        result = load_transactions(
+            transactions, schema=schema, rejects_path=rejects, catalog=catalog, delimiter=delimiter
+        )
     else:
         with step(f"validate {transactions.name}"):
-            result = load_transactions(transactions, schema=schema, rejects_path=rejects, catalog=catalog, delimiter=delimiter)
+            result = load_transactions(
+                transactions, schema=schema, rejects_path=rejects, catalog=catalog, delimiter=delimiter
+            )
     report = result.report
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -48,7 +55,7 @@ def validate(
         raise typer.Exit(1)
 
 
-def _print_report(report, result) -> None:  # noqa: ANN001
+def _print_report(report, result) -> None:
     table = Table(title=f"{report.source} ({report.schema})")
     table.add_column("rows")
     table.add_column("count", justify="right")
@@ -66,7 +73,9 @@ def _print_report(report, result) -> None:  # noqa: ANN001
     console.print(table)
     if result.catalog_report is not None:
         cat = result.catalog_report
-        console.print(f"catalog {cat.source}: {cat.rows_used:,} used, {cat.rows_rejected:,} rejected {cat.reasons or ''}")
+        console.print(
+            f"catalog {cat.source}: {cat.rows_used:,} used, {cat.rows_rejected:,} rejected {cat.reasons or ''}"
+        )
     if report.rejects_path:
         console.print(f"rejected rows written to {report.rejects_path}")
     elif report.rows_rejected:

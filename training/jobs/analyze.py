@@ -22,7 +22,9 @@ from recsys.columns import ProfileColumns as P
 STEPS = ("fit models and build profiles", "holdout check", "segment top items", "plots", "write files")
 
 
-def _holdout(transactions: pl.DataFrame, result: AnalyticsResult, time_unit: str, out_dir: Path, plots: bool) -> dict[str, Any] | None:
+def _holdout(
+    transactions: pl.DataFrame, result: AnalyticsResult, time_unit: str, out_dir: Path, plots: bool
+) -> dict[str, Any] | None:
     """Compare BG/NBD predictions with the holdout purchases after the calibration end (None without a holdout)."""
     last = as_utc_day(transactions.select(pl.col(Columns.timestamp).max()).item())
     if last <= result.as_of:
@@ -47,8 +49,14 @@ def _holdout(transactions: pl.DataFrame, result: AnalyticsResult, time_unit: str
 
 def _distribution(values: np.ndarray) -> dict[str, float]:
     qs = np.quantile(values, [0.5, 0.9, 0.99]) if len(values) else [0.0, 0.0, 0.0]
-    return {"total": float(values.sum()), "mean": float(values.mean()) if len(values) else 0.0,
-            "p50": float(qs[0]), "p90": float(qs[1]), "p99": float(qs[2]), "max": float(values.max()) if len(values) else 0.0}
+    return {
+        "total": float(values.sum()),
+        "mean": float(values.mean()) if len(values) else 0.0,
+        "p50": float(qs[0]),
+        "p90": float(qs[1]),
+        "p99": float(qs[2]),
+        "max": float(values.max()) if len(values) else 0.0,
+    }
 
 
 def run_analyze(
@@ -73,7 +81,9 @@ def run_analyze(
     out_dir.mkdir(parents=True, exist_ok=True)
     tx: pl.DataFrame = result.transactions
     catalog = getattr(result, "catalog", None)
-    config = AnalyticsConfig(time_unit=time_unit, clv=ClvConfig(horizon_days=horizon_days, margin=margin, annual_discount=annual_discount))
+    config = AnalyticsConfig(
+        time_unit=time_unit, clv=ClvConfig(horizon_days=horizon_days, margin=margin, annual_discount=annual_discount)
+    )
     notify(STEPS[0])
     analysis = build_profiles(tx, catalog=catalog, calibration_end=calibration_end, config=config)
     profiles = analysis.profiles
@@ -84,8 +94,12 @@ def run_analyze(
     top_items = segment_top_items(cal_tx, profiles)
     notify(STEPS[3])
     if plots:
-        plot_p_alive_matrix(analysis.bgnbd, float(profiles[P.T].max()), int(min(profiles[P.frequency].quantile(0.99) or 1, 50)),
-                            out_dir / "plots")
+        plot_p_alive_matrix(
+            analysis.bgnbd,
+            float(profiles[P.T].max()),
+            int(min(profiles[P.frequency].quantile(0.99) or 1, 50)),
+            out_dir / "plots",
+        )
         plot_clv_distribution(profiles[P.clv].to_numpy(), out_dir / "plots")
     notify(STEPS[4])
     models = {
@@ -94,8 +108,12 @@ def run_analyze(
         "time_unit": time_unit,
         "as_of": analysis.as_of.isoformat(),
         "calibration_end": analysis.as_of.date().isoformat(),
-        "clv": {"horizon_days": horizon_days, "margin": margin, "annual_discount": annual_discount,
-                "method": "monthly discounting of BG/NBD expected purchases x Gamma-Gamma expected spend x margin"},
+        "clv": {
+            "horizon_days": horizon_days,
+            "margin": margin,
+            "annual_discount": annual_discount,
+            "method": "monthly discounting of BG/NBD expected purchases x Gamma-Gamma expected spend x margin",
+        },
     }
     counts = lambda col: dict(profiles[col].value_counts(sort=True).iter_rows())  # noqa: E731
     lifecycle = counts(P.lifecycle)

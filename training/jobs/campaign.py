@@ -12,7 +12,9 @@ from recsys.exceptions import ArtifactError, UnknownOffer
 from recsys.nba.audience import select_audience
 
 
-def run_select(artifact_dir: Path, offer_id: str, budget: float, out: Path, *, channel: str | None = None) -> dict[str, Any]:
+def run_select(
+    artifact_dir: Path, offer_id: str, budget: float, out: Path, *, channel: str | None = None
+) -> dict[str, Any]:
     """Write the audience of ``offer_id`` (``customer_id``, ``expected_value``, ``p_accept``) as CSV; return totals.
 
     Reads ``decisions.parquet`` and ``offers.json`` written by ``centric decide``. Raises ``ArtifactError``
@@ -21,7 +23,9 @@ def run_select(artifact_dir: Path, offer_id: str, budget: float, out: Path, *, c
     artifact_dir = Path(artifact_dir)
     decisions_path, offers_path = artifact_dir / "decisions.parquet", artifact_dir / "offers.json"
     if not decisions_path.exists() or not offers_path.exists():
-        raise ArtifactError(f"{artifact_dir}: no decisions.parquet/offers.json; run `centric decide --out {artifact_dir}` first")
+        raise ArtifactError(
+            f"{artifact_dir}: no decisions.parquet/offers.json; run `centric decide --out {artifact_dir}` first"
+        )
     known = [o["id"] for o in json.loads(offers_path.read_text())]
     if offer_id not in known:
         raise UnknownOffer(f"offer {offer_id!r} is not in {offers_path}; known offers: {', '.join(known)}")
@@ -30,7 +34,10 @@ def run_select(artifact_dir: Path, offer_id: str, budget: float, out: Path, *, c
     out.parent.mkdir(parents=True, exist_ok=True)
     audience.customers.write_csv(out)
     return {
-        "offer_id": offer_id, "customers": audience.customers.height, "budget": budget,
-        "expected_redemptions": round(audience.expected_redemptions, 3), "expected_value": round(audience.expected_value, 2),
+        "offer_id": offer_id,
+        "customers": audience.customers.height,
+        "budget": budget,
+        "expected_redemptions": round(audience.expected_redemptions, 3),
+        "expected_value": round(audience.expected_value, 2),
         "out": str(out),
     }

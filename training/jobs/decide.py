@@ -42,7 +42,9 @@ def run_decide(
     catalog = load_catalog(offers_path)
     profiles_path = Path(profiles_path) if profiles_path else out_dir / "profiles.parquet"
     if not profiles_path.exists():
-        raise DataError(f"{profiles_path}: profiles not found; run `centric analyze --out {out_dir}` first or pass --profiles")
+        raise DataError(
+            f"{profiles_path}: profiles not found; run `centric analyze --out {out_dir}` first or pass --profiles"
+        )
     frame = build_frame(_read(profiles_path), _read(Path(loyalty_path)) if loyalty_path else None)
     recs_path, items_path = out_dir / "recommendations.parquet", out_dir / "items.parquet"
     recommendations = _read(recs_path) if recs_path.exists() else None

@@ -48,7 +48,7 @@ def sample_customers(result: Any, customers: int, seed: int = 7) -> Any:
     transactions = result.transactions.filter(keep_expr)
     returns = result.returns.filter(keep_expr)
     # dataclasses.replace keeps the report and catalog as they were: the sample is a view, not new data.
-    import dataclasses  # noqa: PLC0415
+    import dataclasses
 
     return dataclasses.replace(result, transactions=transactions, returns=returns)
 
@@ -74,13 +74,13 @@ def run_demo(
 
     Raises whatever the stages raise (``CentricError`` subclasses carry user-facing messages).
     """
-    from recsys.data.demo import load_demo  # noqa: PLC0415  (stages import heavy libraries lazily)
-    from serving.auth import create_api_key  # noqa: PLC0415
-    from training.jobs.analyze import run_analyze  # noqa: PLC0415
-    from training.jobs.decide import run_decide  # noqa: PLC0415
-    from training.jobs.loyalty import run_backfill  # noqa: PLC0415
-    from training.jobs.publish import run_publish  # noqa: PLC0415
-    from training.jobs.train import run_train  # noqa: PLC0415
+    from recsys.data.demo import load_demo
+    from serving.auth import create_api_key
+    from training.jobs.analyze import run_analyze
+    from training.jobs.decide import run_decide
+    from training.jobs.loyalty import run_backfill
+    from training.jobs.publish import run_publish
+    from training.jobs.train import run_train
 
     notify = on_stage or (lambda _name, _index, _total: None)
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +108,12 @@ def run_demo(
         ("decide offers", lambda: run_decide(artifact_dir, offers_catalog)),
         ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
         # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
-        ("loyalty backfill", lambda: run_backfill(client, keys, loyalty_program, holder["data"],
-                                                  end_at=dt.datetime.now(dt.UTC).replace(microsecond=0))),
+        (
+            "loyalty backfill",
+            lambda: run_backfill(
+                client, keys, loyalty_program, holder["data"], end_at=dt.datetime.now(dt.UTC).replace(microsecond=0)
+            ),
+        ),
     ]
     for index, (name, func) in enumerate(steps):
         notify(name, index, len(steps))

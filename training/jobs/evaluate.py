@@ -93,7 +93,9 @@ def item_category_codes(data: EvalData) -> np.ndarray | None:
         return None
     items = pl.DataFrame({Columns.item_id: pl.Series(data.train.items.external_ids, dtype=pl.String)})
     joined = items.join(
-        catalog.select(pl.col(Columns.item_id).cast(pl.String), pl.col(Columns.category)).unique(Columns.item_id, keep="first"),
+        catalog.select(pl.col(Columns.item_id).cast(pl.String), pl.col(Columns.category)).unique(
+            Columns.item_id, keep="first"
+        ),
         on=Columns.item_id,
         how="left",
         maintain_order="left",
@@ -219,7 +221,9 @@ def run_evaluate(
 
     if blend and tuning is not None:
         with _stage(bar, "tuning the hybrid's blend on validation"):
-            chosen["hybrid"], tuning_report["hybrid"] = _tune_hybrid(registry["hybrid"], chosen, tuning, tuned=set(tuning_report), metric=metric)
+            chosen["hybrid"], tuning_report["hybrid"] = _tune_hybrid(
+                registry["hybrid"], chosen, tuning, tuned=set(tuning_report), metric=metric
+            )
 
     results: dict[str, dict[str, float]] = {}
     for name in models:

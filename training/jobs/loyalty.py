@@ -26,14 +26,22 @@ def _orders(frame: pl.DataFrame, program: Any, catalog: pl.DataFrame | None) -> 
     """Return one row per (customer, order): first timestamp, amount, multiplier-weighted value; oldest first."""
     weight = pl.lit(1.0)
     if catalog is not None and program.category_multipliers and Columns.category in catalog.columns:
-        mult = pl.DataFrame({Columns.category: list(program.category_multipliers),
-                             "_mult": [float(v) for v in program.category_multipliers.values()]})
+        mult = pl.DataFrame(
+            {
+                Columns.category: list(program.category_multipliers),
+                "_mult": [float(v) for v in program.category_multipliers.values()],
+            }
+        )
         frame = frame.join(catalog.select(Columns.item_id, Columns.category), on=Columns.item_id, how="left")
         frame = frame.join(mult, on=Columns.category, how="left")
         weight = pl.col("_mult").fill_null(1.0)
     return (
         frame.group_by(Columns.customer_id, Columns.order_id)
-        .agg(pl.col(Columns.timestamp).min(), pl.col(Columns.amount).sum(), (pl.col(Columns.amount) * weight).sum().alias("_value"))
+        .agg(
+            pl.col(Columns.timestamp).min(),
+            pl.col(Columns.amount).sum(),
+            (pl.col(Columns.amount) * weight).sum().alias("_value"),
+        )
         .sort(Columns.timestamp, Columns.customer_id, Columns.order_id)
     )
 
@@ -52,8 +60,7 @@ def _link_returns(returns: pl.DataFrame, transactions: pl.DataFrame) -> tuple[pl
     loose = returns.filter(pl.col("_known").is_null()).drop("_known").sort(t)
     if not loose.height:
         return direct, 0
-    bought = (transactions.select(c, i, pl.col(o).alias("_bought"), pl.col(t).cast(loose.schema[t]))
-              .sort(t))
+    bought = transactions.select(c, i, pl.col(o).alias("_bought"), pl.col(t).cast(loose.schema[t])).sort(t)
     loose = loose.join_asof(bought, on=t, by=[c, i], strategy="backward", check_sortedness=False)
     linked = int(loose["_bought"].is_not_null().sum())
     loose = loose.with_columns(pl.coalesce("_bought", o).alias(o)).drop("_bought")
@@ -62,7 +69,7 @@ def _link_returns(returns: pl.DataFrame, transactions: pl.DataFrame) -> tuple[pl
 
 def _shifted(result: Any, end_at: datetime) -> Any:
     """Return a copy of ``result`` whose transactions (and returns) are shifted so the latest line is at ``end_at``."""
-    from types import SimpleNamespace  # noqa: PLC0415
+    from types import SimpleNamespace
 
     ts = Columns.timestamp
     latest = result.transactions.get_column(ts).max()
@@ -71,8 +78,11 @@ def _shifted(result: Any, end_at: datetime) -> Any:
     if returns is not None and returns.height:
         delta = end_at - max(latest, returns.get_column(ts).max())
         returns = returns.with_columns(pl.col(ts) + delta)
-    return SimpleNamespace(transactions=result.transactions.with_columns(pl.col(ts) + delta), returns=returns,
-                           catalog=getattr(result, "catalog", None))
+    return SimpleNamespace(
+        transactions=result.transactions.with_columns(pl.col(ts) + delta),
+        returns=returns,
+        catalog=getattr(result, "catalog", None),
+    )
 
 
 def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.DataFrame:
@@ -87,30 +97,49 @@ def _replay_stream(orders: pl.DataFrame, returns: pl.DataFrame | None) -> pl.Dat
     """
     ts_type = orders.schema[Columns.timestamp]
     earns = orders.select(
-        pl.col(Columns.customer_id).cast(pl.String), pl.col(Columns.order_id).cast(pl.String), pl.col(Columns.timestamp),
-        pl.col(Columns.amount).cast(pl.Float64), pl.col("_value").cast(pl.Float64), pl.lit(False).alias("_return"),
-        pl.lit(None, dtype=pl.String).alias("_key"))
+        pl.col(Columns.customer_id).cast(pl.String),
+        pl.col(Columns.order_id).cast(pl.String),
+        pl.col(Columns.timestamp),
+        pl.col(Columns.amount).cast(pl.Float64),
+        pl.col("_value").cast(pl.Float64),
+        pl.lit(False).alias("_return"),
+        pl.lit(None, dtype=pl.String).alias("_key"),
+    )
     if returns is None or not returns.height:
         return earns
     c, o, t, a = Columns.customer_id, Columns.order_id, Columns.timestamp, Columns.amount
     # no timestamp in the identity: a shifted replay (``end_at``) must find the same keys; identical lines of one
     # order are told apart by their occurrence number, in time order
-    identity = [pl.col(o).cast(pl.String),
-                *(pl.col(col).cast(pl.String) for col in (Columns.item_id, Columns.quantity) if col in returns.columns),
-                pl.col(a).round(2).cast(pl.String)]
+    identity = [
+        pl.col(o).cast(pl.String),
+        *(pl.col(col).cast(pl.String) for col in (Columns.item_id, Columns.quantity) if col in returns.columns),
+        pl.col(a).round(2).cast(pl.String),
+    ]
     backs = (
         returns.sort(t, c, o, maintain_order=True)
         .with_columns(pl.concat_str(identity, separator="|", ignore_nulls=False).fill_null("?").alias("_id"))
         .with_columns(pl.col("_id").cum_count().over(c, "_id").alias("_n"))
-        .select(pl.col(c).cast(pl.String), pl.col(o).cast(pl.String), pl.col(t).cast(ts_type), pl.col(a).cast(pl.Float64),
-                pl.lit(None, dtype=pl.Float64).alias("_value"), pl.lit(True).alias("_return"),
-                (pl.col("_id") + "#" + pl.col("_n").cast(pl.String)).alias("_key"))
+        .select(
+            pl.col(c).cast(pl.String),
+            pl.col(o).cast(pl.String),
+            pl.col(t).cast(ts_type),
+            pl.col(a).cast(pl.Float64),
+            pl.lit(None, dtype=pl.Float64).alias("_value"),
+            pl.lit(True).alias("_return"),
+            (pl.col("_id") + "#" + pl.col("_n").cast(pl.String)).alias("_key"),
+        )
     )
     return pl.concat([earns, backs], how="vertical").sort(Columns.timestamp, "_return", maintain_order=True)
 
 
-def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: Any,
-                 on_progress: Progress | None = None, end_at: datetime | None = None) -> dict[str, Any]:
+def run_backfill(
+    client: redis.Redis,
+    keys: Keys,
+    program_path: Path,
+    result: Any,
+    on_progress: Progress | None = None,
+    end_at: datetime | None = None,
+) -> dict[str, Any]:
     """Replay historic orders (and returns) in timestamp order into the ledger; return a summary.
 
     Earns and returns form one stream sorted by timestamp (an order's earn before its return at an equal
@@ -145,7 +174,9 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
             if back:
                 call = ops.reverse_call(keys, cid, oid, amt, ts, f"backfill-return:{oid}:{line}")
             else:
-                call = ops.earn_call(program, keys, cid, oid, amt, [], ts, f"backfill:{oid}", value=Decimal(str(round(value, 4))))
+                call = ops.earn_call(
+                    program, keys, cid, oid, amt, [], ts, f"backfill:{oid}", value=Decimal(str(round(value, 4)))
+                )
             calls.append((call, cid))
             is_return.append(back)
         for back, answer in zip(is_return, ledger.run_many(calls), strict=True):
@@ -165,8 +196,14 @@ def run_backfill(client: redis.Redis, keys: Keys, program_path: Path, result: An
             on_progress(done, total)
     # outstanding as of the end of the replayed history (points older than the program's expiry are gone then)
     summary = liability(client, keys, program_path, now=stream.get_column(Columns.timestamp).max() if total else None)
-    return {"orders": orders.height, "returns_applied": reversed_lines, "return_lines_linked_to_purchase": linked,
-            "returns_skipped": skipped, "errors": refused, **summary}
+    return {
+        "orders": orders.height,
+        "returns_applied": reversed_lines,
+        "return_lines_linked_to_purchase": linked,
+        "returns_skipped": skipped,
+        "errors": refused,
+        **summary,
+    }
 
 
 def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
@@ -182,7 +219,7 @@ def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = No
     customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
     mismatches: list[dict[str, Any]] = []
     for start in range(0, len(customers), 500):
-        chunk = customers[start:start + 500]
+        chunk = customers[start : start + 500]
         pipe = client.pipeline(transaction=False)
         for cid in chunk:
             pipe.hgetall(keys.loyalty_account(cid))
@@ -208,15 +245,20 @@ def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | 
     customers = ledger.customers()
     expired, tiers = 0, {t.name: 0 for t in program.tiers}
     for start in range(0, len(customers), BATCH):
-        calls = [(ops.expire_call(keys, cid, now, program), cid) for cid in customers[start:start + BATCH]]
+        calls = [(ops.expire_call(keys, cid, now, program), cid) for cid in customers[start : start + BATCH]]
         answers = [json.loads(a[1]) for a in ledger.run_many(calls) if not isinstance(a, Exception)]
         expired += sum(a["expired"] for a in answers)
         for a in answers:
             tiers[program.tiers[a["tier"]].name] += 1
     # housekeeping: reservations of decided redemptions are no longer needed (keeps reward stock hashes small)
     reservations = ledger.prune_reservations()
-    return {"customers": len(customers), "points_expired": expired, "tiers": tiers,
-            "reservations_pruned": reservations["pruned"], "reservations_open": reservations["open"]}
+    return {
+        "customers": len(customers),
+        "points_expired": expired,
+        "tiers": tiers,
+        "reservations_pruned": reservations["pruned"],
+        "reservations_open": reservations["open"],
+    }
 
 
 def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | None = None) -> dict[str, Any]:
@@ -233,9 +275,14 @@ def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime
     tiers: dict[str, int] = {t.name: 0 for t in program.tiers}
     for a in accounts.values():
         tiers[program.tiers[min(a["tier"], len(program.tiers) - 1)].name] += 1
-    return {"customers": len(accounts), "points_outstanding": points, "liability_cents": value_cents,
-            "liability": f"{Decimal(value_cents) / 100:.2f}", "debt_points": sum(a["debt"] for a in accounts.values()),
-            "tiers": tiers}
+    return {
+        "customers": len(accounts),
+        "points_outstanding": points,
+        "liability_cents": value_cents,
+        "liability": f"{Decimal(value_cents) / 100:.2f}",
+        "debt_points": sum(a["debt"] for a in accounts.values()),
+        "tiers": tiers,
+    }
 
 
 def export(client: redis.Redis, keys: Keys, out: Path) -> dict[str, Any]:
@@ -244,15 +291,30 @@ def export(client: redis.Redis, keys: Keys, out: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for start in range(0, len(customers), 500):
         pipe = client.pipeline(transaction=False)
-        for cid in customers[start:start + 500]:
+        for cid in customers[start : start + 500]:
             pipe.lrange(keys.loyalty_entries(cid), 0, -1)
         for entries in pipe.execute():
             rows.extend(json.loads(e) for e in entries)
-    schema = {"id": pl.String, "customer_id": pl.String, "type": pl.String, "amount": pl.Int64, "points": pl.Int64,
-              "shortfall": pl.Int64, "debt_paid": pl.Int64, "reason": pl.String, "source": pl.String,
-              "idempotency_key": pl.String, "at": pl.Int64}
-    frame = pl.DataFrame([{k: (str(r.get(k)) if t == pl.String and r.get(k) is not None else r.get(k)) for k, t in schema.items()}
-                          for r in rows], schema=schema)
+    schema = {
+        "id": pl.String,
+        "customer_id": pl.String,
+        "type": pl.String,
+        "amount": pl.Int64,
+        "points": pl.Int64,
+        "shortfall": pl.Int64,
+        "debt_paid": pl.Int64,
+        "reason": pl.String,
+        "source": pl.String,
+        "idempotency_key": pl.String,
+        "at": pl.Int64,
+    }
+    frame = pl.DataFrame(
+        [
+            {k: (str(r.get(k)) if t == pl.String and r.get(k) is not None else r.get(k)) for k, t in schema.items()}
+            for r in rows
+        ],
+        schema=schema,
+    )
     frame = frame.with_columns(pl.from_epoch("at", time_unit="s").dt.replace_time_zone("UTC").alias("at"))
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(out)

@@ -57,7 +57,9 @@ def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
     """
     artifact_dir = Path(artifact_dir)
     if not artifact_dir.is_dir():
-        raise DataError(f"artifact directory {artifact_dir} does not exist; run `centric train --out {artifact_dir}` first")
+        raise DataError(
+            f"artifact directory {artifact_dir} does not exist; run `centric train --out {artifact_dir}` first"
+        )
     data = SnapshotData()
     taken: list[str] = []
     for attr, name in FRAMES.items():
@@ -68,7 +70,11 @@ def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
             except (OSError, pl.exceptions.PolarsError) as exc:
                 raise ArtifactError(f"{path} cannot be read as Parquet ({exc}); re-run the job that writes it") from exc
             taken.append(name)
-    for attr, name in (("offers", "offers.json"), ("experiments", "experiments.json"), ("manifest", "train_manifest.json")):
+    for attr, name in (
+        ("offers", "offers.json"),
+        ("experiments", "experiments.json"),
+        ("manifest", "train_manifest.json"),
+    ):
         path = artifact_dir / name
         if path.exists():
             setattr(data, attr, _read_json(path))

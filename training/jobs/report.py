@@ -22,7 +22,13 @@ from recsys.exceptions import ArtifactError, DataError, NotFound
 from recsys.nba.experiments import experiment_from_dict, report
 from recsys.store.keys import Keys
 
-EVENT_SCHEMA = {"type": pl.String, "customer_id": pl.String, "offer_id": pl.String, "price": pl.Float64, "quantity": pl.Float64}
+EVENT_SCHEMA = {
+    "type": pl.String,
+    "customer_id": pl.String,
+    "offer_id": pl.String,
+    "price": pl.Float64,
+    "quantity": pl.Float64,
+}
 
 
 def _decode(value: Any) -> str:
@@ -57,7 +63,13 @@ def events_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 def read_event_file(path: Path) -> pl.DataFrame:
     """Read events from parquet, CSV or JSON lines; raises ``DataError`` if unreadable or lacking ``type``/``customer_id``."""
     try:
-        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_ndjson(path) if path.suffix in (".jsonl", ".ndjson") else pl.read_csv(path)
+        frame = (
+            pl.read_parquet(path)
+            if path.suffix == ".parquet"
+            else pl.read_ndjson(path)
+            if path.suffix in (".jsonl", ".ndjson")
+            else pl.read_csv(path)
+        )
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise DataError(f"{path}: cannot read events: {exc}") from None
     missing = {"type", "customer_id"} - set(frame.columns)
@@ -67,7 +79,12 @@ def read_event_file(path: Path) -> pl.DataFrame:
 
 
 def run_experiment_report(
-    experiment_id: str, artifact_dir: Path, events: pl.DataFrame, *, metric: str = "purchase", control: str | None = None
+    experiment_id: str,
+    artifact_dir: Path,
+    events: pl.DataFrame,
+    *,
+    metric: str = "purchase",
+    control: str | None = None,
 ) -> dict[str, Any]:
     """Return ``{"experiment", "control", "metric", "arms": [ArmResult as dict]}``.
 
@@ -81,16 +98,30 @@ def run_experiment_report(
     raw = next((e for e in known if e.get("id") == experiment_id), None)
     if raw is None:
         raise NotFound(f"experiment {experiment_id!r} is not in {exp_path}; known: {[e.get('id') for e in known]}")
-    experiment = experiment_from_dict({k: v for k, v in raw.items() if k != "arms"} | {"arms": raw["arms"]}, str(exp_path))
-    source = next((artifact_dir / n for n in ("profiles.parquet", "decisions.parquet") if (artifact_dir / n).exists()), None)
+    experiment = experiment_from_dict(
+        {k: v for k, v in raw.items() if k != "arms"} | {"arms": raw["arms"]}, str(exp_path)
+    )
+    source = next(
+        (artifact_dir / n for n in ("profiles.parquet", "decisions.parquet") if (artifact_dir / n).exists()), None
+    )
     if source is None:
-        raise ArtifactError(f"{artifact_dir}: no profiles.parquet or decisions.parquet to take the customer population from")
-    customers = pl.read_parquet(source, columns=[Columns.customer_id]).get_column(Columns.customer_id).cast(pl.String).unique().sort()
+        raise ArtifactError(
+            f"{artifact_dir}: no profiles.parquet or decisions.parquet to take the customer population from"
+        )
+    customers = (
+        pl.read_parquet(source, columns=[Columns.customer_id])
+        .get_column(Columns.customer_id)
+        .cast(pl.String)
+        .unique()
+        .sort()
+    )
     assignments = pl.DataFrame({Columns.customer_id: customers, "arm": experiment.assign(customers.to_list())})
     holdouts = sorted(experiment.holdout_arms())
     control = control or (holdouts[0] if holdouts else experiment.arms[-1].name)
-    purchases = events.filter(pl.col("type") == "purchase").group_by(Columns.customer_id).agg(
-        (pl.col("price").fill_null(0.0) * pl.col("quantity").fill_null(1.0)).sum().alias("revenue")
+    purchases = (
+        events.filter(pl.col("type") == "purchase")
+        .group_by(Columns.customer_id)
+        .agg((pl.col("price").fill_null(0.0) * pl.col("quantity").fill_null(1.0)).sum().alias("revenue"))
     )
     if metric == "redeem":
         redeemed = events.filter(pl.col("type") == "redeem")
@@ -99,6 +130,8 @@ def run_experiment_report(
         converted = redeemed.select(Columns.customer_id).unique()
     else:
         converted = purchases.select(Columns.customer_id)
-    outcomes = converted.with_columns(pl.lit(True).alias("converted")).join(purchases, on=Columns.customer_id, how="full", coalesce=True)
+    outcomes = converted.with_columns(pl.lit(True).alias("converted")).join(
+        purchases, on=Columns.customer_id, how="full", coalesce=True
+    )
     results = report(assignments, outcomes, control)
     return {"experiment": experiment_id, "control": control, "metric": metric, "arms": [asdict(r) for r in results]}

@@ -37,7 +37,12 @@ from training.jobs.train_outputs import fallback_lists, items_table, with_reason
 DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
 LINEAR_HYBRID = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
 PRIMARY_MODELS: tuple[str, ...] = ("hybrid", "hybrid_ltr")  # which model writes recommendations.parquet
-SIMILAR_MODELS: tuple[str, ...] = ("als", "item_knn_bm25", "item_knn_cosine", "bpr")  # first fitted one writes similar_items
+SIMILAR_MODELS: tuple[str, ...] = (
+    "als",
+    "item_knn_bm25",
+    "item_knn_cosine",
+    "bpr",
+)  # first fitted one writes similar_items
 TRENDING_HALF_LIFE_DAYS = 14.0
 
 Notify = Callable[[str, int, int], None]
@@ -65,16 +70,16 @@ def run_train(
 ) -> dict[str, Any]:
     """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
 
-    ``result`` is a :class:`recsys.data.LoadResult` (``transactions`` and optional ``catalog``). The hybrid is
-    always fitted (it writes ``recommendations.parquet``). ``half_life_days``: recency half-life of buy-again;
-    ``tune``: tune the hybrid blend on each customer's last order first; ``similar_min_buyers`` /
-    ``similar_candidate_min_buyers``: items with fewer buyers get no similar-items list / are never suggested as
-    similar; ``exclude``: item ids never to recommend; ``explore``: the hybrid's source of new items (``user_knn``
-compares every customer with every other one — use ``als`` beyond about a million customers); ``primary``: the
-    model whose top-k is written to ``recommendations.parquet`` — ``hybrid_ltr`` (the learned ranker, default:
-    about 1.05× the linear hybrid's NDCG@10 on The Complete Journey, about a minute more per million lines) or
-    ``hybrid`` (the tuned linear blend).
-    Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
+        ``result`` is a :class:`recsys.data.LoadResult` (``transactions`` and optional ``catalog``). The hybrid is
+        always fitted (it writes ``recommendations.parquet``). ``half_life_days``: recency half-life of buy-again;
+        ``tune``: tune the hybrid blend on each customer's last order first; ``similar_min_buyers`` /
+        ``similar_candidate_min_buyers``: items with fewer buyers get no similar-items list / are never suggested as
+        similar; ``exclude``: item ids never to recommend; ``explore``: the hybrid's source of new items (``user_knn``
+    compares every customer with every other one — use ``als`` beyond about a million customers); ``primary``: the
+        model whose top-k is written to ``recommendations.parquet`` — ``hybrid_ltr`` (the learned ranker, default:
+        about 1.05× the linear hybrid's NDCG@10 on The Complete Journey, about a minute more per million lines) or
+        ``hybrid`` (the tuned linear blend).
+        Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
     if primary not in PRIMARY_MODELS:
         raise ValueError(f"unknown primary model {primary!r}; choose from {', '.join(PRIMARY_MODELS)}")
@@ -111,7 +116,9 @@ compares every customer with every other one — use ``als`` beyond about a mill
     for done, name in enumerate(wanted):
         notify(f"fit {name}", done, len(wanted))
         started = time.perf_counter()
-        fitted[name] = _fit_one(name, counts, recent, transactions, now, items, fitted, half_life_days, {**blend, "explore": explore})
+        fitted[name] = _fit_one(
+            name, counts, recent, transactions, now, items, fitted, half_life_days, {**blend, "explore": explore}
+        )
         fitted[name].item_filter = item_filter
         timings[f"fit_{name}"] = time.perf_counter() - started
     notify("fit models", len(wanted), len(wanted))
@@ -182,7 +189,12 @@ compares every customer with every other one — use ``als`` beyond about a mill
 
 def _decayed(transactions: pl.DataFrame, counts: Any, half_life_days: float, now: datetime) -> Any:
     return build_matrix(
-        transactions, weighting="decay", half_life_days=half_life_days, now=now, customers=counts.customers, items=counts.items
+        transactions,
+        weighting="decay",
+        half_life_days=half_life_days,
+        now=now,
+        customers=counts.customers,
+        items=counts.items,
     )
 
 
@@ -218,14 +230,20 @@ def _fit_one(
         return make_model(name, half_life_days=half_life_days).fit(counts, recent=recent)
     if name == "trending":
         short = build_matrix(
-            transactions, weighting="decay", half_life_days=TRENDING_HALF_LIFE_DAYS, now=now,
-            customers=counts.customers, items=counts.items,
+            transactions,
+            weighting="decay",
+            half_life_days=TRENDING_HALF_LIFE_DAYS,
+            now=now,
+            customers=counts.customers,
+            items=counts.items,
         )
         return make_model(name, half_life_days=TRENDING_HALF_LIFE_DAYS).fit(counts, recent=short)
     model = make_model(name)
     if name == "popular_in_category":
         codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
-        order = pl.DataFrame({Columns.item_id: list(counts.items.external_ids)}).join(codes, on=Columns.item_id, how="left")
+        order = pl.DataFrame({Columns.item_id: list(counts.items.external_ids)}).join(
+            codes, on=Columns.item_id, how="left"
+        )
         model.item_categories = order.get_column("code").fill_null(-1).to_numpy()  # type: ignore[attr-defined]
     return model.fit(counts, recent=recent, transactions=transactions)
 
@@ -239,8 +257,8 @@ def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:
 
 def _tune_hybrid(transactions: pl.DataFrame, half_life_days: float, explore: str) -> dict[str, Any]:
     """Tune the blend on each customer's last order (train on the orders before it); return the chosen weights."""
-    from recsys.evaluation.runner import prepare  # noqa: PLC0415
-    from recsys.splits import next_basket_split  # noqa: PLC0415
+    from recsys.evaluation.runner import prepare
+    from recsys.splits import next_basket_split
 
     try:
         split = next_basket_split(transactions).final

@@ -27,7 +27,12 @@ def items_table(catalog: pl.DataFrame | None, transactions: pl.DataFrame, catego
     if catalog is not None:
         cols = [c for c in (Columns.name, Columns.category, Columns.price, Columns.in_stock) if c in catalog.columns]
         seen = seen.join(catalog.select(Columns.item_id, *cols).unique(Columns.item_id), on=Columns.item_id, how="left")
-    for column, default in ((Columns.name, None), (Columns.category, UNCATEGORISED), (Columns.price, None), (Columns.in_stock, True)):
+    for column, default in (
+        (Columns.name, None),
+        (Columns.category, UNCATEGORISED),
+        (Columns.price, None),
+        (Columns.in_stock, True),
+    ):
         if column not in seen.columns:
             seen = seen.with_columns(pl.lit(default).alias(column))
     table = seen.select(
@@ -58,22 +63,34 @@ def fallback_lists(
     Only items that may be shown (in stock, not excluded) are listed; ties go to the lower item id.
     """
     showable = ~item_filter.blocked(len(item_ids))
-    frame = pl.DataFrame(
-        {
-            Columns.item_id: pl.Series(item_ids.external_ids, dtype=pl.String),
-            "popular": pl.Series(popularity, dtype=pl.Float32),
-            "trending": pl.Series(trending if trending is not None else popularity, dtype=pl.Float32),
-        }
-    ).filter(pl.Series(showable)).join(items.select(Columns.item_id, Columns.category), on=Columns.item_id, how="left")
+    frame = (
+        pl.DataFrame(
+            {
+                Columns.item_id: pl.Series(item_ids.external_ids, dtype=pl.String),
+                "popular": pl.Series(popularity, dtype=pl.Float32),
+                "trending": pl.Series(trending if trending is not None else popularity, dtype=pl.Float32),
+            }
+        )
+        .filter(pl.Series(showable))
+        .join(items.select(Columns.item_id, Columns.category), on=Columns.item_id, how="left")
+    )
 
     def top(scores: str, name: pl.Expr, by: list[str] | None = None) -> pl.DataFrame:
         ranked = frame.sort([scores, Columns.item_id], descending=[True, False])
         ranked = ranked.group_by(by, maintain_order=True).head(k) if by else ranked.head(k)
-        rank = pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(by) if by else pl.int_range(1, pl.len() + 1, dtype=pl.Int32)
-        return ranked.select(name.alias(LIST), Columns.item_id, rank.alias(Columns.rank), pl.col(scores).alias(Columns.score))
+        rank = (
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(by)
+            if by
+            else pl.int_range(1, pl.len() + 1, dtype=pl.Int32)
+        )
+        return ranked.select(
+            name.alias(LIST), Columns.item_id, rank.alias(Columns.rank), pl.col(scores).alias(Columns.score)
+        )
 
     lists = [top("popular", pl.lit("popular")), top("trending", pl.lit("trending"))]
-    lists.append(top("popular", pl.lit("category:") + pl.col(Columns.category).fill_null(UNCATEGORISED), [Columns.category]))
+    lists.append(
+        top("popular", pl.lit("category:") + pl.col(Columns.category).fill_null(UNCATEGORISED), [Columns.category])
+    )
     return pl.concat(lists)
 
 
@@ -93,21 +110,37 @@ def with_reasons(
     out = recs.join(history, on=pair, how="left")
     days = ((pl.lit(now) - pl.col("_last")).dt.total_days()).cast(pl.Int64)
     times = pl.when(pl.col("_times") == 1).then(pl.lit("once")).otherwise(pl.format("{} times", pl.col("_times")))
-    when = pl.when(days <= 0).then(pl.lit("today")).when(days == 1).then(pl.lit("yesterday")).otherwise(pl.format("{} days ago", days))
+    when = (
+        pl.when(days <= 0)
+        .then(pl.lit("today"))
+        .when(days == 1)
+        .then(pl.lit("yesterday"))
+        .otherwise(pl.format("{} days ago", days))
+    )
 
     # For a new item: the most similar item this customer already bought ("customers who buy X also buy this").
     new_items = out.filter(pl.col("_times").is_null()).select(pair)
     anchors = (
         new_items.join(
             similar.select(
-                pl.col("similar_item_id").alias(Columns.item_id), pl.col(Columns.item_id).alias("_anchor"), pl.col(Columns.score).alias("_sim")
+                pl.col("similar_item_id").alias(Columns.item_id),
+                pl.col(Columns.item_id).alias("_anchor"),
+                pl.col(Columns.score).alias("_sim"),
             ),
             on=Columns.item_id,
         )
-        .join(history.select(Columns.customer_id, pl.col(Columns.item_id).alias("_anchor")), on=[Columns.customer_id, "_anchor"], how="semi")
+        .join(
+            history.select(Columns.customer_id, pl.col(Columns.item_id).alias("_anchor")),
+            on=[Columns.customer_id, "_anchor"],
+            how="semi",
+        )
         .sort("_sim", descending=True)
         .unique(pair, keep="first")
-        .join(items.select(pl.col(Columns.item_id).alias("_anchor"), pl.col(Columns.name).alias("_anchor_name")), on="_anchor", how="left")
+        .join(
+            items.select(pl.col(Columns.item_id).alias("_anchor"), pl.col(Columns.name).alias("_anchor_name")),
+            on="_anchor",
+            how="left",
+        )
         .select(*pair, "_anchor_name")
     )
     out = out.join(anchors, on=pair, how="left")

@@ -12,14 +12,26 @@ from recsys.analytics.cdnow import read_cdnow
 
 
 def test_analyze_command_writes_artifacts_and_prints_summary(shared_data: Path, tmp_path: Path) -> None:
-    from training.cli import app  # noqa: PLC0415
+    from training.cli import app
 
     tx = read_cdnow(shared_data / "cdnow" / "CDNOW_sample.txt")
     path = tmp_path / "tx.csv"
     tx.select("customer_id", "item_id", "timestamp", "quantity", "price", "order_id").write_csv(path)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["analyze", "--transactions", str(path), "--schema", "standard",
-                                      "--calibration-end", "1997-09-30", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            "--transactions",
+            str(path),
+            "--schema",
+            "standard",
+            "--calibration-end",
+            "1997-09-30",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "lifecycle" in result.output
     models = json.loads((out / "models.json").read_text())
@@ -28,12 +40,14 @@ def test_analyze_command_writes_artifacts_and_prints_summary(shared_data: Path, 
 
 
 def test_analyze_command_reports_bad_calibration_end_in_one_line(shared_data: Path, tmp_path: Path) -> None:
-    from training.cli import app  # noqa: PLC0415
+    from training.cli import app
 
     path = tmp_path / "tx.csv"
     read_cdnow(shared_data / "cdnow" / "CDNOW_sample.txt").select(
-        "customer_id", "item_id", "timestamp", "quantity", "price").write_csv(path)
-    result = CliRunner().invoke(app, ["analyze", "--transactions", str(path), "--calibration-end", "30/09/1997",
-                                      "--out", str(tmp_path / "out")])
+        "customer_id", "item_id", "timestamp", "quantity", "price"
+    ).write_csv(path)
+    result = CliRunner().invoke(
+        app, ["analyze", "--transactions", str(path), "--calibration-end", "30/09/1997", "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2
     assert "Traceback" not in result.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -19,15 +19,23 @@ def _tx(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
         {
             "customer_id": [r[0] for r in rows],
             "item_id": ["i"] * len(rows),
-            "timestamp": [datetime.fromisoformat(r[1]).replace(tzinfo=timezone.utc) for r in rows],
+            "timestamp": [datetime.fromisoformat(r[1]).replace(tzinfo=UTC) for r in rows],
             "amount": [r[2] for r in rows],
         }
     )
 
 
 def test_same_day_purchases_count_once_and_first_purchase_is_excluded_from_monetary() -> None:
-    tx = _tx([("a", "2024-01-01T09:00", 10.0), ("a", "2024-01-01T18:00", 5.0), ("a", "2024-01-08T10:00", 20.0),
-              ("a", "2024-01-15T10:00", 40.0), ("b", "2024-01-10T10:00", 7.0), ("c", "2024-02-01T00:00", 1.0)])
+    tx = _tx(
+        [
+            ("a", "2024-01-01T09:00", 10.0),
+            ("a", "2024-01-01T18:00", 5.0),
+            ("a", "2024-01-08T10:00", 20.0),
+            ("a", "2024-01-15T10:00", 40.0),
+            ("b", "2024-01-10T10:00", 7.0),
+            ("c", "2024-02-01T00:00", 1.0),
+        ]
+    )
     s = rfm_summary(tx, "2024-01-29", time_unit="day").sort("customer_id")
     assert s["customer_id"].to_list() == ["a", "b"]  # c bought after the calibration end
     assert s["frequency"].to_list() == [2, 0]
@@ -40,8 +48,15 @@ def test_same_day_purchases_count_once_and_first_purchase_is_excluded_from_monet
 
 
 def test_calibration_holdout_counts_holdout_purchase_days() -> None:
-    tx = _tx([("a", "2024-01-01", 10.0), ("a", "2024-01-20", 6.0), ("a", "2024-01-20", 4.0), ("a", "2024-01-25", 2.0),
-              ("b", "2024-01-05", 3.0)])
+    tx = _tx(
+        [
+            ("a", "2024-01-01", 10.0),
+            ("a", "2024-01-20", 6.0),
+            ("a", "2024-01-20", 4.0),
+            ("a", "2024-01-25", 2.0),
+            ("b", "2024-01-05", 3.0),
+        ]
+    )
     h = calibration_holdout(tx, "2024-01-10", "2024-01-31", time_unit="day").sort("customer_id")
     assert h["frequency_holdout"].to_list() == [2, 0]
     assert h["monetary_holdout"].to_list() == [6.0, 0.0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +20,7 @@ from recsys.columns import ProfileColumns as P
 from recsys.exceptions import ConfigError
 from training.jobs.analyze import run_analyze
 
-START = datetime(2023, 1, 1, tzinfo=timezone.utc)
+START = datetime(2023, 1, 1, tzinfo=UTC)
 
 
 def _synthetic_transactions(n: int = 600, seed: int = 3) -> pl.DataFrame:
@@ -36,7 +36,8 @@ def _synthetic_transactions(n: int = 600, seed: int = 3) -> pl.DataFrame:
         for t in times:
             rows.append((f"c{c}", f"i{rng.integers(0, 12)}", t, float(rng.gamma(4.0, 5.0))))
     return pl.DataFrame(rows, schema=["customer_id", "item_id", "timestamp", "amount"], orient="row").with_columns(
-        pl.col("timestamp").dt.replace_time_zone("UTC"), pl.lit(1.0).alias("quantity"), pl.col("amount").alias("price"))
+        pl.col("timestamp").dt.replace_time_zone("UTC"), pl.lit(1.0).alias("quantity"), pl.col("amount").alias("price")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,9 @@ def tx() -> pl.DataFrame:
 
 
 def test_rfm_scores_are_quintiles_and_every_customer_gets_a_rule_segment() -> None:
-    frame = pl.DataFrame({P.days_since_last_purchase: list(range(100)), P.orders: list(range(100)), P.total_spend: [1.0] * 100})
+    frame = pl.DataFrame(
+        {P.days_since_last_purchase: list(range(100)), P.orders: list(range(100)), P.total_spend: [1.0] * 100}
+    )
     scored = add_rfm_scores(frame)
     assert scored[P.r_score].value_counts()["count"].to_list() == [20] * 5
     assert scored.filter(pl.col(P.days_since_last_purchase) == 0)[P.r_score].item() == 5
@@ -59,24 +62,37 @@ def test_rfm_scores_are_quintiles_and_every_customer_gets_a_rule_segment() -> No
 
 def test_segment_rules_map_extremes_to_champions_and_lost() -> None:
     # recency and frequency move together: recent buyers buy often
-    frame = pl.DataFrame({P.days_since_last_purchase: list(range(100)), P.orders: list(range(100, 0, -1)), P.total_spend: [1.0] * 100})
+    frame = pl.DataFrame(
+        {P.days_since_last_purchase: list(range(100)), P.orders: list(range(100, 0, -1)), P.total_spend: [1.0] * 100}
+    )
     scored = add_rfm_scores(frame)
     assert scored.filter(pl.col(P.days_since_last_purchase) == 0)[P.segment].item() == "Champions"
     assert scored.filter(pl.col(P.days_since_last_purchase) == 99)[P.segment].item() == "Lost"
 
 
 def test_lifecycle_stages_follow_documented_thresholds() -> None:
-    as_of = datetime(2024, 6, 30, tzinfo=timezone.utc)
+    as_of = datetime(2024, 6, 30, tzinfo=UTC)
     d = lambda n: as_of - timedelta(days=n)  # noqa: E731
-    frame = pl.DataFrame({
-        "name": ["prospect", "new", "lapsed_days", "lapsed_p", "reactivated", "at_risk_churn", "at_risk_days", "active"],
-        P.orders: [0, 1, 3, 5, 3, 4, 4, 4],
-        P.first_purchase: [None, d(10), d(400), d(300), d(400), d(200), d(200), d(200)],
-        P.last_purchase: [None, d(10), d(200), d(20), d(10), d(5), d(90), d(5)],
-        "previous_purchase": [None, None, d(250), d(40), d(200), d(20), d(100), d(20)],
-        P.days_since_last_purchase: [None, 10, 200, 20, 10, 5, 90, 5],
-        P.p_alive: [None, 1.0, 0.5, 0.05, 0.9, 0.4, 0.9, 0.9],
-    }).with_columns((1 - pl.col(P.p_alive)).alias(P.churn_risk), pl.lit(as_of).alias("_as_of"))
+    frame = pl.DataFrame(
+        {
+            "name": [
+                "prospect",
+                "new",
+                "lapsed_days",
+                "lapsed_p",
+                "reactivated",
+                "at_risk_churn",
+                "at_risk_days",
+                "active",
+            ],
+            P.orders: [0, 1, 3, 5, 3, 4, 4, 4],
+            P.first_purchase: [None, d(10), d(400), d(300), d(400), d(200), d(200), d(200)],
+            P.last_purchase: [None, d(10), d(200), d(20), d(10), d(5), d(90), d(5)],
+            "previous_purchase": [None, None, d(250), d(40), d(200), d(20), d(100), d(20)],
+            P.days_since_last_purchase: [None, 10, 200, 20, 10, 5, 90, 5],
+            P.p_alive: [None, 1.0, 0.5, 0.05, 0.9, 0.4, 0.9, 0.9],
+        }
+    ).with_columns((1 - pl.col(P.p_alive)).alias(P.churn_risk), pl.lit(as_of).alias("_as_of"))
     out = frame.with_columns(lifecycle_stage(LifecycleConfig()))
     expected = ["prospect", "new", "lapsed", "lapsed", "reactivated", "at_risk", "at_risk", "active"]
     assert out[P.lifecycle].to_list() == expected
@@ -123,7 +139,9 @@ def test_segment_top_items_rank_items_by_buyer_share(tx: pl.DataFrame) -> None:
 
 
 def test_run_analyze_writes_artifacts_and_holdout_check(tx: pl.DataFrame, tmp_path: Path) -> None:
-    summary = run_analyze(SimpleNamespace(transactions=tx, catalog=None), tmp_path, calibration_end="2023-10-31", time_unit="day")
+    summary = run_analyze(
+        SimpleNamespace(transactions=tx, catalog=None), tmp_path, calibration_end="2023-10-31", time_unit="day"
+    )
     models = json.loads((tmp_path / "models.json").read_text())
     assert set(models["bgnbd"]) >= {"r", "alpha", "a", "b", "loglik"}
     assert set(models["gamma_gamma"]) >= {"p", "q", "gamma"}

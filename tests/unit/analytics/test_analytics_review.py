@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -13,7 +13,7 @@ from recsys.analytics.segments import add_rfm_scores
 from recsys.columns import ProfileColumns as P
 from recsys.exceptions import DataError
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _tx(rows: list[tuple[str, datetime, float]]) -> pl.DataFrame:
@@ -29,11 +29,13 @@ def _tx(rows: list[tuple[str, datetime, float]]) -> pl.DataFrame:
 
 def test_one_time_buyers_get_the_lowest_frequency_score_and_old_ones_are_lost() -> None:
     # 6 one-time buyers (the usual majority: 60 % in CDNOW) and 4 repeat buyers, all with distinct recency.
-    frame = pl.DataFrame({
-        P.days_since_last_purchase: [100, 90, 80, 70, 60, 50, 40, 30, 20, 10],
-        P.orders: [1, 1, 1, 1, 1, 1, 2, 3, 4, 5],
-        P.total_spend: [10.0] * 10,
-    })
+    frame = pl.DataFrame(
+        {
+            P.days_since_last_purchase: [100, 90, 80, 70, 60, 50, 40, 30, 20, 10],
+            P.orders: [1, 1, 1, 1, 1, 1, 2, 3, 4, 5],
+            P.total_spend: [10.0] * 10,
+        }
+    )
     scored = add_rfm_scores(frame)
     one_time = scored.filter(pl.col(P.orders) == 1)
     # The fewest purchases must get the lowest F score; ties share the average rank and land on 2 instead,
@@ -65,15 +67,26 @@ def test_clv_is_non_negative_and_finite_when_gamma_gamma_q_is_below_one() -> Non
 def test_a_calibration_end_on_the_first_purchase_day_is_a_clear_error_not_nan() -> None:
     # e.g. `centric analyze --calibration-end <first data day>`: every T is 0, the fit stayed at its start a = 1
     # and conditional_expected divided by a - 1 (NaN CLV in summary.json). Now: an error saying what to change.
-    tx = _tx([("a", START + timedelta(hours=9), 5.0), ("b", START + timedelta(hours=15), 7.0),
-              ("a", START + timedelta(days=5), 3.0)])
+    tx = _tx(
+        [
+            ("a", START + timedelta(hours=9), 5.0),
+            ("b", START + timedelta(hours=15), 7.0),
+            ("a", START + timedelta(days=5), 3.0),
+        ]
+    )
     with pytest.raises(DataError, match="calibration-end"):
         build_profiles(tx, calibration_end="2024-01-01", config=AnalyticsConfig(time_unit="week"))
 
 
 def test_a_tiny_data_set_is_a_clear_error_not_nan() -> None:
     # Two customers: the BG/NBD fit runs r to its upper bound (e^12) and scipy's hyp2f1 returns NaN there.
-    tx = _tx([("a", START, 5.0), ("a", START + timedelta(hours=4), 5.0),
-              ("b", START, 5.0), ("b", START + timedelta(days=4), 7.0)])
+    tx = _tx(
+        [
+            ("a", START, 5.0),
+            ("a", START + timedelta(hours=4), 5.0),
+            ("b", START, 5.0),
+            ("b", START + timedelta(days=4), 7.0),
+        ]
+    )
     with pytest.raises(DataError, match="non-finite predictions"):
         build_profiles(tx, config=AnalyticsConfig(time_unit="day"))

@@ -68,7 +68,10 @@ WHOLE_FILE_PROBLEMS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "no_usable_row": (_text(HEADER + ",,,,\nc1,,2024-01-01,1,1\nc2,i2,never,1,1\n"), "no usable row"),
     "damaged_parquet": (_bad_parquet, "Parquet"),
     "truncated_gzip": (_truncated_gzip, "gzip"),
-    "duplicate_header": (_text("customer_id,customer_id,item_id,timestamp,quantity,price\nc,c,i,2024-01-01,1,1\n"), "repeats"),
+    "duplicate_header": (
+        _text("customer_id,customer_id,item_id,timestamp,quantity,price\nc,c,i,2024-01-01,1,1\n"),
+        "repeats",
+    ),
     "parquet_wrong_columns": (_parquet_wrong_columns, "missing column"),
 }
 

@@ -16,7 +16,8 @@ from recsys.exceptions import DataError
 
 IDS = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), blacklist_characters='"'),
-    min_size=1, max_size=8,
+    min_size=1,
+    max_size=8,
 )
 FAULTS = {
     None: lambda row: row,
@@ -30,16 +31,18 @@ FAULTS = {
     "negative_price": lambda row: {**row, "price": "-3.5"},
     "non_numeric_price": lambda row: {**row, "price": "€3"},
 }
-ROW = st.fixed_dictionaries({
-    "customer_id": IDS,
-    "item_id": IDS,
-    "timestamp": st.datetimes(
-        min_value=__import__("datetime").datetime(2000, 1, 1), max_value=__import__("datetime").datetime(2030, 1, 1)
-    ).map(lambda d: d.isoformat(timespec="seconds")),
-    "quantity": st.integers(1, 1000).map(str),
-    "price": st.decimals(0, 10_000, places=2).map(str),
-    "fault": st.sampled_from(list(FAULTS)),
-})
+ROW = st.fixed_dictionaries(
+    {
+        "customer_id": IDS,
+        "item_id": IDS,
+        "timestamp": st.datetimes(
+            min_value=__import__("datetime").datetime(2000, 1, 1), max_value=__import__("datetime").datetime(2030, 1, 1)
+        ).map(lambda d: d.isoformat(timespec="seconds")),
+        "quantity": st.integers(1, 1000).map(str),
+        "price": st.decimals(0, 10_000, places=2).map(str),
+        "fault": st.sampled_from(list(FAULTS)),
+    }
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

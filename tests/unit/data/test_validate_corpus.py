@@ -47,7 +47,10 @@ def test_json_mode_also_fails_with_one_line_on_stderr(name: str, tmp_path: Path)
 def test_real_command_prints_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "training.cli", "validate", "--transactions", str(tmp_path / "nope.csv")],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

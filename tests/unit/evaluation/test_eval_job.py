@@ -70,11 +70,21 @@ def _registry(calls: list[tuple[str, dict, datetime]]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("protocol", ["temporal", "next-basket"])
 def test_results_document_has_every_model_and_metric(protocol: str) -> None:
-    results = run_evaluate(_lines(), protocol=protocol, models=["popularity", "mix"], test_days=14, registry=_registry([]))
+    results = run_evaluate(
+        _lines(), protocol=protocol, models=["popularity", "mix"], test_days=14, registry=_registry([])
+    )
     assert results["protocol"] == protocol
     assert set(results["models"]) == {"popularity", "mix"}
     for metrics in results["models"].values():
-        for key in ("ndcg@10", "recall@10", "explore_recall@10", "repeat_recall@10", "fit_seconds", "map@20", "novelty@5"):
+        for key in (
+            "ndcg@10",
+            "recall@10",
+            "explore_recall@10",
+            "repeat_recall@10",
+            "fit_seconds",
+            "map@20",
+            "novelty@5",
+        ):
             assert key in metrics
     assert results["data"]["final"]["scored_customers"] > 0
     json.dumps(results, allow_nan=False)  # NaN-free, JSON-able

@@ -71,7 +71,9 @@ def test_tune_blend_scores_the_ranking_that_recommend_serves() -> None:
     # (each scaled to 1.0) blend to exactly 0.5: recommend breaks the tie by item id (item 0 first),
     # tune_blend by candidate position (repeat list first → item 1).
     counts = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [1, 0, 1]], np.float32))
-    model = HybridRecommender(explore="popularity", repeat_weight=0.5, repeat_slope=0.0, neighbour_weight=0.0, item_prior=0.0)
+    model = HybridRecommender(
+        explore="popularity", repeat_weight=0.5, repeat_slope=0.0, neighbour_weight=0.0, item_prior=0.0
+    )
     model.fit(counts)
     validation = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]], np.float32))
     served, _ = model.recommend(np.array([0]), 1)
@@ -93,9 +95,17 @@ def test_hybrid_does_not_report_an_explore_half_life_it_cannot_apply() -> None:
         built.append(params)
         return lambda data: object()  # no blend: _tune_hybrid returns the parameters as built
 
-    params, _ = _tune_hybrid(build, {"hybrid": {"explore": "user_knn"}, "user_knn": {"k": 50, "half_life_days": 7.0},
-                                     "buy_again": {"half_life_days": 90.0}}, None, tuned={"user_knn", "buy_again"},
-                             metric="ndcg@10")
+    params, _ = _tune_hybrid(
+        build,
+        {
+            "hybrid": {"explore": "user_knn"},
+            "user_knn": {"k": 50, "half_life_days": 7.0},
+            "buy_again": {"half_life_days": 90.0},
+        },
+        None,
+        tuned={"user_knn", "buy_again"},
+        metric="ndcg@10",
+    )
     assert params["explore_params"] == {"k": 50} and params["half_life_days"] == 90.0
     assert built == [params]
 

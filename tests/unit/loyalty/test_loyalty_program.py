@@ -26,13 +26,16 @@ def test_example_program_loads():
     assert program.rewards["gold-lounge"].tiers == ("Gold",)
 
 
-@pytest.mark.parametrize(("mutate", "needle"), [
-    (lambda r: r["program"].update(rounding="sideways"), "program.rounding"),
-    (lambda r: r["program"].pop("points_per_unit"), "program.points_per_unit"),
-    (lambda r: r["tiers"]["levels"][1].update(threshold=-5), "tiers.levels[1].threshold"),
-    (lambda r: r["rewards"][2].update(tiers=["Platinum"]), "rewards[2].tiers"),
-    (lambda r: r["rewards"].append(dict(r["rewards"][0])), "duplicate reward id"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda r: r["program"].update(rounding="sideways"), "program.rounding"),
+        (lambda r: r["program"].pop("points_per_unit"), "program.points_per_unit"),
+        (lambda r: r["tiers"]["levels"][1].update(threshold=-5), "tiers.levels[1].threshold"),
+        (lambda r: r["rewards"][2].update(tiers=["Platinum"]), "rewards[2].tiers"),
+        (lambda r: r["rewards"].append(dict(r["rewards"][0])), "duplicate reward id"),
+    ],
+)
 def test_bad_program_names_file_field_and_value(mutate, needle):
     raw = _raw()
     mutate(raw)

@@ -42,6 +42,7 @@ def _ledger(redis_client, keys) -> RedisLedger:
 
 # --- tiers: downgrade after grace ------------------------------------------------------------------------------------
 
+
 def test_grace_keeps_a_tier_for_grace_months_after_the_last_qualifying_window(redis_client, keys):
     """Silver is reached on 2025-12-15 (1000 earned in Jan 2025 + 1000 in Dec 2025 = 2000 in the 12-month window).
     The qualification lapses in Jan 2026; with grace_months = 3 the customer keeps Silver through Mar 2026 and is
@@ -57,6 +58,7 @@ def test_grace_keeps_a_tier_for_grace_months_after_the_last_qualifying_window(re
 
 # --- campaigns: window boundary ---------------------------------------------------------------------------------------
 
+
 def test_campaign_counts_an_order_in_the_last_second_of_its_window():
     """The holiday campaign ends 2026-12-31T23:59:59Z (inclusive). An order at 23:59:59.5 is recorded by the ledger at
     epoch second 23:59:59 (inside the window) but earns no campaign points: the check compares microseconds."""
@@ -66,6 +68,7 @@ def test_campaign_counts_an_order_in_the_last_second_of_its_window():
 
 
 # --- expiry / month labels: time zones -------------------------------------------------------------------------------
+
 
 def test_expiry_and_month_use_the_utc_day_for_a_non_utc_now():
     """expiry_epoch: 'start of that day, UTC'. 2026-01-31T23:00-05:00 is 2026-02-01T04:00Z: 12 months later the
@@ -79,6 +82,7 @@ def test_expiry_and_month_use_the_utc_day_for_a_non_utc_now():
 
 # --- program validation: clear ConfigError naming file / field / value ------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [float("nan"), "NaN", float("inf"), "Infinity"])
 def test_non_finite_number_is_a_config_error(value):
     """points_per_unit = nan raises decimal.InvalidOperation (no file/field); inf is accepted and every earn then
@@ -89,10 +93,13 @@ def test_non_finite_number_is_a_config_error(value):
         parse_program(raw, "prog.toml")
 
 
-@pytest.mark.parametrize(("mutate", "needle"), [
-    (lambda r: r["tiers"]["levels"].__setitem__(0, 5), "tiers.levels[0]"),
-    (lambda r: r["earning"].__setitem__("campaigns", [3]), "earning.campaigns[0]"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda r: r["tiers"]["levels"].__setitem__(0, 5), "tiers.levels[0]"),
+        (lambda r: r["earning"].__setitem__("campaigns", [3]), "earning.campaigns[0]"),
+    ],
+)
 def test_a_list_entry_that_is_not_a_table_is_a_config_error(mutate, needle):
     """`levels = [5]` raises TypeError('argument of type int is not iterable'), not a ConfigError naming the field."""
     raw = _raw()
@@ -121,6 +128,7 @@ def test_reward_validity_window_ending_before_it_starts_is_refused():
 
 # --- account view: balance and affordability after expiry ------------------------------------------------------------
 
+
 def test_view_balance_excludes_points_already_past_their_expiry(redis_url, redis_client, keys):
     """600 points earned 2025-01-10 expire 2026-01-10. On 2026-02-01, with no write since, the view shows balance 600
     and 'coffee' (300) affordable, yet a redeem then expires the lot first and is refused insufficient_points."""
@@ -130,8 +138,9 @@ def test_view_balance_excludes_points_already_past_their_expiry(redis_url, redis
     async def body():
         client = aioredis.from_url(redis_url)
         try:
-            svc = service.LoyaltyService(led.program, client, keys, client.register_script(ops.LEDGER_LUA),
-                                         client.register_script(ops.STOCK_LUA))
+            svc = service.LoyaltyService(
+                led.program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
+            )
             return await service.account(svc, "c1", datetime(2026, 2, 1, tzinfo=UTC))
         finally:
             await client.aclose()
@@ -142,6 +151,7 @@ def test_view_balance_excludes_points_already_past_their_expiry(redis_url, redis
 
 
 # --- liability: expired points are not outstanding -------------------------------------------------------------------
+
 
 def test_liability_does_not_count_points_past_their_expiry(redis_client, keys):
     """600 points earned 2020-01-10 expired 2021-01-10; liability (also the backfill summary) still counts them as
@@ -154,19 +164,29 @@ def test_liability_does_not_count_points_past_their_expiry(redis_client, keys):
 
 # --- category multipliers: live earn vs backfill ---------------------------------------------------------------------
 
+
 def test_live_earn_applies_category_multipliers_like_the_backfill(redis_client, keys):
     """The backfill weights a PRODUCE line x2 (from the catalog): $10 of apples earns 20 + 100 bonus. The live earn
     paths (RedisLedger.earn, POST /earn -> serving.services.loyalty.earn_call) never pass categories to
     ops.earn_call, so the same order earns 10 + 100 there; RedisLedger.earn cannot even be told the category."""
     t = datetime(2025, 3, 1, tzinfo=UTC)
-    tx = pl.DataFrame([("a", "o1", "apple", t, 10.0)], orient="row",
-                      schema={Columns.customer_id: pl.String, Columns.order_id: pl.String, Columns.item_id: pl.String,
-                              Columns.timestamp: pl.Datetime("us", "UTC"), Columns.amount: pl.Float64})
+    tx = pl.DataFrame(
+        [("a", "o1", "apple", t, 10.0)],
+        orient="row",
+        schema={
+            Columns.customer_id: pl.String,
+            Columns.order_id: pl.String,
+            Columns.item_id: pl.String,
+            Columns.timestamp: pl.Datetime("us", "UTC"),
+            Columns.amount: pl.Float64,
+        },
+    )
     catalog = pl.DataFrame({Columns.item_id: ["apple"], Columns.category: ["PRODUCE"]})
     jobs.run_backfill(redis_client, keys, EXAMPLE, SimpleNamespace(transactions=tx, returns=None, catalog=catalog))
     led = _ledger(redis_client, keys)
     backfilled = led.account("a")["balance"]
     assert backfilled == 20 + 100
-    live = led.earn("b", "o1", Decimal(10), [Line("apple", Decimal(1), Decimal(10))], t, "k1",
-                    categories={"apple": "PRODUCE"})
+    live = led.earn(
+        "b", "o1", Decimal(10), [Line("apple", Decimal(1), Decimal(10))], t, "k1", categories={"apple": "PRODUCE"}
+    )
     assert live["balance"] == backfilled

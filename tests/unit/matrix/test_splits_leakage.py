@@ -83,7 +83,10 @@ def test_next_basket_holds_out_each_customers_last_and_second_to_last_order() ->
     last = order_time.sort("t").group_by("customer_id").agg(pl.col("order_id").last().alias("last"))
     test_orders = plan.final.test.select("customer_id", "order_id").unique()
     assert test_orders.group_by("customer_id").len()["len"].max() == 1
-    assert test_orders.join(last, on="customer_id")["order_id"].to_list() == test_orders.join(last, on="customer_id")["last"].to_list()
+    assert (
+        test_orders.join(last, on="customer_id")["order_id"].to_list()
+        == test_orders.join(last, on="customer_id")["last"].to_list()
+    )
 
     def per_customer(frame: pl.DataFrame, how: str) -> pl.DataFrame:
         agg = pl.col("timestamp").max() if how == "max" else pl.col("timestamp").min()
@@ -113,7 +116,14 @@ def test_next_basket_single_order_customers_are_counted_not_scored() -> None:
         {
             "customer_id": ["a", "a", "a", "b", "c", "c"],
             "item_id": ["x", "x", "y", "x", "y", "x"],
-            "timestamp": [START, START + timedelta(days=1), START + timedelta(days=2), START, START, START + timedelta(days=3)],
+            "timestamp": [
+                START,
+                START + timedelta(days=1),
+                START + timedelta(days=2),
+                START,
+                START,
+                START + timedelta(days=3),
+            ],
             "order_id": ["1", "2", "3", "4", "5", "6"],
         },
         schema_overrides={"timestamp": pl.Datetime("us", "UTC")},

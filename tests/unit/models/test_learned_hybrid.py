@@ -30,7 +30,15 @@ def _alternating(n_customers: int = 60, n_baskets: int = 12) -> pl.DataFrame:
             when = START + timedelta(days=7 * b, hours=c)
             drink = "tea" if b % 2 else "coffee"
             for item in ("milk", drink):
-                rows.append({"customer_id": f"c{c}", "item_id": item, "order_id": f"c{c}-{b}", "timestamp": when, "quantity": 1.0})
+                rows.append(
+                    {
+                        "customer_id": f"c{c}",
+                        "item_id": item,
+                        "order_id": f"c{c}-{b}",
+                        "timestamp": when,
+                        "quantity": 1.0,
+                    }
+                )
     return pl.DataFrame(rows)
 
 
@@ -44,12 +52,23 @@ def test_learns_a_pattern_that_recency_weighted_frequency_misses() -> None:
     model, matrix = _fit(lines)
     items = matrix.items
     last_drink = (
-        lines.sort("timestamp").group_by("customer_id", maintain_order=True).agg(pl.col("item_id").filter(pl.col("item_id") != "milk").last())
+        lines.sort("timestamp")
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.col("item_id").filter(pl.col("item_id") != "milk").last())
     )
-    expected_next = {row["customer_id"]: ("coffee" if row["item_id"] == "tea" else "tea") for row in last_drink.iter_rows(named=True)}
+    expected_next = {
+        row["customer_id"]: ("coffee" if row["item_id"] == "tea" else "tea") for row in last_drink.iter_rows(named=True)
+    }
     customers = np.arange(len(matrix.customers))
     ids, _ = model.recommend(customers, 3)
-    decayed = build_matrix(lines, weighting="decay", half_life_days=30, now=lines["timestamp"].max(), customers=matrix.customers, items=items)
+    decayed = build_matrix(
+        lines,
+        weighting="decay",
+        half_life_days=30,
+        now=lines["timestamp"].max(),
+        customers=matrix.customers,
+        items=items,
+    )
     buy_again = BuyAgainRecommender(half_life_days=30).fit(matrix, recent=decayed)
     ba_ids, _ = buy_again.recommend(customers, 3)
 
@@ -77,7 +96,11 @@ def test_features_of_a_target_basket_ignore_that_basket_and_later_ones() -> None
     before = candidate_features(ranked, 2, 10, 0).sort("_cu", "_it")
     after = candidate_features(changed, 2, 10, 0).sort("_cu", "_it")
     assert before.equals(after)
-    assert not candidate_features(ranked, 0, 10, 0).sort("_cu", "_it").equals(candidate_features(changed, 0, 10, 0).sort("_cu", "_it"))
+    assert (
+        not candidate_features(ranked, 0, 10, 0)
+        .sort("_cu", "_it")
+        .equals(candidate_features(changed, 0, 10, 0).sort("_cu", "_it"))
+    )
 
 
 def test_training_labels_are_the_target_basket_and_features_precede_it() -> None:
@@ -128,7 +151,13 @@ def test_lines_of_ids_outside_the_matrix_are_ignored() -> None:
     lines = _alternating(n_customers=10)
     matrix = build_matrix(lines, weighting="count")
     extra = pl.DataFrame(
-        {"customer_id": ["stranger"], "item_id": ["caviar"], "order_id": ["s-1"], "timestamp": [START], "quantity": [1.0]}
+        {
+            "customer_id": ["stranger"],
+            "item_id": ["caviar"],
+            "order_id": ["s-1"],
+            "timestamp": [START],
+            "quantity": [1.0],
+        }
     )
     model = LearnedHybridRecommender(**FAST).fit(matrix, transactions=pl.concat([lines, extra]))
     assert model.scores_.shape == matrix.shape
@@ -165,7 +194,9 @@ def test_a_horizon_makes_every_basket_within_it_the_target() -> None:
     names = matrix.items.external_ids
 
     def targets(horizon: float | None) -> set[str]:
-        frame = training_frame(ranked, 3, 10, 0, horizon_days=horizon).filter((pl.col("_r") == 3) & (pl.col("_cu") == 0))
+        frame = training_frame(ranked, 3, 10, 0, horizon_days=horizon).filter(
+            (pl.col("_r") == 3) & (pl.col("_cu") == 0)
+        )
         return {names[i] for i in frame.filter(pl.col("_y") == 1)["_it"].to_list()}
 
     assert len(targets(None)) == 2  # milk and one drink: the 3rd-last basket only
@@ -183,7 +214,14 @@ def test_training_on_a_sample_of_customers_still_scores_everyone() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"target_baskets": 0}, {"candidates": 0}, {"rounds": 1.5}, {"learning_rate": 0.0}, {"horizon_days": -1.0}, {"max_training_customers": 0}],
+    [
+        {"target_baskets": 0},
+        {"candidates": 0},
+        {"rounds": 1.5},
+        {"learning_rate": 0.0},
+        {"horizon_days": -1.0},
+        {"max_training_customers": 0},
+    ],
 )
 def test_bad_parameters_are_refused_when_the_model_is_built(params: dict) -> None:
     with pytest.raises(ValueError, match="hybrid_ltr"):

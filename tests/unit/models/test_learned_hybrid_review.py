@@ -14,7 +14,13 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _line(customer: str, item: str, order: str, day: int) -> dict:
-    return {"customer_id": customer, "item_id": item, "order_id": order, "timestamp": START + timedelta(days=day), "quantity": 1.0}
+    return {
+        "customer_id": customer,
+        "item_id": item,
+        "order_id": order,
+        "timestamp": START + timedelta(days=day),
+        "quantity": 1.0,
+    }
 
 
 def test_an_item_the_customer_bought_is_never_an_explore_candidate() -> None:

@@ -56,7 +56,12 @@ def _two_cliques(n: int = 60) -> sp.csr_matrix:
 
 def test_hybrid_weight_one_is_buy_again_and_weight_zero_puts_new_items_first() -> None:
     counts = _two_cliques()
-    params = {"explore": "als", "explore_params": {"factors": 4, "iterations": 10}, "repeat_slope": 0.0, "neighbour_weight": 0.0}
+    params = {
+        "explore": "als",
+        "explore_params": {"factors": 4, "iterations": 10},
+        "repeat_slope": 0.0,
+        "neighbour_weight": 0.0,
+    }
     repeat_only = HybridRecommender(repeat_weight=1.0, **params).fit(counts)
     explore_first = HybridRecommender(repeat_weight=0.0, **params).fit(counts)
     bought = set(counts[0].indices.tolist())
@@ -132,10 +137,17 @@ def test_repeat_categories_follow_the_share_of_repeat_buyers() -> None:
     rows = []
     for customer in range(10):
         # milk: every buyer buys on two orders; sofa: one order each.
-        rows += [(f"c{customer}", "milk1", f"o{customer}a", t0), (f"c{customer}", "milk2", f"o{customer}b", t0 + timedelta(days=7))]
+        rows += [
+            (f"c{customer}", "milk1", f"o{customer}a", t0),
+            (f"c{customer}", "milk2", f"o{customer}b", t0 + timedelta(days=7)),
+        ]
         rows.append((f"c{customer}", "sofa1", f"o{customer}a", t0))
-    tx = pl.DataFrame(rows, schema=[Columns.customer_id, Columns.item_id, Columns.order_id, Columns.timestamp], orient="row")
-    catalog = pl.DataFrame({Columns.item_id: ["milk1", "milk2", "sofa1"], Columns.category: ["dairy", "dairy", "furniture"]})
+    tx = pl.DataFrame(
+        rows, schema=[Columns.customer_id, Columns.item_id, Columns.order_id, Columns.timestamp], orient="row"
+    )
+    catalog = pl.DataFrame(
+        {Columns.item_id: ["milk1", "milk2", "sofa1"], Columns.category: ["dairy", "dairy", "furniture"]}
+    )
     table = repeat_categories(tx, catalog)
     flags = dict(zip(table[Columns.category], table["repeat_category"], strict=True))
     assert flags == {"dairy": True, "furniture": False}

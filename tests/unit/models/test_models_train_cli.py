@@ -24,7 +24,18 @@ def _csv(path: Path) -> Path:
 def test_centric_train_writes_artifacts_and_prints_a_summary(tmp_path: Path) -> None:
     out = tmp_path / "artifacts"
     result = CliRunner().invoke(
-        app, ["train", "--transactions", str(_csv(tmp_path / "tx.csv")), "--out", str(out), "--k", "5", "--models", "buy_again,als"]
+        app,
+        [
+            "train",
+            "--transactions",
+            str(_csv(tmp_path / "tx.csv")),
+            "--out",
+            str(out),
+            "--k",
+            "5",
+            "--models",
+            "buy_again,als",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "recommendations" in result.output
@@ -35,7 +46,8 @@ def test_centric_train_writes_artifacts_and_prints_a_summary(tmp_path: Path) -> 
 
 def test_centric_train_rejects_an_unknown_model_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["train", "--transactions", str(_csv(tmp_path / "tx.csv")), "--out", str(tmp_path / "o"), "--models", "nope"]
+        app,
+        ["train", "--transactions", str(_csv(tmp_path / "tx.csv")), "--out", str(tmp_path / "o"), "--models", "nope"],
     )
     assert result.exit_code == 2
     assert "unknown model(s) nope" in result.output

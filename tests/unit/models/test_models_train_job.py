@@ -32,7 +32,9 @@ def _shop(seed: int = 1) -> SimpleNamespace:
             rows.append((f"c{c}", f"snack{rng.integers(0, 8)}", when, order))
             if o == 1:
                 rows.append((f"c{c}", f"sofa{c % 5}", when, order))
-    tx = pl.DataFrame(rows, schema=[Columns.customer_id, Columns.item_id, Columns.timestamp, Columns.order_id], orient="row")
+    tx = pl.DataFrame(
+        rows, schema=[Columns.customer_id, Columns.item_id, Columns.timestamp, Columns.order_id], orient="row"
+    )
     tx = tx.with_columns(
         pl.col(Columns.timestamp).dt.cast_time_unit("us"),
         pl.lit(1.0).alias(Columns.quantity),
@@ -44,7 +46,9 @@ def _shop(seed: int = 1) -> SimpleNamespace:
         {
             Columns.item_id: items,
             Columns.name: [f"Name of {i}" for i in items],
-            Columns.category: ["dairy" if i.startswith("milk") else "snacks" if i.startswith("snack") else "furniture" for i in items],
+            Columns.category: [
+                "dairy" if i.startswith("milk") else "snacks" if i.startswith("snack") else "furniture" for i in items
+            ],
             Columns.price: [2.5] * len(items),
             Columns.in_stock: [i != "milk5" for i in items],
         }
@@ -56,8 +60,12 @@ def _shop(seed: int = 1) -> SimpleNamespace:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("artifacts")
     summary = run_train(
-        _shop(), out, models=("buy_again", "als", "popularity", "trending", "popular_in_category"), k=5,
-        similar_min_buyers=1, similar_candidate_min_buyers=1,
+        _shop(),
+        out,
+        models=("buy_again", "als", "popularity", "trending", "popular_in_category"),
+        k=5,
+        similar_min_buyers=1,
+        similar_candidate_min_buyers=1,
     )
     return out, summary
 
@@ -126,7 +134,13 @@ def test_train_with_als_explore_saves_the_hybrids_als_for_fold_in(tmp_path: Path
 
 def test_train_with_the_learned_ranker_as_primary_serves_its_lists_with_the_filters(tmp_path: Path) -> None:
     summary = run_train(
-        _shop(), tmp_path, models=("buy_again",), k=5, tune=False, primary="hybrid_ltr", similar_min_buyers=1,
+        _shop(),
+        tmp_path,
+        models=("buy_again",),
+        k=5,
+        tune=False,
+        primary="hybrid_ltr",
+        similar_min_buyers=1,
     )
     assert summary["primary_model"] == "hybrid_ltr"
     manifest = json.loads((tmp_path / "train_manifest.json").read_text())

@@ -36,7 +36,13 @@ def lp_optimum(score: np.ndarray, p: np.ndarray, cost: np.ndarray, budgets: Budg
         rows.append(block.tocsr())
         bounds_rhs.append(np.minimum(limits, 1e12))
     ok = np.isfinite(score.ravel()) & (s > 0)
-    result = linprog(-s, A_ub=sp.vstack(rows), b_ub=np.concatenate(bounds_rhs), bounds=[(0, 1 if x else 0) for x in ok], method="highs")
+    result = linprog(
+        -s,
+        A_ub=sp.vstack(rows),
+        b_ub=np.concatenate(bounds_rhs),
+        bounds=[(0, 1 if x else 0) for x in ok],
+        method="highs",
+    )
     return -float(result.fun)
 
 

@@ -16,17 +16,41 @@ START = dt.datetime(2017, 6, 1)
 
 
 def tiny(extra_after_start: bool) -> CompleteJourney:
-    tx_rows = [(1, 10, 100, 5.0, 0.0, START - dt.timedelta(days=10)), (1, 11, 200, 3.0, 1.0, START - dt.timedelta(days=40)),
-               (2, 12, 200, 8.0, 0.0, START - dt.timedelta(days=5))]
+    tx_rows = [
+        (1, 10, 100, 5.0, 0.0, START - dt.timedelta(days=10)),
+        (1, 11, 200, 3.0, 1.0, START - dt.timedelta(days=40)),
+        (2, 12, 200, 8.0, 0.0, START - dt.timedelta(days=5)),
+    ]
     if extra_after_start:
-        tx_rows += [(1, 13, 100, 500.0, 0.0, START + dt.timedelta(days=1)), (2, 14, 100, 90.0, 0.0, START + dt.timedelta(days=2))]
-    tx = pl.DataFrame(tx_rows, schema=["household_id", "basket_id", "product_id", "sales_value", "coupon_disc", "transaction_timestamp"], orient="row")
+        tx_rows += [
+            (1, 13, 100, 500.0, 0.0, START + dt.timedelta(days=1)),
+            (2, 14, 100, 90.0, 0.0, START + dt.timedelta(days=2)),
+        ]
+    tx = pl.DataFrame(
+        tx_rows,
+        schema=["household_id", "basket_id", "product_id", "sales_value", "coupon_disc", "transaction_timestamp"],
+        orient="row",
+    )
     return CompleteJourney(
         transactions=tx,
         campaigns=pl.DataFrame({"campaign_id": [7, 7], "household_id": [1, 2]}),
-        descriptions=pl.DataFrame({"campaign_id": [7], "campaign_type": ["Type A"], "start_date": [START], "end_date": [START + dt.timedelta(days=30)]}),
+        descriptions=pl.DataFrame(
+            {
+                "campaign_id": [7],
+                "campaign_type": ["Type A"],
+                "start_date": [START],
+                "end_date": [START + dt.timedelta(days=30)],
+            }
+        ),
         coupons=pl.DataFrame({"coupon_upc": [1], "product_id": [100], "campaign_id": [7]}),
-        redemptions=pl.DataFrame({"household_id": [1], "coupon_upc": [1], "campaign_id": [7], "redemption_date": [START + dt.timedelta(days=3)]}),
+        redemptions=pl.DataFrame(
+            {
+                "household_id": [1],
+                "coupon_upc": [1],
+                "campaign_id": [7],
+                "redemption_date": [START + dt.timedelta(days=3)],
+            }
+        ),
     )
 
 
@@ -46,7 +70,9 @@ def test_time_split_propensity_beats_the_target_auc_on_the_complete_journey(shar
     table = response_table(CompleteJourney(*(pl.read_parquet(folder / f"{n}.parquet") for n in names)))
     cut = dt.datetime(2017, 8, 1)
     train, test = table.filter(pl.col("start_date") < cut), table.filter(pl.col("start_date") >= cut)
-    model = LogisticPropensity(FEATURES, LOG_FEATURES).fit(train.select(FEATURES).to_numpy(), train.get_column("redeemed").to_numpy())
+    model = LogisticPropensity(FEATURES, LOG_FEATURES).fit(
+        train.select(FEATURES).to_numpy(), train.get_column("redeemed").to_numpy()
+    )
     p = model.predict_proba(test.select(FEATURES).to_numpy())
     y = test.get_column("redeemed").to_numpy()
     assert roc_auc(p, y) >= 0.75

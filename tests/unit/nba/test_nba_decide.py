@@ -19,25 +19,50 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def profiles(n: int = 600, seed: int = 3) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    return pl.DataFrame({
-        "customer_id": [f"c{i:04d}" for i in range(n)],
-        "lifecycle": rng.choice(["new", "active", "at_risk", "lapsed"], n).tolist(),
-        "clv": rng.gamma(2.0, 150.0, n), "p_alive": rng.uniform(0, 1, n), "churn_risk": rng.uniform(0, 1, n),
-        "value_tier": rng.choice(["top_10", "rest"], n, p=[0.1, 0.9]).tolist(),
-        "top_categories": [["DAIRY", "MEAT"] if i % 2 else ["BAKERY"] for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "customer_id": [f"c{i:04d}" for i in range(n)],
+            "lifecycle": rng.choice(["new", "active", "at_risk", "lapsed"], n).tolist(),
+            "clv": rng.gamma(2.0, 150.0, n),
+            "p_alive": rng.uniform(0, 1, n),
+            "churn_risk": rng.uniform(0, 1, n),
+            "value_tier": rng.choice(["top_10", "rest"], n, p=[0.1, 0.9]).tolist(),
+            "top_categories": [["DAIRY", "MEAT"] if i % 2 else ["BAKERY"] for i in range(n)],
+        }
+    )
 
 
 CATALOG = {
     "policy": {"max_offers_per_customer": 2},
     "offer": [
-        {"id": "winback", "kind": "percent_discount", "goal": "retain", "channels": ["email", "app"], "value": 20, "cost": 4,
-         "max_redemptions": 15},
-        {"id": "dairy", "kind": "amount_discount", "eligibility": "affinity > 0 and clv >= 100", "target_categories": ["DAIRY"],
-         "channels": ["app"], "value": 8, "cost": 1, "max_contacts": 50},
+        {
+            "id": "winback",
+            "kind": "percent_discount",
+            "goal": "retain",
+            "channels": ["email", "app"],
+            "value": 20,
+            "cost": 4,
+            "max_redemptions": 15,
+        },
+        {
+            "id": "dairy",
+            "kind": "amount_discount",
+            "eligibility": "affinity > 0 and clv >= 100",
+            "target_categories": ["DAIRY"],
+            "channels": ["app"],
+            "value": 8,
+            "cost": 1,
+            "max_contacts": 50,
+        },
         {"id": "content", "kind": "content", "channels": ["web", "app"], "value": 2},
     ],
-    "experiment": [{"id": "exp", "salt": "x", "arms": [{"name": "nba", "weight": 0.8}, {"name": "hold", "weight": 0.2, "holdout": True}]}],
+    "experiment": [
+        {
+            "id": "exp",
+            "salt": "x",
+            "arms": [{"name": "nba", "weight": 0.8}, {"name": "hold", "weight": 0.2, "holdout": True}],
+        }
+    ],
 }
 
 

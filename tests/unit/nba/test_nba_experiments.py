@@ -30,7 +30,9 @@ def test_a_different_salt_reshuffles_customers() -> None:
 
 
 def test_report_gives_rates_lift_and_confidence_intervals() -> None:
-    assignments = pl.DataFrame({"customer_id": [str(i) for i in range(2000)], "arm": ["nba"] * 1000 + ["holdout"] * 1000})
+    assignments = pl.DataFrame(
+        {"customer_id": [str(i) for i in range(2000)], "arm": ["nba"] * 1000 + ["holdout"] * 1000}
+    )
     # nba: 200 conversions of 10.0; holdout: 100 conversions of 10.0
     converted = [str(i) for i in range(200)] + [str(1000 + i) for i in range(100)]
     outcomes = pl.DataFrame({"customer_id": converted, "converted": [True] * 300, "revenue": [10.0] * 300})

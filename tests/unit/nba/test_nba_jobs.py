@@ -23,10 +23,15 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("artifacts")
     rng = np.random.default_rng(5)
     n = 800
-    pl.DataFrame({
-        "customer_id": [f"c{i}" for i in range(n)], "lifecycle": rng.choice(["new", "active", "at_risk"], n).tolist(),
-        "clv": rng.gamma(2.0, 200.0, n), "p_alive": rng.uniform(0, 1, n), "churn_risk": rng.uniform(0, 1, n),
-    }).write_parquet(out / "profiles.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "lifecycle": rng.choice(["new", "active", "at_risk"], n).tolist(),
+            "clv": rng.gamma(2.0, 200.0, n),
+            "p_alive": rng.uniform(0, 1, n),
+            "churn_risk": rng.uniform(0, 1, n),
+        }
+    ).write_parquet(out / "profiles.parquet")
     run_decide(out, ROOT / "examples" / "offers.toml")
     return out
 
@@ -42,7 +47,21 @@ def test_campaign_select_writes_the_best_customers_within_budget(artifacts: Path
 
 
 def test_cli_errors_are_one_line_messages(artifacts: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["campaign", "select", "--offer", "nope", "--budget", "3", "--artifacts", str(artifacts), "--out", str(tmp_path / "a.csv")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "campaign",
+            "select",
+            "--offer",
+            "nope",
+            "--budget",
+            "3",
+            "--artifacts",
+            str(artifacts),
+            "--out",
+            str(tmp_path / "a.csv"),
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[[offer]]\nid = "x"\nkind = "percent_discount"\nvalue = 1\neligibility = "__class__ > 1"\n')

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from recsys.exceptions import ConfigError
-from recsys.nba.offers import load_catalog
 from recsys.nba.lifecycle_defaults import GOALS
+from recsys.nba.offers import load_catalog
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -63,7 +63,9 @@ def test_goal_without_eligibility_gets_the_lifecycle_default_and_money_is_decima
         (("max_per_channel = { app = 2 }", "max_per_channel = { fax = 2 }"), "max_per_channel.fax"),
     ],
 )
-def test_invalid_offer_fields_are_reported_with_file_offer_field_and_value(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+def test_invalid_offer_fields_are_reported_with_file_offer_field_and_value(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(ConfigError) as err:
         load_catalog(path)
@@ -81,6 +83,9 @@ def test_duplicate_ids_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> No
 
 
 def test_experiment_naming_an_unknown_offer_is_rejected(tmp_path: Path) -> None:
-    text = GOOD + '\n[[experiment]]\nid = "e"\noffers = ["nope"]\narms = [{name="t", weight=1}, {name="h", weight=1, holdout=true}]\n'
+    text = (
+        GOOD
+        + '\n[[experiment]]\nid = "e"\noffers = ["nope"]\narms = [{name="t", weight=1}, {name="h", weight=1, holdout=true}]\n'
+    )
     with pytest.raises(ConfigError, match="unknown offer"):
         load_catalog(write(tmp_path, text))

@@ -12,7 +12,11 @@ CATALOG = {
     o: {"id": o, "policy": POLICY, "cost": "2.00", "max_per_customer": 1, "max_redemptions": None, "max_spend": None}
     for o in ("a", "b", "c")
 }
-ROWS = [{"offer_id": o, "channel": ch, "rank": r, "expected_value": 1.0, "p_accept": 0.1} for r, o in enumerate("abc", 1) for ch in ("app", "email")]
+ROWS = [
+    {"offer_id": o, "channel": ch, "rank": r, "expected_value": 1.0, "p_accept": 0.1}
+    for r, o in enumerate("abc", 1)
+    for ch in ("app", "email")
+]
 
 
 def ids(rows: list) -> list[str]:
@@ -49,7 +53,9 @@ def test_exhausted_offer_is_not_served() -> None:
     catalog = {**CATALOG, "a": {**CATALOG["a"], "max_redemptions": 10}, "b": {**CATALOG["b"], "max_spend": "20.00"}}
     assert ids(live_offers(ROWS, catalog, {}, {"a": 10, "b": 9}, channel="email", k=3, now=NOW)) == ["b", "c"]
     assert ids(live_offers(ROWS, catalog, {}, {"a": 9, "b": 10}, channel="email", k=3, now=NOW)) == ["a", "c"]
-    assert is_exhausted({"max_spend": "20.00", "cost": "2.00"}, 10) and not is_exhausted({"max_spend": "20.00", "cost": "2.00"}, 9)
+    assert is_exhausted({"max_spend": "20.00", "cost": "2.00"}, 10) and not is_exhausted(
+        {"max_spend": "20.00", "cost": "2.00"}, 9
+    )
 
 
 def test_offer_outside_its_window_or_not_in_catalog_is_dropped() -> None:

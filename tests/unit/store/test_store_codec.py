@@ -22,7 +22,9 @@ def test_vectorised_bucket_hash_matches_the_per_id_hash(ids: list[str]) -> None:
 def test_ranked_lists_round_trip_with_float16_scores() -> None:
     dtype = codec.list_dtype(n_items=70_000, n_labels=3)
     assert dtype.itemsize == 4 + 2 + 1
-    blob = codec.encode_lists(np.array([69_999, 5, 7]), np.array([0.91, 0.5, 0.25], dtype=np.float32), np.array([2, 0, 1]), dtype)
+    blob = codec.encode_lists(
+        np.array([69_999, 5, 7]), np.array([0.91, 0.5, 0.25], dtype=np.float32), np.array([2, 0, 1]), dtype
+    )
     first, second = codec.split_blob(blob, np.array([2, 1]), dtype.itemsize)
     rows = codec.decode_list(first, dtype)
     assert rows["pos"].tolist() == [69_999, 5] and rows["label"].tolist() == [2, 0]
@@ -32,22 +34,37 @@ def test_ranked_lists_round_trip_with_float16_scores() -> None:
 
 
 def test_profile_records_round_trip_with_nulls_and_lists() -> None:
-    frame = pl.DataFrame({
-        "customer_id": ["a", "b"],
-        "segment": ["champions", None],
-        "clv": [12.5, None],
-        "orders": [3, None],
-        "top_categories": [["dairy", "bakery", "drinks", "more"], []],
-        "last_purchase": pl.Series([dt.datetime(2024, 5, 1, tzinfo=dt.UTC), None], dtype=pl.Datetime("us", "UTC")),
-        "vip": [True, False],
-    })
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "segment": ["champions", None],
+            "clv": [12.5, None],
+            "orders": [3, None],
+            "top_categories": [["dairy", "bakery", "drinks", "more"], []],
+            "last_purchase": pl.Series([dt.datetime(2024, 5, 1, tzinfo=dt.UTC), None], dtype=pl.Datetime("us", "UTC")),
+            "vip": [True, False],
+        }
+    )
     profile_codec = codec.ProfileCodec.for_frame(frame, "customer_id")
     assert codec.ProfileCodec.from_json(profile_codec.to_json()) == profile_codec
     records = profile_codec.encode(frame)
     a, b = (profile_codec.decode(records[i : i + 1].tobytes()) for i in range(2))
-    assert a == {"segment": "champions", "clv": 12.5, "orders": 3, "top_categories": ["dairy", "bakery", "drinks"],
-                 "last_purchase": "2024-05-01T00:00:00+00:00", "vip": True}
-    assert b == {"segment": None, "clv": None, "orders": None, "top_categories": [], "last_purchase": None, "vip": False}
+    assert a == {
+        "segment": "champions",
+        "clv": 12.5,
+        "orders": 3,
+        "top_categories": ["dairy", "bakery", "drinks"],
+        "last_purchase": "2024-05-01T00:00:00+00:00",
+        "vip": True,
+    }
+    assert b == {
+        "segment": None,
+        "clv": None,
+        "orders": None,
+        "top_categories": [],
+        "last_purchase": None,
+        "vip": False,
+    }
 
 
 @given(st.text(min_size=1, max_size=30), st.integers(min_value=0, max_value=3_000_000))
