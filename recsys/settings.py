@@ -32,3 +32,20 @@ class Settings(BaseSettings):
     loyalty_program: Path = Field(default=Path("examples/loyalty.toml"))
     offers_catalog: Path = Field(default=Path("examples/offers.toml"))
     log_level: str = Field(default="info")
+    events_dir: Path | None = Field(
+        default=None, description="Event store directory (default <home>/events). `centric events sync` writes it."
+    )
+    events_backlog_max: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Unsynced events in the stream above which /readyz says degraded and /metrics flags it.",
+    )
+    events_backlog_limit: int = Field(
+        default=5_000_000,
+        ge=1,
+        description="Unsynced events at which POST /v1/events is refused with 503 (the client keeps and retries them).",
+    )
+
+    def events_path(self) -> Path:
+        """The event store directory: ``events_dir``, else ``<home>/events``."""
+        return self.events_dir if self.events_dir is not None else self.home / "events"

@@ -11,7 +11,15 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +46,15 @@ class Metrics:
         self.fallbacks = Counter("centric_fallbacks_total", "Answers served from a fallback list", ("reason",), **kw)
         self.errors = Counter("centric_errors_total", "Error responses by code", ("code",), **kw)
         self.foldins = Counter("centric_foldin_total", "Customers folded in from fresh purchases", **kw)
+        gauge_kw = {**kw, "multiprocess_mode": "max"} if self.multiprocess else kw
+        self.events_backlog = Gauge(
+            "centric_events_backlog",
+            "Events in the stream not yet in the event store (centric events sync)",
+            **gauge_kw,
+        )
+        self.events_backlog_over = Gauge(
+            "centric_events_backlog_over_bound", "1 while the events backlog is above events_backlog_max", **gauge_kw
+        )
 
     def render(self) -> Response:
         """Return the exposition for ``/metrics`` (aggregated over workers in multiprocess mode)."""

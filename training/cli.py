@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "loyalty",
     "campaign",
     "report",
+    "events",
 )
 
 for _name in COMMAND_MODULES:

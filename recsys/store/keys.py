@@ -65,6 +65,18 @@ class Keys:
         """
         return f"{self.ns}:evbatch:{{{self.events_stream()}}}:{idempotency_key}"
 
+    def events_sync_group(self) -> str:
+        """Consumer-group name (not a key) on ``events_stream``: ``centric events sync`` reads through it."""
+        return "centric-sync"
+
+    def events_sync_state(self) -> str:
+        """Hash: ``synced_id`` (last stream id durably in the event store), ``synced_at``, ``events`` (total).
+
+        Written by ``centric events sync`` after each durable batch; read by the service for its backlog and by
+        trimming (the stream is trimmed only up to ``synced_id``). Tagged like the stream (same Cluster slot).
+        """
+        return f"{self.ns}:evsync:{{{self.events_stream()}}}:state"
+
     # --- snapshots (publish / serve) ------------------------------------------------
     # (section owned by publishing; add snapshot key builders below)
     # Control keys (pointer, version list, per-version meta, publish lock) share the tag ``{snap}``: the

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 
 from serving.auth import require_scope
-from serving.deps import KeysDep, RedisDep, StoreDep
+from serving.deps import KeysDep, RedisDep, SettingsDep, StoreDep
 from serving.routing import StrictQueryRoute
 from serving.schemas.common import ErrorPublic
 from serving.schemas.events import EventsAccepted, EventsCreate
@@ -32,6 +32,7 @@ async def post_events(
     redis: RedisDep,
     keys: KeysDep,
     store: StoreDep,
+    settings: SettingsDep,
     batch: EventsCreate,
     key: Annotated[
         str | None,
@@ -46,4 +47,5 @@ async def post_events(
 ) -> EventsAccepted:
     """Append up to 1000 events to the event stream; purchases take effect on recommendations at once."""
     events = [e.model_dump() for e in batch.events]
-    return EventsAccepted(accepted=await service.record_events(redis, keys, store, events, key))
+    accepted = await service.record_events(redis, keys, store, events, key, settings.events_backlog_limit)
+    return EventsAccepted(accepted=accepted)

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from serving.deps import KeysDep, RedisDep
+from serving.deps import KeysDep, RedisDep, SettingsDep
 from serving.responses import OrjsonResponse
+from serving.services.events import events_backlog
 
 router = APIRouter(tags=["health"])
 
@@ -19,8 +20,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(redis: RedisDep, keys: KeysDep) -> OrjsonResponse:
-    """Readiness: 200 with the active version when Redis answers and a snapshot is active, else 503 with why."""
+async def readyz(redis: RedisDep, keys: KeysDep, settings: SettingsDep) -> OrjsonResponse:
+    """Readiness: 200 with the active version when Redis answers and a snapshot is active, else 503 with why.
+
+    ``status`` is ``degraded`` (still 200: answers are right) while more than ``events_backlog_max`` events wait
+    for ``centric events sync``; ``events_backlog`` says how many.
+    """
     try:
         version = await redis.get(keys.snapshot_pointer())
     except (RedisError, OSError) as exc:
@@ -37,10 +42,31 @@ async def readyz(redis: RedisDep, keys: KeysDep) -> OrjsonResponse:
             },
             status_code=503,
         )
-    return OrjsonResponse({"status": "ready", "version": version.decode()})
+    body: dict[str, object] = {"status": "ready", "version": version.decode()}
+    try:
+        backlog = await events_backlog(redis, keys)
+    except (RedisError, OSError):
+        backlog = None
+    if backlog is not None:
+        body["events_backlog"] = backlog
+        if backlog > settings.events_backlog_max:
+            body["status"] = "degraded"
+            body["detail"] = (
+                f"{backlog:,} events wait for `centric events sync` (bound {settings.events_backlog_max:,}); "
+                f"at {settings.events_backlog_limit:,} new events are refused with 503 — run or fix the sync"
+            )
+    return OrjsonResponse(body)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics (latency by route, cache hits, fallbacks, errors)."""
-    return request.app.state.metrics.render()
+async def metrics(request: Request, redis: RedisDep, keys: KeysDep, settings: SettingsDep) -> Response:
+    """Prometheus metrics (latency by route, cache hits, fallbacks, errors, events backlog)."""
+    state = request.app.state.metrics
+    try:
+        backlog = await events_backlog(redis, keys)
+    except (RedisError, OSError):
+        backlog = None
+    if backlog is not None:
+        state.events_backlog.set(backlog)
+        state.events_backlog_over.set(1 if backlog > settings.events_backlog_max else 0)
+    return state.render()

@@ -9,12 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from recsys.nba.offers import CHANNELS
 
-EventType = Literal["view", "add_to_cart", "purchase", "impression", "click", "dismiss", "redeem"]
+EventType = Literal["view", "add_to_cart", "purchase", "return", "impression", "click", "dismiss", "redeem"]
 MAX_EVENTS = 1000
 
 
 class EventCreate(BaseModel):
-    """One event. Purchases, views, carts and clicks name an ``item_id``; offer events an ``offer_id``."""
+    """One event. Purchases, returns, views, carts and clicks name an ``item_id``; offer events an ``offer_id``.
+
+    ``order_id`` groups purchase lines into an order (an order sent twice counts once in the history); a return
+    names the order it returns from when known.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -22,6 +26,7 @@ class EventCreate(BaseModel):
     customer_id: str = Field(min_length=1, max_length=128)
     item_id: str | None = Field(None, min_length=1, max_length=128)
     offer_id: str | None = Field(None, min_length=1, max_length=128)
+    order_id: str | None = Field(None, min_length=1, max_length=128)
     channel: str | None = Field(None, max_length=32)
     quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
@@ -38,7 +43,7 @@ class EventCreate(BaseModel):
         except OverflowError:
             raise ValueError(f"timestamp {value.isoformat()} is outside the range of UTC datetimes") from None
 
-    @field_validator("customer_id", "item_id", "offer_id", "channel", "arm")
+    @field_validator("customer_id", "item_id", "offer_id", "order_id", "channel", "arm")
     @classmethod
     def _utf8(cls, value: str | None) -> str | None:
         # JSON may carry lone surrogates ("\ud800"), which no UTF-8 store can hold
@@ -51,7 +56,7 @@ class EventCreate(BaseModel):
 
     @model_validator(mode="after")
     def _needs_target(self) -> EventCreate:
-        if self.type in ("purchase", "view", "add_to_cart") and self.item_id is None:
+        if self.type in ("purchase", "return", "view", "add_to_cart") and self.item_id is None:
             raise ValueError(f"a {self.type} event needs item_id")
         if self.type in ("dismiss", "redeem") and self.offer_id is None:
             raise ValueError(f"a {self.type} event needs offer_id")

@@ -5,6 +5,11 @@ Cluster-safe); then purchases are recorded per customer and offer events go to t
 counters. Those overlays are idempotent for purchases; a failure after the stream write is reported
 as 503 so the client retries, never silently dropped.
 
+Each stream entry is one field, ``event``, holding the event as JSON (``centric events sync`` parses a whole
+batch of them at once). The stream is never capped here: ``centric events sync`` trims it up to what it has stored.
+When the unsynced backlog reaches ``events_backlog_limit`` the batch is refused with 503 (nothing written; the
+client keeps the events and retries), so no event is ever dropped unread.
+
 A retry of a partly applied batch would append the stream entries and count offer events again. A batch
 sent with an ``Idempotency-Key`` records each completed stage in ``keys.events_batch(key)`` (24 h): the
 stream write together with its mark (one MULTI, same slot), then each counter key after its MULTI. A retry
@@ -15,19 +20,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import IdempotencyConflict, StoreUnavailable
 from recsys.store.base import SnapshotReader
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
 
 BATCH_TTL_S = 86_400  # how long a batch's Idempotency-Key is remembered
-STREAM_MAXLEN = 1_000_000  # approximate (MAXLEN ~): the offline side reads far faster than this fills
+BACKLOG_CHECK_S = 1.0  # the stream length is read at most this often per process (one XLEN, not one per batch)
+_backlog_seen: dict[str, tuple[float, int]] = {}
 
 
 def _entry(event: dict[str, Any]) -> dict[str, str]:
@@ -53,21 +61,51 @@ async def _batch_progress(redis: aioredis.Redis, key: str, events: list[dict[str
     return set(state) - {"sha"}
 
 
+async def events_backlog(redis: aioredis.Redis, keys: Keys) -> int:
+    """Return the number of unsynced events (the stream length: sync trims what it stored); cached BACKLOG_CHECK_S."""
+    stream = keys.events_stream()
+    seen = _backlog_seen.get(stream)
+    now = time.monotonic()
+    if seen is not None and now - seen[0] < BACKLOG_CHECK_S:
+        return seen[1]
+    length = int(await redis.xlen(stream))
+    _backlog_seen[stream] = (now, length)
+    return length
+
+
+async def _check_backlog(redis: aioredis.Redis, keys: Keys, limit: int) -> None:
+    try:
+        length = await events_backlog(redis, keys)
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(
+            f"events not recorded (nothing was written): Redis is unreachable ({exc}); retry the batch"
+        ) from exc
+    if length >= limit:
+        raise StoreUnavailable(
+            f"events not recorded (nothing was written): {length:,} events wait for `centric events sync` "
+            f"(limit {limit:,}); retry the batch once the sync has caught up"
+        )
+
+
 async def record_events(
     redis: aioredis.Redis,
     keys: Keys,
     store: SnapshotReader,
     events: list[dict[str, Any]],
     idempotency_key: str | None = None,
+    backlog_limit: int | None = None,
 ) -> int:
     """Record a batch of validated events; return how many were accepted.
 
-    With ``idempotency_key``, a retry skips the stages the first try completed. Raises ``StoreUnavailable``,
-    ``IdempotencyConflict``.
+    With ``idempotency_key``, a retry skips the stages the first try completed. With ``backlog_limit``, a batch is
+    refused (``StoreUnavailable``, nothing written) while that many events wait for the sync. Raises
+    ``StoreUnavailable``, ``IdempotencyConflict``.
     """
     progress = keys.events_batch(idempotency_key) if idempotency_key else None
     done = await _batch_progress(redis, progress, events) if progress else set()
-    now = dt.datetime.now(dt.UTC)
+    if backlog_limit is not None and "stream" not in done:
+        await _check_backlog(redis, keys, backlog_limit)
+    now = utcnow()
     for event in events:
         if event.get("timestamp") is None:
             event["timestamp"] = now
@@ -76,7 +114,7 @@ async def record_events(
         try:
             async with redis.pipeline(transaction=True) as pipe:
                 for event in events:
-                    pipe.xadd(stream, _entry(event), maxlen=STREAM_MAXLEN, approximate=True)
+                    pipe.xadd(stream, {"event": orjson.dumps(_entry(event))})
                 if progress:
                     pipe.hset(progress, "stream", 1)
                 await pipe.execute()

@@ -38,7 +38,7 @@ def experiment(
     """Conversion and revenue per arm with lift vs the control arm and 95 % confidence intervals."""
     import redis
 
-    from training.jobs.report import read_event_file, read_event_stream, run_experiment_report
+    from training.jobs.report import read_event_file, read_events, run_experiment_report
 
     if metric not in ("purchase", "redeem"):
         raise typer.BadParameter("--metric must be 'purchase' or 'redeem'")
@@ -52,7 +52,7 @@ def experiment(
             with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
                 client = redis.Redis.from_url(url)
                 try:
-                    frame = read_event_stream(client, Keys(settings.env))
+                    frame = read_events(client, Keys(settings.env), settings.events_path())
                 finally:
                     client.close()
         result = run_experiment_report(experiment_id, artifacts, frame, metric=metric, control=control)

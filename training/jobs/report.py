@@ -35,10 +35,21 @@ def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_event_stream(client: redis.Redis, keys: Keys, batch: int = 10_000) -> pl.DataFrame:
-    """Return every event of the events stream (flat fields, or one JSON ``data``/``event`` field per entry)."""
+def read_events(client: redis.Redis, keys: Keys, store_dir: Path) -> pl.DataFrame:
+    """Return every event: those the event store holds (``centric events sync``), then the stream's newer ones."""
+    from recsys.events.store import EventStore
+
+    store = EventStore(store_dir)
+    last_id = store.checkpoint().last_id
+    stored = store.scan().select(list(EVENT_SCHEMA)).collect()
+    newer = read_event_stream(client, keys, after=last_id)
+    return pl.concat([stored.cast(EVENT_SCHEMA), newer], how="vertical")  # type: ignore[arg-type]
+
+
+def read_event_stream(client: redis.Redis, keys: Keys, batch: int = 10_000, after: str | None = None) -> pl.DataFrame:
+    """Return the events stream's events (after stream id ``after``; flat fields or one JSON field per entry)."""
     rows: list[dict[str, Any]] = []
-    start = "-"
+    start = "-" if after is None or after == "0-0" else f"({after}"
     while True:
         entries = client.xrange(keys.events_stream(), min=start, count=batch)
         for entry_id, fields in entries:
