@@ -29,6 +29,7 @@ import orjson
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from recsys.clock import utcnow
 from recsys.exceptions import Conflict, NotFound, StoreUnavailable
 from recsys.store.base import PublishReport, SnapshotData, VersionInfo
 from recsys.store.keys import Keys
@@ -111,7 +112,7 @@ class RedisSnapshotStore:
             raise NotFound(f"version {version!r} is not kept (or has expired); see `centric publish --list`")
         self._persist(version)
         try:
-            self._activate(keys=self._control_keys(version), args=[version, time.time(), "0"])
+            self._activate(keys=self._control_keys(version), args=[version, utcnow().timestamp(), "0"])
         except ResponseError as exc:
             raise NotFound(f"version {version!r} cannot be activated: {exc}") from exc
         except RedisError as exc:
@@ -161,7 +162,7 @@ class RedisSnapshotStore:
             # The only step that makes the version visible; the script re-checks that the lock is ours,
             # so a lock the heartbeat lost (expired or taken over) always refuses activation.
             try:
-                self._activate(keys=self._control_keys(version), args=[version, time.time(), "1"])
+                self._activate(keys=self._control_keys(version), args=[version, utcnow().timestamp(), "1"])
             except ResponseError as exc:
                 why = f" ({heartbeat.lost})" if heartbeat.lost else ""
                 raise Conflict(f"publish of {version} not activated: {exc}{why}") from exc

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 from redis.exceptions import NoScriptError, ResponseError
 
+from recsys import clock
 from recsys.exceptions import CentricError, Conflict, DataError
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
@@ -348,5 +349,5 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
 
 
 def utcnow() -> datetime:
-    """Return the current time, tz-aware UTC (the one place the service reads the clock for loyalty)."""
-    return datetime.now(UTC)
+    """Return the current time, tz-aware UTC: :func:`recsys.clock.utcnow` (tests set that clock)."""
+    return clock.utcnow()
