@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ import orjson
 import polars as pl
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import ArtifactError
 from recsys.store import codec, scripts
@@ -63,7 +63,7 @@ class VersionWriter:
         self.tables = self._tables()
         return {
             "version": self.version,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "created_at": utcnow().isoformat(),
             "list_dtype": codec.dtype_to_json(list_dtype),
             "profile_codec": profile_codec.to_json() if profile_codec else None,
             "buckets": buckets,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import Request
 
+from recsys import clock
 from recsys.exceptions import CentricError, RewardUnavailable
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line
@@ -239,5 +240,5 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
 
 
 def utcnow() -> datetime:
-    """Return the current time, tz-aware UTC (the one place the service reads the clock for loyalty)."""
-    return datetime.now(UTC)
+    """Return the current time, tz-aware UTC: :func:`recsys.clock.utcnow` (tests set that clock)."""
+    return clock.utcnow()

@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable
 from recsys.nba.policy import impression_field
 from recsys.store import scripts
@@ -32,7 +33,7 @@ def _when(event: dict[str, Any]) -> dt.datetime:
     if isinstance(value, str) and value:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    return dt.datetime.now(dt.UTC)
+    return utcnow()
 
 
 def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, Any]]]:

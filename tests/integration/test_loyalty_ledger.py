@@ -13,7 +13,7 @@ from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.ops import UnknownOrder
 from recsys.store import scripts
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 
