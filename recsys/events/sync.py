@@ -29,12 +29,13 @@ import redis
 from redis.exceptions import ResponseError
 
 from recsys.events.store import EVENT_SCHEMA, STRING_FIELDS, Checkpoint, EventStore, next_id, parse_id
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 
 CONSUMER = "sync"  # one writer per store (the store's lock), so one consumer name: its pending list survives a crash
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
 _KNOWN = {name.encode() for name in (*STRING_FIELDS, "quantity", "price", "timestamp")}
-_JSON_FIELDS = (b"event", b"data")  # entries written as one JSON object (also read by `centric report`)
+_EVENT = Fields.EVENT.encode()
+_JSON_FIELDS = (_EVENT, b"data")  # entries written as one JSON object (also read by `centric report`)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def entries_frame(entries: list[Any]) -> pl.DataFrame:
     null, and the history's validation rejects those rows with a reason.
     """
     ids = [entry[0] for entry in entries]
-    if all(flat and len(flat) == 2 and flat[0] == b"event" for _, flat in entries):
+    if all(flat and len(flat) == 2 and flat[0] == _EVENT for _, flat in entries):
         frame = _json_frame([flat[1] for _, flat in entries])
     else:
         frame = _flat_frame(entries)
@@ -125,7 +126,7 @@ def _json_frame(payloads: list[bytes]) -> pl.DataFrame:
     except pl.exceptions.PolarsError:
         parsed = None
     if parsed is None or parsed.height != len(payloads):
-        return _flat_frame([(b"0-0", [b"event", payload]) for payload in payloads])
+        return _flat_frame([(b"0-0", [_EVENT, payload]) for payload in payloads])
     return parsed.with_columns(pl.lit(None, dtype=pl.String).alias("extra"))
 
 
@@ -242,9 +243,9 @@ def sync_events(
             pipe.hset(
                 keys.events_sync_state(),
                 mapping={
-                    "synced_id": synced,
-                    "events": result.checkpoint.events,
-                    "synced_at": result.checkpoint.updated_at or "",
+                    Fields.SYNC_ID: synced,
+                    Fields.SYNC_EVENTS: result.checkpoint.events,
+                    Fields.SYNC_AT: result.checkpoint.updated_at or "",
                 },
             )
             if follow and stop():

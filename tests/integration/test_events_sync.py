@@ -15,7 +15,7 @@ from recsys.events import store as store_module
 from recsys.events.store import EventStore
 from recsys.events.sync import sync_events
 from recsys.exceptions import StoreUnavailable
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from serving.services import events as events_service
 from tests.integration.async_redis import with_client
 from training.jobs.report import read_events
@@ -59,7 +59,7 @@ def test_sync_stores_every_posted_event_once_and_trims_the_stream(
     assert (row["customer_id"], row["order_id"], row["price"], row["quantity"]) == ("c4", "o4", 2.5, 1.0)
     assert row["timestamp"] == dt.datetime(2026, 12, 2, 10, tzinfo=dt.UTC)
     assert redis_client.xlen(keys.events_stream()) == 0
-    assert redis_client.hget(keys.events_sync_state(), "synced_id").decode() == store.checkpoint().last_id
+    assert redis_client.hget(keys.events_sync_state(), Fields.SYNC_ID).decode() == store.checkpoint().last_id
     again = sync_events(redis_client, keys, store)
     assert (again.events, store.checkpoint().events) == (0, 50)
 
