@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "campaign",
     "report",
     "events",
+    "pipeline",
 )
 
 for _name in COMMAND_MODULES:

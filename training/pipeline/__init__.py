@@ -1,0 +1,1 @@
+"""The daily cycle: ``centric pipeline run|status``."""

@@ -1,0 +1,403 @@
+"""``run_pipeline``: the daily cycle, stage by stage, skipping what is done and resuming what is not.
+
+Each stage computes the fingerprint of its inputs (files, options, the fingerprints of the stages it reads
+from). When ``state.json`` records the same fingerprint for it, it is skipped. A stage records its fingerprint
+only once it has finished, so a run killed in the middle of a stage reruns that stage and nothing before it.
+Every stage calls the same job function as its own command (``centric train`` …).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import redis
+
+from recsys.clock import utcnow
+from recsys.data.report import LoadResult, ValidationReport
+from recsys.events.history import file_fingerprint, load_history
+from recsys.events.store import EventStore
+from recsys.exceptions import CentricError, ConfigError, DataError
+from recsys.store.keys import Keys
+from training.pipeline.config import DEMO, PipelineConfig
+from training.pipeline.state import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    STAGES,
+    PeakMemory,
+    RunReport,
+    StageReport,
+    fingerprint,
+    new_run_id,
+    read_json,
+    write_json,
+)
+
+Notify = Callable[[str, int, int], None]
+
+
+class QualityRefused(CentricError):
+    """The quality guard refused to publish: the new model's validation figures fell too far."""
+
+
+@dataclasses.dataclass
+class Context:
+    """What the stages share during one run."""
+
+    config: PipelineConfig
+    home: Path
+    work: Path
+    artifacts: Path
+    client: redis.Redis
+    keys: Keys
+    force: bool
+    state: dict[str, Any]
+    fps: dict[str, str] = dataclasses.field(default_factory=dict)
+    history: LoadResult | None = None
+
+    @property
+    def store(self) -> EventStore:
+        """The event store."""
+        return EventStore(self.config.events(self.home))
+
+    def base_path(self) -> Path:
+        """The base transactions file (The Complete Journey's for ``demo``)."""
+        if self.config.transactions == DEMO:
+            from recsys.data.demo import demo_dir
+
+            return demo_dir() / "transactions.parquet"
+        path = Path(self.config.transactions)
+        if not path.exists():
+            raise DataError(f"{path}: transactions file not found; set [data] transactions in centric.toml")
+        return path
+
+    def schema(self) -> str:
+        """The base file's layout."""
+        return "complete-journey" if self.config.transactions == DEMO else self.config.schema
+
+    def active_version(self) -> str | None:
+        """The active snapshot version in Redis."""
+        value = self.client.get(self.keys.snapshot_pointer())
+        return value.decode() if value else None
+
+
+# --- history files ----------------------------------------------------------------------------------------------
+def _history_dir(ctx: Context) -> Path:
+    return ctx.work / "history" / "current"
+
+
+def _save_history(ctx: Context, history: Any) -> None:
+    folder = _history_dir(ctx)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = history.result
+    result.transactions.write_parquet(folder / "transactions.parquet")
+    result.returns.write_parquet(folder / "returns.parquet")
+    if result.catalog is not None:
+        result.catalog.write_parquet(folder / "catalog.parquet")
+    else:
+        (folder / "catalog.parquet").unlink(missing_ok=True)
+    history.events.transactions.write_parquet(folder / "event_transactions.parquet")
+    history.events.returns.write_parquet(folder / "event_returns.parquet")
+    write_json(dataclasses.asdict(result.report), folder / "report.json")
+
+
+def _load_history(ctx: Context, events_only: bool = False) -> LoadResult:
+    folder = _history_dir(ctx)
+    catalog = folder / "catalog.parquet"
+    prefix = "event_" if events_only else ""
+    return LoadResult(
+        transactions=pl.read_parquet(folder / f"{prefix}transactions.parquet"),
+        returns=pl.read_parquet(folder / f"{prefix}returns.parquet"),
+        catalog=pl.read_parquet(catalog) if catalog.exists() else None,
+        report=ValidationReport(**read_json(folder / "report.json", {})),
+    )
+
+
+# --- stages: each returns its counts; ``inputs`` gives what its fingerprint covers -----------------------------
+def _sync(ctx: Context) -> dict[str, Any]:
+    from recsys.events.sync import sync_events
+
+    result = sync_events(ctx.client, ctx.keys, ctx.store)
+    return {
+        "events": result.events,
+        "stored_events": result.checkpoint.events,
+        "events_per_second": result.to_dict()["events_per_second"],
+    }
+
+
+def _history(ctx: Context) -> dict[str, Any]:
+    catalog = ctx.config.path("catalog")
+    history = load_history(
+        ctx.base_path(),
+        ctx.store,
+        ctx.work / "history",
+        schema=ctx.schema(),
+        catalog=catalog,
+        rejects_path=ctx.work / "history" / "event_rejects.csv",
+    )
+    _save_history(ctx, history)
+    report = history.result.report
+    return {
+        "rows_read": report.rows_read,
+        "rows_used": report.rows_used,
+        "rows_rejected": report.rows_rejected,
+        "returns": report.returns,
+        **{k: v for k, v in history.summary.to_dict().items() if k != "implicit_rows"},
+    }
+
+
+def _train(ctx: Context) -> dict[str, Any]:
+    from training.jobs.demo import sample_customers
+    from training.jobs.train import run_train
+
+    result = _load_history(ctx)
+    if ctx.config.customers:
+        result = sample_customers(result, ctx.config.customers)
+    summary = run_train(result, ctx.artifacts, k=ctx.config.k, primary=ctx.config.primary)
+    write_json(summary, ctx.work / "train_summary.json")
+    figure = (summary.get("blend_tuning") or {}).get("validation_ndcg@10")
+    return {**{k: v for k, v in summary["counts"].items()}, "validation_ndcg@10": figure}
+
+
+def _guard(ctx: Context) -> dict[str, Any]:
+    summary = read_json(ctx.work / "train_summary.json", {})
+    new = (summary.get("blend_tuning") or {}).get("validation_ndcg@10")
+    published = read_json(ctx.work / "published.json", {})
+    active = ctx.active_version()
+    old = published.get("validation_ndcg@10") if published.get("version") == active else None
+    counts: dict[str, Any] = {"new_ndcg@10": new, "active_ndcg@10": old, "tolerance": ctx.config.tolerance}
+    if new is None or old is None:
+        counts["decision"] = "publish (no figures to compare)"
+        return counts
+    floor = old * (1 - ctx.config.tolerance)
+    if new < floor:
+        message = (
+            f"validation NDCG@10 fell from {old:.4f} (active snapshot {active}) to {new:.4f}, more than the "
+            f"{ctx.config.tolerance:.0%} tolerance (floor {floor:.4f}); not publishing — check the new data, "
+            "or rerun with --force to publish anyway"
+        )
+        if not ctx.force:
+            raise QualityRefused(message)
+        counts["decision"] = "publish (forced past the guard)"
+        return counts
+    counts["decision"] = "publish"
+    return counts
+
+
+def _analyze(ctx: Context) -> dict[str, Any]:
+    from training.jobs.analyze import run_analyze
+
+    summary = run_analyze(_load_history(ctx), ctx.artifacts, plots=False)
+    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+
+
+def _decide(ctx: Context) -> dict[str, Any]:
+    from training.jobs.decide import run_decide
+
+    summary = run_decide(ctx.artifacts, Path(ctx.config.offers))
+    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+
+
+def _publish(ctx: Context) -> dict[str, Any]:
+    from training.jobs.publish import run_publish
+
+    summary = run_publish(ctx.client, ctx.keys, ctx.artifacts)
+    train = read_json(ctx.work / "train_summary.json", {})
+    write_json(
+        {
+            "version": summary["version"],
+            "published_at": utcnow().isoformat(),
+            "validation_ndcg@10": (train.get("blend_tuning") or {}).get("validation_ndcg@10"),
+        },
+        ctx.work / "published.json",
+    )
+    return {"version": summary["version"], **{k: v for k, v in summary.get("counts", {}).items()}}
+
+
+def _loyalty(ctx: Context) -> dict[str, Any]:
+    from training.jobs.loyalty import expire, run_backfill
+
+    program = Path(ctx.config.loyalty)
+    counts: dict[str, Any] = {}
+    base_fp = ctx.fps["base"]
+    if ctx.config.backfill_base and ctx.state.get("loyalty_base") != base_fp:
+        # the base file's orders, once per base file (idempotent anyway: each order earns under its own key)
+        full = _load_history(ctx)
+        events = _load_history(ctx, events_only=True)
+        base = dataclasses.replace(
+            full,
+            transactions=full.transactions.slice(0, full.transactions.height - events.transactions.height),
+            returns=full.returns.slice(0, full.returns.height - events.returns.height),
+        )
+        summary = run_backfill(ctx.client, ctx.keys, program, base)
+        counts["base_orders"] = summary["orders"]
+        ctx.state["loyalty_base"] = base_fp
+    events = _load_history(ctx, events_only=True)
+    summary = run_backfill(ctx.client, ctx.keys, program, events)
+    counts.update(
+        event_orders=summary["orders"], event_returns_applied=summary["returns_applied"], errors=summary["errors"]
+    )
+    expired = expire(ctx.client, ctx.keys, program, now=utcnow())
+    counts.update(points_expired=expired["points_expired"], customers=expired["customers"])
+    return counts
+
+
+def _inputs(ctx: Context, name: str) -> list[Any]:
+    c = ctx.config
+    fps = ctx.fps
+    if name == "history":
+        catalog = c.path("catalog")
+        fps["base"] = fingerprint(
+            file_fingerprint(ctx.base_path()), ctx.schema(), file_fingerprint(catalog) if catalog else None
+        )
+        return [fps["base"], fps["sync"]]
+    if name == "train":
+        return [fps["history"], c.k, c.primary, c.customers]
+    if name == "guard":
+        return [fps["train"], c.tolerance, ctx.force]
+    if name == "analyze":
+        return [fps["history"]]
+    if name == "decide":
+        return [fps["analyze"], fps["train"], file_fingerprint(Path(c.offers))]
+    if name == "publish":
+        return [fps["train"], fps["analyze"], fps["decide"]]
+    if name == "loyalty":
+        return [fps["history"], file_fingerprint(Path(c.loyalty)), c.backfill_base]
+    raise AssertionError(name)  # pragma: no cover
+
+
+RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "sync": _sync,
+    "history": _history,
+    "train": _train,
+    "guard": _guard,
+    "analyze": _analyze,
+    "decide": _decide,
+    "publish": _publish,
+    "loyalty": _loyalty,
+}
+
+
+def _up_to_date(ctx: Context, name: str, fp: str) -> bool:
+    recorded = ctx.state.get("stages", {}).get(name, {})
+    if recorded.get("fingerprint") != fp:
+        return False
+    if name == "publish":  # Redis may have lost or moved the pointer since
+        return read_json(ctx.work / "published.json", {}).get("version") == ctx.active_version()
+    return True
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    client: redis.Redis,
+    keys: Keys,
+    home: Path,
+    *,
+    force: bool = False,
+    on_stage: Notify | None = None,
+    run_id: str | None = None,
+) -> RunReport:
+    """Run the cycle once (the caller holds the lock); return its report, saved under ``<work>/runs``.
+
+    Never raises for a stage failure: the report's ``status``, ``error`` and ``exit_code`` say what happened.
+    """
+    work = config.work(home)
+    ctx = Context(
+        config=config,
+        home=home,
+        work=work,
+        artifacts=config.artifact_dir(home),
+        client=client,
+        keys=keys,
+        force=force,
+        state=read_json(work / "state.json", {}),
+    )
+    report = RunReport(
+        run_id=run_id or new_run_id(),
+        started_at=utcnow().isoformat(),
+        work_dir=str(work),
+        config={**config.to_dict(), "force": force},
+        stages=[StageReport(name) for name in STAGES],
+    )
+    started = time.perf_counter()
+    notify = on_stage or (lambda _n, _i, _t: None)
+    report.snapshot["before"] = ctx.active_version()
+    report.save(work)
+    ran = 0
+    try:
+        for index, name in enumerate(STAGES):
+            stage = report.stage(name)
+            notify(name, index, len(STAGES))
+            stage.started_at = utcnow().isoformat()
+            fp = None if name == "sync" else fingerprint(name, _inputs(ctx, name))
+            if fp is not None and _up_to_date(ctx, name, fp):
+                stage.status, stage.fingerprint = "skipped", fp
+                stage.message = "inputs unchanged since the last run"
+                stage.counts = ctx.state["stages"][name].get("counts", {})
+                ctx.fps[name] = fp
+                report.save(work)
+                continue
+            stage.status = "running"
+            report.save(work)
+            PeakMemory.reset()
+            t0 = time.perf_counter()
+            try:
+                counts = RUNNERS[name](ctx)
+            finally:
+                stage.seconds = round(time.perf_counter() - t0, 3)
+                stage.peak_memory_mb = PeakMemory.peak_mb()
+            if name == "sync":
+                fp = fingerprint("sync", ctx.store.checkpoint().last_id)
+                ran += counts["events"] > 0
+            else:
+                ran += 1
+            stage.status, stage.fingerprint, stage.counts = "done", fp, counts
+            ctx.fps[name] = fp
+            ctx.state.setdefault("stages", {})[name] = {"fingerprint": fp, "counts": counts, "at": utcnow().isoformat()}
+            write_json(ctx.state, work / "state.json")
+            report.save(work)
+        report.status, report.exit_code = ("succeeded" if ran else "nothing_to_do"), EXIT_OK
+    except QualityRefused as exc:
+        _fail(report, "refused", str(exc), EXIT_REFUSED)
+    except (ConfigError, DataError) as exc:
+        _fail(report, "failed", str(exc), EXIT_CONFIG)
+    except KeyboardInterrupt:
+        _fail(report, "interrupted", "interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # any failure of a stage is reported; the rerun resumes there
+        _fail(report, "failed", f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+    finally:
+        try:
+            report.snapshot["after"] = ctx.active_version()
+        except (redis.RedisError, OSError):
+            report.snapshot["after"] = None
+        report.finished_at = utcnow().isoformat()
+        report.seconds = round(time.perf_counter() - started, 3)
+        report.peak_memory_mb = _lifetime_peak()
+        for stage in report.stages:
+            if stage.status == "pending":
+                stage.status = "not_run"
+        report.save(work)
+        notify("done", len(STAGES), len(STAGES))
+    return report
+
+
+def _fail(report: RunReport, status: str, message: str, code: int) -> None:
+    current = next((s for s in report.stages if s.status == "running"), None)
+    if current is not None:
+        current.status = "refused" if status == "refused" else "failed"
+        current.message = message
+    report.status, report.exit_code = status, code
+    report.error = {"stage": current.name if current else "", "message": message}
+
+
+def _lifetime_peak() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
