@@ -34,6 +34,9 @@ ROUTER_MODULES = (
     "serving.routers.offers",
     "serving.routers.campaigns",
     "serving.routers.loyalty",
+    "serving.routers.dashboard",
+    "serving.ui.pages",
+    "serving.ui.actions",
 )
 
 # A young-generation threshold this high means a collection every ~50k allocations instead of 700:
@@ -102,7 +105,20 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     _include_routers(app)
+    _install_ui(app)
     return app
+
+
+def _install_ui(app: FastAPI) -> None:
+    from starlette.responses import RedirectResponse
+
+    from serving.ui.pages import page_error
+
+    app.state.ui_errors = page_error  # errors of /ui pages render as HTML (serving.errors)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
 
 
 def _attach_store(app: FastAPI) -> None:

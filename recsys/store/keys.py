@@ -159,3 +159,9 @@ class Keys:
     def nba_budget(self, offer_id: str) -> str:
         """Hash of one offer's live budget use: ``redemptions``, ``impressions`` and ``impressions:<arm>`` (ints)."""
         return f"{self.ns}:nba:budget:{_tag('o:' + offer_id)}"
+
+    # --- dashboard (web UI) ---------------------------------------------------------------
+    # One small key per signed-in browser session, tagged by the session id (sessions are independent).
+    def ui_session(self, session_id: str) -> str:
+        """String with TTL: a web UI session, JSON ``{key_id, digest, scope, csrf, created_at}`` (never the API key)."""
+        return f"{self.ns}:ui:session:{_tag('s:' + session_id)}"

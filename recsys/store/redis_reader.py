@@ -49,6 +49,7 @@ class VersionState:
     buckets: dict[str, int]
     offer_catalog: list[dict[str, Any]] | None
     models: dict[str, bytes] | None = None
+    dashboard: dict[str, Any] | None = None  # {"dashboard", "experiments"}, read once per version on first use
     loaded_at: float = field(default_factory=time.monotonic)
 
 
@@ -275,6 +276,28 @@ class RedisSnapshotReader:
                 raise _errors(exc) from exc
             state.models = {n: b for n, b in zip(names, blobs) if b is not None}
         return state.models
+
+    async def dashboard(self) -> dict[str, Any]:
+        """Return ``{"version", "created_at", "dashboard", "experiments"}`` of the active version.
+
+        The two tables are read once per version and kept with it.
+        """
+        import datetime as dt
+
+        state = await self._current()
+        if state.dashboard is None:
+            try:
+                raw = await self.client.mget(
+                    [self.keys.snapshot_table(state.version, name) for name in ("dashboard", "experiments")]
+                )
+            except (RedisError, OSError) as exc:
+                raise _errors(exc) from exc
+            state.dashboard = {
+                "dashboard": orjson.loads(raw[0]) if raw[0] else None,
+                "experiments": orjson.loads(raw[1]) if raw[1] else None,
+            }
+        created = dt.datetime.fromtimestamp(state.created_at_s, dt.UTC)
+        return {"version": state.version, "created_at": created, **state.dashboard}
 
 
 def _build_state(

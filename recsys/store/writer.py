@@ -86,6 +86,8 @@ class VersionWriter:
             tables["offer_catalog"] = orjson.dumps(p.offers, default=str)
         if p.experiments is not None:
             tables["experiments"] = orjson.dumps(p.experiments, default=str)
+        if p.dashboard is not None:
+            tables["dashboard"] = orjson.dumps(p.dashboard, default=str)
         if p.decisions is not None:
             for (offer_id,), part in p.decisions.group_by("offer_id"):
                 tables[f"audience:{offer_id}"] = _ipc(part)

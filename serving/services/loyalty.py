@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from fastapi import Request
 from redis.exceptions import NoScriptError, ResponseError
@@ -25,9 +26,11 @@ from serving.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
     LedgerResultPublic,
+    LoyaltyHistoryPublic,
     LoyaltyPublic,
     OrderLine,
     RewardPublic,
+    StatementEntryPublic,
 )
 
 
@@ -350,3 +353,29 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
 def utcnow() -> datetime:
     """Return the current time, tz-aware UTC (the one place the service reads the clock for loyalty)."""
     return datetime.now(UTC)
+
+
+async def statement(svc: LoyaltyService, customer_id: str, offset: int, limit: int) -> LoyaltyHistoryPublic:
+    """Return a page of the customer's ledger entries, newest first (an unknown customer has an empty statement)."""
+    key = svc.keys.loyalty_entries(customer_id)
+    total = int(await svc.redis.llen(key))
+    # entries are appended oldest first: the newest ``offset``..``offset+limit`` are at the tail
+    stop, start = total - 1 - offset, max(total - offset - limit, 0)
+    raw = await svc.redis.lrange(key, start, stop) if stop >= 0 else []
+    entries = []
+    for blob in reversed(raw):
+        entry = orjson.loads(blob)
+        entries.append(
+            StatementEntryPublic(
+                entry_id=str(entry.get("id", "")),
+                type=str(entry.get("type", "")),
+                amount=int(entry.get("amount", 0)),
+                at=datetime.fromtimestamp(int(entry.get("at", 0)), UTC),
+                reason=str(entry.get("reason") or ""),
+                source=str(entry.get("source") or ""),
+            )
+        )
+    nxt = offset + limit if offset + limit < total else None
+    return LoyaltyHistoryPublic(
+        customer_id=customer_id, total=total, offset=offset, limit=limit, next_offset=nxt, entries=entries
+    )

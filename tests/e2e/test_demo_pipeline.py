@@ -33,6 +33,8 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
         "load + validate",
         "train recommenders",
         "analyze customers",
+        "check the CLV model",
+        "evaluate models",
         "decide offers",
         "publish snapshot",
         "loyalty backfill",

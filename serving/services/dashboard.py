@@ -1,0 +1,228 @@
+"""What the dashboard shows: the snapshot's published aggregates, and live loyalty and campaign figures.
+
+Figures over every loyalty member are computed from the ledger accounts (one pipelined HGETALL per member, in
+chunks) and kept in this process for ``LIVE_TTL_S`` seconds, so a page view costs a dictionary lookup, not a scan
+of the ledger. Ledger history (liability over time) reads every entry and is kept for ``HISTORY_TTL_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+
+from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
+from recsys.loyalty.ledger import decode_account
+from recsys.store.base import SnapshotReader
+from serving.services.loyalty import LoyaltyService
+
+LIVE_TTL_S = 15.0
+HISTORY_TTL_S = 300.0
+CHUNK = 1000
+
+
+@dataclass
+class _Cached:
+    value: Any
+    at: float
+
+
+@dataclass
+class DashboardCache:
+    """Per-process cache of computed figures: name → (value, monotonic time); one computation at a time per name."""
+
+    entries: dict[str, _Cached] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def get(self, name: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """Return the cached value of ``name`` if younger than ``ttl_s``, else compute, store and return it."""
+        hit = self.entries.get(name)
+        if hit is not None and time.monotonic() - hit.at < ttl_s:
+            return hit.value
+        lock = self.locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            hit = self.entries.get(name)
+            if hit is not None and time.monotonic() - hit.at < ttl_s:
+                return hit.value
+            value = await compute()
+            self.entries[name] = _Cached(value, time.monotonic())
+            return value
+
+
+async def members(svc: LoyaltyService) -> list[str]:
+    """Return every customer id with a loyalty ledger, sorted."""
+    out: list[str] = []
+    try:
+        async for member in svc.redis.sscan_iter(svc.keys.loyalty_customers(), count=5000):
+            out.append(member.decode() if isinstance(member, bytes) else str(member))
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot read the loyalty member index: {exc}") from exc
+    return sorted(out)
+
+
+async def _chunked(svc: LoyaltyService, ids: list[str], command: Callable[[Any, str], None]) -> list[Any]:
+    answers: list[Any] = []
+    try:
+        for start in range(0, len(ids), CHUNK):
+            pipe = svc.redis.pipeline(transaction=False)
+            for cid in ids[start : start + CHUNK]:
+                command(pipe, cid)
+            answers.extend(await pipe.execute())
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot read loyalty accounts: {exc}") from exc
+    return answers
+
+
+def point_value(svc: LoyaltyService, points: int) -> Decimal:
+    """Return what ``points`` are worth in currency units under the program's point value."""
+    return (Decimal(points) * svc.program.point_value_cents / 100).quantize(Decimal("0.01"))
+
+
+async def loyalty_summary(svc: LoyaltyService, now: datetime) -> dict[str, Any]:
+    """Return members per tier, the points liability (points and value) and points expiring within 30 days."""
+    ids = await members(svc)
+    raw = await _chunked(svc, ids, lambda pipe, cid: pipe.hgetall(svc.keys.loyalty_account(cid)))
+    tiers = svc.program.tiers
+    per_tier = [0] * len(tiers)
+    liability = expiring = debt = 0
+    start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
+    for account in raw:
+        acct = decode_account(account or {})
+        per_tier[min(acct["tier"], len(tiers) - 1)] += 1
+        # points past their expiry date are gone even before a write or `centric loyalty expire` books it
+        liability += acct["balance"] - sum(n for exp, n in acct["lots"].items() if exp <= start)
+        expiring += sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
+        debt += acct["debt"]
+    return {
+        "members": len(ids),
+        "tiers": [{"tier": t.name, "members": n} for t, n in zip(tiers, per_tier)],
+        "liability_points": liability,
+        "liability_value": float(point_value(svc, liability)),
+        "expiring_30d_points": expiring,
+        "expiring_30d_value": float(point_value(svc, expiring)),
+        "debt_points": debt,
+        "computed_at": now.isoformat(),
+    }
+
+
+def _month(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m")
+
+
+async def loyalty_history(svc: LoyaltyService, now: datetime, months: int = 24) -> dict[str, Any]:
+    """Return the monthly points flow of every member: earned, redeemed, reversed, expired, and the liability at
+    each month's end (the running sum of all entries), for the last ``months`` months."""
+    ids = await members(svc)
+    lists = await _chunked(svc, ids, lambda pipe, cid: pipe.lrange(svc.keys.loyalty_entries(cid), 0, -1))
+    flows: dict[str, dict[str, int]] = {}
+    for entries in lists:
+        for blob in entries:
+            entry = orjson.loads(blob)
+            month = _month(int(entry.get("at", 0)))
+            kind = str(entry.get("type", "other"))
+            row = flows.setdefault(month, {})
+            row[kind] = row.get(kind, 0) + int(entry.get("amount", 0))
+    series = []
+    running = 0
+    for month in sorted(flows):
+        row = flows[month]
+        running += sum(row.values())
+        series.append(
+            {
+                "month": month,
+                "earned": row.get("earn", 0) + row.get("grant", 0),
+                "redeemed": -row.get("redeem", 0),
+                "reversed": -row.get("reverse", 0),
+                "expired": -row.get("expire", 0),
+                "liability_points": running,
+            }
+        )
+    return {"months": series[-months:], "computed_at": now.isoformat()}
+
+
+async def snapshot_overview(store: SnapshotReader, now: datetime) -> dict[str, Any]:
+    """Return the active snapshot's version, age and published aggregates (``dashboard`` is None if not published).
+
+    Raises ``NoActiveSnapshot`` when nothing is published.
+    """
+    found = await store.dashboard()
+    created: datetime = found["created_at"]
+    return {
+        "version": found["version"],
+        "published_at": created.isoformat(),
+        "age_hours": round((now - created).total_seconds() / 3600, 1),
+        "dashboard": found["dashboard"],
+        "experiments": found["experiments"],
+    }
+
+
+async def overview(
+    store: SnapshotReader, loyalty: LoyaltyService | None, cache: DashboardCache, now: datetime
+) -> dict[str, Any]:
+    """Return the overview document: snapshot aggregates, loyalty summary, and the last pipeline runs.
+
+    A missing snapshot is reported as ``snapshot: None`` rather than an error, so the page can say what to do.
+    """
+    try:
+        snap = await snapshot_overview(store, now)
+    except NoActiveSnapshot:
+        snap = None
+    summary = None
+    if loyalty is not None:
+        summary = await cache.get("loyalty_summary", LIVE_TTL_S, lambda: loyalty_summary(loyalty, now))
+    return {"snapshot": snap, "loyalty": summary}
+
+
+async def evaluation_history(redis: Any, keys: Any, limit: int = 10) -> list[dict[str, Any]]:
+    """Return ``[{"version", "published_at", "evaluation", "holdout"}]`` of the kept snapshots, oldest first."""
+    try:
+        kept = await redis.zrange(keys.snapshot_versions(), -limit, -1, withscores=True)
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v, _ in kept]
+        blobs = await redis.mget([keys.snapshot_table(v, "dashboard") for v in names]) if names else []
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot read the published versions: {exc}") from exc
+    out = []
+    for (_, score), name, blob in zip(kept, names, blobs):
+        doc = orjson.loads(blob) if blob else {}
+        out.append(
+            {
+                "version": name,
+                "published_at": datetime.fromtimestamp(float(score), UTC).isoformat(),
+                "evaluation": doc.get("evaluation"),
+                "holdout": doc.get("holdout"),
+            }
+        )
+    return out
+
+
+async def rewards(svc: LoyaltyService) -> list[dict[str, Any]]:
+    """Return each reward of the program with its cost, stock left and units redeemed (program stock − stock left)."""
+    items = list(svc.program.rewards.values())
+    try:
+        pipe = svc.redis.pipeline(transaction=False)
+        for reward in items:
+            pipe.hget(svc.keys.loyalty_stock(reward.id), "stock")
+        stocks = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot read reward stock: {exc}") from exc
+    out = []
+    for reward, left in zip(items, stocks):
+        stock = reward.stock if left is None else int(left)
+        out.append(
+            {
+                "reward_id": reward.id,
+                "name": reward.name,
+                "cost": reward.cost,
+                "tiers": list(reward.tiers),
+                "stock": stock,
+                "redeemed": max(reward.stock - stock, 0),
+            }
+        )
+    return out
