@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -35,10 +34,11 @@ from recsys.loyalty.earning import (
     points_per_tier,
 )
 from recsys.loyalty.program import Program
+from recsys.store import scripts
 from recsys.store.keys import Keys
 
-LEDGER_LUA = resources.files("recsys.loyalty").joinpath("lua/ledger.lua").read_text()
-STOCK_LUA = resources.files("recsys.loyalty").joinpath("lua/stock.lua").read_text()
+LEDGER_LUA = scripts.LEDGER.source
+STOCK_LUA = scripts.STOCK.source
 
 
 class UnknownOrder(NotFound):

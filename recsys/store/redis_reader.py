@@ -24,12 +24,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
-from recsys.store import codec
+from recsys.store import codec, scripts
 from recsys.store.base import ItemTable, RankedItem, RankedList
 from recsys.store.keys import Keys
 from recsys.store.prepare import fallback_reason
 
-_READ_RECS = "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGETALL', KEYS[2])}"
 RECENT_TTL_S = 30 * 86_400  # fresh purchases matter until a newer snapshot has learned from them
 
 
@@ -76,7 +75,6 @@ class RedisSnapshotReader:
         self._state: VersionState | None = None
         self._checked = 0.0
         self._lock = asyncio.Lock()
-        self._read_recs = client.register_script(_READ_RECS)
 
     @property
     def loaded(self) -> VersionState | None:
@@ -162,7 +160,7 @@ class RedisSnapshotReader:
                 else:
                     blob, (flat,) = None, await self.mux.execute(("HGETALL", recent_key))
             elif key:
-                blob, flat = await self._read_recs(keys=[key, recent_key], args=[customer_id])
+                blob, flat = await scripts.arun(self.client, scripts.READ_RECS, [key, recent_key], [customer_id])
             else:
                 blob, flat = None, await self.client.execute_command("HGETALL", recent_key)
         except (RedisError, OSError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -12,9 +11,10 @@ import orjson
 import polars as pl
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import ArtifactError
-from recsys.store import codec
+from recsys.store import codec, scripts
 from recsys.store.prepare import Prepared
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class VersionWriter:
         self.tables = self._tables()
         return {
             "version": self.version,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "created_at": utcnow().isoformat(),
             "list_dtype": codec.dtype_to_json(list_dtype),
             "profile_codec": profile_codec.to_json() if profile_codec else None,
             "buckets": buckets,
@@ -225,14 +225,15 @@ class VersionWriter:
         checksums: dict[str, str] = {}
         for kind, expected in self.expected.items():
             buckets = sorted(expected)
-            pipe = self.client.pipeline(transaction=False)
             answers: list[Any] = []
-            for n, b in enumerate(buckets, 1):
-                self.store._verify(keys=[self.keys.snapshot_bucket(self.version, kind, b)], client=pipe)
-                if n % 1024 == 0:
-                    answers += pipe.execute()
-                    self.progress(f"verify {kind}", n, len(buckets))
-            answers += pipe.execute()
+            for start in range(0, len(buckets), 1024):
+                chunk = buckets[start : start + 1024]
+                answers += scripts.run_batch(
+                    self.client,
+                    [scripts.VERIFY_BUCKET.command([self.keys.snapshot_bucket(self.version, kind, b)]) for b in chunk],
+                )
+                if start + len(chunk) < len(buckets):
+                    self.progress(f"verify {kind}", start + len(chunk), len(buckets))
             self.progress(f"verify {kind}", len(buckets), len(buckets))
             for b, (count, digest, encoding) in zip(buckets, answers):
                 if int(count) != expected[b][0]:

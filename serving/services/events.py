@@ -21,6 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import IdempotencyConflict, StoreUnavailable
 from recsys.store.base import SnapshotReader
 from recsys.store.keys import Keys
@@ -67,7 +68,7 @@ async def record_events(
     """
     progress = keys.events_batch(idempotency_key) if idempotency_key else None
     done = await _batch_progress(redis, progress, events) if progress else set()
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     for event in events:
         if event.get("timestamp") is None:
             event["timestamp"] = now

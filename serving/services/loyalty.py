@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 from redis.exceptions import NoScriptError, ResponseError
 
+from recsys import clock
 from recsys.exceptions import CentricError, Conflict, DataError
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
@@ -351,8 +352,8 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
 
 
 def utcnow() -> datetime:
-    """Return the current time, tz-aware UTC (the one place the service reads the clock for loyalty)."""
-    return datetime.now(UTC)
+    """Return the current time, tz-aware UTC: :func:`recsys.clock.utcnow` (tests set that clock)."""
+    return clock.utcnow()
 
 
 async def statement(svc: LoyaltyService, customer_id: str, offset: int, limit: int) -> LoyaltyHistoryPublic:

@@ -19,6 +19,7 @@ import polars as pl
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
 from recsys.nba.audience import Audience, select_audience
 from recsys.nba.policy import live_offers
@@ -76,7 +77,7 @@ async def customer_offers(
     A customer without decisions gets an empty list. Raises ``StoreUnavailable`` when Redis fails while
     reading live state (offers are never served without their budget check).
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     rows, version = _unpack(await _call(source.get_customer_offers, customer_id), "offers", "decisions")
     rows = [r for r in rows if r.get("channel") == channel]
     if not rows:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from http_helpers import bearer, clear_namespace
 
 NaN_TEXT = "NaN"
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 EARN = "/v1/customers/c1/loyalty/earn"
 REVERSE = "/v1/customers/c1/loyalty/reverse"

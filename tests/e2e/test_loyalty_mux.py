@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from http_helpers import bearer, clear_namespace
 from test_loyalty_fastwrite import _script
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 Body = Callable[[Any, httpx.AsyncClient, dict[str, str], Keys], Coroutine[Any, Any, Any]]
 

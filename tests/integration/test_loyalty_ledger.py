@@ -12,7 +12,7 @@ from recsys.exceptions import IdempotencyConflict, InsufficientPoints, OutOfStoc
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.ops import UnknownOrder
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 

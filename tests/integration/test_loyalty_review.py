@@ -24,7 +24,7 @@ from serving.schemas.loyalty import GrantCreate, OrderLine
 from serving.services import loyalty as service
 from training.jobs import loyalty as jobs
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 
