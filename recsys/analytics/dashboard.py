@@ -138,36 +138,55 @@ def build_dashboard(
 
     Every part is present (empty or ``None``) so that readers need no version checks; money is in currency units.
     """
-    doc: dict[str, Any] = {"document_version": DOCUMENT_VERSION}
-    if profiles is not None and profiles.height:
-        lifecycle = dict(profiles.group_by(P.lifecycle).len().iter_rows())
-        segments = (
-            profiles.group_by(P.segment)
-            .agg(
-                pl.len().alias("customers"),
-                pl.col(P.total_spend).sum().alias("revenue"),
-                pl.col(P.clv).sum().alias("clv"),
+    doc: dict[str, Any] = {
+        "document_version": DOCUMENT_VERSION,
+        "customers": 0,
+        "revenue": None,
+        "clv_total": None,
+        "p_alive_mean": None,
+        "data_until": None,
+        "rfm": [],
+        "lifecycle": [],
+        "segments": [],
+        "clv_histogram": [],
+        "p_alive_map": None,
+    }
+    # Profiles written by other tools may hold only some columns: each part needs its own, and is left empty
+    # without them (publishing never fails for the dashboard's sake).
+    frame = profiles if profiles is not None else pl.DataFrame()
+    has = set(frame.columns).issuperset
+    doc["customers"] = frame.height
+    if frame.height:
+        if has([P.total_spend]):
+            doc["revenue"] = round(float(frame.get_column(P.total_spend).sum()), 2)
+        if has([P.clv]):
+            doc["clv_total"] = round(float(frame.get_column(P.clv).sum()), 2)
+            doc["clv_histogram"] = clv_histogram(frame)
+        if has([P.p_alive]):
+            doc["p_alive_mean"] = round(float(frame.get_column(P.p_alive).mean()), 4)  # type: ignore[arg-type]
+        if has([P.last_purchase]):
+            doc["data_until"] = str(frame.get_column(P.last_purchase).max())
+        if has([P.r_score, P.f_score, P.total_spend]):
+            doc["rfm"] = rfm_grid(frame)
+        if has([P.lifecycle]):
+            lifecycle = dict(frame.group_by(P.lifecycle).len().iter_rows())
+            doc["lifecycle"] = [{"stage": s, "customers": int(lifecycle.get(s, 0))} for s in STAGES]
+        if has([P.segment, P.total_spend, P.clv]):
+            segments = (
+                frame.group_by(P.segment)
+                .agg(
+                    pl.len().alias("customers"),
+                    pl.col(P.total_spend).sum().alias("revenue"),
+                    pl.col(P.clv).sum().alias("clv"),
+                )
+                .sort("customers", descending=True)
             )
-            .sort("customers", descending=True)
-        )
-        doc |= {
-            "customers": profiles.height,
-            "revenue": round(float(profiles.get_column(P.total_spend).sum()), 2),
-            "clv_total": round(float(profiles.get_column(P.clv).sum()), 2),
-            "p_alive_mean": round(float(profiles.get_column(P.p_alive).mean()), 4),  # type: ignore[arg-type]
-            "data_until": str(profiles.get_column(P.last_purchase).max()),
-            "rfm": rfm_grid(profiles),
-            "lifecycle": [{"stage": s, "customers": int(lifecycle.get(s, 0))} for s in STAGES],
-            "segments": [
+            doc["segments"] = [
                 {"segment": s, "customers": int(n), "revenue": round(float(v), 2), "clv": round(float(c), 2)}
                 for s, n, v, c in segments.iter_rows()
-            ],
-            "clv_histogram": clv_histogram(profiles),
-            "p_alive_map": p_alive_map(profiles),
-        }
-    else:
-        doc |= {"customers": 0, "revenue": 0.0, "rfm": [], "lifecycle": [], "segments": [], "clv_histogram": []}
-        doc |= {"p_alive_map": None, "clv_total": 0.0, "p_alive_mean": None, "data_until": None}
+            ]
+        if has([P.frequency, P.recency, P.T, P.p_alive]):
+            doc["p_alive_map"] = p_alive_map(frame)
     doc["as_of"] = (summary or {}).get("as_of")
     doc["holdout"] = (summary or {}).get("holdout")
     doc["evaluation"] = evaluation_table(evaluation)
