@@ -22,11 +22,13 @@ from recsys.nba.audience import Audience
 from recsys.nba.experiments import experiment_from_dict, report
 from recsys.nba.policy import live_offers
 from recsys.store.base import SnapshotReader
+from recsys.store.keys import Fields
 from serving.services import offers as offers_service
 from serving.services.loyalty import LoyaltyService
 
 EVENTS_READ = 200_000  # newest stream entries read for experiment outcomes
 CHUNK = 1000
+ARM_PREFIX = Fields.arm_impressions("")  # impressions:<arm> fields of an offer's budget hash
 
 
 async def _contacts(svc: LoyaltyService, customers: list[str]) -> dict[str, dict[Any, Any]]:
@@ -62,7 +64,7 @@ async def offer_table(store: SnapshotReader, svc: LoyaltyService, now: datetime)
     for oid in ids:
         offer = catalog[oid]
         raw = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in (budgets[oid] or {}).items()}
-        redemptions, impressions = raw.get("redemptions", 0), raw.get("impressions", 0)
+        redemptions, impressions = raw.get(Fields.BUDGET_REDEMPTIONS, 0), raw.get(Fields.BUDGET_IMPRESSIONS, 0)
         chosen: set[str] = set()
         reachable: set[str] = set()
         for row in audiences[oid]:
@@ -82,7 +84,7 @@ async def offer_table(store: SnapshotReader, svc: LoyaltyService, now: datetime)
                 "remaining": None if budget is None else max(int(budget) - redemptions, 0),
                 "used_pct": None if not budget else min(redemptions / int(budget), 1.0),
                 "impressions": impressions,
-                "arms": {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("impressions:")},
+                "arms": {k[len(ARM_PREFIX) :]: v for k, v in raw.items() if k.startswith(ARM_PREFIX)},
                 "redemptions": redemptions,
                 "audience": len(chosen),
                 "suppressed": len(chosen - reachable),

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +19,9 @@ import orjson
 from redis.exceptions import RedisError
 
 from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
-from recsys.loyalty.ledger import decode_account
+from recsys.loyalty.ops import decode_account, expiring_points, live_balance
 from recsys.store.base import SnapshotReader
+from recsys.store.keys import Fields
 from serving.services.loyalty import LoyaltyService
 
 LIVE_TTL_S = 15.0
@@ -92,13 +93,11 @@ async def loyalty_summary(svc: LoyaltyService, now: datetime) -> dict[str, Any]:
     tiers = svc.program.tiers
     per_tier = [0] * len(tiers)
     liability = expiring = debt = 0
-    start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
     for account in raw:
         acct = decode_account(account or {})
         per_tier[min(acct["tier"], len(tiers) - 1)] += 1
-        # points past their expiry date are gone even before a write or `centric loyalty expire` books it
-        liability += acct["balance"] - sum(n for exp, n in acct["lots"].items() if exp <= start)
-        expiring += sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
+        liability += live_balance(acct, now)  # the same rules as each customer's standing
+        expiring += expiring_points(acct, now, 30)
         debt += acct["debt"]
     return {
         "members": len(ids),
@@ -185,7 +184,7 @@ async def evaluation_history(redis: Any, keys: Any, limit: int = 10) -> list[dic
     try:
         kept = await redis.zrange(keys.snapshot_versions(), -limit, -1, withscores=True)
         names = [v.decode() if isinstance(v, bytes) else str(v) for v, _ in kept]
-        blobs = await redis.mget([keys.snapshot_table(v, "dashboard") for v in names]) if names else []
+        blobs = await redis.mget([keys.snapshot_table(v, Fields.DASHBOARD_TABLE) for v in names]) if names else []
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read the published versions: {exc}") from exc
     out = []
@@ -208,7 +207,7 @@ async def rewards(svc: LoyaltyService) -> list[dict[str, Any]]:
     try:
         pipe = svc.redis.pipeline(transaction=False)
         for reward in items:
-            pipe.hget(svc.keys.loyalty_stock(reward.id), "stock")
+            pipe.hget(svc.keys.loyalty_stock(reward.id), Fields.STOCK)
         stocks = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read reward stock: {exc}") from exc
