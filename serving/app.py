@@ -22,6 +22,7 @@ from serving.metrics import Metrics, MetricsMiddleware
 from serving.redis_client import create_client
 from serving.redis_mux import MuxRedis
 from serving.responses import OrjsonResponse
+from serving.services import dashboard
 from serving.services.foldin import FoldIn
 
 # Routers joined here. Modules of other parts are included once their file exists.
@@ -78,11 +79,17 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
         app.state.keys = Keys(settings.env)
         app.state.settings = settings
         _attach_store(app)
+        # the dashboard's figures over every member take a scan of the ledger: start it now, not at the first page
+        warm = asyncio.create_task(dashboard.warm(app)) if settings.dashboard_warmup else None
         if gc_tuning:
             tune_gc()
         try:
             yield
         finally:
+            if warm is not None:
+                warm.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warm
             mux = getattr(app.state, "mux", None)
             if mux is not None:
                 await mux.aclose()

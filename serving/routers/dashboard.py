@@ -17,18 +17,20 @@ router = APIRouter(prefix="/v1", tags=["dashboard"], route_class=StrictQueryRout
 LoyaltyDep = Annotated[loyalty_service.LoyaltyService, Depends(loyalty_service.get_loyalty)]
 
 
-def get_cache(request: Request) -> service.DashboardCache:
-    """Return the app's dashboard cache, shared with the web UI (made on first use)."""
-    cache = getattr(request.app.state, "dashboard_cache", None)
-    if cache is None:
-        cache = request.app.state.dashboard_cache = service.DashboardCache()
-    return cache
+async def get_cache(request: Request) -> service.DashboardCache:
+    """Return the app's dashboard cache, shared with the web UI."""
+    return service.cache_of(request.app)
 
 
 @router.get("/dashboard/overview", dependencies=[Depends(require_scope("read"))])
 async def overview(
-    store: StoreDep, loyalty: LoyaltyDep, cache: Annotated[service.DashboardCache, Depends(get_cache)]
+    request: Request,
+    store: StoreDep,
+    loyalty: LoyaltyDep,
+    cache: Annotated[service.DashboardCache, Depends(get_cache)],
 ) -> dict[str, Any]:
     """Snapshot (version, age, customers, revenue, RFM grid, lifecycle funnel, CLV histogram, P(alive) map),
-    loyalty (members per tier, points liability, points expiring in 30 days; at most 15 s old) and pipeline runs."""
-    return await service.overview(store, loyalty, cache, utcnow())
+    loyalty (members per tier, points liability, points expiring in 30 days; at most 15 s old) and the last runs of
+    `centric pipeline` (from their run reports, newest first)."""
+    pipeline_dir = service.pipeline_dir_of(request.app.state.settings)
+    return await service.overview(store, loyalty, cache, utcnow(), pipeline_dir)

@@ -8,22 +8,27 @@ of the ledger. Ledger history (liability over time) reads every entry and is kep
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
 
-from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
+from recsys.clock import utcnow
+from recsys.exceptions import CentricError, NoActiveSnapshot, StoreUnavailable
 from recsys.loyalty.ops import decode_account, expiring_points, live_balance
 from recsys.store.base import SnapshotReader
 from recsys.store.keys import Fields
+from serving.services import pipeline_runs
 from serving.services.loyalty import LoyaltyService
 
+log = logging.getLogger(__name__)
 LIVE_TTL_S = 15.0
 HISTORY_TTL_S = 300.0
 CHUNK = 1000
@@ -37,24 +42,50 @@ class _Cached:
 
 @dataclass
 class DashboardCache:
-    """Per-process cache of computed figures: name → (value, monotonic time); one computation at a time per name."""
+    """Per-process cache of computed figures: name → (value, monotonic time); one computation at a time per name.
+
+    A value older than its TTL is still answered at once while one background task recomputes it (stale while
+    revalidate), so a page never waits for a scan of the ledger once the figure exists; a value older than
+    ``MAX_STALE_S`` is recomputed before answering. Pages show when each figure was computed.
+    """
 
     entries: dict[str, _Cached] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    refreshing: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+
+    MAX_STALE_S = 3600.0
+
+    async def _compute(self, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        value = await compute()
+        self.entries[name] = _Cached(value, time.monotonic())
+        return value
 
     async def get(self, name: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]) -> Any:
-        """Return the cached value of ``name`` if younger than ``ttl_s``, else compute, store and return it."""
+        """Return the value of ``name``: cached if younger than ``ttl_s``, stale (refreshed behind) if younger than
+        ``MAX_STALE_S``, else computed now."""
         hit = self.entries.get(name)
-        if hit is not None and time.monotonic() - hit.at < ttl_s:
-            return hit.value
+        if hit is not None:
+            age = time.monotonic() - hit.at
+            if age < ttl_s:
+                return hit.value
+            if age < max(self.MAX_STALE_S, ttl_s):
+                task = self.refreshing.get(name)
+                if task is None or task.done():
+                    self.refreshing[name] = asyncio.create_task(self._locked(name, compute))
+                return hit.value
+        return await self._locked(name, compute, ttl_s)
+
+    async def _locked(self, name: str, compute: Callable[[], Awaitable[Any]], ttl_s: float | None = None) -> Any:
         lock = self.locks.setdefault(name, asyncio.Lock())
         async with lock:
             hit = self.entries.get(name)
-            if hit is not None and time.monotonic() - hit.at < ttl_s:
-                return hit.value
-            value = await compute()
-            self.entries[name] = _Cached(value, time.monotonic())
-            return value
+            if ttl_s is not None and hit is not None and time.monotonic() - hit.at < ttl_s:
+                return hit.value  # computed by the request that held the lock
+            return await self._compute(name, compute)
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` so that the next read computes it (after a change this process made)."""
+        self.entries.pop(name, None)
 
 
 async def members(svc: LoyaltyService) -> list[str]:
@@ -163,9 +194,14 @@ async def snapshot_overview(store: SnapshotReader, now: datetime) -> dict[str, A
 
 
 async def overview(
-    store: SnapshotReader, loyalty: LoyaltyService | None, cache: DashboardCache, now: datetime
+    store: SnapshotReader,
+    loyalty: LoyaltyService | None,
+    cache: DashboardCache,
+    now: datetime,
+    pipeline_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Return the overview document: snapshot aggregates, loyalty summary, and the last pipeline runs.
+    """Return the overview document: snapshot aggregates, loyalty summary, and the last pipeline runs (newest first,
+    from the run reports under ``pipeline_dir``).
 
     A missing snapshot is reported as ``snapshot: None`` rather than an error, so the page can say what to do.
     """
@@ -175,8 +211,9 @@ async def overview(
         snap = None
     summary = None
     if loyalty is not None:
-        summary = await cache.get("loyalty_summary", LIVE_TTL_S, lambda: loyalty_summary(loyalty, now))
-    return {"snapshot": snap, "loyalty": summary}
+        summary = await cached_summary(cache, loyalty, now)
+    runs = await pipeline_runs.last_runs(pipeline_dir) if pipeline_dir is not None else []
+    return {"snapshot": snap, "loyalty": summary, "runs": runs}
 
 
 async def evaluation_history(redis: Any, keys: Any, limit: int = 10) -> list[dict[str, Any]]:
@@ -225,3 +262,68 @@ async def rewards(svc: LoyaltyService) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def pipeline_dir_of(settings: Any) -> Path:
+    """Return where `centric pipeline` keeps its run reports for these settings (``pipeline_dir`` or HOME/pipeline)."""
+    return Path(settings.pipeline_dir or Path(settings.home) / "pipeline")
+
+
+def cache_of(app: Any) -> DashboardCache:
+    """Return the app's dashboard cache (made on first use; shared by the API and the web UI)."""
+    cache = getattr(app.state, "dashboard_cache", None)
+    if cache is None:
+        cache = app.state.dashboard_cache = DashboardCache()
+    return cache
+
+
+async def cached_summary(cache: DashboardCache, svc: LoyaltyService, now: datetime) -> dict[str, Any]:
+    """``loyalty_summary`` through the cache (at most ``LIVE_TTL_S`` old, refreshed behind)."""
+    return await cache.get("loyalty_summary", LIVE_TTL_S, lambda: loyalty_summary(svc, now))
+
+
+async def cached_history(cache: DashboardCache, svc: LoyaltyService, now: datetime) -> dict[str, Any]:
+    """``loyalty_history`` through the cache (at most ``HISTORY_TTL_S`` old, refreshed behind)."""
+    return await cache.get("loyalty_history", HISTORY_TTL_S, lambda: loyalty_history(svc, now))
+
+
+async def cached_campaigns(
+    cache: DashboardCache, store: SnapshotReader, svc: LoyaltyService, snap: dict[str, Any], now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return the offer table and the experiment reports of the snapshot ``snap`` through the cache."""
+    from serving.services import campaign_view
+
+    version = snap["version"]
+    offers = await cache.get(f"offers:{version}", LIVE_TTL_S, lambda: campaign_view.offer_table(store, svc, now))
+
+    async def experiments() -> list[dict[str, Any]]:
+        return await campaign_view.experiment_reports(snap["experiments"], await members(svc), svc)
+
+    return offers, await cache.get(f"experiments:{version}", LIVE_TTL_S, experiments)
+
+
+async def warm(app: Any) -> None:
+    """Compute every cached figure once (run in the background at startup, so first page loads find them).
+
+    Errors are left for the pages to report (nothing published yet, Redis down): warming is only a head start.
+    """
+    from serving.services.loyalty import loyalty_of
+
+    try:
+        svc = await loyalty_of(app)
+        cache, now = cache_of(app), utcnow()
+        await cached_summary(cache, svc, now)
+        store = getattr(app.state, "store", None)
+        if store is not None:
+            try:
+                snap = await snapshot_overview(store, now)
+            except NoActiveSnapshot:
+                snap = None
+            if snap is not None:
+                await cached_campaigns(cache, store, svc, snap, now)
+        await cached_history(cache, svc, now)
+    except (CentricError, RedisError, OSError) as exc:
+        log.info("dashboard warm-up stopped: %s", exc)
+    except Exception:
+        # a head start must never take the service down; the page that needs the figure will show the error
+        log.exception("dashboard warm-up failed")

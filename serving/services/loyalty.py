@@ -77,7 +77,12 @@ async def get_loyalty(request: Request) -> LoyaltyService:
 
     Raises ``ConfigError`` (a bad program file) on every call until the file is fixed.
     """
-    state = request.app.state
+    return await loyalty_of(request.app)
+
+
+async def loyalty_of(app: Any) -> LoyaltyService:
+    """Return the loyalty service of ``app`` (a FastAPI app), made on first use (see ``get_loyalty``)."""
+    state = app.state
     service = getattr(state, "loyalty", None)
     if service is not None:
         return service

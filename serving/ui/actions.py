@@ -35,15 +35,7 @@ async def _campaign_context(
         snap = await service.snapshot_overview(store, now)
     except NoActiveSnapshot:
         return {"active": "campaigns", "snapshot": None}
-    offers = await cache.get(
-        f"offers:{snap['version']}", service.LIVE_TTL_S, lambda: campaign_view.offer_table(store, loyalty, now)
-    )
-    population = await service.members(loyalty)
-    experiments = await cache.get(
-        f"experiments:{snap['version']}",
-        service.LIVE_TTL_S,
-        lambda: campaign_view.experiment_reports(snap["experiments"], population, loyalty),
-    )
+    offers, experiments = await service.cached_campaigns(cache, store, loyalty, snap, now)
     ctx: dict[str, Any] = {
         "active": "campaigns",
         "snapshot": snap,
@@ -114,8 +106,8 @@ async def audience_csv(
 
 async def _loyalty_context(loyalty: Any, cache: service.DashboardCache) -> dict[str, Any]:
     now = utcnow()
-    summary = await cache.get("loyalty_summary", service.LIVE_TTL_S, lambda: service.loyalty_summary(loyalty, now))
-    history = await cache.get("loyalty_history", service.HISTORY_TTL_S, lambda: service.loyalty_history(loyalty, now))
+    summary = await service.cached_summary(cache, loyalty, now)
+    history = await service.cached_history(cache, loyalty, now)
     rewards = await service.rewards(loyalty)
     return {"active": "loyalty", "summary": summary, "history": history, "rewards": rewards, "preview": None}
 
@@ -171,7 +163,7 @@ async def grants_apply(
         return render.problem(request, session, 403, "Not allowed", str(exc.detail))
     upload = bulk_grants.parse(text, reason)
     results = await bulk_grants.apply(loyalty, upload, reason, utcnow())
-    cache.entries.pop("loyalty_summary", None)
+    cache.forget("loyalty_summary")
     ctx = await _loyalty_context(loyalty, cache)
     replayed = sum(r.replayed for r in results)
     ctx["preview"] = {

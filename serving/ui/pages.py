@@ -83,7 +83,8 @@ async def overview(
     request: Request, session: SessionDep, store: StoreDep, loyalty: LoyaltyDep, cache: CacheDep
 ) -> Response:
     """Customers, revenue, snapshot age, RFM grid, lifecycle funnel, CLV, P(alive) map, loyalty, pipeline runs."""
-    data = await service.overview(store, loyalty, cache, utcnow())
+    pipeline_dir = service.pipeline_dir_of(request.app.state.settings)
+    data = await service.overview(store, loyalty, cache, utcnow(), pipeline_dir)
     return render.page(request, "overview.html", {"active": "overview", **data}, session=session)
 
 

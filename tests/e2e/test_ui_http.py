@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -272,3 +273,52 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(ui_demo: UiDemo) -> 
         return [refused, done, (await client.get("/ui")).status_code]
 
     assert _run(ui_demo, script) == [403, 303, 303]
+
+
+def test_the_warm_up_at_startup_computes_the_figures_pages_read(ui_demo: UiDemo) -> None:
+    from serving.app import create_app
+    from serving.services.dashboard import cache_of
+
+    async def body() -> set[str]:
+        app = create_app(ui_demo.settings().model_copy(update={"dashboard_warmup": True}), gc_tuning=False)
+        async with app.router.lifespan_context(app):
+            for _ in range(300):
+                if "loyalty_history" in cache_of(app).entries:
+                    break
+                await asyncio.sleep(0.1)
+            return set(cache_of(app).entries)
+
+    names = asyncio.run(body())
+    assert {"loyalty_summary", "loyalty_history"} <= names
+    assert any(n.startswith("offers:") for n in names) and any(n.startswith("experiments:") for n in names)
+
+
+def test_overview_lists_the_last_pipeline_runs_from_their_reports(ui_demo: UiDemo, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    report = {
+        "schema_version": 1,
+        "run_id": "20261205T221503Z-3f9a1c",
+        "status": "refused",
+        "exit_code": 3,
+        "started_at": "2026-12-05T22:15:03.120000+00:00",
+        "finished_at": "2026-12-05T22:16:40.871000+00:00",
+        "seconds": 97.75,
+        "stages": [{"name": "guard", "status": "refused", "seconds": 1.5}, {"name": "publish", "status": "not_run"}],
+        "error": {"stage": "guard", "message": "ndcg@10 fell 12%"},
+    }
+    (runs / f"{report['run_id']}.json").write_text(json.dumps(report))
+
+    async def script(client: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
+        api = (await client.get("/v1/dashboard/overview", headers=_bearer(ui_demo.read_key))).json()
+        await sign_in(client, ui_demo.read_key)
+        return api, (await client.get("/ui")).text
+
+    async def body() -> tuple[dict[str, Any], str]:
+        async with ui_client(ui_demo, pipeline_dir=tmp_path) as client:
+            return await script(client)
+
+    api, html = asyncio.run(body())
+    assert [r["run_id"] for r in api["runs"]] == ["20261205T221503Z-3f9a1c"]
+    assert 'data-run="20261205T221503Z-3f9a1c"' in html and "ndcg@10 fell 12%" in html and "guard refused" in html
+    assert "publish not_run" not in html

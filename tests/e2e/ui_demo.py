@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import polars as pl
@@ -70,9 +71,12 @@ def drop_ui_demo(demo: UiDemo) -> None:
 
 
 @contextlib.asynccontextmanager
-async def ui_client(demo: UiDemo, base_url: str = "http://centric.test") -> AsyncIterator[httpx.AsyncClient]:
-    """Yield an httpx client on a fresh app over the demo (lifespan running; redirects not followed)."""
-    app = create_app(demo.settings(), gc_tuning=False)
+async def ui_client(
+    demo: UiDemo, base_url: str = "http://centric.test", **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Yield an httpx client on a fresh app over the demo (lifespan running; redirects not followed); ``settings``
+    override the demo's."""
+    app = create_app(demo.settings().model_copy(update=settings), gc_tuning=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=base_url) as client:
             yield client

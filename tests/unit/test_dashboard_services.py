@@ -23,13 +23,33 @@ def test_cache_computes_once_within_its_ttl_and_again_after() -> None:
     async def body() -> list[int]:
         cache = DashboardCache()
         together = await asyncio.gather(*(cache.get("x", 60, compute) for _ in range(5)))
+        cache.MAX_STALE_S = 0.0
         expired = await cache.get("x", 0.0, compute)
         return [*together, expired]
 
     assert asyncio.run(body()) == [1, 1, 1, 1, 1, 2]
 
 
-def test_cache_entries_expire_by_age() -> None:
+def test_a_stale_entry_is_answered_at_once_and_refreshed_behind() -> None:
+    cache = DashboardCache()
+    values = iter([1, 2, 3])
+
+    async def compute() -> int:
+        return next(values)
+
+    async def body() -> list[int]:
+        first = await cache.get("y", 0.05, compute)
+        time.sleep(0.06)
+        stale = await cache.get("y", 0.05, compute)  # expired: answered stale, recomputed in the background
+        await asyncio.sleep(0.01)
+        fresh = await cache.get("y", 0.05, compute)
+        cache.forget("y")
+        return [first, stale, fresh, await cache.get("y", 0.05, compute)]
+
+    assert asyncio.run(body()) == [1, 1, 2, 3]
+
+
+def test_a_very_old_entry_is_recomputed_before_answering() -> None:
     cache = DashboardCache()
     values = iter([1, 2])
 
@@ -37,9 +57,10 @@ def test_cache_entries_expire_by_age() -> None:
         return next(values)
 
     async def body() -> tuple[int, int]:
-        first = await cache.get("y", 0.05, compute)
-        time.sleep(0.06)
-        return first, await cache.get("y", 0.05, compute)
+        cache.MAX_STALE_S = 0.02
+        first = await cache.get("z", 0.001, compute)
+        time.sleep(0.03)
+        return first, await cache.get("z", 0.001, compute)
 
     assert asyncio.run(body()) == (1, 2)
 
