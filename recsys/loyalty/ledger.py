@@ -13,8 +13,8 @@ if the debit is refused the reservation is released. The refusal is recorded und
 racing the refused original (which may find the reservation still held, then debit after a concurrent earn)
 is refused too: a debit never stands without its reservation. Only a definite refusal releases; when the
 outcome is unknown (connection lost, request cancelled) the reservation stays. A crash between the steps
-can leave a reservation without a ledger entry; it is visible as ``res:<len>:<customer>:<key>`` in the stock hash and a retry
-with the same key completes it (the reservation is found, the debit applied). Stock therefore never goes
+can leave a reservation without a ledger entry; it is visible as ``res:<len>:<customer>:<key>`` in the stock hash
+and a retry with the same key completes it (the reservation is found, the debit applied). Stock therefore never goes
 below zero and is never double-counted.
 
 Reversal rule: a reversal takes back exactly the points the order earned (proportionally for partial
@@ -46,7 +46,8 @@ from recsys.store.keys import Keys
 
 
 def decode_account(raw: dict[Any, Any]) -> dict[str, Any]:
-    """Return an account hash as ``{"balance", "debt", "tier", "orders", "earned": {YYYYMM: n}, "lots": {epoch: n}}``."""
+    """Return an account hash as ``{"balance", "debt", "tier", "orders", "earned": {YYYYMM: n}, "lots": {epoch:
+    n}}``."""
     acct: dict[str, Any] = {"balance": 0, "debt": 0, "tier": 0, "orders": 0, "earned": {}, "lots": {}}
     for k, v in raw.items():
         k = k.decode() if isinstance(k, bytes) else k
@@ -116,7 +117,8 @@ class RedisLedger:
         return self.run(call, customer_id, idem)
 
     def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> dict[str, Any]:
-        """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``."""
+        """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``,
+        ``IdempotencyConflict``."""
         call = ops.redeem_call(self.program, self.keys, customer_id, reward_id, quantity, now, idem)
         if self.client.hexists(self.keys.loyalty_idempotency(customer_id), idem):
             return self.run(call, customer_id, idem)  # already decided: replay it; its stock was settled then
@@ -144,8 +146,11 @@ class RedisLedger:
         for reward_id in self.program.rewards:
             stock_key = self.keys.loyalty_stock(reward_id)
             for chunk in _chunks(self.client.hscan_iter(stock_key, match="res:*", count=page), page):
-                named = [(field, value, ops.parse_reservation(field)) for field, value in chunk]
-                named = [(field, value, parsed) for field, value, parsed in named if parsed is not None]
+                named = [
+                    (field, value, parsed)
+                    for field, value in chunk
+                    if (parsed := ops.parse_reservation(field)) is not None
+                ]
                 pipe = self.client.pipeline(transaction=False)
                 for _, _, (customer_id, idem) in named:
                     pipe.hget(self.keys.loyalty_idempotency(customer_id), idem)
@@ -174,7 +179,8 @@ class RedisLedger:
         )
 
     def expire(self, customer_id: str, now: datetime, review_tier: bool = False) -> dict[str, Any]:
-        """Expire the customer's lots due at ``now`` (and review the tier at period end); return ``{"expired", "balance", "tier"}``."""
+        """Expire the customer's lots due at ``now`` (and review the tier at period end); return ``{"expired",
+        "balance", "tier"}``."""
         return self.run(
             ops.expire_call(self.keys, customer_id, now, self.program if review_tier else None), customer_id, ""
         )

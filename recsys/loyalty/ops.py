@@ -258,7 +258,8 @@ def parse(answer: Sequence[Any], customer_id: str, idem: str) -> dict[str, Any]:
         return out
     if status == "conflict":
         raise IdempotencyConflict(
-            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; use a new key"
+            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; use "
+            f"a new key"
         )
     if status == "insufficient":
         info = json.loads(body)

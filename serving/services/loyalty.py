@@ -277,7 +277,8 @@ async def redeem(
 async def reverse(
     svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None, idem: str, now: datetime
 ) -> LedgerResultPublic:
-    """Reverse an order, or the share of it that ``items`` are worth. Raises ``UnknownOrder``, ``IdempotencyConflict``."""
+    """Reverse an order, or the share of it that ``items`` are worth. Raises ``UnknownOrder``,
+    ``IdempotencyConflict``."""
     return await _run(svc, reverse_call(svc, customer_id, order_id, items, idem, now), customer_id, idem)
 
 
@@ -304,7 +305,8 @@ async def grant(
 
 
 async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> LoyaltyPublic:
-    """Return balance, tier, progress to the next tier, points expiring in 30 days and the rewards the tier may redeem."""
+    """Return balance, tier, progress to the next tier, points expiring in 30 days and the rewards the tier may
+    redeem."""
     program, keys = svc.program, svc.keys
     pipe = svc.redis.pipeline(transaction=False)
     pipe.hgetall(keys.loyalty_account(customer_id))
