@@ -8,12 +8,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.centric-installed
 PYTEST_ARGS ?=
+# `make test TODAY=2028-02-29T23:59:30Z` runs the whole suite with the clock moved there (tests/timetravel/).
+TODAY ?=
+# Without TODAY, `make test` also runs the clock-sensitive tests (marker `clock`) at these fixed moments.
+CLOCK_MOMENTS ?= 2028-02-29T23:59:30Z 2027-12-31T23:59:40Z
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 .PHONY: demo test lint setup redis-server bench clean help
 
 help:
 	@echo "make demo   - set up, run the end-to-end demo job on real data, then serve on http://127.0.0.1:8000"
 	@echo "make test   - set up, lint, then run the whole test suite against a real Redis"
+	@echo "              (TODAY=2028-02-29T23:59:30Z runs it with the clock moved there)"
 	@echo "make lint   - ruff (lint + format check) and mypy; every noqa must name a rule and give a reason"
 	@echo "make bench  - run the benchmarks (long; prints tables)"
 
@@ -54,8 +60,17 @@ lint: $(STAMP)
 	  || { echo "lint: the noqa comments above need a reason (# noqa: RULE - why)"; exit 1; }
 
 test: setup lint
-	@$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc = 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	@if [ -n "$(TODAY)" ]; then \
+	  echo "== whole suite at TODAY=$(TODAY)"; \
+	  CENTRIC_TEST_NOW="$(TODAY)" PYTHONPATH="$(CURDIR)/tests/timetravel" $(PYTEST) $(PYTEST_ARGS); \
+	else \
+	  $(PYTEST) $(PYTEST_ARGS); rc=$$?; [ $$rc = 0 ] || [ $$rc = 5 ] || exit $$rc; \
+	  for moment in $(CLOCK_MOMENTS); do \
+	    echo "== clock-sensitive tests at $$moment"; \
+	    CENTRIC_TEST_NOW="$$moment" PYTHONPATH="$(CURDIR)/tests/timetravel" $(PYTEST) -q -m clock $(PYTEST_ARGS); \
+	    rc=$$?; [ $$rc = 0 ] || [ $$rc = 5 ] || exit $$rc; \
+	  done; \
+	fi
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -11,7 +11,6 @@ implies write implies read.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -23,6 +22,7 @@ import redis
 from fastapi import HTTPException, Request
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import ConfigError, StoreUnavailable
 from recsys.store.keys import Keys
 
@@ -69,7 +69,7 @@ def create_api_key(client: redis.Redis, keys: Keys, scope: str, name: str = "") 
         "sha256": hash_key(api_key),
         "scope": scope,
         "name": name,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "created_at": utcnow().isoformat(),
     }
     try:
         client.hset(keys.api_keys(), key_id, orjson.dumps(record))

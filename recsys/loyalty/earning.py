@@ -51,7 +51,7 @@ def points_per_tier(program: Program, value: Decimal, now: datetime) -> list[int
         microsecond=0
     )  # the ledger's resolution: an order at 23:59:59.5 is inside a window ending 23:59:59
     for c in program.campaigns:
-        if c.start <= now <= c.end:
+        if c.active(now):
             campaign *= c.multiplier
     out = []
     for tier in program.tiers:

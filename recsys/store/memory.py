@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import NoActiveSnapshot, NotFound
 from recsys.store import codec
@@ -22,7 +23,7 @@ def new_version_id(now: dt.datetime | None = None) -> str:
     """Return a sortable, unique version id such as ``20260101T120000-3f2a``."""
     import secrets
 
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
 
 
@@ -97,7 +98,7 @@ class MemoryStore:
         if progress is not None:
             progress("write recs", counts["customers"], counts["customers"])
         self._versions[version] = _Version(
-            version, dt.datetime.now(dt.UTC), prepared, table, recs, similar, profiles, decisions, counts
+            version, utcnow(), prepared, table, recs, similar, profiles, decisions, counts
         )
         self._order.insert(0, version)
         self._active = version

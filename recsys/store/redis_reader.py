@@ -24,12 +24,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
-from recsys.store import codec
+from recsys.store import codec, scripts
 from recsys.store.base import ItemTable, RankedItem, RankedList
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from recsys.store.prepare import fallback_reason
 
-_READ_RECS = "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGETALL', KEYS[2])}"
 RECENT_TTL_S = 30 * 86_400  # fresh purchases matter until a newer snapshot has learned from them
 
 
@@ -76,7 +75,6 @@ class RedisSnapshotReader:
         self._state: VersionState | None = None
         self._checked = 0.0
         self._lock = asyncio.Lock()
-        self._read_recs = client.register_script(_READ_RECS)
 
     @property
     def loaded(self) -> VersionState | None:
@@ -117,7 +115,7 @@ class RedisSnapshotReader:
         k = self.keys
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hget(k.snapshot_meta(version), "info")
+                pipe.hget(k.snapshot_meta(version), Fields.META_INFO)
                 for name in ("items", "labels", "fallbacks", "offer_catalog"):
                     pipe.get(k.snapshot_table(version, name))
                 info_raw, items_raw, labels_raw, fallbacks_raw, catalog_raw = await pipe.execute()
@@ -162,7 +160,7 @@ class RedisSnapshotReader:
                 else:
                     blob, (flat,) = None, await self.mux.execute(("HGETALL", recent_key))
             elif key:
-                blob, flat = await self._read_recs(keys=[key, recent_key], args=[customer_id])
+                blob, flat = await scripts.arun(self.client, scripts.READ_RECS, [key, recent_key], [customer_id])
             else:
                 blob, flat = None, await self.client.execute_command("HGETALL", recent_key)
         except (RedisError, OSError) as exc:
@@ -253,7 +251,7 @@ class RedisSnapshotReader:
         """Return ``{"version", "customers": [decision rows for the offer]}``."""
         state = await self._current()
         try:
-            blob = await self.client.get(self.keys.snapshot_table(state.version, f"audience:{offer_id}"))
+            blob = await self.client.get(self.keys.snapshot_table(state.version, Fields.audience_table(offer_id)))
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
         if blob is None:
@@ -268,7 +266,9 @@ class RedisSnapshotReader:
             names = list(state.info.get("model_files", []))
             try:
                 blobs = (
-                    await self.client.mget([self.keys.snapshot_table(state.version, f"model:{n}") for n in names])
+                    await self.client.mget(
+                        [self.keys.snapshot_table(state.version, Fields.model_table(n)) for n in names]
+                    )
                     if names
                     else []
                 )

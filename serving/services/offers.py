@@ -19,10 +19,11 @@ import polars as pl
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
 from recsys.nba.audience import select_audience
 from recsys.nba.policy import live_offers
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from serving.schemas.offers import AudienceMember, AudiencePublic, CustomerOffersPublic, OfferPublic
 
 
@@ -76,7 +77,7 @@ async def customer_offers(
     A customer without decisions gets an empty list. Raises ``StoreUnavailable`` when Redis fails while
     reading live state (offers are never served without their budget check).
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     rows, version = _unpack(await _call(source.get_customer_offers, customer_id), "offers", "decisions")
     rows = [r for r in rows if r.get("channel") == channel]
     if not rows:
@@ -87,7 +88,7 @@ async def customer_offers(
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.nba_contacts(customer_id))
             for offer_id in offer_ids:
-                pipe.hget(keys.nba_budget(offer_id), "redemptions")
+                pipe.hget(keys.nba_budget(offer_id), Fields.BUDGET_REDEMPTIONS)
             answers = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read offer budgets and contact state: {exc}") from exc

@@ -16,7 +16,7 @@ from serving.app import create_app
 sys.path.insert(0, str(Path(__file__).parent))
 from http_helpers import bearer
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 
 
 def _run(redis_url: str, keys: Keys, script) -> Any:

@@ -11,7 +11,7 @@ import polars as pl
 from recsys.columns import Columns
 from training.jobs import loyalty as jobs
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 

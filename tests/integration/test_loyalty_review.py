@@ -17,14 +17,13 @@ from pydantic import ValidationError
 
 from recsys.columns import Columns
 from recsys.exceptions import DataError, InsufficientPoints
-from recsys.loyalty import ops
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
 from serving.schemas.loyalty import GrantCreate, OrderLine
 from serving.services import loyalty as service
 from training.jobs import loyalty as jobs
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
 
 
@@ -33,9 +32,7 @@ async def _service(redis_url, keys, program):
     """The service's loyalty object on its own async client (what ``get_loyalty`` builds in the app)."""
     client = aioredis.from_url(redis_url)
     try:
-        yield service.LoyaltyService(
-            program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
-        )
+        yield service.LoyaltyService(program, client, keys)
     finally:
         await client.aclose()
 

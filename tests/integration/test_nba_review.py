@@ -247,7 +247,11 @@ def test_a_late_older_redemption_does_not_end_the_suppression(redis_url: str, ke
 
 
 class FlakyRedis:
-    """Delegates to a real client; the ``fail_at``-th pipeline's execute raises a connection error (after queueing)."""
+    """Delegates to a real client; the ``fail_at``-th pipeline or script call fails with a connection error.
+
+    Counted together: a pipeline (whose execute raises after queueing) and a direct command (each key's offer
+    counters are one script call, sent with ``execute_command``).
+    """
 
     def __init__(self, real: aioredis.Redis, fail_at: int) -> None:
         self.real, self.fail_at, self.count = real, fail_at, 0
@@ -263,6 +267,12 @@ class FlakyRedis:
             pipe.execute = boom
         return pipe
 
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self.count += 1
+        if self.count == self.fail_at:
+            raise RedisConnectionError("connection reset (injected)")
+        return await self.real.execute_command(*args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
@@ -271,7 +281,7 @@ def test_retrying_a_batch_after_a_503_does_not_count_the_redemption_twice(
     redis_url: str, keys: Keys, redis_client: Any
 ) -> None:
     """POST /v1/events answers 503 "retry the batch" when an offer-event transaction fails after the stream write
-    and the customer's contact hash committed (pipelines 2 and 3 of the first try; 1 reads the batch's progress).
+    and the customer's contact hash committed (calls 2 and 3 of the first try; 1 reads the batch's progress).
     A retry with the same Idempotency-Key applies only the budget hash; before keys existed it applied everything
     again (redn 2 for one redemption, the event twice in the stream)."""
     store = FakeStore([], [])

@@ -12,13 +12,16 @@ import pytest
 import redis.asyncio as aioredis
 from async_redis import with_client
 
+from recsys import clock
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
 from serving.services.offers import campaign_audience, customer_offers
 
-NOW = dt.datetime.now(dt.UTC)
+# A fixed moment, and the clock frozen there: served offers and the events applied "now" see the same day and
+# week, whatever the date or time of day the suite runs (a run crossing midnight used to split them).
+NOW = dt.datetime(2028, 2, 29, 23, 59, 30, tzinfo=dt.UTC)
 CATALOG = {
     "policy": {"max_per_channel": {"app": 2}, "cooldown_days": 14, "max_offers_per_customer": 3},
     "offer": [
@@ -43,6 +46,12 @@ class FakeStore:
 
     async def get_offer_audience(self, offer_id: str) -> list[dict[str, Any]]:
         return self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock() -> Iterator[dt.datetime]:
+    with clock.frozen(NOW) as moment:
+        yield moment
 
 
 @pytest.fixture

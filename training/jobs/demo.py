@@ -6,7 +6,6 @@ and collects their summaries.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import polars as pl
 import redis
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.store.keys import Keys
 
@@ -110,9 +110,7 @@ def run_demo(
         # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
         (
             "loyalty backfill",
-            lambda: run_backfill(
-                client, keys, loyalty_program, holder["data"], end_at=dt.datetime.now(dt.UTC).replace(microsecond=0)
-            ),
+            lambda: run_backfill(client, keys, loyalty_program, holder["data"], end_at=utcnow().replace(microsecond=0)),
         ),
     ]
     for index, (name, func) in enumerate(steps):

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import DataError
 from recsys.matrix import build_matrix
@@ -161,7 +162,7 @@ def run_train(
 
     timings["write"] = time.perf_counter() - started
     manifest = {
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "trained_at": utcnow().isoformat(timespec="seconds"),
         "data_fingerprint": served.fingerprint_,
         "data_until": now.isoformat(),
         "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, LINEAR_HYBRID, primary])},

@@ -28,7 +28,9 @@ from recsys.store.keys import Keys
 from serving.services import loyalty as service
 from training.jobs import loyalty as jobs
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "loyalty.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "loyalty.toml"
+# the shipped example: its yearly December campaign, tested at fixed dates
+SHIPPED = Path(__file__).resolve().parents[3] / "examples" / "loyalty.toml"
 
 
 def _raw() -> dict:
@@ -63,7 +65,7 @@ def test_grace_keeps_a_tier_for_grace_months_after_the_last_qualifying_window(re
 def test_campaign_counts_an_order_in_the_last_second_of_its_window():
     """The holiday campaign ends 2026-12-31T23:59:59Z (inclusive). An order at 23:59:59.5 is recorded by the ledger at
     epoch second 23:59:59 (inside the window) but earns no campaign points: the check compares microseconds."""
-    program = load_program(EXAMPLE)
+    program = load_program(SHIPPED)
     last_second = datetime(2026, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)
     assert points_per_tier(program, Decimal(100), last_second) == [200, 250, 300]
 
@@ -139,9 +141,7 @@ def test_view_balance_excludes_points_already_past_their_expiry(redis_url, redis
     async def body():
         client = aioredis.from_url(redis_url)
         try:
-            svc = service.LoyaltyService(
-                led.program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
-            )
+            svc = service.LoyaltyService(led.program, client, keys)
             return await service.account(svc, "c1", datetime(2026, 2, 1, tzinfo=UTC))
         finally:
             await client.aclose()
