@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 import redis
-from machine import machine
 
+from machine import machine
 from recsys.store.keys import Keys
 from serving.auth import create_api_key, revoke_api_key
 

@@ -74,7 +74,7 @@ def clv_histogram(profiles: pl.DataFrame) -> list[dict[str, Any]]:
     values = profiles.get_column(P.clv).fill_null(0.0).clip(lower_bound=0.0)
     if values.len() == 0:
         return []
-    edges = nice_edges(float(values.max() or 0.0))
+    edges = nice_edges(float(values.to_numpy().max()))
     out = []
     for lo, hi in zip(edges, edges[1:]):
         mask = (values >= lo) & (values < hi)
@@ -112,12 +112,12 @@ def evaluation_table(results: Mapping[str, Any] | None) -> dict[str, Any] | None
     """Return ``{"protocol", "metrics", "models": [{"model", metric: value…}]}`` from an evaluation ``results.json``."""
     if not results or not isinstance(results.get("models"), Mapping):
         return None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, stats in results["models"].items():
         if not isinstance(stats, Mapping):
             continue
         rows.append({"model": str(name), **{m: stats.get(m) for m in EVALUATION_METRICS}})
-    rows.sort(key=lambda r: -(r.get("ndcg@10") or 0.0))
+    rows.sort(key=lambda r: -float(r.get("ndcg@10") or 0.0))
     protocol = results.get("protocol")
     return {
         "protocol": protocol if isinstance(protocol, str) else (protocol or {}).get("name", str(protocol or "")),
