@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from machine import machine
 
+from machine import machine
 from recsys.analytics import BetaGeoModel, calibration_holdout, rfm_summary
 from recsys.analytics.cdnow import read_cdnow
 from recsys.analytics.synthetic import simulate_bgnbd
@@ -69,7 +69,8 @@ def holdout_row(name: str, tx: pl.DataFrame, cal_end: str, obs_end: str, unit: s
         "calibration": f"… → {cal_end}",
         "holdout": f"→ {obs_end}",
         "MAE / customer": f"{np.abs(pred - actual).mean():.3f}",
-        "predicted / actual": f"{pred.sum():,.0f} / {actual.sum():,.0f} ({100 * (pred.sum() - actual.sum()) / actual.sum():+.1f} %)",
+        "predicted / actual": f"{pred.sum():,.0f} / {actual.sum():,.0f} "
+        f"({100 * (pred.sum() - actual.sum()) / actual.sum():+.1f} %)",
         "fit s": f"{fit_s:.2f}",
     }
 

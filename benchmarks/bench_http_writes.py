@@ -1,4 +1,5 @@
-"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.http_protocol`` (one write per response).
+"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.http_protocol`` (one write per
+response).
 
 Each round starts a fresh embedded Redis (AOF, appendfsync always), serves the API with ``uvicorn --workers 2`` on
 one protocol, drives it with ``wrk -t2 -c64`` for ``--seconds`` and reads the CPU time of the two workers, Redis and
@@ -16,23 +17,19 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
 
+import bench_loyalty
+from recsys.store.embedded import EmbeddedRedis
+from recsys.store.keys import Keys
+from serving.auth import create_api_key
+from serving.http_protocol import PROTOCOL
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import bench_loyalty  # noqa: E402
-
-from recsys.store.embedded import EmbeddedRedis  # noqa: E402
-from recsys.store.keys import Keys  # noqa: E402
-from serving.auth import create_api_key  # noqa: E402
-from serving.http_protocol import PROTOCOL  # noqa: E402
 
 PROTOCOLS = {"stock httptools": "httptools", "one write per response": PROTOCOL}
 
@@ -103,13 +100,15 @@ def main() -> None:
             row = one_run(http, args.seconds)
             results[name].append(row)
             print(
-                f"| {r} | {name} | {row['writes_s']:,.0f} | {row['workers_us']:.0f} | {row['redis_us']:.0f} | {row['wrk_us']:.0f} |",
+                f"| {r} | {name} | {row['writes_s']:,.0f} | {row['workers_us']:.0f} | {row['redis_us']:.0f} | "
+                f"{row['wrk_us']:.0f} |",
                 flush=True,
             )
     for name, rows in results.items():
         med = {k: statistics.median(row[k] for row in rows) for k in rows[0]}
         print(
-            f"| median | {name} | {med['writes_s']:,.0f} | {med['workers_us']:.0f} | {med['redis_us']:.0f} | {med['wrk_us']:.0f} |"
+            f"| median | {name} | {med['writes_s']:,.0f} | {med['workers_us']:.0f} | {med['redis_us']:.0f} | "
+            f"{med['wrk_us']:.0f} |"
         )
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 

@@ -59,7 +59,6 @@ def make_synthetic(path: Path, lines: int, seed: int = 0) -> None:
 
 def run_case(path: str, schema: str) -> dict:
     """Child process: time load + validate + matrix build; report counts and peak RSS."""
-    sys.path.insert(0, str(ROOT))
     from recsys.data import load_transactions
     from recsys.matrix import build_matrix
 
@@ -122,7 +121,8 @@ def main() -> None:
         rows = [(name, _child(path, schema)) for name, path, schema in cases]
     print(f"Machine: {machine()}\n")
     print(
-        "| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak RSS | target |"
+        "| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak "
+        "RSS | target |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:

@@ -36,17 +36,14 @@ import numpy as np
 import polars as pl
 import redis
 
+from bench_publish import cpu_name, make_artifacts
+from recsys.store.embedded import EmbeddedRedis
+from recsys.store.keys import Keys
+from serving.auth import create_api_key
+from serving.http_protocol import PROTOCOL
+from training.jobs.publish import run_publish
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_publish import cpu_name, make_artifacts  # noqa: E402
-
-from recsys.store.embedded import EmbeddedRedis  # noqa: E402
-from recsys.store.keys import Keys  # noqa: E402
-from serving.auth import create_api_key  # noqa: E402
-from serving.http_protocol import PROTOCOL  # noqa: E402
-from training.jobs.publish import run_publish  # noqa: E402
 
 ENV = "bench"
 
@@ -206,7 +203,8 @@ def main() -> None:
         add_similar_and_fallbacks(art, args.items)
         summary = run_publish(client, keys, art)
         print(
-            f"snapshot {summary['version']}: {summary['counts']} (built + published in {time.perf_counter() - t:.0f} s)",
+            f"snapshot {summary['version']}: {summary['counts']} (built + published in "
+            f"{time.perf_counter() - t:.0f} s)",
             file=sys.stderr,
         )
         client.set("bench:reference:1kb", os.urandom(1024))
@@ -217,7 +215,8 @@ def main() -> None:
             "CENTRIC_ENV": ENV,
             "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
         }
-        # (app, uvicorn --http): Centric as `centric serve` runs it (one write per response), the reference on stock uvicorn
+        # (app, uvicorn --http): Centric as `centric serve` runs it (one write per response), the reference on
+        # stock uvicorn
         apps = {
             "ref": ("serving_apps:create_reference_app", "httptools"),
             "centric": ("serving.app:create_app", PROTOCOL),
@@ -285,7 +284,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     print(
-        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; load average at the end {load[0]:.1f}"
+        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; load average at the "
+        f"end {load[0]:.1f}"
     )
     print(
         f"Data: {args.customers:,} customers × 20 recommendations + profiles, {args.items:,} items × 20 similar; "
@@ -293,13 +293,15 @@ def main() -> None:
     )
     print(f"Command: .venv/bin/python benchmarks/bench_serving.py{' --quick' if args.quick else ''}\n")
     print(
-        f"| endpoint | max req/s ({args.connections} conn) | × (a) | p99 at max | req/s achieved at 50 % of (a) | p50 | p99 | non-2xx |"
+        f"| endpoint | max req/s ({args.connections} conn) | × (a) | p99 at max | req/s achieved at 50 % of (a) | "
+        f"p50 | p99 | non-2xx |"
     )
     print("|---|---|---|---|---|---|---|---|")
     assert ref_max is not None
     for label, r in results.items():
         print(
-            f"| {label} | {r['max_rps']:,.0f} | {r['max_rps'] / ref_max:.2f} | {r['max_p99']:.1f} ms | {r['half_rps']:,.0f} | "
+            f"| {label} | {r['max_rps']:,.0f} | {r['max_rps'] / ref_max:.2f} | {r['max_p99']:.1f} ms | "
+            f"{r['half_rps']:,.0f} | "
             f"{r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['non2xx']:.0f} |"
         )
 

@@ -103,7 +103,7 @@ def response_table(cj: CompleteJourney) -> pl.DataFrame:
                 pl.col("product_id").n_unique().alias("target_products_bought"),
             )
         )
-        value = float(target.get_column("_target").mean() or 0.0) if target.height else 0.0
+        value = float(target.select(pl.col("_target").mean()).item() or 0.0) if target.height else 0.0
         past = (
             redemptions.filter(pl.col("redemption_date") < start)
             .group_by("household_id")

@@ -105,7 +105,8 @@ class ItemTable:
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> ItemTable:
-        """Build from a frame with ``item_id`` and optional ``name``, ``category``, ``price``, ``in_stock``, ``repeat_category``."""
+        """Build from a frame with ``item_id`` and optional ``name``, ``category``, ``price``, ``in_stock``,
+        ``repeat_category``."""
         n = frame.height
 
         def col(name: str, default: Any, dtype: Any) -> pl.Series:

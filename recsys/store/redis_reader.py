@@ -52,7 +52,8 @@ class VersionState:
 
 
 class Multiplexer(Protocol):
-    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies returned."""
+    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies
+    returned."""
 
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]: ...
 
@@ -303,7 +304,7 @@ def _build_state(
         list_dtype=codec.dtype_from_json(info["list_dtype"]),
         row_format=codec.struct_format(codec.dtype_from_json(info["list_dtype"])),
         table=table,
-        labels=labels,  # type: ignore[arg-type]
+        labels=labels,
         fallbacks=fallbacks,
         profile_codec=codec.ProfileCodec.from_json(info["profile_codec"]) if info.get("profile_codec") else None,
         buckets={k: int(v) for k, v in info.get("buckets", {}).items()},

@@ -19,6 +19,7 @@ A publish killed at any point before step 5 leaves the pointer on the old versio
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -146,10 +147,8 @@ class RedisSnapshotStore:
             raise StoreUnavailable(f"publish of {version} failed, previous version stays active: {exc}") from exc
         finally:
             heartbeat.stop()
-            try:
+            with contextlib.suppress(RedisError):  # the lock expires by itself
                 scripts.run(self.client, scripts.RELEASE_LOCK, [self.keys.snapshot_lock()], [version])
-            except RedisError:
-                pass  # the lock expires by itself
         return PublishReport(version, writer.counts, checksums, time.perf_counter() - start, removed, notes)
 
     def refresh_lock(self, version: str) -> None:

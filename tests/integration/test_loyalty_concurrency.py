@@ -1,4 +1,5 @@
-"""Concurrency: processes drive random earn/redeem/reverse with duplicate retries through uvicorn; then the books balance."""
+"""Concurrency: processes drive random earn/redeem/reverse with duplicate retries through uvicorn; then the books
+balance."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from serving.auth import create_api_key
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from http_helpers import uvicorn_server  # noqa: E402
+from http_helpers import uvicorn_server  # noqa: E402 - found through the sys.path line above
 
 CUSTOMERS = ["a", "b", "c"]
 

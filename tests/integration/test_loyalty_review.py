@@ -81,7 +81,7 @@ def test_returning_a_free_item_over_http_service_reverses_nothing(redis_url, red
     assert out.entry["points"] == 0 and out.balance == 200
 
 
-# --- 3. was: points that expired were charged again as debt when their order was returned ----------------------------
+# --- 3. was: points that expired were charged again as debt when their order was returned ---
 
 
 def test_reversing_an_order_whose_points_expired_does_not_charge_them_twice(ledger):
@@ -165,12 +165,12 @@ def test_backfill_rerun_over_a_longer_history_applies_only_the_new_return_lines(
             ("a", "o1", "i2", t0 + timedelta(days=9), 50.0),
         ]
     )  # the same line twice: two items returned
-    run = lambda returns: jobs.run_backfill(
-        redis_client,
-        keys,
-        PROGRAM,
-        SimpleNamespace(transactions=tx, returns=returns, catalog=None),
-    )
+
+    def run(returns: pl.DataFrame) -> dict:
+        return jobs.run_backfill(
+            redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=returns, catalog=None)
+        )
+
     assert run(first)["points_outstanding"] == 300 - 75  # a quarter of the order's value
     assert run(first)["points_outstanding"] == 225  # rerun: nothing new
     out = run(grown)
@@ -178,7 +178,7 @@ def test_backfill_rerun_over_a_longer_history_applies_only_the_new_return_lines(
     assert out["points_outstanding"] == 300 - 225  # three quarters returned, cumulatively
 
 
-# --- 5. was: a bulk grant naming a customer twice was half applied -------------------------------------------------------------------
+# --- 5. was: a bulk grant naming a customer twice was half applied --------------------------------------------------
 
 
 def _grant(redis_url, keys, grants):
@@ -214,7 +214,7 @@ def test_bulk_grant_schema_refuses_a_customer_twice():
     )
 
 
-# --- 6. was: a retry of a redemption that went through was refused after a tier review ---------------------------------
+# --- 6. was: a retry of a redemption that went through was refused after a tier review ---
 
 
 def test_retry_of_a_completed_redeem_replays_after_the_tier_review(redis_url, redis_client, keys):

@@ -146,7 +146,8 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
     from recsys.store.base import SnapshotData
     from recsys.store.redis_reader import RedisSnapshotReader
 
-    # 2000 entries × 7 B exceed the listpack value limit (1 KB as we configure it): Redis stores that bucket as a hashtable.
+    # 2000 entries × 7 B exceed the listpack value limit (1 KB as we configure it): Redis stores that bucket as a
+    # hashtable.
     n = 2000
     recs = pl.DataFrame(
         {

@@ -115,7 +115,10 @@ def run_analyze(
             "method": "monthly discounting of BG/NBD expected purchases x Gamma-Gamma expected spend x margin",
         },
     }
-    counts = lambda col: dict(profiles[col].value_counts(sort=True).iter_rows())  # noqa: E731
+
+    def counts(col: str) -> dict[Any, int]:
+        return dict(profiles[col].value_counts(sort=True).iter_rows())
+
     lifecycle = counts(P.lifecycle)
     summary: dict[str, Any] = {
         "customers": profiles.height,

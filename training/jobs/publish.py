@@ -53,7 +53,8 @@ def _model_files(directory: Path) -> dict[str, bytes]:
 def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
     """Read whatever artifact files exist; return the snapshot data and the names of the files taken.
 
-    Raises ``DataError`` when the directory is missing or holds nothing publishable, ``ArtifactError`` for unreadable files.
+    Raises ``DataError`` when the directory is missing or holds nothing publishable, ``ArtifactError`` for
+    unreadable files.
     """
     artifact_dir = Path(artifact_dir)
     if not artifact_dir.is_dir():
@@ -83,7 +84,8 @@ def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
     taken += [f"recommender/{n}" for n in sorted(data.model_files)]
     if not any(getattr(data, attr) is not None for attr in FRAMES):
         raise DataError(
-            f"{artifact_dir} holds none of {', '.join(FRAMES.values())}; run `centric train` / `centric analyze` with --out {artifact_dir}"
+            f"{artifact_dir} holds none of {', '.join(FRAMES.values())}; run `centric train` / `centric analyze` "
+            f"with --out {artifact_dir}"
         )
     return data, taken
 

@@ -72,7 +72,10 @@ def test_segment_rules_map_extremes_to_champions_and_lost() -> None:
 
 def test_lifecycle_stages_follow_documented_thresholds() -> None:
     as_of = datetime(2024, 6, 30, tzinfo=UTC)
-    d = lambda n: as_of - timedelta(days=n)  # noqa: E731
+
+    def d(n: int) -> datetime:
+        return as_of - timedelta(days=n)
+
     frame = pl.DataFrame(
         {
             "name": [

@@ -1,4 +1,5 @@
-"""Offline-evaluation regressions from a review (2026-11-30): each test pins one bug (fixed) on a tiny synthetic input."""
+"""Offline-evaluation regressions from a review (2026-11-30): each test pins one bug (fixed) on a tiny synthetic
+input."""
 
 from __future__ import annotations
 

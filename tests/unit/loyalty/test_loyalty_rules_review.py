@@ -1,4 +1,5 @@
-"""Loyalty program-rule regressions from a review (2026-11-30). Review of the loyalty program rules (earning, tiers, the account view, liability).
+"""Loyalty program-rule regressions from a review (2026-11-30). Review of the loyalty program rules (earning,
+tiers, the account view, liability).
 
 Each test states the rule from the docs / program comments and fails on the code as it was reviewed.
 """

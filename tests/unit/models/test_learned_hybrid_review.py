@@ -52,5 +52,6 @@ def test_a_ranker_that_learned_nothing_does_not_replace_the_buy_again_order() ->
     model = LearnedHybridRecommender(rounds=20).fit(matrix, transactions=lines)
     assert model.training_rows_ > 0  # a ranker was trained ...
     ids, scores = model.recommend([matrix.customers.index_of("c0")], 2)
-    # ... but it learned nothing: both items score alike and "aa" (index 0) wins the tie over the item bought every week.
+    # ... but it learned nothing: both items score alike and "aa" (index 0) wins the tie over the item bought every
+    # week.
     assert matrix.items.to_external(ids[0][:1]) == ["zz"], scores

@@ -85,7 +85,8 @@ def test_duplicate_ids_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> No
 def test_experiment_naming_an_unknown_offer_is_rejected(tmp_path: Path) -> None:
     text = (
         GOOD
-        + '\n[[experiment]]\nid = "e"\noffers = ["nope"]\narms = [{name="t", weight=1}, {name="h", weight=1, holdout=true}]\n'
+        + '\n[[experiment]]\nid = "e"\noffers = ["nope"]\n'
+        + 'arms = [{name="t", weight=1}, {name="h", weight=1, holdout=true}]\n'
     )
     with pytest.raises(ConfigError, match="unknown offer"):
         load_catalog(write(tmp_path, text))
