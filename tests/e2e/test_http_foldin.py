@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,8 @@ import polars as pl
 import redis
 
 from recsys.store.keys import Keys
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts
 
 
 def _fit_als(directory: Path) -> None:

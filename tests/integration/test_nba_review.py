@@ -13,7 +13,6 @@ from typing import Any
 import polars as pl
 import pytest
 import redis.asyncio as aioredis
-from async_redis import with_client
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from recsys.exceptions import ConfigError, IdempotencyConflict, StoreUnavailable
@@ -25,6 +24,7 @@ from recsys.store.keys import Keys
 from serving.services.events import record_events
 from serving.services.offer_events import apply_offer_events
 from serving.services.offers import customer_offers
+from tests.helpers.async_redis import with_client
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 

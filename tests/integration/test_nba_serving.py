@@ -10,7 +10,6 @@ from typing import Any
 import polars as pl
 import pytest
 import redis.asyncio as aioredis
-from async_redis import with_client
 
 from recsys import clock
 from recsys.nba.decision import build_frame, decide
@@ -18,6 +17,7 @@ from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
 from serving.services.offers import campaign_audience, customer_offers
+from tests.helpers.async_redis import with_client
 
 # A fixed moment, and the clock frozen there: served offers and the events applied "now" see the same day and
 # week, whatever the date or time of day the suite runs (a run crossing midnight used to split them).

@@ -17,11 +17,9 @@ from typer.testing import CliRunner
 from recsys.store import codec
 from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
+from tests.helpers.http import write_artifacts
 from training.cli import app
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from http_helpers import write_artifacts
 
 
 def c1_bucket(keys: Keys, version: str, customer_id: str = "c1") -> str:

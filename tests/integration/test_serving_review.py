@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,8 @@ from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.redis_client import create_client
 from serving.redis_mux import MuxRedis
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from http_helpers import app_client, bearer, write_artifacts
 
 
 async def _raw_app(redis_url: str, keys: Keys, body: Any) -> Any:

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from recsys.evaluation.runner import EvalData
+from tests.helpers.fake_models import ScoreTable
 from training.jobs.evaluate import run_evaluate
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -33,22 +34,12 @@ def _lines(seed: int = 11, n: int = 5000) -> pl.DataFrame:
     )
 
 
-class _Scores:
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores = scores
-
-    def recommend(self, customer_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scores[customer_idx]
-        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        return ids, np.take_along_axis(s, ids, axis=1)
-
-
 def _registry(calls: list[tuple[str, dict, datetime]]) -> dict[str, Any]:
     def popularity(params: dict):
         def factory(data: EvalData):
             calls.append(("popularity", params, data.transactions["timestamp"].max()))
             pop = np.asarray(data.train.matrix.sum(axis=0)).ravel()
-            return _Scores(np.tile(pop, (data.train.matrix.shape[0], 1)))
+            return ScoreTable(np.tile(pop, (data.train.matrix.shape[0], 1)))
 
         return factory
 
@@ -61,7 +52,7 @@ def _registry(calls: list[tuple[str, dict, datetime]]) -> dict[str, Any]:
             pop = m.sum(axis=0) / max(m.sum(), 1)
             personal = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
             w = params.get("weight", 0.0)
-            return _Scores(w * personal + (1 - w) * pop)
+            return ScoreTable(w * personal + (1 - w) * pop)
 
         return factory
 

@@ -11,6 +11,7 @@ import pytest
 from recsys.evaluation.runner import EvalData, evaluate_model, prepare
 from recsys.evaluation.search import candidates, search
 from recsys.splits import temporal_split
+from tests.helpers.fake_models import ScoreTable
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -34,29 +35,17 @@ def _lines(seed: int = 3) -> pl.DataFrame:
     )
 
 
-class _Ranked:
-    """Recommends items in the order of a score matrix (customers × items)."""
-
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores = scores
-
-    def recommend(self, customer_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scores[customer_idx]
-        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        return ids, np.take_along_axis(s, ids, axis=1)
+def _buy_again(data: EvalData) -> ScoreTable:
+    return ScoreTable(data.train.matrix.toarray())
 
 
-def _buy_again(data: EvalData) -> _Ranked:
-    return _Ranked(data.train.matrix.toarray())
-
-
-def _popularity(data: EvalData) -> _Ranked:
+def _popularity(data: EvalData) -> ScoreTable:
     pop = np.asarray(data.train.matrix.sum(axis=0)).ravel()
-    return _Ranked(np.tile(pop, (data.train.matrix.shape[0], 1)))
+    return ScoreTable(np.tile(pop, (data.train.matrix.shape[0], 1)))
 
 
-def _oracle(data: EvalData) -> _Ranked:
-    return _Ranked(data.truth.toarray())
+def _oracle(data: EvalData) -> ScoreTable:
+    return ScoreTable(data.truth.toarray())
 
 
 @pytest.fixture(scope="module")
