@@ -17,9 +17,9 @@ import polars as pl
 
 from benchmarks.machine import machine
 from recsys.analytics import BetaGeoModel, calibration_holdout, rfm_summary
-from recsys.analytics.cdnow import read_cdnow
-from recsys.analytics.synthetic import simulate_bgnbd
 from recsys.columns import Columns
+from tests.helpers.cdnow import read_cdnow
+from tests.helpers.synthetic import simulate_bgnbd
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

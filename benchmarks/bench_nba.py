@@ -27,8 +27,9 @@ import polars as pl
 
 from benchmarks.machine import machine
 from recsys.nba.arbitration import Budgets, assign
-from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
-from recsys.nba.propensity import LogisticPropensity, calibration_table, roc_auc
+from recsys.nba.propensity import LogisticPropensity, calibration_table
+from tests.helpers.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
+from tests.helpers.scoring import roc_auc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "completejourney"
 CUT = pl.datetime(2017, 8, 1)

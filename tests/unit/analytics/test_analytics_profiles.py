@@ -14,10 +14,10 @@ import pytest
 from recsys.analytics.lifecycle import STAGES, LifecycleConfig, at_risk_customers, lifecycle_stage
 from recsys.analytics.profiles import PROFILE_COLUMNS, AnalyticsConfig, build_profiles, segment_top_items
 from recsys.analytics.segments import DEFAULT_RULES, SegmentRule, add_rfm_scores
-from recsys.analytics.synthetic import simulate_bgnbd
 from recsys.analytics.tiers import value_tier
 from recsys.columns import ProfileColumns as P
 from recsys.exceptions import ConfigError
+from tests.helpers.synthetic import simulate_bgnbd
 from training.jobs.analyze import run_analyze
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
