@@ -106,3 +106,30 @@ def test_search_stops_when_time_budget_is_spent(plan) -> None:
     tuning = prepare(plan.tuning)
     result = search(lambda p: _popularity, {"x": [1, 2, 3]}, tuning, time_budget=0.0)
     assert len(result.trials) == 1 and result.stopped_by_budget
+
+
+def _frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
+    """(customer, item, day offset from START) → a transactions frame."""
+    return pl.DataFrame(
+        {
+            "customer_id": [c for c, _, _ in rows],
+            "item_id": [i for _, i, _ in rows],
+            "timestamp": [START + timedelta(days=d) for _, _, d in rows],
+            "quantity": [1.0] * len(rows),
+        },
+        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
+    )
+
+
+# ---- 1. the tuning split decays its train lines at the *test* cutoff, not at the validation start ------------------
+def test_tuning_split_reference_time_is_the_validation_start_not_the_test_cutoff() -> None:
+    rows = [("a", "x", d) for d in range(0, 100, 5)] + [("b", "y", d) for d in range(1, 100, 7)] + [("a", "y", 99)]
+    plan = temporal_split(_frame(rows), test_days=10)
+    newest = START + timedelta(days=99)
+    cutoff = newest - timedelta(days=10)
+    validation_start = cutoff - timedelta(days=10)
+    tuning = prepare(plan.tuning)
+    # The tuning train part ends before validation_start; decayed models ("recent", buy-again, trending, user-kNN,
+    # the hybrid) must be weighted at that boundary, as the final split is weighted at its own cutoff.
+    assert tuning.transactions["timestamp"].max() < validation_start
+    assert tuning.now == validation_start, f"tuning decays at {tuning.now}, validation starts {validation_start}"
