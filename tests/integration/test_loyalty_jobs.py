@@ -97,17 +97,7 @@ def test_live_earn_applies_category_multipliers_like_the_backfill(ledger, redis_
     paths (RedisLedger.earn, POST /earn -> serving.services.loyalty.earn_call) never pass categories to
     ops.earn_call, so the same order earns 10 + 100 there; RedisLedger.earn cannot even be told the category."""
     t = datetime(2025, 3, 1, tzinfo=UTC)
-    tx = pl.DataFrame(
-        [("a", "o1", "apple", t, 10.0)],
-        orient="row",
-        schema={
-            Columns.customer_id: pl.String,
-            Columns.order_id: pl.String,
-            Columns.item_id: pl.String,
-            Columns.timestamp: pl.Datetime("us", "UTC"),
-            Columns.amount: pl.Float64,
-        },
-    )
+    tx = _tx([("a", "o1", "apple", t, 10.0)])
     catalog = pl.DataFrame({Columns.item_id: ["apple"], Columns.category: ["PRODUCE"]})
     jobs.run_backfill(redis_client, keys, PROGRAM, SimpleNamespace(transactions=tx, returns=None, catalog=catalog))
     led = ledger
