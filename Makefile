@@ -73,7 +73,7 @@ test: setup lint
 	fi
 
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf .centric artifacts .pytest_cache

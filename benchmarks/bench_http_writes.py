@@ -6,7 +6,7 @@ one protocol, drives it with ``wrk -t2 -c64`` for ``--seconds`` and reads the CP
 wrk from ``/proc``; the protocols alternate, so slow drift of the machine hits both. Prints writes/s and CPU per
 acknowledged write for each run, then the median of each protocol.
 
-    .venv/bin/python benchmarks/bench_http_writes.py [--rounds 4] [--seconds 15] [--quick]
+    .venv/bin/python -m benchmarks.bench_http_writes [--rounds 4] [--seconds 15] [--quick]
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``) and Linux ``/proc``.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-import bench_loyalty
+from benchmarks import bench_loyalty, harness
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
@@ -52,23 +52,19 @@ def one_run(http: str, seconds: int) -> dict[str, float]:
         redis_pid = int(client.info("server")["process_id"])
         keys = Keys("bench-http")
         token = create_api_key(client, keys, "write", name="bench")
-        bench_loyalty.HTTP[:] = ["--http", http]
-        api, base = bench_loyalty._serve(url, keys.env, 2)
-        try:
-            workers = children(api.pid)
+        env = bench_loyalty.server_env(url, keys.env)
+        with harness.serving("serving.app:create_app", env, workers=2, uvicorn_args=["--http", http]) as api:
+            workers = children(api.proc.pid)
             script = Path(tmp) / "earn.lua"
             script.write_text(bench_loyalty.WRK_LUA.replace("TOKEN", token))
             before = sum(cpu_seconds(p) for p in workers), cpu_seconds(redis_pid)
             wrk = subprocess.Popen(
-                ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), base], stdout=subprocess.PIPE, text=True
+                ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), api.base], stdout=subprocess.PIPE, text=True
             )
             time.sleep(seconds - 0.5)
             wrk_cpu = cpu_seconds(wrk.pid)
             out = wrk.communicate()[0]
             after = sum(cpu_seconds(p) for p in workers), cpu_seconds(redis_pid)
-        finally:
-            api.terminate()
-            api.wait(timeout=10)
         if "Non-2xx" in out:
             raise SystemExit(f"wrk saw refused writes:\n{out}")
         writes = sum(client.llen(keys.loyalty_entries(c.decode())) for c in client.smembers(keys.loyalty_customers()))
@@ -91,7 +87,7 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in PROTOCOLS}
     print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
     print(
-        f"command: .venv/bin/python benchmarks/bench_http_writes.py --rounds {args.rounds} --seconds {args.seconds}\n"
+        f"command: .venv/bin/python -m benchmarks.bench_http_writes --rounds {args.rounds} --seconds {args.seconds}\n"
     )
     print("| round | protocol | writes/s | workers CPU µs/write | Redis CPU µs/write | wrk CPU µs/write |")
     print("|---:|---|---:|---:|---:|---:|")

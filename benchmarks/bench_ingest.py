@@ -1,6 +1,6 @@
 """Load + validate + build the purchase matrix, end to end, on real and synthetic files.
 
-    .venv/bin/python benchmarks/bench_ingest.py [--lines 20000000] [--quick]
+    .venv/bin/python -m benchmarks.bench_ingest [--lines 20000000] [--quick]
 
 Cases: UCI Online Retail (CSV.gz, 541,909 lines), The Complete Journey (Parquet, 1,469,307 lines) and a
 synthetic standard CSV (default 20M lines, 1M customers, 50k Zipf items, 0.1 % bad rows). Each case runs in a
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine
+from benchmarks.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -84,7 +84,8 @@ def run_case(path: str, schema: str) -> dict:
 
 def _child(path: Path, schema: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--schema", schema],
+        [sys.executable, "-m", "benchmarks.bench_ingest", "--child", str(path), "--schema", schema],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,

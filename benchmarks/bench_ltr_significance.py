@@ -1,6 +1,6 @@
 """How sure is "learned hybrid ≥ 1.10 × buy-again" on The Complete Journey? A paired bootstrap over households.
 
-    .venv/bin/python benchmarks/bench_ltr_significance.py [--resamples 2000]
+    .venv/bin/python -m benchmarks.bench_ltr_significance [--resamples 2000]
 
 Next-basket protocol (each household's last basket is test), both models refit on train + validation with the
 settings `bench_recommenders.py` tunes (buy-again half-life 90 days; the learned hybrid's defaults). Prints per-model

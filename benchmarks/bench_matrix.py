@@ -1,6 +1,6 @@
 """Purchase-matrix build time (``recsys.matrix.build_matrix``) on The Complete Journey and a synthetic 20M-line frame.
 
-    .venv/bin/python benchmarks/bench_matrix.py [--quick]
+    .venv/bin/python -m benchmarks.bench_matrix [--quick]
 
 Times only the matrix build from an in-memory frame (loading and validation are benchmarked with the data
 loaders). ``--quick`` uses 2M synthetic lines instead of 20M. Peak memory is the process's max RSS.
@@ -69,8 +69,8 @@ def main() -> int:
         platform.processor(),
     )
     print(
-        f"Machine: {os.cpu_count()} cores, {cpu}. Command: `python "
-        f"benchmarks/bench_matrix.py{' --quick' if args.quick else ''}`\n"
+        f"Machine: {os.cpu_count()} cores, {cpu}. "
+        f"Command: `python -m benchmarks.bench_matrix{' --quick' if args.quick else ''}`\n"
     )
     print("| data | lines | customers × items | pairs | weighting | seconds |")
     print("|---|---:|---|---:|---|---:|")

@@ -1,6 +1,6 @@
 """Recommender speed on The Complete Journey, and the hybrid against its parts (next-basket).
 
-    .venv/bin/python benchmarks/bench_models.py [--quick]
+    .venv/bin/python -m benchmarks.bench_models [--quick]
 
 Speed (issue 3 targets): ALS fit on all CJ purchases (default parameters), top-20 for every customer (ALS,
 buy-again, hybrid), and ``run_train`` end to end (blend tuning, fits, recommendations, similar items, files).
@@ -152,7 +152,7 @@ def main() -> None:
         f"Data: The Complete Journey, {tx.height:,} lines, {tx[Columns.customer_id].n_unique():,} households, "
         f"{tx[Columns.item_id].n_unique():,} items"
     )
-    print(f"Command: .venv/bin/python benchmarks/bench_models.py{' --quick' if args.quick else ''}\n")
+    print(f"Command: .venv/bin/python -m benchmarks.bench_models{' --quick' if args.quick else ''}\n")
     print("| measure | result |\n|---|---|")
     for name, value in speed(result):
         print(f"| {name} | {value} |")

@@ -1,7 +1,7 @@
 """Next-best-action benchmarks: a back-test on The Complete Journey campaigns, and arbitration at scale.
 
-    .venv/bin/python benchmarks/bench_nba.py            # back-test + 1M customers x 50 offers
-    .venv/bin/python benchmarks/bench_nba.py --quick    # back-test + 100k x 50
+    .venv/bin/python -m benchmarks.bench_nba            # back-test + 1M customers x 50 offers
+    .venv/bin/python -m benchmarks.bench_nba --quick    # back-test + 100k x 50
 
 Back-test protocol (printed with the results): one row per (household, campaign received); features
 as of the campaign start from earlier transactions only (``recsys.nba.campaign_history``); label = the
@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from machine import machine
+from benchmarks.machine import machine
 from recsys.nba.arbitration import Budgets, assign
-from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
-from recsys.nba.propensity import LogisticPropensity, calibration_table, roc_auc
+from recsys.nba.propensity import LogisticPropensity, calibration_table
+from tests.helpers.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
+from tests.helpers.scoring import roc_auc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "completejourney"
 CUT = pl.datetime(2017, 8, 1)
@@ -167,8 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = backtest(unit_value=not args.campaign_value) + scale(100_000 if args.quick else 1_000_000)
     print(
-        f"Machine: {machine()}  \nCommand: `.venv/bin/python "
-        f"benchmarks/bench_nba.py{' --quick' if args.quick else ''}`\n"
+        f"Machine: {machine()}  \n"
+        f"Command: `.venv/bin/python -m benchmarks.bench_nba{' --quick' if args.quick else ''}`\n"
     )
     print("| measure | result |\n|---|---|")
     for name, value in rows:

@@ -5,8 +5,8 @@ embedded mode would use, AOF on as configured), then times ``run_publish`` end t
 Parquet files, encoding, pipelined writes, verification (counts + checksum of every record computed
 by Redis) and activation. Memory: ``INFO memory`` before/after and ``MEMORY USAGE`` of the buckets.
 
-    .venv/bin/python benchmarks/bench_publish.py            # 1M customers × 20 recs, 100k items
-    .venv/bin/python benchmarks/bench_publish.py --quick    # 100k customers
+    .venv/bin/python -m benchmarks.bench_publish            # 1M customers × 20 recs, 100k items
+    .venv/bin/python -m benchmarks.bench_publish --quick    # 100k customers
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import redis
 
-from machine import cpu_name
+from benchmarks.machine import cpu_name
 from recsys.store.embedded import EmbeddedRedis, find_redis_server
 from recsys.store.keys import Keys
 from training.jobs.publish import run_publish
@@ -139,7 +139,7 @@ def main() -> None:
         f"Data: {customers:,} customers × {args.k} recommendations, {args.items:,} items; AOF "
         f"appendfsync={args.appendfsync}"
     )
-    print(f"Command: .venv/bin/python benchmarks/bench_publish.py{' --quick' if args.quick else ''}\n")
+    print(f"Command: .venv/bin/python -m benchmarks.bench_publish{' --quick' if args.quick else ''}\n")
     print(
         "| snapshot | publish time (read + encode + write + verify + activate) | used_memory Δ per customer | "
         "MEMORY USAGE per customer by kind | allocator | bucket encoding |"

@@ -1,6 +1,6 @@
 """Recommender quality on real data: every model × every metric, plus train time, and the issue-3 targets.
 
-    .venv/bin/python benchmarks/bench_recommenders.py [--quick] [--time-budget 300] [--json results.json]
+    .venv/bin/python -m benchmarks.bench_recommenders [--quick] [--time-budget 300] [--json results.json]
 
 Protocols (``centric evaluate`` runs the same job, ``training.jobs.evaluate.run_evaluate``):
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from machine import machine
+from benchmarks.machine import machine
 from recsys.columns import Columns
 from recsys.matrix import build_matrix
 from training.jobs.evaluate import DEFAULT_MODELS, fit_model, model_classes, run_evaluate
@@ -196,7 +196,7 @@ def main() -> int:
     budget = args.time_budget if args.time_budget is not None else (30.0 if args.quick else 300.0)
     models = [m for m in args.models.split(",") if m] or [*DEFAULT_MODELS, *NEW_ITEM_VARIANTS]
     command = (
-        "python benchmarks/bench_recommenders.py"
+        "python -m benchmarks.bench_recommenders"
         + (" --quick" if args.quick else "")
         + (f" --time-budget {budget:g}" if args.time_budget else "")
     )

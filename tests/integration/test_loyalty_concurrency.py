@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,10 +13,9 @@ import redis
 
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
+from tests.helpers.http import uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from http_helpers import uvicorn_server  # noqa: E402 - found through the sys.path line above
 
 CUSTOMERS = ["a", "b", "c"]
 
