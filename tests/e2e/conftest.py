@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ui_demo import UiDemo, build_ui_demo, drop_ui_demo
+
+from tests.helpers.ui_demo import UiDemo, build_ui_demo, drop_ui_demo
 
 
 @pytest.fixture(scope="session")

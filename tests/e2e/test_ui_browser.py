@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from http_helpers import ROOT, uvicorn_server
-from ui_demo import PROGRAM, UiDemo
 
+from tests.helpers.http import ROOT, uvicorn_server
+from tests.helpers.ui_demo import PROGRAM, UiDemo
 from training.jobs.campaign import run_select
 
 pytestmark = pytest.mark.xdist_group("ui")

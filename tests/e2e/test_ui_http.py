@@ -13,9 +13,9 @@ import httpx
 import polars as pl
 import pytest
 import redis
-from ui_demo import UiDemo, sign_in, ui_client
 
 from serving.auth import create_api_key, revoke_api_key
+from tests.helpers.ui_demo import UiDemo, sign_in, ui_client
 from training.jobs.campaign import run_select
 
 pytestmark = pytest.mark.xdist_group("ui")
