@@ -260,8 +260,22 @@ class _LockHeartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` in short steps; return True as soon as ``stop`` was called.
+
+        Not ``Event.wait(timeout)``: its timed semaphore wait never returns under libfaketime, which the suite's
+        any-date check uses (docs/testing.md); plain sleeps work under every clock.
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
     def _run(self) -> None:
-        while not self._stop.wait(max(LOCK_TTL_S / 3, 0.05)):
+        while not self._pause(max(LOCK_TTL_S / 3, 0.05)):
             try:
                 self.store.refresh_lock(self.version)
             except Conflict as exc:
