@@ -76,4 +76,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf .centric artifacts .pytest_cache
+	rm -rf .centric artifacts .pytest_cache .ruff_cache .mypy_cache
