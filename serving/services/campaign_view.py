@@ -9,6 +9,7 @@ cap). Nothing is re-implemented here, so the page counts exactly what the servic
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import asdict
 from datetime import datetime
@@ -45,6 +46,20 @@ async def _contacts(svc: LoyaltyService, customers: list[str]) -> dict[str, dict
     return out
 
 
+def _reach(
+    oid: str, offer: Any, rows: list[Any], contacts: dict[str, dict[Any, Any]], now: datetime
+) -> tuple[set[str], set[str]]:
+    """Return the customers chosen for the offer and those the contact policy lets see it now on some channel."""
+    chosen: set[str] = set()
+    reachable: set[str] = set()
+    for row in rows:
+        cid = str(row["customer_id"])
+        chosen.add(cid)
+        if live_offers([row], {oid: offer}, contacts.get(cid) or {}, {}, channel=str(row["channel"]), k=1, now=now):
+            reachable.add(cid)
+    return chosen, reachable
+
+
 async def offer_table(store: SnapshotReader, svc: LoyaltyService, now: datetime) -> list[dict[str, Any]]:
     """Return one row per published offer: budget, used, remaining, impressions, redemptions, the customers the
     arbitration chose (``audience``) and how many of them the contact policy holds back on every chosen channel."""
@@ -65,13 +80,8 @@ async def offer_table(store: SnapshotReader, svc: LoyaltyService, now: datetime)
         offer = catalog[oid]
         raw = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in (budgets[oid] or {}).items()}
         redemptions, impressions = raw.get(Fields.BUDGET_REDEMPTIONS, 0), raw.get(Fields.BUDGET_IMPRESSIONS, 0)
-        chosen: set[str] = set()
-        reachable: set[str] = set()
-        for row in audiences[oid]:
-            cid = str(row["customer_id"])
-            chosen.add(cid)
-            if live_offers([row], {oid: offer}, contacts.get(cid) or {}, {}, channel=str(row["channel"]), k=1, now=now):
-                reachable.add(cid)
+        # one policy check per chosen customer and channel: CPU work, off the event loop
+        chosen, reachable = await asyncio.to_thread(_reach, oid, offer, audiences[oid], contacts, now)
         budget = offer.get("max_redemptions")
         rows.append(
             {

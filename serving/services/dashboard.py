@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LIVE_TTL_S = 15.0
 HISTORY_TTL_S = 300.0
 CHUNK = 1000
+HISTORY_CHUNK = 200  # ledgers whose entries are read per round trip
 
 
 @dataclass
@@ -117,19 +118,25 @@ def point_value(svc: LoyaltyService, points: int) -> Decimal:
     return (Decimal(points) * svc.program.point_value_cents / 100).quantize(Decimal("0.01"))
 
 
+def _summarize_accounts(raw: list[Any], tiers: int, now: datetime) -> tuple[list[int], int, int, int]:
+    per_tier = [0] * tiers
+    liability = expiring = debt = 0
+    for account in raw:
+        acct = decode_account(account or {})
+        per_tier[min(acct["tier"], tiers - 1)] += 1
+        liability += live_balance(acct, now)  # the same rules as each customer's standing
+        expiring += expiring_points(acct, now, 30)
+        debt += acct["debt"]
+    return per_tier, liability, expiring, debt
+
+
 async def loyalty_summary(svc: LoyaltyService, now: datetime) -> dict[str, Any]:
     """Return members per tier, the points liability (points and value) and points expiring within 30 days."""
     ids = await members(svc)
     raw = await _chunked(svc, ids, lambda pipe, cid: pipe.hgetall(svc.keys.loyalty_account(cid)))
     tiers = svc.program.tiers
-    per_tier = [0] * len(tiers)
-    liability = expiring = debt = 0
-    for account in raw:
-        acct = decode_account(account or {})
-        per_tier[min(acct["tier"], len(tiers) - 1)] += 1
-        liability += live_balance(acct, now)  # the same rules as each customer's standing
-        expiring += expiring_points(acct, now, 30)
-        debt += acct["debt"]
+    # decoding every account is CPU work: off the event loop, so pages keep being served meanwhile
+    per_tier, liability, expiring, debt = await asyncio.to_thread(_summarize_accounts, raw, len(tiers), now)
     return {
         "members": len(ids),
         "tiers": [{"tier": t.name, "members": n} for t, n in zip(tiers, per_tier)],
@@ -142,23 +149,31 @@ async def loyalty_summary(svc: LoyaltyService, now: datetime) -> dict[str, Any]:
     }
 
 
-def _month(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m")
+def _add_entries(lists: list[list[bytes]], flows: dict[str, dict[str, int]], months: dict[int, str]) -> None:
+    # month of an entry by its UTC day (entries of a day share it; formatting a date per entry would dominate)
+    for entries in lists:
+        for blob in entries:
+            entry = orjson.loads(blob)
+            day = int(entry.get("at", 0)) // 86_400
+            month = months.get(day)
+            if month is None:
+                month = months[day] = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m")
+            row = flows.setdefault(month, {})
+            kind = str(entry.get("type", "other"))
+            row[kind] = row.get(kind, 0) + int(entry.get("amount", 0))
 
 
 async def loyalty_history(svc: LoyaltyService, now: datetime, months: int = 24) -> dict[str, Any]:
     """Return the monthly points flow of every member: earned, redeemed, reversed, expired, and the liability at
     each month's end (the running sum of all entries), for the last ``months`` months."""
     ids = await members(svc)
-    lists = await _chunked(svc, ids, lambda pipe, cid: pipe.lrange(svc.keys.loyalty_entries(cid), 0, -1))
     flows: dict[str, dict[str, int]] = {}
-    for entries in lists:
-        for blob in entries:
-            entry = orjson.loads(blob)
-            month = _month(int(entry.get("at", 0)))
-            kind = str(entry.get("type", "other"))
-            row = flows.setdefault(month, {})
-            row[kind] = row.get(kind, 0) + int(entry.get("amount", 0))
+    labels: dict[int, str] = {}
+    # a few hundred ledgers per round trip, each batch parsed in a thread: the event loop stays free for requests
+    for start in range(0, len(ids), HISTORY_CHUNK):
+        part = ids[start : start + HISTORY_CHUNK]
+        lists = await _chunked(svc, part, lambda pipe, cid: pipe.lrange(svc.keys.loyalty_entries(cid), 0, -1))
+        await asyncio.to_thread(_add_entries, lists, flows, labels)
     series = []
     running = 0
     for month in sorted(flows):
