@@ -2,7 +2,7 @@
 
 Run `centric demo` first (it publishes The Complete Journey and backfills loyalty), then, with the same Redis:
 
-    CENTRIC_REDIS_URL=redis://127.0.0.1:PORT/0 .venv/bin/python benchmarks/bench_ui.py [--env dev] [--repeat 30]
+    CENTRIC_REDIS_URL=redis://127.0.0.1:PORT/0 .venv/bin/python -m benchmarks.bench_ui [--env dev] [--repeat 30]
 
 For each page it starts a fresh server, waits ``--settle`` seconds (0: the first load races the background
 warm-up the service starts with), signs in and times the first load, then ``--repeat`` more loads; it prints first,
@@ -14,49 +14,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import redis
 
-from machine import machine
+from benchmarks import harness
+from benchmarks.machine import machine
 from recsys.store.keys import Keys
 from serving.auth import create_api_key, revoke_api_key
 
-ROOT = Path(__file__).resolve().parents[1]
-
 TARGET_MS = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(redis_url: str, env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--port", str(port)]
-        + ["--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": env},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return server, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.terminate()
-    raise SystemExit(f"the server did not answer on {base} within 30 s")
 
 
 def _pick_customer(client: redis.Redis, keys: Keys) -> str:
@@ -93,9 +62,9 @@ def main() -> None:
     rows = []
     try:
         for name, path in pages.items():
-            server, base = _serve(redis_url, args.env)
-            try:
-                with httpx.Client(base_url=base, timeout=30) as http:
+            env = {**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": args.env}
+            with harness.serving("serving.app:create_app", env) as server:
+                with httpx.Client(base_url=server.base, timeout=30) as http:
                     time.sleep(args.settle)  # 0: the first load races the startup warm-up of the dashboard's figures
                     login = http.post("/ui/login", data={"api_key": key, "next": "/ui"})
                     assert login.status_code == 303, login.text
@@ -106,9 +75,6 @@ def main() -> None:
                         times.append((time.perf_counter() - start) * 1000)
                         assert response.status_code == 200, (path, response.status_code)
                     size = len(response.content)
-            finally:
-                server.terminate()
-                server.wait(timeout=10)
             warm = sorted(times[1:])
             p95 = warm[min(len(warm) - 1, int(round(0.95 * (len(warm) - 1))))]
             rows.append((name, times[0], statistics.median(warm), p95, size))
@@ -119,7 +85,7 @@ def main() -> None:
     print(
         f"data: {customers:,} loyalty members in namespace {args.env!r}; customer {customer}; {args.repeat} warm loads"
     )
-    command = f"benchmarks/bench_ui.py --env {args.env} --repeat {args.repeat} --settle {args.settle:g}"
+    command = f"-m benchmarks.bench_ui --env {args.env} --repeat {args.repeat} --settle {args.settle:g}"
     print(f"command: CENTRIC_REDIS_URL=... .venv/bin/python {command}")
     print()
     print("| page | first load ms | median ms | p95 ms | HTML kB | under 300 ms |")
