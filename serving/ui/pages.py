@@ -54,7 +54,14 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 async def login(
     request: Request, api_key: Annotated[str, Form(max_length=200)], next: Annotated[str, Form(max_length=500)] = "/ui"
 ) -> Response:
-    """Check the API key; on success set the session cookie and go to ``next``."""
+    """Check the API key; on success set the session cookie and go to ``next``.
+
+    A sign-in posted from another site (its ``Origin`` is not this host) is refused: it could sign a browser in
+    with someone else's key (login CSRF).
+    """
+    origin = request.headers.get("origin")
+    if origin and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+        return render.problem(request, None, 403, "Not allowed", "sign in from this site's own sign-in page")
     signed = await sessions.sign_in(request, api_key)
     if signed is None:
         ctx = {"active": "", "next": _safe_next(next), "error": "That API key is not valid here (unknown or revoked)."}

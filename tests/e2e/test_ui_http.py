@@ -322,3 +322,15 @@ def test_overview_lists_the_last_pipeline_runs_from_their_reports(ui_demo: UiDem
     assert [r["run_id"] for r in api["runs"]] == ["20261205T221503Z-3f9a1c"]
     assert 'data-run="20261205T221503Z-3f9a1c"' in html and "ndcg@10 fell 12%" in html and "guard refused" in html
     assert "publish not_run" not in html
+
+
+def test_a_sign_in_posted_from_another_site_is_refused(ui_demo: UiDemo) -> None:
+    async def script(client: httpx.AsyncClient) -> tuple[httpx.Response, httpx.Response]:
+        form = {"api_key": ui_demo.read_key, "next": "/ui"}
+        other = await client.post("/ui/login", data=form, headers={"Origin": "https://evil.example"})
+        same = await client.post("/ui/login", data=form, headers={"Origin": "http://centric.test"})
+        return other, same
+
+    other, same = _run(ui_demo, script)
+    assert other.status_code == 403 and "set-cookie" not in other.headers
+    assert same.status_code == 303 and "centric_session" in same.headers["set-cookie"]
