@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
             url = await asyncio.to_thread(embedded.start)
         client = create_client(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
         app.state.redis = client
+        app.state.redis_url = url  # for the few synchronous calls (the publisher's rollback from the web UI)
         app.state.keys = Keys(settings.env)
         app.state.settings = settings
         _attach_store(app)

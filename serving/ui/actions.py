@@ -3,15 +3,16 @@ exports customer lists (audience CSV, bulk grants) needs an admin key and the se
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from recsys.clock import utcnow
-from recsys.exceptions import CentricError, NoActiveSnapshot
+from recsys.exceptions import CentricError, NoActiveSnapshot, NotFound
 from serving.deps import StoreDep
-from serving.services import bulk_grants, campaign_view
+from serving.services import bulk_grants, campaign_view, snapshots
 from serving.services import dashboard as service
 from serving.services import offers as offers_service
 from serving.ui import render, sessions
@@ -173,3 +174,33 @@ async def grants_apply(
         "applied": {"granted": len(results) - replayed, "replayed": replayed, "points": upload.total_points},
     }
     return render.page(request, "loyalty.html", ctx, session=session)
+
+
+@router.post("/snapshots/rollback")
+async def rollback(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Activate the snapshot published before the active one (admin, CSRF), as `centric publish --rollback`."""
+    try:
+        _guard(session, csrf)
+    except sessions.Forbidden as exc:
+        return render.problem(request, session, 403, "Not allowed", str(exc.detail))
+    state = request.app.state
+    settings = state.settings
+    try:
+        version = await asyncio.to_thread(
+            snapshots.rollback,
+            state.redis_url,
+            state.keys,
+            keep=settings.snapshot_keep,
+            ttl_s=settings.snapshot_ttl_days * 86_400,
+        )
+    except NotFound as exc:
+        return render.problem(request, session, 409, "Nothing to roll back to", str(exc))
+    refresh = getattr(store, "refresh", None)
+    if refresh is not None:
+        await refresh()  # this process serves the version rolled back to at once (others within a second)
+    return RedirectResponse(f"/ui/models?rolled_back={version}", status_code=303)

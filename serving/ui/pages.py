@@ -121,7 +121,12 @@ async def customer(
 
 
 @router.get("/models")
-async def models(request: Request, session: SessionDep, store: StoreDep) -> Response:
+async def models(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    rolled_back: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
     """Latest evaluation, its history over the kept snapshots, the CLV holdout check."""
     now = utcnow()
     try:
@@ -129,7 +134,7 @@ async def models(request: Request, session: SessionDep, store: StoreDep) -> Resp
     except NoActiveSnapshot:
         snap = None
     history = await service.evaluation_history(request.app.state.redis, request.app.state.keys)
-    ctx = {"active": "models", "snapshot": snap, "history": history}
+    ctx = {"active": "models", "snapshot": snap, "history": history, "rolled_back": rolled_back}
     return render.page(request, "models.html", ctx, session=session)
 
 

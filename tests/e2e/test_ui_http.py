@@ -14,9 +14,11 @@ import polars as pl
 import pytest
 import redis
 
+from recsys.store.redis_store import RedisSnapshotStore
 from serving.auth import create_api_key, revoke_api_key
 from tests.helpers.ui_demo import UiDemo, sign_in, ui_client
 from training.jobs.campaign import run_select
+from training.jobs.publish import run_publish
 
 pytestmark = pytest.mark.xdist_group("ui")
 PAGES = ("/ui", "/ui/customers", "/ui/models", "/ui/campaigns", "/ui/loyalty")
@@ -334,3 +336,33 @@ def test_a_sign_in_posted_from_another_site_is_refused(ui_demo: UiDemo) -> None:
     other, same = _run(ui_demo, script)
     assert other.status_code == 403 and "set-cookie" not in other.headers
     assert same.status_code == 303 and "centric_session" in same.headers["set-cookie"]
+
+
+def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_demo: UiDemo) -> None:
+    client = redis.Redis.from_url(ui_demo.redis_url)
+    try:
+        first = RedisSnapshotStore(client, ui_demo.keys).active_version()
+        second = run_publish(client, ui_demo.keys, ui_demo.artifacts)["version"]  # same artifacts, a newer version
+    finally:
+        client.close()
+
+    async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
+        await sign_in(http, ui_demo.read_key)
+        token = _csrf((await http.get("/ui/models")).text)
+        out = [await http.post("/ui/snapshots/rollback", data={"csrf": token})]
+        await sign_in(http, ui_demo.admin_key)
+        page = await http.get("/ui/models")
+        out.append(await http.post("/ui/snapshots/rollback", data={}))
+        out.append(await http.post("/ui/snapshots/rollback", data={"csrf": _csrf(page.text)}))
+        out.append(await http.get(out[-1].headers.get("location", "/ui/models")))
+        return out
+
+    read, no_csrf, done, page = _run(ui_demo, script)
+    assert read.status_code == 403 and no_csrf.status_code == 403
+    assert done.status_code == 303 and first is not None and second != first
+    assert f'id="active-version">{first}<' in page.text and "Rolled back" in page.text
+    client = redis.Redis.from_url(ui_demo.redis_url)
+    try:
+        assert RedisSnapshotStore(client, ui_demo.keys).active_version() == first
+    finally:
+        client.close()
