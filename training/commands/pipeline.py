@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,6 +106,8 @@ def run(
     try:
         settings = Settings()
         resolved = load_config(_config_path(config), overrides)
+        if resolved.work_dir is None and settings.pipeline_dir is not None:  # the dashboard reads the same place
+            resolved = dataclasses.replace(resolved, work_dir=str(settings.pipeline_dir))
     except CentricError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
     run_id = new_run_id()
@@ -166,6 +169,8 @@ def status(
     try:
         settings = Settings()
         resolved = load_config(_config_path(config), {"work_dir": work_dir})
+        if resolved.work_dir is None and settings.pipeline_dir is not None:
+            resolved = dataclasses.replace(resolved, work_dir=str(settings.pipeline_dir))
     except CentricError as exc:
         raise fail(str(exc), 2) from None
     work = resolved.work(settings.home)
