@@ -17,7 +17,7 @@ from recsys.events.sync import sync_events
 from recsys.exceptions import StoreUnavailable
 from recsys.store.keys import Fields, Keys
 from serving.services import events as events_service
-from tests.integration.async_redis import with_client
+from tests.helpers.async_redis import with_client
 from training.jobs.report import read_events
 
 

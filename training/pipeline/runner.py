@@ -379,7 +379,8 @@ def run_pipeline(
             report.snapshot["after"] = None
         report.finished_at = utcnow().isoformat()
         report.seconds = round(time.perf_counter() - started, 3)
-        report.peak_memory_mb = _lifetime_peak()
+        stage_peaks = [s.peak_memory_mb for s in report.stages if s.peak_memory_mb is not None]
+        report.peak_memory_mb = max([_lifetime_peak(), *stage_peaks])
         for stage in report.stages:
             if stage.status == "pending":
                 stage.status = "not_run"
