@@ -25,6 +25,7 @@ from recsys.nba.policy import live_offers
 from recsys.store.base import SnapshotReader
 from recsys.store.keys import Fields
 from serving.services import offers as offers_service
+from serving.services.events import decode_entry
 from serving.services.loyalty import LoyaltyService
 
 EVENTS_READ = 200_000  # newest stream entries read for experiment outcomes
@@ -110,10 +111,7 @@ async def _purchases(svc: LoyaltyService) -> pl.DataFrame:
         raise StoreUnavailable(f"cannot read the event stream: {exc}") from exc
     data: dict[str, float] = {}
     for _, fields in rows:
-        f = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in fields.items()
-        }
+        f = decode_entry(fields)
         if f.get("type") != "purchase" or not f.get("customer_id"):
             continue
         value = float(f.get("price") or 0) * float(f.get("quantity") or 1)

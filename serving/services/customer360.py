@@ -16,6 +16,7 @@ from serving.services import loyalty as loyalty_service
 from serving.services import offers as offers_service
 from serving.services import profiles as profiles_service
 from serving.services import recommendations as recs_service
+from serving.services.events import decode_entry
 from serving.services.loyalty import LoyaltyService
 
 EVENTS_SCANNED = 2000  # the newest stream entries searched for the customer's recent events
@@ -63,10 +64,7 @@ async def recent_events(svc: LoyaltyService, customer_id: str, limit: int = 20) 
         raise StoreUnavailable(f"cannot read the event stream: {exc}") from exc
     out = []
     for _, fields in rows:
-        event = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in fields.items()
-        }
+        event = decode_entry(fields)
         if event.get("customer_id") == customer_id:
             out.append(event)
             if len(out) >= limit:

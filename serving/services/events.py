@@ -38,6 +38,20 @@ BACKLOG_CHECK_S = 1.0  # the stream length is read at most this often per proces
 _backlog_seen: dict[str, tuple[float, int]] = {}
 
 
+def decode_entry(fields: dict[Any, Any]) -> dict[str, str]:
+    """Return a stream entry's event as text fields: the one JSON field the service writes, or flat fields."""
+    flat = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+    payload = flat.get(Fields.EVENT)
+    if payload is not None and len(flat) == 1:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            event = None
+        if isinstance(event, dict):
+            return {str(k): str(v) for k, v in event.items() if v is not None}
+    return {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in flat.items()}
+
+
 def _entry(event: dict[str, Any]) -> dict[str, str]:
     return {k: (v.isoformat() if isinstance(v, dt.datetime) else str(v)) for k, v in event.items() if v is not None}
 

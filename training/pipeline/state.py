@@ -36,7 +36,7 @@ def fingerprint(*parts: Any) -> str:
 def write_json(data: Any, path: Path) -> None:
     """Write ``data`` as JSON atomically (temp file + rename): readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = path.with_name(f".{path.name}.tmp")  # not *.json: a reader globbing runs/*.json never sees it
     tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, path)
 
