@@ -33,6 +33,7 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
         "load + validate",
         "train recommenders",
         "analyze customers",
+        "fit propensity",
         "decide offers",
         "publish snapshot",
         "loyalty backfill",
@@ -45,6 +46,10 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
     profiles = pl.read_parquet(result.artifact_dir / "profiles.parquet")
     assert profiles.height == 120
     assert result.api_key and len(result.api_key) >= 20
+    fitted = result.stages[3].summary
+    assert fitted["auc"] > 0.7 and fitted["learner"] == "logistic"
+    decided = result.stages[4].summary
+    assert decided["propensity"].startswith(f"model {fitted['version']}")
 
 
 def test_demo_command_prints_the_stages_and_a_working_key(

@@ -16,8 +16,11 @@ from typing import Any
 import polars as pl
 import redis
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.store.keys import Keys
+
+PROPENSITY_VALID_FROM = dt.datetime(2017, 8, 1, tzinfo=dt.UTC)  # the time split of benchmarks/bench_nba.py
 
 
 @dataclass
@@ -58,6 +61,16 @@ def _timed(name: str, func: Callable[[], dict[str, Any] | None], stages: list[St
     summary = func() or {}
     stages.append(StageResult(name, time.perf_counter() - start, summary))
     return summary
+
+
+def _fit_propensity(holder: dict[str, Any], artifact_dir: Path) -> dict[str, Any]:
+    """Fit the acceptance model on The Complete Journey's campaigns (validated from 2017-08-01, as bench_nba)."""
+    from training.jobs.propensity import load_history, run_propensity_fit
+
+    history, purchases = load_history("complete-journey")
+    holder["history"], holder["purchases"] = history, purchases
+    report = run_propensity_fit(history, purchases, artifact_dir, valid_from=PROPENSITY_VALID_FROM)
+    return {k: report[k] for k in ("version", "learner", "auc", "ece", "split")}
 
 
 def run_demo(
@@ -105,14 +118,16 @@ def run_demo(
         ("load + validate", load),
         ("train recommenders", lambda: run_train(holder["data"], artifact_dir)),
         ("analyze customers", lambda: run_analyze(holder["data"], artifact_dir)),
-        ("decide offers", lambda: run_decide(artifact_dir, offers_catalog)),
+        ("fit propensity", lambda: _fit_propensity(holder, artifact_dir)),
+        (
+            "decide offers",
+            lambda: run_decide(artifact_dir, offers_catalog, purchases=holder["purchases"], history=holder["history"]),
+        ),
         ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
         # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
         (
             "loyalty backfill",
-            lambda: run_backfill(
-                client, keys, loyalty_program, holder["data"], end_at=dt.datetime.now(dt.UTC).replace(microsecond=0)
-            ),
+            lambda: run_backfill(client, keys, loyalty_program, holder["data"], end_at=utcnow().replace(microsecond=0)),
         ),
     ]
     for index, (name, func) in enumerate(steps):
