@@ -1,4 +1,4 @@
-"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.http_protocol`` (one write per response).
+"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.hotpath.http_protocol`` (one write per response).
 
 Each round starts a fresh embedded Redis (AOF, appendfsync always), serves the API with ``uvicorn --workers 2`` on
 one protocol, drives it with ``wrk -t2 -c64`` for ``--seconds`` and reads the CPU time of the two workers, Redis and
@@ -32,7 +32,7 @@ import bench_loyalty  # noqa: E402
 from recsys.store.embedded import EmbeddedRedis  # noqa: E402
 from recsys.store.keys import Keys  # noqa: E402
 from serving.auth import create_api_key  # noqa: E402
-from serving.http_protocol import PROTOCOL  # noqa: E402
+from serving.hotpath.http_protocol import PROTOCOL  # noqa: E402
 
 PROTOCOLS = {"stock httptools": "httptools", "one write per response": PROTOCOL}
 

@@ -22,7 +22,7 @@ from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.ledger import decode_account
 from recsys.loyalty.program import Program, load_program
 from recsys.store.keys import Keys
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
     LedgerResultPublic,

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from recsys.store.keys import Keys
-from serving.fastpath import FastReadPath
+from serving.hotpath.reads import FastReadPath
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).parent))

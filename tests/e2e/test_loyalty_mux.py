@@ -22,7 +22,7 @@ import pytest
 from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 from serving.services import loyalty as service
 
 sys.path.insert(0, str(Path(__file__).parent))

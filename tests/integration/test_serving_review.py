@@ -21,7 +21,7 @@ from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.redis_client import create_client
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))

@@ -12,7 +12,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from serving.redis_client import create_client
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 
 
 def test_replies_match_their_commands_under_concurrency(redis_url: str, redis_client: redis.Redis) -> None:
