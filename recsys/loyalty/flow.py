@@ -145,7 +145,9 @@ class LoyaltyFlow:
         categories: Mapping[str, str] | None = None,
     ) -> Flow[dict[str, Any]]:
         """Earn points for an order. Raises ``IdempotencyConflict``/``DuplicateOrder``."""
-        call = ops.earn_call(self.program, self.keys, customer_id, order_id, amount, lines, now, idem, categories)
+        call = ops.earn_call(
+            self.program, self.keys, customer_id, order_id, amount, lines, now, idem, categories=categories
+        )
         return (yield from self.step(call, customer_id, idem))
 
     def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> Flow[dict[str, Any]]:
@@ -187,7 +189,11 @@ class LoyaltyFlow:
         self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str
     ) -> Flow[dict[str, Any]]:
         """Reverse an order (or ``returned`` currency units of it). Raises ``UnknownOrder``, ``IdempotencyConflict``."""
-        return (yield from self.step(ops.reverse_call(self.keys, customer_id, order_id, returned, now, idem), customer_id, idem))
+        return (
+            yield from self.step(
+                ops.reverse_call(self.keys, customer_id, order_id, returned, now, idem), customer_id, idem
+            )
+        )
 
     def grant(
         self, customer_id: str, points: int, reason: str, now: datetime, idem: str, op: str = "grant"
@@ -208,7 +214,10 @@ class LoyaltyFlow:
         if twice := sorted(cid for cid, n in counts.items() if n > 1):
             raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
         calls = [
-            (cid, ops.grant_call(self.program, self.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"))
+            (
+                cid,
+                ops.grant_call(self.program, self.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"),
+            )
             for cid, pts in grants
         ]
         if not calls:
@@ -234,7 +243,10 @@ class LoyaltyFlow:
         program, keys = self.program, self.keys
         rewards = list(program.rewards.values())
         raw, *stocks = yield Batch(
-            (("HGETALL", keys.loyalty_account(customer_id)), *(("HGET", keys.loyalty_stock(r.id), "stock") for r in rewards))
+            (
+                ("HGETALL", keys.loyalty_account(customer_id)),
+                *(("HGET", keys.loyalty_stock(r.id), "stock") for r in rewards),
+            )
         )
         acct = ops.decode_account(raw)
         idx = min(acct["tier"], len(program.tiers) - 1)
@@ -282,7 +294,7 @@ def drive(send: Callable[[Batch], list[Any]], flow: Flow[T]) -> T:
         try:
             batch = flow.throw(error) if error is not None else flow.send(replies)  # type: ignore[arg-type]
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         try:
             replies, error = send(batch), None
         except Exception as exc:  # handed to the flow, which re-raises what it does not handle
@@ -297,7 +309,7 @@ async def adrive(send: Callable[[Batch], Awaitable[list[Any]]], flow: Flow[T]) -
         try:
             batch = flow.throw(error) if error is not None else flow.send(replies)  # type: ignore[arg-type]
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         try:
             pending = send(batch)
             replies, error = (await asyncio.shield(pending) if batch.shield else await pending), None

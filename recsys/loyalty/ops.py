@@ -1,6 +1,6 @@
 """Ledger operations as data: what one script call needs, and how its answer becomes a result or a domain error.
 
-Shared by the sync ledger (jobs, CLI) and the async one (serving) so both apply exactly the same rules.
+The steps of ``recsys.loyalty.flow`` (driven by the sync ledger and by the service alike) are built from these.
 """
 
 from __future__ import annotations
@@ -34,11 +34,26 @@ from recsys.loyalty.earning import (
     points_per_tier,
 )
 from recsys.loyalty.program import Program
-from recsys.store import scripts
 from recsys.store.keys import Keys
 
-LEDGER_LUA = scripts.LEDGER.source
-STOCK_LUA = scripts.STOCK.source
+
+def decode_account(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
+    """Return an account hash as ``{"balance", "debt", "tier", "orders", "earned": {YYYYMM: n}, "lots": {epoch: n}}``.
+
+    ``raw`` is HGETALL's answer: a mapping (redis-py) or the flat field/value list (a raw RESP2 reply).
+    """
+    pairs = raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
+    acct: dict[str, Any] = {"balance": 0, "debt": 0, "tier": 0, "orders": 0, "earned": {}, "lots": {}}
+    for k, v in pairs:
+        k = k.decode() if isinstance(k, bytes) else k
+        n = int(v)
+        if k.startswith("em:"):
+            acct["earned"][k[3:]] = n
+        elif k.startswith("lot:"):
+            acct["lots"][int(k[4:])] = n
+        elif k in acct:
+            acct[k] = n
+    return acct
 
 
 class UnknownOrder(NotFound):
@@ -258,7 +273,8 @@ def parse(answer: Sequence[Any], customer_id: str, idem: str) -> dict[str, Any]:
         return out
     if status == "conflict":
         raise IdempotencyConflict(
-            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; use a new key"
+            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; "
+            "use a new key"
         )
     if status == "insufficient":
         info = json.loads(body)

@@ -266,7 +266,7 @@ def test_the_customer_index_is_kept_with_one_command_per_write(
             client.delete(keys.loyalty_customers(), *ledger_keys(keys, "x1"))
             await earn(3)  # the ledger's first entry again: indexed at once
             counts.append(sadds())
-            monkeypatch.setattr(service, "INDEX_TTL_S", 0.0)
+            monkeypatch.setattr(app.state.loyalty.flow.index, "ttl_s", 0.0)
             await earn(4)  # past the time to live: indexed again
             counts.append(sadds())
             return counts

@@ -11,6 +11,7 @@ import pytest
 from recsys.exceptions import IdempotencyConflict, InsufficientPoints, OutOfStock, UnknownReward
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.ops import UnknownOrder
+from recsys.store import scripts
 
 PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
@@ -70,11 +71,11 @@ def test_retry_racing_a_refused_redeem_cannot_debit_released_stock(ledger):
     call = ops.redeem_call(ledger.program, ledger.keys, "c1", "coffee", 1, NOW, "r1")
     stock_key, full = ledger.keys.loyalty_stock("coffee"), ledger.stock("coffee")
     reserve = ops.stock_args("reserve", "c1", "r1", "coffee", 1)
-    assert ledger._stock(keys=[stock_key], args=reserve) == b"ok"  # A
-    assert ledger._stock(keys=[stock_key], args=reserve) == b"held"  # B
+    assert scripts.run(ledger.client, scripts.STOCK, [stock_key], reserve) == b"ok"  # A
+    assert scripts.run(ledger.client, scripts.STOCK, [stock_key], reserve) == b"held"  # B
     with pytest.raises(InsufficientPoints):
         ledger.run(call, "c1", "r1")  # A's debit
-    ledger._stock(keys=[stock_key], args=ops.stock_args("release", "c1", "r1", "coffee", 1))
+    scripts.run(ledger.client, scripts.STOCK, [stock_key], ops.stock_args("release", "c1", "r1", "coffee", 1))
     ledger.grant("c1", 1000, "concurrent earn", NOW, "g2")
     with pytest.raises(InsufficientPoints):
         ledger.run(call, "c1", "r1")  # B's debit
@@ -192,7 +193,9 @@ def test_expire_job_prunes_decided_reservations_and_keeps_open_ones(ledger, redi
     with pytest.raises(InsufficientPoints):
         ledger.redeem("c2", "coffee", 1, NOW, "r1")  # decided: refused, stock given back
     stock_key = keys.loyalty_stock("coffee")
-    ledger._stock(keys=[stock_key], args=ops.stock_args("reserve", "c3", "r9", "coffee", 1))  # open: no debit yet
+    scripts.run(
+        ledger.client, scripts.STOCK, [stock_key], ops.stock_args("reserve", "c3", "r9", "coffee", 1)
+    )  # open: no debit yet
     full = ledger.program.rewards["coffee"].stock
     assert ledger.stock("coffee") == full - 3
 

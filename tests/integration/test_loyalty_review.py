@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from recsys.columns import Columns
 from recsys.exceptions import DataError, InsufficientPoints
-from recsys.loyalty import ops
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
 from serving.schemas.loyalty import GrantCreate, OrderLine
@@ -33,9 +32,7 @@ async def _service(redis_url, keys, program):
     """The service's loyalty object on its own async client (what ``get_loyalty`` builds in the app)."""
     client = aioredis.from_url(redis_url)
     try:
-        yield service.LoyaltyService(
-            program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
-        )
+        yield service.LoyaltyService(program, client, keys)
     finally:
         await client.aclose()
 

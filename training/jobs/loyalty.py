@@ -15,7 +15,8 @@ import redis
 from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.loyalty import ops
-from recsys.loyalty.ledger import RedisLedger, decode_account
+from recsys.loyalty.ledger import RedisLedger
+from recsys.loyalty.ops import decode_account
 from recsys.loyalty.program import load_program
 from recsys.store.keys import Keys
 

@@ -140,9 +140,7 @@ def test_view_balance_excludes_points_already_past_their_expiry(redis_url, redis
     async def body():
         client = aioredis.from_url(redis_url)
         try:
-            svc = service.LoyaltyService(
-                led.program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
-            )
+            svc = service.LoyaltyService(led.program, client, keys)
             return await service.account(svc, "c1", datetime(2026, 2, 1, tzinfo=UTC))
         finally:
             await client.aclose()
