@@ -29,7 +29,7 @@ from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.program import Program, Reward
 from recsys.store import scripts
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 
 T = TypeVar("T")
 Command = tuple[Any, ...]
@@ -245,7 +245,7 @@ class LoyaltyFlow:
         raw, *stocks = yield Batch(
             (
                 ("HGETALL", keys.loyalty_account(customer_id)),
-                *(("HGET", keys.loyalty_stock(r.id), "stock") for r in rewards),
+                *(("HGET", keys.loyalty_stock(r.id), Fields.STOCK) for r in rewards),
             )
         )
         acct = ops.decode_account(raw)

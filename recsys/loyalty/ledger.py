@@ -46,7 +46,7 @@ from recsys.loyalty.earning import Line
 from recsys.loyalty.flow import Batch, Flow, LoyaltyFlow, Standing, T, drive
 from recsys.loyalty.program import Program
 from recsys.store import scripts
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 
 
 class RedisLedger:
@@ -113,7 +113,9 @@ class RedisLedger:
         pruned = still_open = 0
         for reward_id in self.program.rewards:
             stock_key = self.keys.loyalty_stock(reward_id)
-            for chunk in _chunks(self.client.hscan_iter(stock_key, match="res:*", count=page), page):
+            for chunk in _chunks(
+                self.client.hscan_iter(stock_key, match=f"{Fields.RESERVATION_PREFIX}*", count=page), page
+            ):
                 named = [(field, value, parsed) for field, value in chunk if (parsed := ops.parse_reservation(field))]
                 pipe = self.client.pipeline(transaction=False)
                 for _, _, (customer_id, idem) in named:
@@ -161,12 +163,12 @@ class RedisLedger:
         """Create each reward's stock counter from the program if it does not exist yet (never resets live stock)."""
         pipe = self.client.pipeline(transaction=False)
         for reward in self.program.rewards.values():
-            pipe.hsetnx(self.keys.loyalty_stock(reward.id), "stock", reward.stock)
+            pipe.hsetnx(self.keys.loyalty_stock(reward.id), Fields.STOCK, reward.stock)
         pipe.execute()
 
     def stock(self, reward_id: str) -> int | None:
         """Return the reward's remaining stock, or None when it has no record."""
-        value = self.client.hget(self.keys.loyalty_stock(reward_id), "stock")
+        value = self.client.hget(self.keys.loyalty_stock(reward_id), Fields.STOCK)
         return None if value is None else int(value)
 
     def account(self, customer_id: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from recsys.loyalty.earning import (
     points_per_tier,
 )
 from recsys.loyalty.program import Program
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 
 
 def decode_account(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
@@ -47,10 +47,10 @@ def decode_account(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
     for k, v in pairs:
         k = k.decode() if isinstance(k, bytes) else k
         n = int(v)
-        if k.startswith("em:"):
-            acct["earned"][k[3:]] = n
-        elif k.startswith("lot:"):
-            acct["lots"][int(k[4:])] = n
+        if k.startswith(Fields.ACCOUNT_EARNED_PREFIX):
+            acct["earned"][k[len(Fields.ACCOUNT_EARNED_PREFIX) :]] = n
+        elif k.startswith(Fields.ACCOUNT_LOT_PREFIX):
+            acct["lots"][int(k[len(Fields.ACCOUNT_LOT_PREFIX) :])] = n
         elif k in acct:
             acct[k] = n
     return acct
@@ -234,9 +234,9 @@ def reservation_key(customer_id: str, idem: str) -> str:
 def parse_reservation(field: bytes | str) -> tuple[str, str] | None:
     """Return ``(customer_id, idempotency key)`` of a stock hash field ``res:<len>:<customer>:<key>``, else None."""
     text = field.decode() if isinstance(field, bytes) else field
-    if not text.startswith("res:"):
+    if not text.startswith(Fields.RESERVATION_PREFIX):
         return None
-    size, sep, rest = text[4:].partition(":")
+    size, sep, rest = text[len(Fields.RESERVATION_PREFIX) :].partition(":")
     if not sep or not size.isdigit() or len(rest) <= int(size) or rest[int(size)] != ":":
         return None  # not this layout (e.g. a reservation named before reservations were per customer)
     return rest[: int(size)], rest[int(size) + 1 :]

@@ -1,4 +1,4 @@
-"""Every Redis key Centric uses is built here, and nowhere else.
+"""Every Redis key Centric uses is built here, and nowhere else; so is every hash field name (``Fields``).
 
 Keys are namespaced ``centric:<env>:…``. Hash tags (the part in ``{…}``) decide the
 Redis Cluster slot: keys that one atomic script touches together share a tag, and
@@ -7,6 +7,7 @@ per-customer data is tagged by customer so that it spreads over the cluster.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 PREFIX = "centric"
@@ -159,3 +160,72 @@ class Keys:
     def nba_budget(self, offer_id: str) -> str:
         """Hash of one offer's live budget use: ``redemptions``, ``impressions`` and ``impressions:<arm>`` (ints)."""
         return f"{self.ns}:nba:budget:{_tag('o:' + offer_id)}"
+
+
+class Fields:
+    """Every hash field name (and per-version table name) Centric builds, so a hash's writer and reader share it.
+
+    Grouped by the hash (``Keys`` builder) that holds them. Fields written by a Lua script are named here too and
+    ``tests/unit/store/test_keys.py`` checks the script spells them the same way.
+    """
+
+    # --- snapshot meta hash (``Keys.snapshot_meta``) and per-version tables (``Keys.snapshot_table``) --------------
+    META_INFO = "info"  # JSON: counts, checksums, bucket counts, encodings, created_at
+    META_STATUS = "status"  # "writing" | "active"
+
+    @staticmethod
+    def audience_table(offer_id: str) -> str:
+        """Name of the per-version table (Arrow IPC) holding one offer's decision rows."""
+        return f"audience:{offer_id}"
+
+    @staticmethod
+    def model_table(name: str) -> str:
+        """Name of the per-version table holding one published recommender file."""
+        return f"model:{name}"
+
+    # --- event batch progress (``Keys.events_batch``) -----------------------------------------------------------
+    BATCH_SHA = "sha"  # the batch's payload sha256 (a key reused for other events is a conflict)
+    BATCH_STREAM = "stream"  # set once the batch's events are in the stream
+
+    @staticmethod
+    def batch_key_done(key: str) -> str:
+        """Field set once the batch's offer counters on Redis key ``key`` committed."""
+        return f"k:{key}"
+
+    # --- loyalty account (``Keys.loyalty_account``; written by lua/ledger.lua) -----------------------------------
+    ACCOUNT_EARNED_PREFIX = "em:"  # em:<YYYYMM>: points earned that month (tier qualification)
+    ACCOUNT_LOT_PREFIX = "lot:"  # lot:<expiry epoch>: points of that expiry lot left
+
+    # --- reward stock (``Keys.loyalty_stock``; reservations written by lua/stock.lua) --------------------------
+    STOCK = "stock"  # units left
+    RESERVATION_PREFIX = "res:"  # res:<len(customer)>:<customer>:<idempotency key>: a redemption's reservation
+
+    # --- next-best-action contact state (``Keys.nba_contacts``) -------------------------------------------------
+    @staticmethod
+    def impressions(channel: str, when: dt.datetime) -> str:
+        """Impressions shown on ``channel`` on ``when``'s UTC day (a count)."""
+        return f"imp:{channel}:{when.astimezone(dt.UTC):%Y%m%d}"
+
+    @staticmethod
+    def dismissed(offer_id: str) -> str:
+        """Epoch seconds of the customer's last dismissal of the offer."""
+        return f"dis:{offer_id}"
+
+    @staticmethod
+    def redeemed(offer_id: str) -> str:
+        """Epoch seconds of the customer's last redemption of the offer."""
+        return f"red:{offer_id}"
+
+    @staticmethod
+    def redemptions(offer_id: str) -> str:
+        """The customer's redemptions of the offer so far (a count)."""
+        return f"redn:{offer_id}"
+
+    # --- next-best-action offer budget (``Keys.nba_budget``) ----------------------------------------------------
+    BUDGET_REDEMPTIONS = "redemptions"
+    BUDGET_IMPRESSIONS = "impressions"
+
+    @staticmethod
+    def arm_impressions(arm: str) -> str:
+        """Impressions of the offer shown under experiment arm ``arm``."""
+        return f"impressions:{arm}"

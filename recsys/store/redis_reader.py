@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
 from recsys.store import codec, scripts
 from recsys.store.base import ItemTable, RankedItem, RankedList
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from recsys.store.prepare import fallback_reason
 
 RECENT_TTL_S = 30 * 86_400  # fresh purchases matter until a newer snapshot has learned from them
@@ -114,7 +114,7 @@ class RedisSnapshotReader:
         k = self.keys
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hget(k.snapshot_meta(version), "info")
+                pipe.hget(k.snapshot_meta(version), Fields.META_INFO)
                 for name in ("items", "labels", "fallbacks", "offer_catalog"):
                     pipe.get(k.snapshot_table(version, name))
                 info_raw, items_raw, labels_raw, fallbacks_raw, catalog_raw = await pipe.execute()
@@ -250,7 +250,7 @@ class RedisSnapshotReader:
         """Return ``{"version", "customers": [decision rows for the offer]}``."""
         state = await self._current()
         try:
-            blob = await self.client.get(self.keys.snapshot_table(state.version, f"audience:{offer_id}"))
+            blob = await self.client.get(self.keys.snapshot_table(state.version, Fields.audience_table(offer_id)))
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
         if blob is None:
@@ -265,7 +265,9 @@ class RedisSnapshotReader:
             names = list(state.info.get("model_files", []))
             try:
                 blobs = (
-                    await self.client.mget([self.keys.snapshot_table(state.version, f"model:{n}") for n in names])
+                    await self.client.mget(
+                        [self.keys.snapshot_table(state.version, Fields.model_table(n)) for n in names]
+                    )
                     if names
                     else []
                 )

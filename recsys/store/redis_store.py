@@ -33,7 +33,7 @@ from recsys.clock import utcnow
 from recsys.exceptions import Conflict, NotFound, StoreUnavailable
 from recsys.store import scripts
 from recsys.store.base import PublishReport, SnapshotData, VersionInfo
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from recsys.store.memory import new_version_id
 from recsys.store.prepare import prepare
 
@@ -55,7 +55,7 @@ class RedisSnapshotStore:
 
     def info(self, version: str) -> dict[str, Any] | None:
         """Return a version's metadata, or ``None`` if it is unknown or expired."""
-        raw = self._call(self.client.hget, self.keys.snapshot_meta(version), "info")
+        raw = self._call(self.client.hget, self.keys.snapshot_meta(version), Fields.META_INFO)
         return orjson.loads(raw) if raw is not None else None
 
     def versions(self) -> list[VersionInfo]:

@@ -15,6 +15,7 @@ from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import ArtifactError
 from recsys.store import codec, scripts
+from recsys.store.keys import Fields
 from recsys.store.prepare import Prepared
 
 if TYPE_CHECKING:
@@ -88,9 +89,9 @@ class VersionWriter:
             tables["experiments"] = orjson.dumps(p.experiments, default=str)
         if p.decisions is not None:
             for (offer_id,), part in p.decisions.group_by("offer_id"):
-                tables[f"audience:{offer_id}"] = _ipc(part)
+                tables[Fields.audience_table(offer_id)] = _ipc(part)
         for name, blob in p.model_files.items():
-            tables[f"model:{name}"] = blob
+            tables[Fields.model_table(name)] = blob
         return tables
 
     # --- writing -----------------------------------------------------------------------
@@ -99,7 +100,8 @@ class VersionWriter:
         self.info = self._plan()
         self.client.sadd(self.keys.snapshot_pending(), self.version)
         self.client.hset(
-            self.keys.snapshot_meta(self.version), mapping={"info": orjson.dumps(self.info), "status": "writing"}
+            self.keys.snapshot_meta(self.version),
+            mapping={Fields.META_INFO: orjson.dumps(self.info), Fields.META_STATUS: "writing"},
         )
         self._ensure_listpack()
         pipe = self.client.pipeline(transaction=False)
@@ -131,7 +133,7 @@ class VersionWriter:
         self.counts["items"] = p.items.height
         self.counts["fallbacks"] = len(p.fallbacks)
         self.info["counts"] = self.counts
-        self.client.hset(self.keys.snapshot_meta(self.version), "info", orjson.dumps(self.info))
+        self.client.hset(self.keys.snapshot_meta(self.version), Fields.META_INFO, orjson.dumps(self.info))
         return self.notes
 
     def _ensure_listpack(self) -> None:

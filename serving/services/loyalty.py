@@ -24,7 +24,7 @@ from recsys.loyalty.earning import Line
 from recsys.loyalty.flow import Batch, CustomerIndex, Flow, LoyaltyFlow, T, adrive
 from recsys.loyalty.program import Program, load_program
 from recsys.store import scripts
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from serving.hotpath.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
@@ -88,7 +88,7 @@ async def get_loyalty(request: Request) -> LoyaltyService:
             program = load_program(state.settings.loyalty_program)
             client, keys = state.redis, state.keys
             for reward in program.rewards.values():
-                await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
+                await client.hsetnx(keys.loyalty_stock(reward.id), Fields.STOCK, reward.stock)
             await client.script_load(scripts.LEDGER.source)  # the first write is then one round trip
             service = LoyaltyService(program, client, keys, getattr(state, "mux", None), getattr(state, "store", None))
             state.loyalty = service

@@ -17,9 +17,8 @@ from redis.exceptions import RedisError
 
 from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable
-from recsys.nba.policy import impression_field
 from recsys.store import scripts
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 
 OFFER_EVENT_TYPES = ("impression", "dismiss", "redeem")
 # Contact state outlives every policy window we expect (cooldown, suppression, period); refreshed on write.
@@ -51,17 +50,17 @@ def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, lis
         when = _when(event)
         contact, budget = keys.nba_contacts(str(customer_id)), keys.nba_budget(str(offer_id))
         if kind == "impression":
-            ops[contact].append(("incr", impression_field(str(event.get("channel") or "app"), when), 1))
-            ops[budget].append(("incr", "impressions", 1))
+            ops[contact].append(("incr", Fields.impressions(str(event.get("channel") or "app"), when), 1))
+            ops[budget].append(("incr", Fields.BUDGET_IMPRESSIONS, 1))
             if event.get("arm"):
                 # the arm shown travels with the impression; counting it per offer lets a report check exposure per arm
-                ops[budget].append(("incr", f"impressions:{event['arm']}", 1))
+                ops[budget].append(("incr", Fields.arm_impressions(str(event["arm"])), 1))
         elif kind == "dismiss":
-            ops[contact].append(("max", f"dis:{offer_id}", int(when.timestamp())))
+            ops[contact].append(("max", Fields.dismissed(str(offer_id)), int(when.timestamp())))
         else:
-            ops[contact].append(("max", f"red:{offer_id}", int(when.timestamp())))
-            ops[contact].append(("incr", f"redn:{offer_id}", 1))
-            ops[budget].append(("incr", "redemptions", 1))
+            ops[contact].append(("max", Fields.redeemed(str(offer_id)), int(when.timestamp())))
+            ops[contact].append(("incr", Fields.redemptions(str(offer_id)), 1))
+            ops[budget].append(("incr", Fields.BUDGET_REDEMPTIONS, 1))
         if ("expire", "", CONTACT_TTL_S) not in ops[contact]:
             ops[contact].append(("expire", "", CONTACT_TTL_S))
     return ops
@@ -82,11 +81,11 @@ async def apply_offer_events(
     """
     try:
         for key, key_ops in plan_offer_events(keys, events).items():
-            if f"k:{key}" in done:
+            if Fields.batch_key_done(key) in done:
                 continue
             # one script per key (``lua/hash_update.lua``): all of its changes apply together or not at all
             await scripts.arun(redis, scripts.HASH_UPDATE, [key], [x for change in key_ops for x in change])
             if progress:
-                await redis.hset(progress, f"k:{key}", 1)
+                await redis.hset(progress, Fields.batch_key_done(key), 1)
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot record offer events: {exc}") from exc

@@ -23,7 +23,7 @@ from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
 from recsys.nba.audience import select_audience
 from recsys.nba.policy import live_offers
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from serving.schemas.offers import AudienceMember, AudiencePublic, CustomerOffersPublic, OfferPublic
 
 
@@ -88,7 +88,7 @@ async def customer_offers(
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.nba_contacts(customer_id))
             for offer_id in offer_ids:
-                pipe.hget(keys.nba_budget(offer_id), "redemptions")
+                pipe.hget(keys.nba_budget(offer_id), Fields.BUDGET_REDEMPTIONS)
             answers = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read offer budgets and contact state: {exc}") from exc
