@@ -1,6 +1,6 @@
 """HTTP routers, one module per resource, each exposing ``router``; ``ROUTERS`` joins them in order."""
 
-from serving.routers import campaigns, events, health, items, loyalty, offers, profiles, recommendations
+from serving.routers import campaigns, dashboard, events, health, items, loyalty, offers, profiles, recommendations
 
 ROUTERS = (
     health.router,
@@ -11,4 +11,5 @@ ROUTERS = (
     offers.router,
     campaigns.router,
     loyalty.router,
+    dashboard.router,
 )

@@ -41,7 +41,8 @@ router = APIRouter(
 async def get_recommendations(
     serving: ServingDep, customer_id: CustomerId, query: Annotated[RecommendationsQuery, Query()]
 ) -> OrjsonResponse:
-    """Top-k items for the customer from the active snapshot, after real-time filters; a fallback when unknown."""
+    """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown
+    customers."""
     excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
     body = await service.recommend(
         serving.store,

@@ -29,7 +29,7 @@ from serving.hotpath.routes import derive_routes
 from serving.hotpath.writes import FastWritePath
 from serving.routers import ROUTERS
 from serving.routers import recommendations as recommendations_router
-from tests.e2e.http_helpers import bearer, clear_namespace, write_artifacts
+from tests.helpers.http import bearer, clear_namespace, write_artifacts
 from training.jobs.publish import run_publish
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"

@@ -20,8 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
-from serving.redis_client import create_client
 from serving.hotpath.redis_mux import MuxRedis
+from serving.redis_client import create_client
 from training.jobs.publish import run_publish
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
