@@ -33,6 +33,8 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
         "load + validate",
         "train recommenders",
         "analyze customers",
+        "check the CLV model",
+        "evaluate models",
         "fit propensity",
         "decide offers",
         "publish snapshot",
@@ -46,9 +48,10 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
     profiles = pl.read_parquet(result.artifact_dir / "profiles.parquet")
     assert profiles.height == 120
     assert result.api_key and len(result.api_key) >= 20
-    fitted = result.stages[3].summary
+    by_name = {stage.name: stage.summary for stage in result.stages}
+    fitted = by_name["fit propensity"]
     assert fitted["auc"] > 0.7 and fitted["learner"] == "logistic"
-    decided = result.stages[4].summary
+    decided = by_name["decide offers"]
     assert decided["propensity"].startswith(f"model {fitted['version']}")
 
 
@@ -66,6 +69,7 @@ def test_demo_command_prints_the_stages_and_a_working_key(
     assert result.exit_code == 0, result.output
     for stage in ("load + validate", "train recommenders", "publish snapshot", "loyalty backfill"):
         assert stage in result.stdout
+    assert "/ui" in result.stdout.split("shown once):", 1)[1]  # where the dashboard is
     key = result.stdout.split("shown once):", 1)[1].split()[0]
     client = redis.Redis.from_url(redis_url)
     try:
