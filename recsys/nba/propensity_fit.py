@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.metrics import roc_auc_score
 
 from recsys.clock import utcnow
 from recsys.exceptions import DataError
-from recsys.nba.propensity import calibration_table, roc_auc
+from recsys.nba.propensity import calibration_table
 from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_features import LOG_FEATURES, feature_names, kind_features, training_features
 from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory, label_exposures
@@ -94,7 +95,7 @@ def fit_propensity(
             "train_accept_rate": round(float(y_train.mean()), 4),
             "valid_accept_rate": round(float(y_valid.mean()), 4),
         },
-        "auc": round(roc_auc(p, y_valid), 4),
+        "auc": round(float(roc_auc_score(y_valid, p)), 4),
         "ece": round(cal["ece"], 4),
         "brier": round(cal["brier"], 4),
         "calibration": cal["bins"],
