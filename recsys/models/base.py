@@ -213,10 +213,23 @@ class Recommender(ABC):
         scores_out = np.empty((rows.size, k), np.float32)
         for start in range(0, rows.size, batch_size):
             batch = rows[start : start + batch_size]
-            scores = self._score(batch).astype(np.float32, copy=False)
-            self._apply_masks(scores, batch, blocked, bought_policy)
-            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = top_k(scores, k)
+            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = self._rank_batch(
+                batch, k, blocked, bought_policy
+            )
         return ids_out, scores_out
+
+    def _rank_batch(
+        self, batch: np.ndarray, k: int, blocked: np.ndarray, bought_policy: bool | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the top ``k`` ``(ids, scores)`` of one batch of customers after the filters.
+
+        ``blocked``: items never to return; ``bought_policy``: drop all / none of the bought items, or a per-item
+        "drop if bought" mask. The default scores the whole catalog densely (``_score``); a model that ranks a few
+        candidates per customer overrides this hook rather than ``recommend``.
+        """
+        scores = self._score(batch).astype(np.float32, copy=False)
+        self._apply_masks(scores, batch, blocked, bought_policy)
+        return top_k(scores, k)
 
     def _masks(
         self, item_filter: ItemFilter | None, filter_items: np.ndarray | None, exclude_bought: bool | None

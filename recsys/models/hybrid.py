@@ -26,10 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.base import BATCH_SIZE, Recommender, top_k
+from recsys.models.base import Recommender, top_k
 from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
 from recsys.models.collaborative import ALSRecommender, BM25KNNRecommender, BPRRecommender, CosineKNNRecommender
-from recsys.models.filters import ItemFilter
 
 EXPLORE_MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -140,40 +139,21 @@ class HybridRecommender(Recommender):
         dense[rows[valid], cand.ids[valid]] = blended[valid]
         return dense
 
-    def recommend(
-        self,
-        customer_idx: np.ndarray | list[int],
-        k: int,
-        *,
-        item_filter: ItemFilter | None = None,
-        filter_items: np.ndarray | None = None,
-        exclude_bought: bool | None = None,
-        batch_size: int = BATCH_SIZE,
+    def _rank_batch(
+        self, batch: np.ndarray, k: int, blocked: np.ndarray, bought_policy: bool | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Recommender.recommend`; filters are applied to the few hundred candidates, not the catalog."""
-        self._check_fitted()
-        rows = np.asarray(customer_idx, dtype=np.int64).ravel()
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers):
-            raise IndexError(f"customer index out of range 0..{self.n_customers - 1}")
-        blocked, policy = self._masks(item_filter, filter_items, exclude_bought)
-        ids_out = np.empty((rows.size, k), np.int32)
-        scores_out = np.empty((rows.size, k), np.float32)
-        for start in range(0, rows.size, batch_size):
-            batch = rows[start : start + batch_size]
-            cand = self.candidates(batch)
-            scores = cand.blend(self.customer_weights(batch))
-            safe = np.maximum(cand.ids, 0)
-            drop = blocked[safe]
-            # Repeat candidates are exactly the bought items; explore candidates never are.
-            if policy is True:
-                drop |= cand.is_repeat
-            elif policy is not False:
-                drop |= cand.is_repeat & np.asarray(policy)[safe]
-            scores[drop] = -np.inf
-            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = _rank_candidates(
-                cand.ids, scores, k
-            )
-        return ids_out, scores_out
+        """Filters are applied to the few hundred candidates of each customer, not to the whole catalog."""
+        cand = self.candidates(batch)
+        scores = cand.blend(self.customer_weights(batch))
+        safe = np.maximum(cand.ids, 0)
+        drop = blocked[safe]
+        # Repeat candidates are exactly the bought items; explore candidates never are.
+        if bought_policy is True:
+            drop |= cand.is_repeat
+        elif bought_policy is not False:
+            drop |= cand.is_repeat & np.asarray(bought_policy)[safe]
+        scores[drop] = -np.inf
+        return _rank_candidates(cand.ids, scores, k)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"repeat_ratio": self.repeat_ratio_, "item_repeat_rate": self.item_repeat_rate_}
