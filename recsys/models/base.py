@@ -159,16 +159,16 @@ class Recommender(ABC):
         self.items_ = items
         self.fingerprint_ = artifacts.fingerprint(csr, customers, items)
         self.trained_at_ = datetime.now(UTC).isoformat(timespec="seconds")
-        self._transactions = transactions
-        try:
-            self._fit(csr, recent_csr)
-        finally:
-            self._transactions = None  # never kept: a fitted model holds only what it learned
+        self._fit(csr, recent_csr, transactions)  # the lines are an argument, never kept on the model
         return self
 
     @abstractmethod
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
-        """Learn from the counts (and optional recency-weighted counts)."""
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
+        """Learn from the counts, the optional recency-weighted counts and the purchase lines behind them.
+
+        ``transactions`` is not ``None`` whenever the model ``needs_transactions`` (``fit`` checks it); a fitted
+        model keeps only what it learned from it.
+        """
 
     @property
     def n_items(self) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
 from recsys.models.base import Recommender
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _dense_sparse_rows(matrix: sp.csr_matrix, batch: np.ndarray) -> np.ndarray:
@@ -43,7 +46,7 @@ class PopularityRecommender(_ListModel):
     def __init__(self) -> None:
         pass
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         self.item_scores_ = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
 
 
@@ -59,7 +62,7 @@ class TrendingRecommender(_ListModel):
     def __init__(self, half_life_days: float = 14.0) -> None:
         self.half_life_days = half_life_days
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         source = recent if recent is not None else counts
         self.item_scores_ = np.asarray(source.sum(axis=0), dtype=np.float32).ravel()
 
@@ -78,7 +81,7 @@ class PopularInCategoryRecommender(Recommender):
     def __init__(self, top_categories: int = 3) -> None:
         self.top_categories = top_categories
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         n_items = counts.shape[1]
         codes = (
             np.zeros(n_items, np.int64) if self.item_categories is None else np.asarray(self.item_categories, np.int64)
@@ -134,7 +137,7 @@ class BuyAgainRecommender(Recommender):
     def __init__(self, half_life_days: float = 120.0) -> None:
         self.half_life_days = half_life_days
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         scores = (recent if recent is not None else counts).copy()
         # A tiny count term breaks ties between equally decayed items in favour of the more frequent one.
         scores = scores + counts.multiply(1e-6).tocsr()
@@ -164,7 +167,7 @@ class UserKNNRecommender(Recommender):
         self.neighbours = neighbours
         self.half_life_days = half_life_days
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         rows = (recent if recent is not None else counts).astype(np.float32)
         norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
         self.vectors_ = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ rows, dtype=np.float32)

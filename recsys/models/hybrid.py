@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +29,9 @@ import scipy.sparse as sp
 from recsys.models.base import Recommender, top_k
 from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
 from recsys.models.collaborative import ALSRecommender, BM25KNNRecommender, BPRRecommender, CosineKNNRecommender
+
+if TYPE_CHECKING:
+    import polars as pl
 
 EXPLORE_MODELS: dict[str, type[Recommender]] = {
     cls.name: cls
@@ -94,7 +97,7 @@ class HybridRecommender(Recommender):
             **(self.explore_params or {})
         )
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         repeat, explore = self._components()
         self.repeat_ = repeat.fit(counts, recent=recent)
         self.explore_ = explore.fit(counts, recent=recent)

@@ -328,8 +328,10 @@ class LearnedHybridRecommender(Recommender):
         self.horizon_days = horizon_days
         self.max_training_customers = max_training_customers
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
-        lines = basket_lines(self._transactions, self.customers_, self.items_)
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
+        if transactions is None:  # fit() refuses a model that needs_transactions without them
+            raise ValueError("hybrid_ltr learns from basket history: fit it with transactions=<the purchase lines>")
+        lines = basket_lines(transactions, self.customers_, self.items_)
         train = training_frame(
             lines,
             self.target_baskets,
