@@ -100,6 +100,17 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, best
 
 
+def dense_rows(matrix: sp.csr_matrix, batch: np.ndarray) -> np.ndarray:
+    """Return rows ``batch`` of a sparse score matrix as a dense float32 array, ``-inf`` where nothing is stored.
+
+    The ``_score`` of a model whose scores are a customers × items CSR (buy-again, the learned hybrid).
+    """
+    rows = matrix[batch]
+    out = np.full(rows.shape, -np.inf, np.float32)
+    out[np.repeat(np.arange(batch.size), np.diff(rows.indptr)), rows.indices] = rows.data
+    return out
+
+
 class Recommender(ABC):
     """Base of every model: ``fit`` → ``recommend`` / ``similar_items`` → ``save`` / ``load``.
 
@@ -260,6 +271,18 @@ class Recommender(ABC):
             keep = policy[cols]
             rows, cols = rows[keep], cols[keep]
         scores[rows, cols] = -np.inf
+
+    def score(self, customer_idx: np.ndarray | list[int]) -> np.ndarray:
+        """Return the model's raw dense scores ``float32[n, n_items]`` of these customers, before any filter.
+
+        ``-inf`` marks an item that is not a candidate for the customer. Another model that builds on this one (the
+        hybrid's explore list) reads scores here. Raises ``IndexError`` for a customer index outside the fitted matrix.
+        """
+        self._check_fitted()
+        rows = np.asarray(customer_idx, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers):
+            raise IndexError(f"customer index out of range 0..{self.n_customers - 1}")
+        return self._score(rows).astype(np.float32, copy=False)
 
     @abstractmethod
     def _score(self, batch: np.ndarray) -> np.ndarray:

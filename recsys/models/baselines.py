@@ -9,18 +9,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, dense_rows
 
 if TYPE_CHECKING:
     import polars as pl
-
-
-def _dense_sparse_rows(matrix: sp.csr_matrix, batch: np.ndarray) -> np.ndarray:
-    """Rows of ``matrix`` as a dense array with ``-inf`` where nothing is stored."""
-    rows = matrix[batch]
-    out = np.full(rows.shape, -np.inf, np.float32)
-    out[np.repeat(np.arange(batch.size), np.diff(rows.indptr)), rows.indices] = rows.data
-    return out
 
 
 class _ListModel(Recommender):
@@ -144,7 +136,7 @@ class BuyAgainRecommender(Recommender):
         self.scores_ = sp.csr_matrix(scores, dtype=np.float32)
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        return _dense_sparse_rows(self.scores_, batch)
+        return dense_rows(self.scores_, batch)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return csr_arrays("scores", self.scores_)

@@ -117,7 +117,7 @@ class HybridRecommender(Recommender):
         r_ids, r_scores = sparse_top_k(repeat_rows, repeat_rows.data * prior, self.repeat_candidates)
         repeat_scaled = _scale(r_scores)
         # Dense rows: with a few thousand candidate items per customer, a dense top-k beats sorting sparse entries.
-        explore_scores = self.explore_._score(batch).astype(np.float32)
+        explore_scores = np.array(self.explore_.score(batch), np.float32)  # a copy: masked below
         if self.neighbour_weight:
             # TIFU-KNN's neighbour term: what the explore model thinks of an item the customer already buys.
             best = np.max(np.where(np.isfinite(explore_scores), explore_scores, 0.0), axis=1, keepdims=True)

@@ -46,8 +46,7 @@ import scipy.sparse as sp
 
 from recsys.columns import Columns
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
-from recsys.models.base import Recommender
-from recsys.models.baselines import _dense_sparse_rows
+from recsys.models.base import Recommender, dense_rows
 
 # Internal column names (prefixed so they never clash with a transaction column).
 _CU, _IT, _T, _RL, _Q, _Y = "_cu", "_it", "_t", "_rl", "_q", "_y"
@@ -413,7 +412,7 @@ class LearnedHybridRecommender(Recommender):
         return dict(sorted(zip(FEATURES, map(float, gains), strict=True), key=lambda kv: -kv[1]))
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        return _dense_sparse_rows(self.scores_, batch)
+        return dense_rows(self.scores_, batch)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
