@@ -17,7 +17,7 @@ from recsys.loyalty.program import load_program
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 
-PROGRAM = load_program(Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml")
+PROGRAM = load_program(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml")
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
 
 
