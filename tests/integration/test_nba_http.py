@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
 from recsys.settings import Settings
+from recsys.store.base import OfferCatalog, OfferDecision, OfferDecisions
 from recsys.store.keys import Keys
 
 auth = pytest.importorskip("serving.auth")
@@ -35,14 +36,16 @@ class FakeStore:
         self.decisions = decide(frame, catalog).decisions
         self.offers = [o.to_dict() for o in catalog.offers]
 
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        return {"version": "v7", "offers": self.decisions.filter(pl.col("customer_id") == customer_id).to_dicts()}
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions:
+        rows = self.decisions.filter(pl.col("customer_id") == customer_id).to_dicts()
+        return OfferDecisions("v7", [OfferDecision.from_row(r) for r in rows])
 
-    async def get_offer_catalog(self) -> list[dict[str, Any]]:
-        return self.offers
+    async def get_offer_catalog(self) -> OfferCatalog:
+        return OfferCatalog("v7", self.offers)
 
-    async def get_offer_audience(self, offer_id: str) -> list[dict[str, Any]]:
-        return self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions:
+        rows = self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
+        return OfferDecisions("v7", [OfferDecision.from_row(r) for r in rows])
 
     async def record_purchases(self, purchases: list) -> None:
         """Purchases are not part of these tests."""

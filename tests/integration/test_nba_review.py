@@ -21,6 +21,7 @@ from recsys.nba.decision import build_frame, decide
 from recsys.nba.expressions import parse
 from recsys.nba.fields import conform
 from recsys.nba.offers import catalog_from_dict
+from recsys.store.base import OfferCatalog, OfferDecision, OfferDecisions
 from recsys.store.keys import Keys
 from serving.services.events import record_events
 from serving.services.offer_events import apply_offer_events
@@ -35,14 +36,15 @@ class FakeStore:
     def __init__(self, decisions: list[dict[str, Any]], offers: list[dict[str, Any]]) -> None:
         self.decisions, self.offers = decisions, offers
 
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        return {"version": "v1", "offers": [r for r in self.decisions if r["customer_id"] == customer_id]}
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions:
+        rows = [r for r in self.decisions if r["customer_id"] == customer_id]
+        return OfferDecisions("v1", [OfferDecision.from_row(r) for r in rows])
 
-    async def get_offer_catalog(self) -> list[dict[str, Any]]:
-        return self.offers
+    async def get_offer_catalog(self) -> OfferCatalog:
+        return OfferCatalog("v1", self.offers)
 
-    async def get_offer_audience(self, offer_id: str) -> list[dict[str, Any]]:
-        return [r for r in self.decisions if r["offer_id"] == offer_id]
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions:
+        return OfferDecisions("v1", [OfferDecision.from_row(r) for r in self.decisions if r["offer_id"] == offer_id])
 
     async def record_purchases(self, purchases: list) -> None:
         """No purchases in these tests."""

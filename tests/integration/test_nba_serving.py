@@ -15,6 +15,7 @@ from async_redis import with_client
 from recsys import clock
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
+from recsys.store.base import OfferCatalog, OfferDecision, OfferDecisions
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
 from serving.services.offers import campaign_audience, customer_offers
@@ -38,14 +39,16 @@ class FakeStore:
     def __init__(self, decisions: pl.DataFrame, offers: list[dict[str, Any]]) -> None:
         self.decisions, self.offers = decisions, offers
 
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        return {"version": "v1", "offers": self.decisions.filter(pl.col("customer_id") == customer_id).to_dicts()}
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions:
+        rows = self.decisions.filter(pl.col("customer_id") == customer_id).to_dicts()
+        return OfferDecisions("v1", [OfferDecision.from_row(r) for r in rows])
 
-    async def get_offer_catalog(self) -> list[dict[str, Any]]:
-        return self.offers
+    async def get_offer_catalog(self) -> OfferCatalog:
+        return OfferCatalog("v1", self.offers)
 
-    async def get_offer_audience(self, offer_id: str) -> list[dict[str, Any]]:
-        return self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions:
+        rows = self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
+        return OfferDecisions("v1", [OfferDecision.from_row(r) for r in rows])
 
 
 @pytest.fixture(autouse=True)
