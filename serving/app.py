@@ -22,6 +22,7 @@ from serving.metrics import Metrics, MetricsMiddleware
 from serving.redis_client import create_client
 from serving.redis_mux import MuxRedis
 from serving.responses import OrjsonResponse
+from serving.services import dashboard
 from serving.services.foldin import FoldIn
 
 # Routers joined here. Modules of other parts are included once their file exists.
@@ -34,6 +35,9 @@ ROUTER_MODULES = (
     "serving.routers.offers",
     "serving.routers.campaigns",
     "serving.routers.loyalty",
+    "serving.routers.dashboard",
+    "serving.ui.pages",
+    "serving.ui.actions",
 )
 
 # A young-generation threshold this high means a collection every ~50k allocations instead of 700:
@@ -72,14 +76,21 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
             url = await asyncio.to_thread(embedded.start)
         client = create_client(url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30)
         app.state.redis = client
+        app.state.redis_url = url  # for the few synchronous calls (the publisher's rollback from the web UI)
         app.state.keys = Keys(settings.env)
         app.state.settings = settings
         _attach_store(app)
+        # the dashboard's figures over every member take a scan of the ledger: start it now, not at the first page
+        warm = asyncio.create_task(dashboard.warm(app)) if settings.dashboard_warmup else None
         if gc_tuning:
             tune_gc()
         try:
             yield
         finally:
+            if warm is not None:
+                warm.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warm
             mux = getattr(app.state, "mux", None)
             if mux is not None:
                 await mux.aclose()
@@ -102,7 +113,20 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     _include_routers(app)
+    _install_ui(app)
     return app
+
+
+def _install_ui(app: FastAPI) -> None:
+    from starlette.responses import RedirectResponse
+
+    from serving.ui.pages import page_error
+
+    app.state.ui_errors = page_error  # errors of /ui pages render as HTML (serving.errors)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
 
 
 def _attach_store(app: FastAPI) -> None:

@@ -167,6 +167,19 @@ async def _scope_of(request: Request, token: str) -> str | None:
     return scope if hmac.compare_digest(digest, hash_key(token)) else None
 
 
+async def scope_of_key(request: Request, api_key: str) -> str | None:
+    """Return the scope of ``api_key`` if it is a live key of this service, else ``None`` (cached like requests).
+
+    Raises ``StoreUnavailable`` when Redis is needed and unreachable.
+    """
+    return await _scope_of(request, api_key.strip())
+
+
+def key_id_of(api_key: str) -> str | None:
+    """Return the public id part of a well-formed key (``ck_<id>_<secret>``), else ``None``."""
+    return _key_id(api_key.strip())
+
+
 def require_scope(scope: str) -> Callable[[Request], Awaitable[str]]:
     """Return a dependency that admits requests whose key has ``scope`` or a higher one; it returns the key's scope.
 

@@ -130,7 +130,7 @@ def authorised(scope: Scope, cache: KeyCache | None, needed: str = "read") -> bo
     if cache is None:
         return False
     token = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-    if token is None or not token[:7].lower() == b"bearer ":
+    if token is None or token[:7].lower() != b"bearer ":
         return False
     api_key = token[7:].strip().decode("latin-1")
     key_id = _key_id(api_key)

@@ -121,7 +121,8 @@ class MuxRedis:
 
     @classmethod
     def for_client(cls, client: aioredis.Redis) -> MuxRedis | None:
-        """Return a ``MuxRedis`` with ``client``'s connection settings, or ``None`` if they are not plain TCP/unix ones."""
+        """Return a ``MuxRedis`` with ``client``'s connection settings, or ``None`` if they are not plain TCP/unix
+        ones."""
         pool = client.connection_pool
         kw = pool.connection_kwargs
         # the class redis-py would connect with, under the hiredis packing mixin of serving.redis_client

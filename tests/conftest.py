@@ -15,6 +15,10 @@ import redis
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 
+# Test apps do only what each test asks of Redis: no background warm-up of the dashboard's figures (its own tests
+# turn it on where they check it).
+os.environ.setdefault("CENTRIC_DASHBOARD_WARMUP", "0")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TIMETRAVEL = Path(__file__).resolve().parent / "timetravel"
 # Test files whose behaviour involves "now" (points expiry, tiers, campaigns, contact-policy windows, offer

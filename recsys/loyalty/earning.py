@@ -94,7 +94,8 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def month_label(now: datetime) -> str:
-    """Return ``now``'s ``YYYYMM`` label in UTC (the format of ``months_window``; several times faster than strftime)."""
+    """Return ``now``'s ``YYYYMM`` label in UTC (the format of ``months_window``; several times faster than
+    strftime)."""
     if now.utcoffset():
         now = now.astimezone(UTC)
     return f"{now.year:04d}{now.month:02d}"

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -259,11 +259,8 @@ class LoyaltyFlow:
             if nxt is None
             else round(min(100.0, 100.0 * max(earned - tier.threshold, 0) / (nxt.threshold - tier.threshold)), 1)
         )
-        start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
-        # lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring"
-        expiring = sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
-        # points past their expiry date are gone even before a write or `centric loyalty expire` books it
-        balance = acct["balance"] - sum(n for exp, n in acct["lots"].items() if exp <= start)
+        expiring = ops.expiring_points(acct, now, 30)
+        balance = ops.live_balance(acct, now)
         offered = [
             RewardStanding(r, int(s or 0), balance >= r.cost)
             for r, s in zip(rewards, stocks, strict=True)

@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +54,24 @@ def decode_account(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
         elif k in acct:
             acct[k] = n
     return acct
+
+
+def live_balance(acct: Mapping[str, Any], now: datetime) -> int:
+    """Return a decoded account's balance without the points past their expiry date at ``now``.
+
+    Those points are gone even before a write or `centric loyalty expire` books their expiry.
+    """
+    start = now.timestamp()
+    return int(acct["balance"]) - sum(n for exp, n in acct["lots"].items() if exp <= start)
+
+
+def expiring_points(acct: Mapping[str, Any], now: datetime, days: int = 30) -> int:
+    """Return the points of a decoded account that expire after ``now`` and within ``days`` days.
+
+    Lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring".
+    """
+    start, horizon = now.timestamp(), (now + timedelta(days=days)).timestamp()
+    return sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
 
 
 class UnknownOrder(NotFound):

@@ -289,7 +289,7 @@ class Recommender(ABC):
         """Learned arrays to save (besides the purchase matrix, saved by the base class)."""
         return {}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:  # noqa: B027 - optional hook; most models have no arrays
         """Rebuild learned state from the arrays written by ``_arrays``."""
 
     def save(self, directory: Path | str) -> Path:

@@ -99,11 +99,13 @@ class Keys:
         return f"{self.ns}:snap:{_tag('snap')}:pending"
 
     def snapshot_table(self, version: str, name: str) -> str:
-        """String or hash: a small per-version table (``items:<chunk>``, ``fallbacks``, ``labels``, ``offer_catalog``)."""
+        """String or hash: a small per-version table (``items:<chunk>``, ``fallbacks``, ``labels``,
+        ``offer_catalog``)."""
         return f"{self.ns}:snap:{version}:{name}:{_tag('v:' + version)}"
 
     def snapshot_bucket(self, version: str, kind: str, bucket: int) -> str:
-        """Hash: one bucket of per-entity records of ``kind`` (``recs``, ``prof``, ``offers`` by customer; ``sim`` by item)."""
+        """Hash: one bucket of per-entity records of ``kind`` (``recs``, ``prof``, ``offers`` by customer; ``sim``
+        by item)."""
         return f"{self.ns}:snap:{version}:{kind}:{bucket}:{_tag(f'g{bucket % BUCKET_GROUPS}')}"
 
     def snapshot_bucket_pattern(self, version: str) -> str:
@@ -122,7 +124,8 @@ class Keys:
     # Reward stock is tagged by reward (``{lr:<reward>}``): redeem reserves stock in its own script first
     # (idempotent per key), then debits the customer; a refused debit releases the reservation.
     def loyalty_account(self, customer_id: str) -> str:
-        """Hash: ``balance``, ``debt``, ``orders``, ``tier``, ``seq``, ``em:<YYYYMM>`` earned, ``lot:<expiry>`` remaining."""
+        """Hash: ``balance``, ``debt``, ``orders``, ``tier``, ``seq``, ``em:<YYYYMM>`` earned, ``lot:<expiry>``
+        remaining."""
         return f"{self.ns}:loy:acct:{_tag('lc:' + customer_id)}"
 
     def loyalty_lots(self, customer_id: str) -> str:
@@ -134,7 +137,8 @@ class Keys:
         return f"{self.ns}:loy:entries:{_tag('lc:' + customer_id)}"
 
     def loyalty_idempotency(self, customer_id: str) -> str:
-        """Hash: idempotency key -> ``<payload sha256>|<result JSON>`` (a recorded refusal: ``<sha>|!insufficient|<JSON>``)."""
+        """Hash: idempotency key -> ``<payload sha256>|<result JSON>`` (a recorded refusal:
+        ``<sha>|!insufficient|<JSON>``)."""
         return f"{self.ns}:loy:idem:{_tag('lc:' + customer_id)}"
 
     def loyalty_orders(self, customer_id: str) -> str:
@@ -142,7 +146,8 @@ class Keys:
         return f"{self.ns}:loy:orders:{_tag('lc:' + customer_id)}"
 
     def loyalty_stock(self, reward_id: str) -> str:
-        """Hash of one reward's stock: ``stock`` (int) and ``res:<len(customer)>:<customer>:<idempotency key>`` reservations."""
+        """Hash of one reward's stock: ``stock`` (int) and ``res:<len(customer)>:<customer>:<idempotency key>``
+        reservations."""
         return f"{self.ns}:loy:stock:{_tag('lr:' + reward_id)}"
 
     def loyalty_customers(self) -> str:
@@ -154,12 +159,19 @@ class Keys:
     # Contact state is tagged by customer (one slot per customer: one script updates it atomically);
     # budgets are tagged by offer (one slot per offer). No script needs both, so Cluster works.
     def nba_contacts(self, customer_id: str) -> str:
-        """Hash of one customer's contact state: ``imp:<channel>:<period>`` counts, ``dis:<offer>`` / ``red:<offer>`` epoch seconds, ``redn:<offer>`` counts."""
+        """Hash of one customer's contact state: ``imp:<channel>:<period>`` counts, ``dis:<offer>`` /
+        ``red:<offer>`` epoch seconds, ``redn:<offer>`` counts."""
         return f"{self.ns}:nba:contacts:{_tag('c:' + customer_id)}"
 
     def nba_budget(self, offer_id: str) -> str:
         """Hash of one offer's live budget use: ``redemptions``, ``impressions`` and ``impressions:<arm>`` (ints)."""
         return f"{self.ns}:nba:budget:{_tag('o:' + offer_id)}"
+
+    # --- dashboard (web UI) ---------------------------------------------------------------
+    # One small key per signed-in browser session, tagged by the session id (sessions are independent).
+    def ui_session(self, session_id: str) -> str:
+        """String with TTL: a web UI session, JSON ``{key_id, digest, scope, csrf, created_at}`` (never the API key)."""
+        return f"{self.ns}:ui:session:{_tag('s:' + session_id)}"
 
 
 class Fields:
@@ -172,6 +184,8 @@ class Fields:
     # --- snapshot meta hash (``Keys.snapshot_meta``) and per-version tables (``Keys.snapshot_table``) --------------
     META_INFO = "info"  # JSON: counts, checksums, bucket counts, encodings, created_at
     META_STATUS = "status"  # "writing" | "active"
+    DASHBOARD_TABLE = "dashboard"  # JSON: the dashboard's aggregates of the version (recsys.analytics.dashboard)
+    EXPERIMENTS_TABLE = "experiments"  # JSON: the experiments the version's decisions assigned arms by
 
     @staticmethod
     def audience_table(offer_id: str) -> str:

@@ -218,3 +218,13 @@ class MemoryStore:
     async def model_files(self) -> Mapping[str, bytes]:
         """Return the published recommender files."""
         return dict(self._current().prepared.model_files)
+
+    async def dashboard(self) -> dict[str, Any]:
+        """Return the version's dashboard aggregates and experiments document (``None`` when not published)."""
+        v = self._current()
+        return {
+            "version": v.version,
+            "created_at": v.created_at,
+            "dashboard": v.prepared.dashboard,
+            "experiments": v.prepared.experiments,
+        }

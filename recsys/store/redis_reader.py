@@ -48,11 +48,13 @@ class VersionState:
     buckets: dict[str, int]
     offer_catalog: list[dict[str, Any]] | None
     models: dict[str, bytes] | None = None
+    dashboard: dict[str, Any] | None = None  # {"dashboard", "experiments"}, read once per version on first use
     loaded_at: float = field(default_factory=time.monotonic)
 
 
 class Multiplexer(Protocol):
-    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies returned."""
+    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies
+    returned."""
 
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]: ...
 
@@ -277,6 +279,31 @@ class RedisSnapshotReader:
             state.models = {n: b for n, b in zip(names, blobs) if b is not None}
         return state.models
 
+    async def dashboard(self) -> dict[str, Any]:
+        """Return ``{"version", "created_at", "dashboard", "experiments"}`` of the active version.
+
+        The two tables are read once per version and kept with it.
+        """
+        import datetime as dt
+
+        state = await self._current()
+        if state.dashboard is None:
+            try:
+                raw = await self.client.mget(
+                    [
+                        self.keys.snapshot_table(state.version, name)
+                        for name in (Fields.DASHBOARD_TABLE, Fields.EXPERIMENTS_TABLE)
+                    ]
+                )
+            except (RedisError, OSError) as exc:
+                raise _errors(exc) from exc
+            state.dashboard = {
+                "dashboard": orjson.loads(raw[0]) if raw[0] else None,
+                "experiments": orjson.loads(raw[1]) if raw[1] else None,
+            }
+        created = dt.datetime.fromtimestamp(state.created_at_s, dt.UTC)
+        return {"version": state.version, "created_at": created, **state.dashboard}
+
 
 def _build_state(
     version: str,
@@ -304,7 +331,7 @@ def _build_state(
         list_dtype=codec.dtype_from_json(info["list_dtype"]),
         row_format=codec.struct_format(codec.dtype_from_json(info["list_dtype"])),
         table=table,
-        labels=labels,  # type: ignore[arg-type]
+        labels=labels,
         fallbacks=fallbacks,
         profile_codec=codec.ProfileCodec.from_json(info["profile_codec"]) if info.get("profile_codec") else None,
         buckets={k: int(v) for k, v in info.get("buckets", {}).items()},

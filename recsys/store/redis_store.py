@@ -19,6 +19,7 @@ A publish killed at any point before step 5 leaves the pointer on the old versio
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -146,10 +147,8 @@ class RedisSnapshotStore:
             raise StoreUnavailable(f"publish of {version} failed, previous version stays active: {exc}") from exc
         finally:
             heartbeat.stop()
-            try:
+            with contextlib.suppress(RedisError):  # the lock expires by itself
                 scripts.run(self.client, scripts.RELEASE_LOCK, [self.keys.snapshot_lock()], [version])
-            except RedisError:
-                pass  # the lock expires by itself
         return PublishReport(version, writer.counts, checksums, time.perf_counter() - start, removed, notes)
 
     def refresh_lock(self, version: str) -> None:
@@ -261,8 +260,22 @@ class _LockHeartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` in short steps; return True as soon as ``stop`` was called.
+
+        Not ``Event.wait(timeout)``: its timed semaphore wait never returns under libfaketime, which the suite's
+        any-date check uses (docs/testing.md); plain sleeps work under every clock.
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
     def _run(self) -> None:
-        while not self._stop.wait(max(LOCK_TTL_S / 3, 0.05)):
+        while not self._pause(max(LOCK_TTL_S / 3, 0.05)):
             try:
                 self.store.refresh_lock(self.version)
             except Conflict as exc:

@@ -86,7 +86,9 @@ class VersionWriter:
         if p.offers is not None:
             tables["offer_catalog"] = orjson.dumps(p.offers, default=str)
         if p.experiments is not None:
-            tables["experiments"] = orjson.dumps(p.experiments, default=str)
+            tables[Fields.EXPERIMENTS_TABLE] = orjson.dumps(p.experiments, default=str)
+        if p.dashboard is not None:
+            tables[Fields.DASHBOARD_TABLE] = orjson.dumps(p.dashboard, default=str)
         if p.decisions is not None:
             for (offer_id,), part in p.decisions.group_by("offer_id"):
                 tables[Fields.audience_table(offer_id)] = _ipc(part)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path
+from fastapi import APIRouter, Depends, Header, Path, Query
 
 from serving.auth import require_scope
 from serving.routing import StrictQueryRoute
@@ -13,6 +13,7 @@ from serving.schemas.loyalty import (
     GrantCreate,
     GrantResultPublic,
     LedgerResultPublic,
+    LoyaltyHistoryPublic,
     LoyaltyPublic,
     RedeemCreate,
     ReverseCreate,
@@ -40,6 +41,21 @@ IdempotencyKey = Annotated[
 async def get_loyalty(loyalty: LoyaltyDep, customer_id: CustomerId) -> LoyaltyPublic:
     """Balance, tier, progress to the next tier, points expiring in 30 days, and the rewards this tier may redeem."""
     return await service.account(loyalty, customer_id, service.utcnow())
+
+
+@router.get(
+    "/customers/{customer_id}/loyalty/history",
+    response_model=LoyaltyHistoryPublic,
+    dependencies=[Depends(require_scope("read"))],
+)
+async def get_loyalty_history(
+    loyalty: LoyaltyDep,
+    customer_id: CustomerId,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Entries to skip, newest first.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="Entries per page.")] = 50,
+) -> LoyaltyHistoryPublic:
+    """The loyalty statement, newest first: earns, redemptions, reversals, expiries, grants; paginated."""
+    return await service.statement(loyalty, customer_id, offset, limit)
 
 
 @router.post(

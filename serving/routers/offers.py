@@ -27,5 +27,6 @@ async def get_customer_offers(
     channel: Annotated[str, Query(pattern=r"^(web|app|email|push)$")] = "app",
     k: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> CustomerOffersPublic:
-    """Ranked offers with expected value, P(accept), reason and experiment arm, after live contact policy and budgets."""
+    """Ranked offers with expected value, P(accept), reason and experiment arm, after live contact policy and
+    budgets."""
     return await service.customer_offers(redis, keys, store, customer_id, channel=channel, k=k)

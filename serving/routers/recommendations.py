@@ -1,6 +1,7 @@
 """``GET /v1/customers/{customer_id}/recommendations`` and ``POST /v1/recommendations/basket``.
 
-Unknown query parameters are rejected with 422 (``StrictQueryRoute``): a typo such as ``?limit=5`` must not be silently ignored.
+Unknown query parameters are rejected with 422 (``StrictQueryRoute``): a typo such as ``?limit=5`` must not be
+silently ignored.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="Exte
 async def get_recommendations(
     serving: ServingDep, customer_id: CustomerId, query: Annotated[RecommendationsQuery, Query()]
 ) -> OrjsonResponse:
-    """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown customers."""
+    """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown
+    customers."""
     excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
     body = await service.recommend(
         serving.store,

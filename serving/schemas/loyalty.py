@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -111,3 +112,25 @@ class GrantResultPublic(BaseModel):
     """A bulk grant's answers, one per customer, in request order."""
 
     results: list[LedgerResultPublic]
+
+
+class StatementEntryPublic(BaseModel):
+    """One line of a loyalty statement: an earn, redemption, reversal, expiry, grant or adjustment."""
+
+    entry_id: str
+    type: str
+    amount: int = Field(description="Change of the balance in points (negative for redemptions, reversals, expiries).")
+    at: datetime
+    reason: str = ""
+    source: str = Field(default="", description="The order id of an earn or reversal, the reward or grant source.")
+
+
+class LoyaltyHistoryPublic(BaseModel):
+    """A page of a customer's loyalty statement, newest first; ``next_offset`` is None on the last page."""
+
+    customer_id: str
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    entries: list[StatementEntryPublic]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from fastapi import Request
 
@@ -29,9 +30,11 @@ from serving.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
     LedgerResultPublic,
+    LoyaltyHistoryPublic,
     LoyaltyPublic,
     OrderLine,
     RewardPublic,
+    StatementEntryPublic,
 )
 
 __all__ = ["RewardUnavailable"]  # raised by the flow; re-exported where the service's callers look for it
@@ -74,7 +77,12 @@ async def get_loyalty(request: Request) -> LoyaltyService:
 
     Raises ``ConfigError`` (a bad program file) on every call until the file is fixed.
     """
-    state = request.app.state
+    return await loyalty_of(request.app)
+
+
+async def loyalty_of(app: Any) -> LoyaltyService:
+    """Return the loyalty service of ``app`` (a FastAPI app), made on first use (see ``get_loyalty``)."""
+    state = app.state
     service = getattr(state, "loyalty", None)
     if service is not None:
         return service
@@ -242,3 +250,29 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
 def utcnow() -> datetime:
     """Return the current time, tz-aware UTC: :func:`recsys.clock.utcnow` (tests set that clock)."""
     return clock.utcnow()
+
+
+async def statement(svc: LoyaltyService, customer_id: str, offset: int, limit: int) -> LoyaltyHistoryPublic:
+    """Return a page of the customer's ledger entries, newest first (an unknown customer has an empty statement)."""
+    key = svc.keys.loyalty_entries(customer_id)
+    total = int(await svc.redis.llen(key))
+    # entries are appended oldest first: the newest ``offset``..``offset+limit`` are at the tail
+    stop, start = total - 1 - offset, max(total - offset - limit, 0)
+    raw = await svc.redis.lrange(key, start, stop) if stop >= 0 else []
+    entries = []
+    for blob in reversed(raw):
+        entry = orjson.loads(blob)
+        entries.append(
+            StatementEntryPublic(
+                entry_id=str(entry.get("id", "")),
+                type=str(entry.get("type", "")),
+                amount=int(entry.get("amount", 0)),
+                at=datetime.fromtimestamp(int(entry.get("at", 0)), UTC),
+                reason=str(entry.get("reason") or ""),
+                source=str(entry.get("source") or ""),
+            )
+        )
+    nxt = offset + limit if offset + limit < total else None
+    return LoyaltyHistoryPublic(
+        customer_id=customer_id, total=total, offset=offset, limit=limit, next_offset=nxt, entries=entries
+    )

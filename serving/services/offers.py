@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
-from recsys.nba.audience import select_audience
+from recsys.nba.audience import Audience, select_audience
 from recsys.nba.policy import live_offers
 from recsys.store.base import OfferCatalog, OfferDecisions
 from recsys.store.keys import Fields, Keys
@@ -91,6 +91,21 @@ async def campaign_audience(
 
     Raises ``UnknownOffer`` when the offer is not in the published catalog.
     """
+    audience = await select_campaign_audience(source, offer_id, budget=budget, channel=channel)
+    return AudiencePublic(
+        offer_id=offer_id,
+        customers=[AudienceMember(**row) for row in audience.customers.iter_rows(named=True)],
+        expected_redemptions=audience.expected_redemptions,
+        expected_value=audience.expected_value,
+    )
+
+
+async def select_campaign_audience(
+    source: OfferSource, offer_id: str, *, budget: float, channel: str | None = None
+) -> Audience:
+    """Return the audience of ``offer_id`` within ``budget`` from the published decisions (as ``centric campaign
+    select`` does from the artifacts). Raises ``UnknownOffer`` when the offer is not in the published catalog.
+    """
     if offer_id not in await catalog_by_id(source):
         raise UnknownOffer(f"offer {offer_id!r} is not in the published offer catalog")
     rows = (await source.get_offer_audience(offer_id)).decisions
@@ -106,10 +121,4 @@ async def campaign_audience(
         schema=schema,
         orient="row",
     )
-    audience = select_audience(frame, offer_id, budget, channel)
-    return AudiencePublic(
-        offer_id=offer_id,
-        customers=[AudienceMember(**row) for row in audience.customers.iter_rows(named=True)],
-        expected_redemptions=audience.expected_redemptions,
-        expected_value=audience.expected_value,
-    )
+    return select_audience(frame, offer_id, budget, channel)

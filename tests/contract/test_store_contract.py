@@ -209,6 +209,20 @@ def test_offer_decisions_catalog_and_audience(store: StoreUnderTest) -> None:
     assert sorted((d.customer_id, d.channel) for d in audience) == [("c1", "app"), ("c2", "email")]
 
 
+def test_dashboard_document_and_experiments_come_back_with_the_version(store: StoreUnderTest) -> None:
+    data = snapshot()
+    data.dashboard = {"customers": 2, "lifecycle": [{"stage": "active", "customers": 1}]}
+    data.experiments = [{"id": "e1", "arms": [{"name": "a", "weight": 1.0}]}]
+    report = store.publisher.publish(data)
+    found = store.read(lambda r: r.dashboard())
+    assert found["version"] == report.version
+    assert found["dashboard"] == data.dashboard and found["experiments"] == data.experiments
+    assert found["created_at"].tzinfo is not None
+    store.publisher.publish(snapshot("v2"))
+    later = store.read(lambda r: r.dashboard())
+    assert later["version"] != report.version and later["dashboard"] is None and later["experiments"] is None
+
+
 def test_recorded_purchases_are_returned_with_the_customer_list(store: StoreUnderTest) -> None:
     store.publisher.publish(snapshot())
 

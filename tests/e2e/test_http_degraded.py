@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,8 @@ import redis
 
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts
 
 
 def test_reads_degrade_and_writes_fail_when_redis_is_down(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ single and for concurrent writes.
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -26,10 +25,7 @@ from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.redis_mux import MuxRedis
 from serving.services import loyalty as service
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer, clear_namespace
-from test_loyalty_fastwrite import _script
+from tests.helpers.http import bearer, clear_namespace, loyalty_requests
 
 PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
@@ -75,7 +71,7 @@ def _in_app(
 async def _requests(app: Any, http: httpx.AsyncClient, w: dict[str, str], keys: Keys) -> list[httpx.Response]:
     """The fast-write comparison script (replays, conflicts, 404, 422s, redeem), then concurrent earns."""
     r = bearer(str(app.state.settings.redis_url), keys, "read")
-    out = [await http.request(method, url, **kwargs) for method, url, kwargs in _script(w, r)]
+    out = [await http.request(method, url, **kwargs) for method, url, kwargs in loyalty_requests(w, r)]
 
     async def earn(cid: str, n: int, key: str) -> httpx.Response:
         return await http.post(

@@ -1,10 +1,10 @@
-"""Concurrency: processes drive random earn/redeem/reverse with duplicate retries through uvicorn; then the books balance."""
+"""Concurrency: processes drive random earn/redeem/reverse with duplicate retries through uvicorn; then the books
+balance."""
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,10 +13,9 @@ import redis
 
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
+from tests.helpers.http import uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from http_helpers import uvicorn_server  # noqa: E402
 
 CUSTOMERS = ["a", "b", "c"]
 

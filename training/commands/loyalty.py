@@ -96,7 +96,8 @@ def expire(
     program: ProgramOpt = None,
     now: Annotated[datetime | None, typer.Option("--now", help="Expire as of this UTC time (default: now).")] = None,
 ) -> None:
-    """Expire points whose lots reached their expiry date (one `expire` entry per lot) and review tiers (period end, with grace)."""
+    """Expire points whose lots reached their expiry date (one `expire` entry per lot) and review tiers (period
+    end, with grace)."""
     from training.jobs.loyalty import expire as run
 
     moment = as_utc(now) if now else utcnow()

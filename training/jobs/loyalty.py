@@ -217,7 +217,8 @@ def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
 
 
 def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = None) -> dict[str, Any]:
-    """Check balance == sum of entries == sum of lots and balance >= 0 for every customer; return counts and mismatches."""
+    """Check balance == sum of entries == sum of lots and balance >= 0 for every customer; return counts and
+    mismatches."""
     customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
     mismatches: list[dict[str, Any]] = []
     for start in range(0, len(customers), 500):

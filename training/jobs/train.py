@@ -2,8 +2,9 @@
 
 Writes (see docs/CONTRACTS.md): ``recommendations.parquet`` (the primary model's top-k per customer with source
 and reason; the primary is the learned hybrid ``hybrid_ltr`` unless told otherwise), ``similar_items.parquet``,
-``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}`` and ``train_manifest.json``. The hybrid's blend is tuned on each customer's last order before the final fit on
-everything (this is production training: there is no test split here; ``centric evaluate`` measures quality).
+``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}`` and ``train_manifest.json``. The
+hybrid's blend is tuned on each customer's last order before the final fit on everything (this is production
+training: there is no test split here; ``centric evaluate`` measures quality).
 """
 
 from __future__ import annotations

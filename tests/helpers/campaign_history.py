@@ -103,7 +103,7 @@ def response_table(cj: CompleteJourney) -> pl.DataFrame:
                 pl.col("product_id").n_unique().alias("target_products_bought"),
             )
         )
-        value = float(target.get_column("_target").mean() or 0.0) if target.height else 0.0
+        value = float(target.select(pl.col("_target").mean()).item() or 0.0) if target.height else 0.0
         past = (
             redemptions.filter(pl.col("redemption_date") < start)
             .group_by("household_id")
@@ -143,18 +143,8 @@ def response_table(cj: CompleteJourney) -> pl.DataFrame:
             (pl.col("campaign_type") == "Type B").cast(pl.Float64).alias("type_b"),
             *[
                 pl.col(f).cast(pl.Float64)
-                for f in (
-                    "days_since_last_purchase",
-                    "baskets_90d",
-                    "spend_90d",
-                    "basket_value",
-                    "target_spend_share",
-                    "target_products_bought",
-                    "coupon_share",
-                    "past_redemptions",
-                    "past_campaigns",
-                    "campaign_size",
-                )
+                for f in FEATURES
+                if f not in ("type_a", "type_b")  # the campaign-type flags are built above
             ],
         )
         .select("household_id", "campaign_id", "start_date", *FEATURES, "value", "redeemed")

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import polars as pl
@@ -143,3 +144,109 @@ def clear_namespace(redis_url: str, keys: Keys) -> None:
             client.delete(key)
     finally:
         client.close()
+
+
+NaN_TEXT = "NaN"
+EARN = "/v1/customers/c1/loyalty/earn"
+REVERSE = "/v1/customers/c1/loyalty/reverse"
+
+
+def loyalty_requests(w: dict[str, str], r: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Loyalty requests for customer c1 that exercise every answer of the write path (200, 401, 403, 409, 422).
+
+    Each is (method, url, httpx keyword arguments), in order; ``w``/``r`` are write/read key headers. The routed
+    API and the fast paths must answer them alike.
+    """
+    earn = {"order_id": "o1", "amount": "25.50"}
+    lines = {
+        "order_id": "o2",
+        "amount": "0",
+        "items": [{"item_id": "i1", "quantity": "2", "price": "12.25"}, {"item_id": "i2", "quantity": 1, "price": 3}],
+    }
+    return [
+        ("GET", "/v1/customers/c1/loyalty", {"headers": w}),  # caches the write key, loads the program
+        ("GET", "/v1/customers/c1/loyalty", {"headers": r}),  # caches the read key
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k1"}}),
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k1"}}),  # replay
+        ("POST", EARN, {"json": {**earn, "amount": "26"}, "headers": {**w, "Idempotency-Key": "k1"}}),  # 409 conflict
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k2"}}),  # 409 duplicate order
+        ("POST", EARN, {"json": lines, "headers": {**w, "Idempotency-Key": "k3"}}),
+        ("POST", EARN, {"json": {"order_id": "o3", "amount": 12.5}, "headers": {**w, "Idempotency-Key": "k4"}}),
+        (
+            "POST",
+            "/v1/customers/c%C3%A9/loyalty/earn",
+            {"json": {"order_id": "ö", "amount": 7}, "headers": {**w, "Idempotency-Key": "k-u"}},
+        ),
+        ("POST", EARN, {"json": earn, "headers": w}),  # 422: no Idempotency-Key
+        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "x" * 201}}),  # 422: key too long
+        ("POST", EARN, {"json": {**earn, "amount": "-1"}, "headers": {**w, "Idempotency-Key": "k5"}}),  # 422
+        (
+            "POST",
+            EARN,
+            {"json": {**earn, "order_id": "o9", "extra": 1}, "headers": {**w, "Idempotency-Key": "k6"}},
+        ),  # 422
+        ("POST", EARN, {"json": [earn], "headers": {**w, "Idempotency-Key": "k7"}}),  # 422: not an object
+        (
+            "POST",
+            EARN,
+            {
+                "content": b'{"order_id": "o9", ',
+                "headers": {**w, "Idempotency-Key": "k8", "Content-Type": "application/json"},
+            },
+        ),  # 422: bad JSON
+        (
+            "POST",
+            EARN,
+            {
+                "content": b'{"order_id":"o9","amount":"1"}',
+                "headers": {**w, "Idempotency-Key": "k9", "Content-Type": "text/plain"},
+            },
+        ),
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": NaN_TEXT}, "headers": {**w, "Idempotency-Key": "k10"}}),
+        (
+            "POST",
+            EARN + "?dry=1",
+            {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k11"}},
+        ),
+        (
+            "POST",
+            f"/v1/customers/{'c' * 129}/loyalty/earn",
+            {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k12"}},
+        ),
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {"Idempotency-Key": "k13"}}),  # 401
+        (
+            "POST",
+            EARN,
+            {
+                "json": {"order_id": "o9", "amount": "1"},
+                "headers": {"Authorization": "Bearer ck_nope_secret", "Idempotency-Key": "k14"},
+            },
+        ),  # 401
+        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {**r, "Idempotency-Key": "k15"}}),  # 403
+        (
+            "POST",
+            REVERSE,
+            {"json": {"order_id": "nope"}, "headers": {**w, "Idempotency-Key": "v1"}},
+        ),  # 404 unknown order
+        (
+            "POST",
+            REVERSE,
+            {
+                "json": {"order_id": "o2", "items": [{"item_id": "i1", "quantity": 1, "price": "12.25"}]},
+                "headers": {**w, "Idempotency-Key": "v2"},
+            },
+        ),
+        ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),
+        ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),  # replay
+        ("POST", REVERSE, {"json": {"order_id": "o1", "items": None}, "headers": {**w, "Idempotency-Key": "v4"}}),
+        (
+            "POST",
+            "/v1/customers/c1/loyalty/redeem",
+            {"json": {"reward_id": "coffee"}, "headers": {**w, "Idempotency-Key": "r1"}},
+        ),
+        ("GET", "/v1/customers/c1/loyalty", {"headers": r}),
+    ]
+
+
+# requests of loyalty_requests (by index) the fast path must answer itself; every other one must reach the route
+FAST = {2, 3, 4, 5, 6, 7, 8, 22, 23, 24, 25, 26}
