@@ -53,7 +53,7 @@ class VersionState:
 
 
 class Multiplexer(Protocol):
-    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies
+    """A lean connection for short reads (``serving.hotpath.redis_mux.MuxRedis``): commands sent in one write, replies
     returned."""
 
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]: ...

@@ -18,7 +18,7 @@ from recsys.store.keys import Keys
 from recsys.store.memory import MemoryStore
 from recsys.store.redis_reader import RedisSnapshotReader
 from recsys.store.redis_store import RedisSnapshotStore
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 
 
 @dataclass

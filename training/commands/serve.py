@@ -26,7 +26,7 @@ def serve(
 
     from recsys.settings import Settings
     from recsys.store.embedded import redis_url
-    from serving.http_protocol import PROTOCOL
+    from serving.hotpath.http_protocol import PROTOCOL
 
     settings = Settings()
     bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers
