@@ -20,7 +20,7 @@ from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.auth import create_api_key
-from serving.http_protocol import PROTOCOL
+from serving.hotpath.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[2]
 

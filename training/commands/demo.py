@@ -89,7 +89,7 @@ def demo(
         )
         import uvicorn
 
-        from serving.http_protocol import PROTOCOL
+        from serving.hotpath.http_protocol import PROTOCOL
 
         os.environ["CENTRIC_REDIS_URL"] = url
         uvicorn.run(
