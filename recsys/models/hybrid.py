@@ -109,7 +109,7 @@ class HybridRecommender(Recommender):
         centred = self.repeat_ratio_[batch] - float(self.repeat_ratio_.mean())
         return np.clip(self.repeat_weight + self.repeat_slope * centred, 0.0, 1.0).astype(np.float32)
 
-    def candidates(self, batch: np.ndarray) -> Candidates:
+    def candidate_lists(self, batch: np.ndarray) -> Candidates:
         """Return the repeat and explore candidates of these customers, each list scaled to ``[0, 1]``."""
         self._check_fitted()
         repeat_rows = self.repeat_.scores_[batch]
@@ -134,7 +134,7 @@ class HybridRecommender(Recommender):
         return Candidates(ids, scaled, is_repeat)
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        cand = self.candidates(batch)
+        cand = self.candidate_lists(batch)
         blended = cand.blend(self.customer_weights(batch))
         dense = np.full((batch.size, self.n_items), -np.inf, np.float32)
         valid = cand.ids >= 0
@@ -146,7 +146,7 @@ class HybridRecommender(Recommender):
         self, batch: np.ndarray, k: int, blocked: np.ndarray, bought_policy: bool | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Filters are applied to the few hundred candidates of each customer, not to the whole catalog."""
-        cand = self.candidates(batch)
+        cand = self.candidate_lists(batch)
         scores = cand.blend(self.customer_weights(batch))
         safe = np.maximum(cand.ids, 0)
         drop = blocked[safe]
@@ -262,7 +262,7 @@ def tune_blend(
     from recsys.evaluation.metrics import ranking_metrics
 
     rows = np.asarray(customer_idx, dtype=np.int64)
-    cand = model.candidates(rows)
+    cand = model.candidate_lists(rows)
     ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
     target = truth[rows]
     trials = []
