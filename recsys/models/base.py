@@ -122,6 +122,8 @@ class Recommender(ABC):
     supports_fold_in: ClassVar[bool] = False
     supports_similar_items: ClassVar[bool] = False
     personalized: ClassVar[bool] = True
+    # Can the linear hybrid use this model for its explore list (items new to the customer)?
+    can_explore: ClassVar[bool] = False
     # Does ``fit`` need the purchase lines (``transactions=``), not only the matrix? (The learned hybrid does.)
     needs_transactions: ClassVar[bool] = False
     # Without an ItemFilter, does ``recommend`` drop items the customer already bought? Off for every model:

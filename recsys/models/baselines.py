@@ -34,6 +34,7 @@ class PopularityRecommender(_ListModel):
     """Global popularity: the number of distinct customers who bought the item."""
 
     name: ClassVar[str] = "popularity"
+    can_explore: ClassVar[bool] = True
 
     def __init__(self) -> None:
         pass
@@ -50,6 +51,7 @@ class TrendingRecommender(_ListModel):
     """
 
     name: ClassVar[str] = "trending"
+    can_explore: ClassVar[bool] = True
 
     def __init__(self, half_life_days: float = 14.0) -> None:
         self.half_life_days = half_life_days
@@ -154,6 +156,7 @@ class UserKNNRecommender(Recommender):
     """
 
     name: ClassVar[str] = "user_knn"
+    can_explore: ClassVar[bool] = True
 
     def __init__(self, neighbours: int = 50, half_life_days: float = 120.0) -> None:
         self.neighbours = neighbours

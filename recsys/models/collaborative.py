@@ -80,6 +80,8 @@ def bm25_rows(
 class _FactorModel(Recommender):
     """Shared scoring of matrix-factorisation models: ``user_factors_ @ item_factors_.T``."""
 
+    can_explore: ClassVar[bool] = True
+
     supports_similar_items: ClassVar[bool] = True
     kind: ClassVar[str] = ""
 
@@ -241,6 +243,8 @@ class BPRRecommender(_FactorModel):
 
 class _ItemKNN(Recommender):
     """Item-item nearest neighbours: ``implicit`` builds the top-``neighbours`` similarity per item."""
+
+    can_explore: ClassVar[bool] = True
 
     supports_similar_items: ClassVar[bool] = True
     neighbours: int

@@ -27,24 +27,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.models.base import Recommender, top_k
-from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
-from recsys.models.collaborative import ALSRecommender, BM25KNNRecommender, BPRRecommender, CosineKNNRecommender
+from recsys.models.baselines import BuyAgainRecommender
 
 if TYPE_CHECKING:
     import polars as pl
-
-EXPLORE_MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls
-    for cls in (
-        ALSRecommender,
-        BPRRecommender,
-        BM25KNNRecommender,
-        CosineKNNRecommender,
-        PopularityRecommender,
-        TrendingRecommender,
-        UserKNNRecommender,
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -91,9 +77,12 @@ class HybridRecommender(Recommender):
         self.explore_params = explore_params
 
     def _components(self) -> tuple[BuyAgainRecommender, Recommender]:
-        if self.explore not in EXPLORE_MODELS:
-            raise ValueError(f"explore model {self.explore!r} unknown; choose one of {', '.join(EXPLORE_MODELS)}")
-        return BuyAgainRecommender(half_life_days=self.half_life_days), EXPLORE_MODELS[self.explore](
+        from recsys.models import explore_models  # the registry imports this module
+
+        choices = explore_models()
+        if self.explore not in choices:
+            raise ValueError(f"explore model {self.explore!r} unknown; choose one of {', '.join(choices)}")
+        return BuyAgainRecommender(half_life_days=self.half_life_days), choices[self.explore](
             **(self.explore_params or {})
         )
 
