@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from recsys.loyalty.ops import ledger_keys
 from recsys.settings import Settings
@@ -28,6 +27,8 @@ from serving.services import loyalty as service
 
 sys.path.insert(0, str(Path(__file__).parent))
 from http_helpers import bearer, clear_namespace
+
+from recsys.store.connection import sync_client
 
 NaN_TEXT = "NaN"
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
@@ -238,7 +239,7 @@ def test_the_customer_index_is_kept_with_one_command_per_write(
     redis_url: str, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = bearer(redis_url, keys, "write")
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
 
     def sadds() -> int:
         return client.info("commandstats").get("cmdstat_sadd", {}).get("calls", 0)

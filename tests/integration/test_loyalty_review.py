@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from recsys.columns import Columns
@@ -20,6 +19,7 @@ from recsys.exceptions import DataError, InsufficientPoints
 from recsys.loyalty import ops
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
+from recsys.store.connection import async_client
 from serving.schemas.loyalty import GrantCreate, OrderLine
 from serving.services import loyalty as service
 from training.jobs import loyalty as jobs
@@ -31,7 +31,7 @@ NOW = datetime(2025, 3, 10, 12, tzinfo=UTC)
 @contextlib.asynccontextmanager
 async def _service(redis_url, keys, program):
     """The service's loyalty object on its own async client (what ``get_loyalty`` builds in the app)."""
-    client = aioredis.from_url(redis_url)
+    client = async_client(redis_url)
     try:
         yield service.LoyaltyService(
             program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)

@@ -23,6 +23,8 @@ from training.jobs.publish import run_publish
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from http_helpers import write_artifacts
 
+from recsys.store.connection import async_client
+
 
 def c1_bucket(keys: Keys, version: str, customer_id: str = "c1") -> str:
     """The key of the recommendations bucket holding ``customer_id`` in ``version`` (any version: same bucket count)."""
@@ -39,7 +41,7 @@ KILLED_PUBLISH = textwrap.dedent("""
         print(f"progress {step}", flush=True)
         time.sleep(60)  # the test kills us here, midway through writing
 
-    run_publish(redis.Redis.from_url(sys.argv[1]), Keys(sys.argv[2]), Path(sys.argv[3]), progress=stall)
+    run_publish(sync_client(sys.argv[1]), Keys(sys.argv[2]), Path(sys.argv[3]), progress=stall)
 """)
 
 
@@ -141,8 +143,6 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
 ) -> None:
     import asyncio
 
-    import redis.asyncio as aioredis
-
     from recsys.store.base import SnapshotData
     from recsys.store.redis_reader import RedisSnapshotReader
 
@@ -161,7 +161,7 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
     assert redis_client.object("encoding", c1_bucket(keys, version, "big")) == b"hashtable"
 
     async def read() -> tuple[object, object]:
-        client = aioredis.Redis.from_url(_url(redis_client))
+        client = async_client(_url(redis_client))
         reader = RedisSnapshotReader(client, keys)
         try:
             return (await reader.recommendations("big"))[0], (await reader.recommendations("small"))[0]

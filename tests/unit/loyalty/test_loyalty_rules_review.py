@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
-import redis.asyncio as aioredis
 
 from recsys.columns import Columns
 from recsys.exceptions import ConfigError
@@ -23,6 +22,7 @@ from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, expiry_epoch, points_per_tier
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program, parse_program
+from recsys.store.connection import async_client
 from recsys.store.keys import Keys
 from serving.services import loyalty as service
 from training.jobs import loyalty as jobs
@@ -136,7 +136,7 @@ def test_view_balance_excludes_points_already_past_their_expiry(redis_url, redis
     led.earn("c1", "o1", Decimal("500"), [], datetime(2025, 1, 10, tzinfo=UTC), "e1")
 
     async def body():
-        client = aioredis.from_url(redis_url)
+        client = async_client(redis_url)
         try:
             svc = service.LoyaltyService(
                 led.program, client, keys, client.register_script(ops.LEDGER_LUA), client.register_script(ops.STOCK_LUA)
