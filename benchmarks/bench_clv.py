@@ -1,7 +1,7 @@
 """Customer analytics benchmark: BG/NBD holdout accuracy (CDNOW, Online Retail) and fit times (CDNOW, Complete
 Journey, synthetic customers drawn from the BG/NBD process).
 
-    .venv/bin/python benchmarks/bench_clv.py [--quick]
+    .venv/bin/python -m benchmarks.bench_clv [--quick]
 
 ``--quick`` uses 100k synthetic customers instead of 1M. Prints a markdown table.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from machine import machine
 
+from benchmarks.machine import machine
 from recsys.analytics import BetaGeoModel, calibration_holdout, rfm_summary
-from recsys.analytics.cdnow import read_cdnow
-from recsys.analytics.synthetic import simulate_bgnbd
 from recsys.columns import Columns
+from tests.helpers.cdnow import read_cdnow
+from tests.helpers.synthetic import simulate_bgnbd
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -69,7 +69,8 @@ def holdout_row(name: str, tx: pl.DataFrame, cal_end: str, obs_end: str, unit: s
         "calibration": f"… → {cal_end}",
         "holdout": f"→ {obs_end}",
         "MAE / customer": f"{np.abs(pred - actual).mean():.3f}",
-        "predicted / actual": f"{pred.sum():,.0f} / {actual.sum():,.0f} ({100 * (pred.sum() - actual.sum()) / actual.sum():+.1f} %)",
+        "predicted / actual": f"{pred.sum():,.0f} / {actual.sum():,.0f} "
+        f"({100 * (pred.sum() - actual.sum()) / actual.sum():+.1f} %)",
         "fit s": f"{fit_s:.2f}",
     }
 
@@ -133,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     n_syn = 100_000 if args.quick else 1_000_000
     print(
-        f"machine: {machine()}; command: .venv/bin/python benchmarks/bench_clv.py{' --quick' if args.quick else ''}\n"
+        f"machine: {machine()}; command: .venv/bin/python -m benchmarks.bench_clv{' --quick' if args.quick else ''}\n"
     )
     cdnow = read_cdnow(DATA / "cdnow" / "CDNOW_sample.txt")
     retail = online_retail()

@@ -1,11 +1,12 @@
-"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.http_protocol`` (one write per response).
+"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.hotpath.http_protocol`` (one
+write per response).
 
 Each round starts a fresh embedded Redis (AOF, appendfsync always), serves the API with ``uvicorn --workers 2`` on
 one protocol, drives it with ``wrk -t2 -c64`` for ``--seconds`` and reads the CPU time of the two workers, Redis and
 wrk from ``/proc``; the protocols alternate, so slow drift of the machine hits both. Prints writes/s and CPU per
 acknowledged write for each run, then the median of each protocol.
 
-    .venv/bin/python benchmarks/bench_http_writes.py [--rounds 4] [--seconds 15] [--quick]
+    .venv/bin/python -m benchmarks.bench_http_writes [--rounds 4] [--seconds 15] [--quick]
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``) and Linux ``/proc``.
 """
@@ -16,23 +17,19 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
 
+from benchmarks import bench_loyalty, harness
+from recsys.store.embedded import EmbeddedRedis
+from recsys.store.keys import Keys
+from serving.auth import create_api_key
+from serving.hotpath.http_protocol import PROTOCOL
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import bench_loyalty  # noqa: E402
-
-from recsys.store.embedded import EmbeddedRedis  # noqa: E402
-from recsys.store.keys import Keys  # noqa: E402
-from serving.auth import create_api_key  # noqa: E402
-from serving.http_protocol import PROTOCOL  # noqa: E402
 
 PROTOCOLS = {"stock httptools": "httptools", "one write per response": PROTOCOL}
 
@@ -55,23 +52,19 @@ def one_run(http: str, seconds: int) -> dict[str, float]:
         redis_pid = int(client.info("server")["process_id"])
         keys = Keys("bench-http")
         token = create_api_key(client, keys, "write", name="bench")
-        bench_loyalty.HTTP[:] = ["--http", http]
-        api, base = bench_loyalty._serve(url, keys.env, 2)
-        try:
-            workers = children(api.pid)
+        env = bench_loyalty.server_env(url, keys.env)
+        with harness.serving("serving.app:create_app", env, workers=2, uvicorn_args=["--http", http]) as api:
+            workers = children(api.proc.pid)
             script = Path(tmp) / "earn.lua"
             script.write_text(bench_loyalty.WRK_LUA.replace("TOKEN", token))
             before = sum(cpu_seconds(p) for p in workers), cpu_seconds(redis_pid)
             wrk = subprocess.Popen(
-                ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), base], stdout=subprocess.PIPE, text=True
+                ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), api.base], stdout=subprocess.PIPE, text=True
             )
             time.sleep(seconds - 0.5)
             wrk_cpu = cpu_seconds(wrk.pid)
             out = wrk.communicate()[0]
             after = sum(cpu_seconds(p) for p in workers), cpu_seconds(redis_pid)
-        finally:
-            api.terminate()
-            api.wait(timeout=10)
         if "Non-2xx" in out:
             raise SystemExit(f"wrk saw refused writes:\n{out}")
         writes = sum(client.llen(keys.loyalty_entries(c.decode())) for c in client.smembers(keys.loyalty_customers()))
@@ -94,7 +87,7 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in PROTOCOLS}
     print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
     print(
-        f"command: .venv/bin/python benchmarks/bench_http_writes.py --rounds {args.rounds} --seconds {args.seconds}\n"
+        f"command: .venv/bin/python -m benchmarks.bench_http_writes --rounds {args.rounds} --seconds {args.seconds}\n"
     )
     print("| round | protocol | writes/s | workers CPU µs/write | Redis CPU µs/write | wrk CPU µs/write |")
     print("|---:|---|---:|---:|---:|---:|")
@@ -103,13 +96,15 @@ def main() -> None:
             row = one_run(http, args.seconds)
             results[name].append(row)
             print(
-                f"| {r} | {name} | {row['writes_s']:,.0f} | {row['workers_us']:.0f} | {row['redis_us']:.0f} | {row['wrk_us']:.0f} |",
+                f"| {r} | {name} | {row['writes_s']:,.0f} | {row['workers_us']:.0f} | {row['redis_us']:.0f} | "
+                f"{row['wrk_us']:.0f} |",
                 flush=True,
             )
     for name, rows in results.items():
         med = {k: statistics.median(row[k] for row in rows) for k in rows[0]}
         print(
-            f"| median | {name} | {med['writes_s']:,.0f} | {med['workers_us']:.0f} | {med['redis_us']:.0f} | {med['wrk_us']:.0f} |"
+            f"| median | {name} | {med['writes_s']:,.0f} | {med['workers_us']:.0f} | {med['redis_us']:.0f} | "
+            f"{med['wrk_us']:.0f} |"
         )
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 

@@ -1,6 +1,6 @@
 """Load + validate + build the purchase matrix, end to end, on real and synthetic files.
 
-    .venv/bin/python benchmarks/bench_ingest.py [--lines 20000000] [--quick]
+    .venv/bin/python -m benchmarks.bench_ingest [--lines 20000000] [--quick]
 
 Cases: UCI Online Retail (CSV.gz, 541,909 lines), The Complete Journey (Parquet, 1,469,307 lines) and a
 synthetic standard CSV (default 20M lines, 1M customers, 50k Zipf items, 0.1 % bad rows). Each case runs in a
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine
+from benchmarks.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -59,7 +59,6 @@ def make_synthetic(path: Path, lines: int, seed: int = 0) -> None:
 
 def run_case(path: str, schema: str) -> dict:
     """Child process: time load + validate + matrix build; report counts and peak RSS."""
-    sys.path.insert(0, str(ROOT))
     from recsys.data import load_transactions
     from recsys.matrix import build_matrix
 
@@ -85,7 +84,8 @@ def run_case(path: str, schema: str) -> dict:
 
 def _child(path: Path, schema: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), "--schema", schema],
+        [sys.executable, "-m", "benchmarks.bench_ingest", "--child", str(path), "--schema", schema],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
@@ -122,7 +122,8 @@ def main() -> None:
         rows = [(name, _child(path, schema)) for name, path, schema in cases]
     print(f"Machine: {machine()}\n")
     print(
-        "| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak RSS | target |"
+        "| data | lines read | used | rejected | customers × items (nnz) | load + validate | matrix | total | peak "
+        "RSS | target |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in rows:

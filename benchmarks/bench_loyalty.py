@@ -1,6 +1,6 @@
 """Loyalty ledger: acknowledged durable writes/s (appendfsync always), directly and through the HTTP API.
 
-Run: .venv/bin/python benchmarks/bench_loyalty.py [--quick]
+Run: .venv/bin/python -m benchmarks.bench_loyalty [--quick]
 Starts its own embedded Redis (AOF, appendfsync always) in a temp dir, and uvicorn for the API rows.
 """
 
@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,26 +20,21 @@ from pathlib import Path
 import httpx
 import redis
 
+from benchmarks import harness
+from benchmarks.machine import cpu_name
 from recsys.loyalty import ops
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
-from serving.http_protocol import PROTOCOL
+from serving.hotpath.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_PATH = ROOT / "examples" / "loyalty.toml"
 # as `centric serve` runs it (one write per response); CENTRIC_BENCH_PLAIN_HTTP=1 measures plain uvicorn instead
 HTTP = [] if os.environ.get("CENTRIC_BENCH_PLAIN_HTTP") else ["--http", PROTOCOL]
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def direct_sequential(client: redis.Redis, n: int) -> float:
@@ -105,62 +97,29 @@ end
 """
 
 
-def _serve(url: str, env_name: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
+def server_env(url: str, env_name: str) -> dict[str, str]:
+    """The environment of a uvicorn serving the example loyalty program from ``url``."""
+    return {
         **os.environ,
         "CENTRIC_REDIS_URL": url,
         "CENTRIC_ENV": env_name,
         "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH),
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *HTTP,
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    return server, base
 
 
 def through_wrk(url: str, client: redis.Redis, seconds: int, connections: int) -> tuple[int, float]:
     """Drive earn writes with wrk (unique idempotency keys); return (acknowledged 200s, writes/s)."""
     keys = Keys("bench-wrk")
     token = create_api_key(client, keys, "write", name="bench")
-    server, base = _serve(url, keys.env, 2)
-    try:
+    with harness.serving("serving.app:create_app", server_env(url, keys.env), workers=2, uvicorn_args=HTTP) as server:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(WRK_LUA.replace("TOKEN", token))
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, base],
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, server.base],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     total = 0
     for cid in client.smembers(keys.loyalty_customers()):
         total += client.llen(keys.loyalty_entries(cid.decode()))
@@ -173,44 +132,8 @@ def through_wrk(url: str, client: redis.Redis, seconds: int, connections: int) -
 def through_api(url: str, client: redis.Redis, n: int, concurrency: int) -> float:
     keys = Keys("bench-api")
     token = create_api_key(client, keys, "write", name="bench")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "CENTRIC_REDIS_URL": url,
-        "CENTRIC_ENV": keys.env,
-        "CENTRIC_LOYALTY_PROGRAM": str(PROGRAM_PATH),
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            *HTTP,
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        return asyncio.run(_api(base, token, n, concurrency))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with harness.serving("serving.app:create_app", server_env(url, keys.env), uvicorn_args=HTTP) as server:
+        return asyncio.run(_api(server.base, token, n, concurrency))
 
 
 def main() -> None:
@@ -239,8 +162,8 @@ def main() -> None:
         finally:
             client.close()
             server.stop()
-    print(f"machine: {os.cpu_count()} cores, {_cpu()}; redis appendonly yes, appendfsync {fsync}")
-    print(f"command: .venv/bin/python benchmarks/bench_loyalty.py{' --quick' if args.quick else ''}\n")
+    print(f"machine: {os.cpu_count()} cores, {cpu_name()}; redis appendonly yes, appendfsync {fsync}")
+    print(f"command: .venv/bin/python -m benchmarks.bench_loyalty{' --quick' if args.quick else ''}\n")
     print("| path | acknowledged earn writes | writes/s |")
     print("|---|---:|---:|")
     for name, count, rate in rows:

@@ -1,6 +1,6 @@
 """How sure is "learned hybrid ≥ 1.10 × buy-again" on The Complete Journey? A paired bootstrap over households.
 
-    .venv/bin/python benchmarks/bench_ltr_significance.py [--resamples 2000]
+    .venv/bin/python -m benchmarks.bench_ltr_significance [--resamples 2000]
 
 Next-basket protocol (each household's last basket is test), both models refit on train + validation with the
 settings `bench_recommenders.py` tunes (buy-again half-life 90 days; the learned hybrid's defaults). Prints per-model
@@ -10,20 +10,18 @@ NDCG@10, the ratio, its paired-bootstrap 95 % interval, and how many households 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+from recsys.data import load_transactions
+from recsys.evaluation.metrics import hit_matrix
+from recsys.evaluation.runner import prepare, recommend_all
+from recsys.models import make_model
+from recsys.splits import next_basket_split
 
-from recsys.data import load_transactions  # noqa: E402
-from recsys.evaluation.metrics import hit_matrix  # noqa: E402
-from recsys.evaluation.runner import prepare, recommend_all  # noqa: E402
-from recsys.models import make_model  # noqa: E402
-from recsys.splits import next_basket_split  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
 
 
 def per_customer_ndcg(top: np.ndarray, truth: object, k: int = 10) -> np.ndarray:
@@ -59,7 +57,8 @@ def main() -> int:
     print(f"| paired bootstrap 95 % interval ({args.resamples:,} resamples) | {low:.3f}× – {high:.3f}× |")
     print(f"| share of resamples below 1.10× | {(ratios < 1.10).mean():.2f} |")
     print(
-        f"| households better / worse / same with hybrid_ltr | {(b > a).sum():,} / {(b < a).sum():,} / {(b == a).sum():,} |"
+        f"| households better / worse / same with hybrid_ltr | {(b > a).sum():,} / {(b < a).sum():,} / "
+        f"{(b == a).sum():,} |"
     )
     return 0
 

@@ -1,6 +1,6 @@
 """Purchase-matrix build time (``recsys.matrix.build_matrix``) on The Complete Journey and a synthetic 20M-line frame.
 
-    .venv/bin/python benchmarks/bench_matrix.py [--quick]
+    .venv/bin/python -m benchmarks.bench_matrix [--quick]
 
 Times only the matrix build from an in-memory frame (loading and validation are benchmarked with the data
 loaders). ``--quick`` uses 2M synthetic lines instead of 20M. Peak memory is the process's max RSS.
@@ -12,7 +12,6 @@ import argparse
 import os
 import platform
 import resource
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from recsys.columns import Columns
+from recsys.matrix import build_matrix
 
-from recsys.columns import Columns  # noqa: E402
-from recsys.matrix import build_matrix  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CJ = ROOT.parent / "shared" / "data" / "completejourney" / "transactions.parquet"
 
@@ -71,7 +69,8 @@ def main() -> int:
         platform.processor(),
     )
     print(
-        f"Machine: {os.cpu_count()} cores, {cpu}. Command: `python benchmarks/bench_matrix.py{' --quick' if args.quick else ''}`\n"
+        f"Machine: {os.cpu_count()} cores, {cpu}. "
+        f"Command: `python -m benchmarks.bench_matrix{' --quick' if args.quick else ''}`\n"
     )
     print("| data | lines | customers × items | pairs | weighting | seconds |")
     print("|---|---:|---|---:|---|---:|")
@@ -86,12 +85,14 @@ def main() -> int:
             pm = build_matrix(frame, weighting=weighting, **extra)
             seconds = time.perf_counter() - started
             print(
-                f"| {label} | {frame.height:,} | {pm.shape[0]:,} × {pm.shape[1]:,} | {pm.nnz:,} | {weighting} | {seconds:.2f} |",
+                f"| {label} | {frame.height:,} | {pm.shape[0]:,} × {pm.shape[1]:,} | {pm.nnz:,} | {weighting} | "
+                f"{seconds:.2f} |",
                 flush=True,
             )
         del frame
     print(
-        f"\nPeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB (includes the synthetic frame itself)"
+        f"\nPeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB (includes the synthetic "
+        f"frame itself)"
     )
     return 0
 

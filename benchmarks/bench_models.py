@@ -1,6 +1,6 @@
 """Recommender speed on The Complete Journey, and the hybrid against its parts (next-basket).
 
-    .venv/bin/python benchmarks/bench_models.py [--quick]
+    .venv/bin/python -m benchmarks.bench_models [--quick]
 
 Speed (issue 3 targets): ALS fit on all CJ purchases (default parameters), top-20 for every customer (ALS,
 buy-again, hybrid), and ``run_train`` end to end (blend tuning, fits, recommendations, similar items, files).
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,16 +25,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from recsys.columns import Columns
+from recsys.evaluation.metrics import evaluate_top_k
+from recsys.evaluation.runner import EvalData, prepare
+from recsys.matrix import build_matrix
+from recsys.models import HybridRecommender, make_model, tune_blend
+from recsys.splits import next_basket_split
+from training.jobs.train import run_train
 
-from recsys.columns import Columns  # noqa: E402
-from recsys.evaluation.metrics import evaluate_top_k  # noqa: E402
-from recsys.evaluation.runner import EvalData, prepare  # noqa: E402
-from recsys.matrix import build_matrix  # noqa: E402
-from recsys.models import HybridRecommender, make_model, tune_blend  # noqa: E402
-from recsys.splits import next_basket_split  # noqa: E402
-from training.jobs.train import run_train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CJ = ROOT.parent / "shared" / "data" / "completejourney"
 
@@ -147,18 +145,20 @@ def main() -> None:
     result = load_cj(0.25 if args.quick else 1.0)
     tx = result.transactions
     print(
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}"
     )
     print(
         f"Data: The Complete Journey, {tx.height:,} lines, {tx[Columns.customer_id].n_unique():,} households, "
         f"{tx[Columns.item_id].n_unique():,} items"
     )
-    print(f"Command: .venv/bin/python benchmarks/bench_models.py{' --quick' if args.quick else ''}\n")
+    print(f"Command: .venv/bin/python -m benchmarks.bench_models{' --quick' if args.quick else ''}\n")
     print("| measure | result |\n|---|---|")
     for name, value in speed(result):
         print(f"| {name} | {value} |")
     print(
-        "\n| model (next-basket test) | NDCG@10 | recall@10 | explore recall@10 | repeat recall@10 | fit s |\n|---|---|---|---|---|---|"
+        "\n| model (next-basket test) | NDCG@10 | recall@10 | explore recall@10 | repeat recall@10 | fit s "
+        "|\n|---|---|---|---|---|---|"
     )
     best_single = 0.0
     for name, m in quality(result):

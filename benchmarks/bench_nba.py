@@ -1,7 +1,7 @@
 """Next-best-action benchmarks: a back-test on The Complete Journey campaigns, and arbitration at scale.
 
-    .venv/bin/python benchmarks/bench_nba.py            # back-test + 1M customers x 50 offers
-    .venv/bin/python benchmarks/bench_nba.py --quick    # back-test + 100k x 50
+    .venv/bin/python -m benchmarks.bench_nba            # back-test + 1M customers x 50 offers
+    .venv/bin/python -m benchmarks.bench_nba --quick    # back-test + 100k x 50
 
 Back-test protocol (printed with the results): one row per (household, campaign received); features
 as of the campaign start from earlier transactions only (``recsys.nba.campaign_history``); label = the
@@ -19,20 +19,17 @@ offer for everyone (the offer with the best mean predicted value, to random reci
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from machine import machine
-
+from benchmarks.machine import machine
 from recsys.nba.arbitration import Budgets, assign
-from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
-from recsys.nba.propensity import LogisticPropensity, calibration_table, roc_auc
+from recsys.nba.propensity import LogisticPropensity, calibration_table
+from tests.helpers.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
+from tests.helpers.scoring import roc_auc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "completejourney"
 CUT = pl.datetime(2017, 8, 1)
@@ -61,8 +58,13 @@ def backtest(unit_value: bool = True) -> list[tuple[str, str]]:
     start = time.perf_counter()
     table = response_table(load())
     train, test = table.filter(pl.col("start_date") < CUT), table.filter(pl.col("start_date") >= CUT)
-    x = lambda f: f.select(FEATURES).to_numpy().astype(np.float64)  # noqa: E731
-    y = lambda f: f.get_column("redeemed").to_numpy().astype(np.float64)  # noqa: E731
+
+    def x(frame: pl.DataFrame) -> np.ndarray:
+        return frame.select(FEATURES).to_numpy().astype(np.float64)
+
+    def y(frame: pl.DataFrame) -> np.ndarray:
+        return frame.get_column("redeemed").to_numpy().astype(np.float64)
+
     model = LogisticPropensity(FEATURES, LOG_FEATURES).fit(x(train), y(train))
     p, labels = model.predict_proba(x(test)), y(test)
     auc = roc_auc(p, labels)
@@ -103,7 +105,8 @@ def backtest(unit_value: bool = True) -> list[tuple[str, str]]:
     return [
         (
             "split",
-            f"train: {train.height:,} rows / {train.get_column('campaign_id').n_unique()} campaigns starting before 2017-08-01; "
+            f"train: {train.height:,} rows / {train.get_column('campaign_id').n_unique()} campaigns starting before "
+            f"2017-08-01; "
             f"test: {test.height:,} rows / {len(camp_ids)} campaigns on or after",
         ),
         ("redemption rate (train / test)", f"{y(train).mean():.3f} / {labels.mean():.3f}"),
@@ -118,7 +121,8 @@ def backtest(unit_value: bool = True) -> list[tuple[str, str]]:
         ),
         (
             "budget",
-            f"{total:,} contacts ({BUDGET_SHARE:.0%} of {len(hh_ids):,} test households), ≤ 1 offer per household; value = redemptions",
+            f"{total:,} contacts ({BUDGET_SHARE:.0%} of {len(hh_ids):,} test households), ≤ 1 offer per household; "
+            f"value = redemptions",
         ),
         ("value captured: NBA", f"{nba_value:,.2f} ({contacts:,} contacts, arbitration gap {result.gap:.2%})"),
         ("value captured: random (mean of 50)", f"{random_value:,.2f}"),
@@ -164,7 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = backtest(unit_value=not args.campaign_value) + scale(100_000 if args.quick else 1_000_000)
     print(
-        f"Machine: {machine()}  \nCommand: `.venv/bin/python benchmarks/bench_nba.py{' --quick' if args.quick else ''}`\n"
+        f"Machine: {machine()}  \n"
+        f"Command: `.venv/bin/python -m benchmarks.bench_nba{' --quick' if args.quick else ''}`\n"
     )
     print("| measure | result |\n|---|---|")
     for name, value in rows:

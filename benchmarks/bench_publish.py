@@ -5,8 +5,8 @@ embedded mode would use, AOF on as configured), then times ``run_publish`` end t
 Parquet files, encoding, pipelined writes, verification (counts + checksum of every record computed
 by Redis) and activation. Memory: ``INFO memory`` before/after and ``MEMORY USAGE`` of the buckets.
 
-    .venv/bin/python benchmarks/bench_publish.py            # 1M customers × 20 recs, 100k items
-    .venv/bin/python benchmarks/bench_publish.py --quick    # 100k customers
+    .venv/bin/python -m benchmarks.bench_publish            # 1M customers × 20 recs, 100k items
+    .venv/bin/python -m benchmarks.bench_publish --quick    # 100k customers
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,7 @@ import numpy as np
 import polars as pl
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from machine import cpu_name
-
+from benchmarks.machine import cpu_name
 from recsys.store.embedded import EmbeddedRedis, find_redis_server
 from recsys.store.keys import Keys
 from training.jobs.publish import run_publish
@@ -136,17 +132,20 @@ def main() -> None:
             finally:
                 server.stop()
     print(
-        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; {version_line.split(' sha=')[0]}"
+        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; "
+        f"{version_line.split(' sha=')[0]}"
     )
     print(
-        f"Data: {customers:,} customers × {args.k} recommendations, {args.items:,} items; AOF appendfsync={args.appendfsync}"
+        f"Data: {customers:,} customers × {args.k} recommendations, {args.items:,} items; AOF "
+        f"appendfsync={args.appendfsync}"
     )
-    print(f"Command: .venv/bin/python benchmarks/bench_publish.py{' --quick' if args.quick else ''}\n")
+    print(f"Command: .venv/bin/python -m benchmarks.bench_publish{' --quick' if args.quick else ''}\n")
     print(
-        "| snapshot | publish time (read + encode + write + verify + activate) | used_memory Δ per customer | MEMORY USAGE per customer by kind | allocator | bucket encoding |"
+        "| snapshot | publish time (read + encode + write + verify + activate) | used_memory Δ per customer | "
+        "MEMORY USAGE per customer by kind | allocator | bucket encoding |"
     )
     print("|---|---|---|---|---|---|")
-    for label, summary, seconds, per_customer, per_kind, allocator in rows:
+    for label, _summary, seconds, per_customer, per_kind, allocator in rows:
         kinds = ", ".join(f"{k}: {v[0] / customers:.0f} B" for k, v in per_kind.items())
         encodings = ", ".join(f"{k}: {v[1]}" for k, v in per_kind.items())
         print(f"| {label} | {seconds:.1f} s | {per_customer:.0f} B | {kinds} | {allocator} | {encodings} |")

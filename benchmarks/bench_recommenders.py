@@ -1,6 +1,6 @@
 """Recommender quality on real data: every model × every metric, plus train time, and the issue-3 targets.
 
-    .venv/bin/python benchmarks/bench_recommenders.py [--quick] [--time-budget 300] [--json results.json]
+    .venv/bin/python -m benchmarks.bench_recommenders [--quick] [--time-budget 300] [--json results.json]
 
 Protocols (``centric evaluate`` runs the same job, ``training.jobs.evaluate.run_evaluate``):
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from benchmarks.machine import machine
+from recsys.columns import Columns
+from recsys.matrix import build_matrix
+from training.jobs.evaluate import DEFAULT_MODELS, fit_model, model_classes, run_evaluate
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from machine import machine  # noqa: E402
-
-from recsys.columns import Columns  # noqa: E402
-from recsys.matrix import build_matrix  # noqa: E402
-from training.jobs.evaluate import DEFAULT_MODELS, fit_model, model_classes, run_evaluate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 KS = (5, 10, 20)
@@ -131,7 +128,7 @@ def speed(transactions: pl.DataFrame, params: dict[str, Any]) -> dict[str, float
         customers=np.arange(len(matrix.customers), dtype=np.int32),
         now=transactions.get_column(Columns.timestamp).max(),
     )
-    data.recent  # build the decay matrix before timing
+    _ = data.recent  # build the decay matrix before timing
     started = time.perf_counter()
     model = fit_model(model_classes()["als"], params, data)
     fit_s = time.perf_counter() - started
@@ -158,20 +155,24 @@ def targets(name: str, results: dict[str, Any]) -> list[str]:
     for hybrid in hybrids:
         ratio = ndcg[hybrid] / singles[best_single] if singles[best_single] else float("nan")
         lines.append(
-            f"- {hybrid} NDCG@10 / best single ({best_single}) = {ndcg[hybrid]:.4f} / {singles[best_single]:.4f} = **{ratio:.2f}×** "
+            f"- {hybrid} NDCG@10 / best single ({best_single}) = {ndcg[hybrid]:.4f} / {singles[best_single]:.4f} = "
+            f"**{ratio:.2f}×** "
             "(target ≥ 1.10 on Complete Journey)"
         )
     best = max(ndcg, key=ndcg.get)
     if pop_ndcg:
         lines.append(
-            f"- best NDCG@10 ({best}) / popularity = {ndcg[best]:.4f} / {pop_ndcg:.4f} = **{ndcg[best] / pop_ndcg:.2f}×** (target ≥ 2 on Online Retail)"
+            f"- best NDCG@10 ({best}) / popularity = {ndcg[best]:.4f} / {pop_ndcg:.4f} = "
+            f"**{ndcg[best] / pop_ndcg:.2f}×** (target ≥ 2 on Online Retail)"
         )
     candidates = {m: v for m, v in explore.items() if not m.startswith("popularity")}
     best_explore = max(candidates, key=candidates.get)
     if pop_explore:
         lines.append(
-            f"- best explore_recall@10 ({best_explore}) / popularity = {explore[best_explore]:.4f} / {pop_explore:.4f} = "
-            f"**{explore[best_explore] / pop_explore:.2f}×** (target ≥ 1.5); hybrid: {explore.get('hybrid', 0.0) / pop_explore:.2f}×"
+            f"- best explore_recall@10 ({best_explore}) / popularity = {explore[best_explore]:.4f} / "
+            f"{pop_explore:.4f} = "
+            f"**{explore[best_explore] / pop_explore:.2f}×** (target ≥ 1.5); hybrid: "
+            f"{explore.get('hybrid', 0.0) / pop_explore:.2f}×"
         )
     if explore.get("popularity:new"):
         new_pop = explore["popularity:new"]
@@ -195,7 +196,7 @@ def main() -> int:
     budget = args.time_budget if args.time_budget is not None else (30.0 if args.quick else 300.0)
     models = [m for m in args.models.split(",") if m] or [*DEFAULT_MODELS, *NEW_ITEM_VARIANTS]
     command = (
-        "python benchmarks/bench_recommenders.py"
+        "python -m benchmarks.bench_recommenders"
         + (" --quick" if args.quick else "")
         + (f" --time-budget {budget:g}" if args.time_budget else "")
     )
@@ -220,7 +221,8 @@ def main() -> int:
         final = results["data"]["final"]
         print(f"### {name} — {protocol}\n")
         print(
-            f"{transactions.height:,} lines (loaded with {loader}); train {final['train_lines']:,} lines, {final['customers']:,} customers × {final['items']:,} items; "
+            f"{transactions.height:,} lines (loaded with {loader}); train {final['train_lines']:,} lines, "
+            f"{final['customers']:,} customers × {final['items']:,} items; "
             f"test {final['test_lines']:,} lines for {final['scored_customers']:,} customers "
             f"(left out: {final['unseen_customers']} unseen customers / {final['unseen_customer_lines']} lines, "
             f"{final['unseen_items']} unseen items / {final['unseen_item_lines']} lines).\n"
@@ -233,7 +235,8 @@ def main() -> int:
         if name == "complete-journey":
             sp = speed(transactions, results["models"].get("als", {}).get("params", {}) or {})
             print(
-                f"- ALS fit on all {sp['customers']:,} × {sp['items']:,}: **{sp['als_fit_seconds']:.1f} s** (target ≤ 15 s); "
+                f"- ALS fit on all {sp['customers']:,} × {sp['items']:,}: **{sp['als_fit_seconds']:.1f} s** (target "
+                f"≤ 15 s); "
                 f"top-10 for every customer: **{sp['recommend_all_seconds']:.1f} s** (target ≤ 10 s)"
             )
             results["speed"] = sp

@@ -6,12 +6,12 @@ of a 1 KB value, (b) ``/v1/customers/{id}/recommendations``, (c) ``/profile``, (
 50 % of (a)'s maximum rate (wrk with a per-connection exponential think time, which approximates an
 open-loop load of that rate; the achieved rate is reported). Random customer / item ids per request.
 Also (b) with Python's default GC, to show what ``gc.freeze()`` + a higher gen-0 threshold buy, and (b) on
-uvicorn's stock httptools protocol, to show what one write per response buys (``serving/http_protocol.py``;
+uvicorn's stock httptools protocol, to show what one write per response buys (``serving/hotpath/http_protocol.py``;
 Centric runs as ``centric serve`` runs it, the reference (a) on stock uvicorn), and the reference on that protocol
 too, for a like-for-like ratio. "50 % of (a)" always means 50 % of the stock reference's maximum.
 
-    .venv/bin/python benchmarks/bench_serving.py            # 1M customers, 10 s per run
-    .venv/bin/python benchmarks/bench_serving.py --quick    # 1M customers, 5 s per run
+    .venv/bin/python -m benchmarks.bench_serving            # 1M customers, 10 s per run
+    .venv/bin/python -m benchmarks.bench_serving --quick    # 1M customers, 5 s per run
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``). The load generator shares the 2 cores with the
 server processes and Redis, as in the issue's setup.
@@ -24,8 +24,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,17 +34,15 @@ import numpy as np
 import polars as pl
 import redis
 
+from benchmarks import harness
+from benchmarks.bench_publish import cpu_name, make_artifacts
+from recsys.store.embedded import EmbeddedRedis
+from recsys.store.keys import Keys
+from serving.auth import create_api_key
+from serving.hotpath.http_protocol import PROTOCOL
+from training.jobs.publish import run_publish
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_publish import cpu_name, make_artifacts  # noqa: E402
-
-from recsys.store.embedded import EmbeddedRedis  # noqa: E402
-from recsys.store.keys import Keys  # noqa: E402
-from serving.auth import create_api_key  # noqa: E402
-from serving.http_protocol import PROTOCOL  # noqa: E402
-from training.jobs.publish import run_publish  # noqa: E402
 
 ENV = "bench"
 
@@ -65,12 +61,6 @@ if think > 0 then
   delay = function() return -math.log(1 - math.random()) * think end
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def add_similar_and_fallbacks(directory: Path, items: int, k: int = 20, seed: int = 3) -> None:
@@ -92,49 +82,6 @@ def add_similar_and_fallbacks(directory: Path, items: int, k: int = 20, seed: in
             "score": [float(50 - i) for i in range(50)] * 2,
         }
     ).write_parquet(directory / "fallbacks.parquet")
-
-
-def start_uvicorn(
-    app: str, port: int, env: dict[str, str], workers: int, http: str = "httptools"
-) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--loop",
-        "uvloop",
-        "--http",
-        http,
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"uvicorn {app} did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def wrk(
@@ -195,7 +142,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="centric-bench-serving-"))
     server = EmbeddedRedis(tmp / "home", appendfsync="everysec")
     url = server.start()
-    procs: list[subprocess.Popen[bytes]] = []
     try:
         client = redis.Redis.from_url(url)
         keys = Keys(ENV)
@@ -206,7 +152,8 @@ def main() -> None:
         add_similar_and_fallbacks(art, args.items)
         summary = run_publish(client, keys, art)
         print(
-            f"snapshot {summary['version']}: {summary['counts']} (built + published in {time.perf_counter() - t:.0f} s)",
+            f"snapshot {summary['version']}: {summary['counts']} (built + published in "
+            f"{time.perf_counter() - t:.0f} s)",
             file=sys.stderr,
         )
         client.set("bench:reference:1kb", os.urandom(1024))
@@ -215,15 +162,15 @@ def main() -> None:
             **os.environ,
             "CENTRIC_REDIS_URL": url,
             "CENTRIC_ENV": ENV,
-            "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
         }
-        # (app, uvicorn --http): Centric as `centric serve` runs it (one write per response), the reference on stock uvicorn
+        # (app, uvicorn --http): Centric as `centric serve` runs it (one write per response), the reference on
+        # stock uvicorn
         apps = {
-            "ref": ("serving_apps:create_reference_app", "httptools"),
+            "ref": ("benchmarks.serving_apps:create_reference_app", "httptools"),
             "centric": ("serving.app:create_app", PROTOCOL),
-            "centric_default_gc": ("serving_apps:create_app_default_gc", PROTOCOL),
+            "centric_default_gc": ("benchmarks.serving_apps:create_app_default_gc", PROTOCOL),
             "centric_plain_http": ("serving.app:create_app", "httptools"),
-            "ref_coalescing": ("serving_apps:create_reference_app", PROTOCOL),
+            "ref_coalescing": ("benchmarks.serving_apps:create_reference_app", PROTOCOL),
         }
         results: dict[str, dict[str, float]] = {}
         plan = [
@@ -235,11 +182,11 @@ def main() -> None:
         ]
         ref_max = None
         for app_name, endpoints in plan:
-            port = free_port()
             app, http = apps[app_name]
-            proc = start_uvicorn(app, port, env, args.workers, http)
-            procs.append(proc)
-            try:
+            # the reference app has no /healthz: ready when the port accepts connections
+            uvicorn_args = ["--loop", "uvloop", "--http", http]
+            with harness.serving(app, env, workers=args.workers, uvicorn_args=uvicorn_args, ready_path=None) as api:
+                port = api.port
                 for kind, label in endpoints:
                     wrk(
                         port, kind, n=args.customers, items=args.items, seconds=2, connections=16, header=header
@@ -275,31 +222,29 @@ def main() -> None:
                         "non2xx": peak["non2xx"] + half["non2xx"],
                     }
                     print(label, results[label], file=sys.stderr)
-            finally:
-                stop(proc)
-                procs.remove(proc)
     finally:
-        for proc in procs:
-            stop(proc)
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     print(
-        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; load average at the end {load[0]:.1f}"
+        f"Machine: {os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}; load average at the "
+        f"end {load[0]:.1f}"
     )
     print(
         f"Data: {args.customers:,} customers × 20 recommendations + profiles, {args.items:,} items × 20 similar; "
         f"uvicorn × {args.workers} workers (uvloop, httptools), wrk -t2 on loopback, {seconds} s per run"
     )
-    print(f"Command: .venv/bin/python benchmarks/bench_serving.py{' --quick' if args.quick else ''}\n")
+    print(f"Command: .venv/bin/python -m benchmarks.bench_serving{' --quick' if args.quick else ''}\n")
     print(
-        f"| endpoint | max req/s ({args.connections} conn) | × (a) | p99 at max | req/s achieved at 50 % of (a) | p50 | p99 | non-2xx |"
+        f"| endpoint | max req/s ({args.connections} conn) | × (a) | p99 at max | req/s achieved at 50 % of (a) | "
+        f"p50 | p99 | non-2xx |"
     )
     print("|---|---|---|---|---|---|---|---|")
     assert ref_max is not None
     for label, r in results.items():
         print(
-            f"| {label} | {r['max_rps']:,.0f} | {r['max_rps'] / ref_max:.2f} | {r['max_p99']:.1f} ms | {r['half_rps']:,.0f} | "
+            f"| {label} | {r['max_rps']:,.0f} | {r['max_rps'] / ref_max:.2f} | {r['max_p99']:.1f} ms | "
+            f"{r['half_rps']:,.0f} | "
             f"{r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['non2xx']:.0f} |"
         )
 

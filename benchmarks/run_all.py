@@ -18,7 +18,7 @@ def main() -> int:
     failed = 0
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"\n### {script.name}\n", flush=True)
-        code = subprocess.call([sys.executable, str(script), *extra])
+        code = subprocess.call([sys.executable, "-m", f"benchmarks.{script.stem}", *extra], cwd=HERE.parent)
         if code != 0:
             print(f"{script.name} failed with exit code {code}", flush=True)
             failed += 1

@@ -51,6 +51,10 @@ class OutOfStock(Conflict):
     """The reward has no stock left; nothing was changed."""
 
 
+class RewardUnavailable(Conflict):
+    """The reward exists but not for this customer's tier, or not at this time; nothing was changed."""
+
+
 class OfferExhausted(Conflict):
     """The offer's budget is spent; it is no longer served."""
 

@@ -63,7 +63,7 @@ class PurchaseMatrix:
     @property
     def shape(self) -> tuple[int, int]:
         """(number of customers, number of items)."""
-        return self.matrix.shape  # type: ignore[return-value]
+        return self.matrix.shape
 
     @property
     def nnz(self) -> int:
@@ -157,7 +157,8 @@ def _line_values(
     now: datetime | None,
     count_by: str,
 ) -> pl.LazyFrame:
-    """One row per input line (null ids included): customer id, item id and the line's raw value (1, quantity or decayed)."""
+    """One row per input line (null ids included): customer id, item id and the line's raw value (1, quantity or
+    decayed)."""
     ids = [pl.col(Columns.customer_id).cast(pl.String), pl.col(Columns.item_id).cast(pl.String)]
     line_value: pl.Expr = pl.col(Columns.quantity).cast(pl.Float64) if count_by == "quantity" else pl.lit(1.0)
     if weighting == "binary":

@@ -32,3 +32,11 @@ class Settings(BaseSettings):
     loyalty_program: Path = Field(default=Path("examples/loyalty.toml"))
     offers_catalog: Path = Field(default=Path("examples/offers.toml"))
     log_level: str = Field(default="info")
+    pipeline_dir: Path | None = Field(
+        default=None,
+        description="Work directory of `centric pipeline` (its run reports are under runs/); default HOME/pipeline.",
+    )
+    dashboard_warmup: bool = Field(
+        default=True,
+        description="Compute the dashboard's loyalty and campaign figures in the background when the service starts.",
+    )

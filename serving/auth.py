@@ -11,7 +11,6 @@ implies write implies read.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -23,6 +22,7 @@ import redis
 from fastapi import HTTPException, Request
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import ConfigError, StoreUnavailable
 from recsys.store.keys import Keys
 
@@ -69,7 +69,7 @@ def create_api_key(client: redis.Redis, keys: Keys, scope: str, name: str = "") 
         "sha256": hash_key(api_key),
         "scope": scope,
         "name": name,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "created_at": utcnow().isoformat(),
     }
     try:
         client.hset(keys.api_keys(), key_id, orjson.dumps(record))
@@ -167,6 +167,19 @@ async def _scope_of(request: Request, token: str) -> str | None:
     return scope if hmac.compare_digest(digest, hash_key(token)) else None
 
 
+async def scope_of_key(request: Request, api_key: str) -> str | None:
+    """Return the scope of ``api_key`` if it is a live key of this service, else ``None`` (cached like requests).
+
+    Raises ``StoreUnavailable`` when Redis is needed and unreachable.
+    """
+    return await _scope_of(request, api_key.strip())
+
+
+def key_id_of(api_key: str) -> str | None:
+    """Return the public id part of a well-formed key (``ck_<id>_<secret>``), else ``None``."""
+    return _key_id(api_key.strip())
+
+
 def require_scope(scope: str) -> Callable[[Request], Awaitable[str]]:
     """Return a dependency that admits requests whose key has ``scope`` or a higher one; it returns the key's scope.
 
@@ -187,4 +200,10 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[str]]:
         return granted
 
     dependency.__name__ = f"require_{scope}"
+    dependency.required_scope = scope  # type: ignore[attr-defined]  # read by required_scope()
     return dependency
+
+
+def required_scope(dependency: object) -> str | None:
+    """Return the scope a ``require_scope`` dependency demands, ``None`` for any other callable."""
+    return getattr(dependency, "required_scope", None)

@@ -79,13 +79,25 @@ def domain_error_response(exc: CentricError, metrics: Any = None) -> OrjsonRespo
     return error_response(status, str(exc), error_code(exc), headers)
 
 
-async def _centric_error(request: Request, exc: Exception) -> OrjsonResponse:
+def _page_handler(request: Request) -> Any:
+    # The web UI (``/ui``) renders its errors as HTML pages; the handler is set by the app (``app.state.ui_errors``).
+    path = request.url.path
+    if path == "/ui" or path.startswith("/ui/"):
+        return getattr(request.app.state, "ui_errors", None)
+    return None
+
+
+async def _centric_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, CentricError)
+    if (handler := _page_handler(request)) is not None:
+        return await handler(request, exc)
     return domain_error_response(exc, getattr(request.app.state, "metrics", None))
 
 
-async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:
+async def _validation_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, RequestValidationError)
+    if (handler := _page_handler(request)) is not None:
+        return await handler(request, exc)
     problems = [
         {"location": _location(err.get("loc", ())), "message": err.get("msg", ""), "input": err.get("input")}
         for err in exc.errors()
@@ -111,8 +123,10 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
+async def _http_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code >= 400 and (handler := _page_handler(request)) is not None:
+        return await handler(request, exc)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.method} {request.url.path}; see /docs for the API"

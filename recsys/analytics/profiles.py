@@ -94,7 +94,7 @@ def build_profiles(
         spend = gg.conditional_expected_spend(x, monetary)
     except DataError:  # too few repeat customers: fall back to the observed mean spend per purchase day
         gg = None
-        mean = float(summary[P.total_spend].sum() / max(summary[P.orders].sum(), 1))
+        mean = float(summary[P.total_spend].sum()) / max(float(summary[P.orders].sum()), 1.0)
         spend = np.where(x > 0, monetary, mean)
     clv, expected = customer_lifetime_value(
         bg, x, t_x, T, spend, unit_days=unit_days(config.time_unit), config=config.clv

@@ -8,6 +8,7 @@ Scores are 1..5 quintiles over the customers analysed: ``r_score`` from days sin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -64,7 +65,7 @@ def add_rfm_scores(summary: pl.DataFrame, rules: tuple[SegmentRule, ...] = DEFAU
         quintile(P.orders).alias(P.f_score),
         quintile(P.total_spend).alias(P.m_score),
     )
-    expr: pl.Expr | pl.Then = pl
+    expr: Any = pl  # a when/then chain: polars types each link differently (Then, ChainedThen)
     for rule in rules:
         cond = pl.col(P.r_score).is_between(*rule.r) & pl.col(P.f_score).is_between(*rule.f)
         expr = expr.when(cond).then(pl.lit(rule.name))

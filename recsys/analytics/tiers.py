@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from recsys.columns import ProfileColumns as P
@@ -21,7 +23,7 @@ def value_tier(tiers: tuple[tuple[str, float], ...] = DEFAULT_TIERS) -> pl.Expr:
         raise ConfigError(f"value tiers need increasing shares in (0, 1], got {shares}")
     # rank 1 = highest CLV; "ordinal" so that ties still fill exactly the top share
     position = pl.col(P.clv).rank("ordinal", descending=True) / pl.len()
-    expr: pl.Expr | pl.Then = pl
+    expr: Any = pl  # a when/then chain: polars types each link differently (Then, ChainedThen)
     for name, share in tiers:
         expr = expr.when(position <= share).then(pl.lit(name))
     return expr.otherwise(pl.lit(REST)).alias(P.value_tier)

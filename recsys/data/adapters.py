@@ -86,7 +86,8 @@ ADAPTERS: dict[str, Adapter] = {
         post=_online_retail_post,
         timestamp_formats=US_FORMATS,
         channel="online",
-        describe="UCI Online Retail: InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country",
+        describe="UCI Online Retail: InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, "
+        "CustomerID, Country",
     ),
     "complete-journey": Adapter(
         name="complete-journey",
@@ -103,7 +104,8 @@ ADAPTERS: dict[str, Adapter] = {
         },
         post=_complete_journey_post,
         channel="store",
-        describe="The Complete Journey transactions: household_id, store_id, basket_id, product_id, quantity, sales_value, …",
+        describe="The Complete Journey transactions: household_id, store_id, basket_id, product_id, quantity, "
+        "sales_value, …",
     ),
 }
 

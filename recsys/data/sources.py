@@ -10,6 +10,7 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -114,7 +115,8 @@ def _check_delimiter(path: Path, header: str, delimiter: str) -> None:
         if other != delimiter and len(_header_fields(header, other)) > 1:
             raise _fail(
                 path,
-                f"the header is separated by {name}s ({header.strip()[:80]!r}), not {DELIMITERS.get(delimiter, repr(delimiter))}s",
+                f"the header is separated by {name}s ({header.strip()[:80]!r}), not "
+                f"{DELIMITERS.get(delimiter, repr(delimiter))}s",
                 f"re-export it comma-separated or pass --delimiter {other!r}",
             )
 
@@ -157,12 +159,15 @@ def _open_parquet(path: Path) -> RawSource:
 
 
 def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
-    options = {"separator": delimiter, "infer_schema": False, "encoding": "utf8-lossy", "truncate_ragged_lines": True}
+    options: dict[str, Any] = {
+        "separator": delimiter,
+        "infer_schema": False,
+        "encoding": "utf8-lossy",
+        "truncate_ragged_lines": True,
+    }
     try:
-        if compressed:
-            data = pl.read_csv(path, **options).lazy()  # scan_csv cannot read gzip
-        else:
-            data = pl.scan_csv(path, **options)
+        # scan_csv cannot read gzip
+        data = pl.read_csv(path, **options).lazy() if compressed else pl.scan_csv(path, **options)
         columns = tuple(data.collect_schema().names())
     except Exception as exc:
         raise _fail(
@@ -175,7 +180,7 @@ def _open_csv(path: Path, *, delimiter: str, compressed: bool) -> RawSource:
 
 
 def _lines(path: Path, compressed: bool) -> pl.LazyFrame:
-    options = {
+    options: dict[str, Any] = {
         "has_header": False,
         "separator": "\x1f",
         "quote_char": None,

@@ -7,6 +7,7 @@ just those rows — they go to the rejects file with the source row number and a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -219,11 +220,12 @@ def _reason() -> pl.Expr:
         (~p.is_finite(), Reason.non_finite_price),
         (p < 0, Reason.negative_price),
     ]
-    expr: pl.Expr | pl.When | pl.Then | None = None
+    # A when/then chain started on the module: polars types each link differently (Then, ChainedThen).
+    expr: Any = pl
     for condition, reason in checks:
         value = pl.col(PRE_REASON) if reason is None else pl.lit(reason)
-        expr = pl.when(condition).then(value) if expr is None else expr.when(condition).then(value)  # type: ignore[union-attr]
-    return expr.otherwise(pl.lit(None, dtype=pl.String))  # type: ignore[union-attr]
+        expr = expr.when(condition).then(value)
+    return expr.otherwise(pl.lit(None, dtype=pl.String))
 
 
 def _finish(used: pl.LazyFrame, adapter: Adapter) -> pl.LazyFrame:

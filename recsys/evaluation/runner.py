@@ -81,10 +81,11 @@ ModelFactory = Callable[[EvalData], Recommender]
 
 
 def prepare(split: Split, *, catalog: pl.DataFrame | None = None, recent_half_life_days: float = 30.0) -> EvalData:
-    """Return the :class:`EvalData` of ``split``: ``count`` and ``decay`` train matrices and a binary truth on their ids."""
+    """Return the :class:`EvalData` of ``split``: ``count`` and ``decay`` train matrices and a binary truth on
+    their ids."""
     train = build_matrix(split.train, weighting="count")
     cutoff = split.stats.get("cutoff")
-    now = datetime.fromisoformat(str(cutoff)) if cutoff else split.train.get_column(Columns.timestamp).max()
+    now = datetime.fromisoformat(str(cutoff)) if cutoff else split.train.select(pl.col(Columns.timestamp).max()).item()
     truth = build_matrix(split.test, weighting="binary", customers=train.customers, items=train.items)
     customers = np.flatnonzero(np.diff(truth.matrix.indptr)).astype(np.int32)
     stats = {
@@ -137,7 +138,8 @@ def evaluate_model(
     batch_size: int = 4096,
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Fit with ``factory(data)`` (after ``factory.prepare_inputs(data)`` if it has one), recommend ``max(ks)`` items for every scored customer, return all metrics.
+    """Fit with ``factory(data)`` (after ``factory.prepare_inputs(data)`` if it has one), recommend ``max(ks)``
+    items for every scored customer, return all metrics.
 
     Keys are lower-case ``name@k`` (see :mod:`recsys.evaluation.metrics`) plus ``fit_seconds`` and
     ``recommend_seconds`` (wall time of the fit and of all ``recommend`` calls).

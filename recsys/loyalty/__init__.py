@@ -1,1 +1,1 @@
-"""Loyalty: program definition, pure earning rules, and the atomic Redis ledger (``ledger.py``, Lua in ``lua/``)."""
+"""Loyalty: program definition, pure earning rules, the one loyalty flow (``flow.py``) and its Redis adapters."""

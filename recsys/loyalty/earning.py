@@ -51,7 +51,7 @@ def points_per_tier(program: Program, value: Decimal, now: datetime) -> list[int
         microsecond=0
     )  # the ledger's resolution: an order at 23:59:59.5 is inside a window ending 23:59:59
     for c in program.campaigns:
-        if c.start <= now <= c.end:
+        if c.active(now):
             campaign *= c.multiplier
     out = []
     for tier in program.tiers:
@@ -94,7 +94,8 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def month_label(now: datetime) -> str:
-    """Return ``now``'s ``YYYYMM`` label in UTC (the format of ``months_window``; several times faster than strftime)."""
+    """Return ``now``'s ``YYYYMM`` label in UTC (the format of ``months_window``; several times faster than
+    strftime)."""
     if now.utcoffset():
         now = now.astimezone(UTC)
     return f"{now.year:04d}{now.month:02d}"

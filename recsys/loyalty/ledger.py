@@ -4,8 +4,12 @@ Why a Lua script and not WATCH/MULTI/EXEC: an earn reads the tier, the first-ord
 rolling-window earnings and then writes balance, lots, entry, order and idempotency record. With WATCH,
 concurrent retries of the same key on a hot customer abort and loop (livelock under load, a round trip per
 attempt); a script runs all reads and writes as one indivisible step on the server, in one round trip, so
-"same idempotency key → one effect" holds even when retries race. Scripts are loaded once
-(``register_script`` uses EVALSHA and reloads on NOSCRIPT, e.g. after a restart).
+"same idempotency key → one effect" holds even when retries race. Scripts are sent by sha1 through
+``recsys.store.scripts`` (which reloads them on NOSCRIPT, e.g. after a restart).
+
+Every decision (tier and validity of a reward, stock reservation and release, replay of a decided key, the
+customer index) is made once, in ``recsys.loyalty.flow``; this module drives those flows on a redis-py client,
+as ``serving.services.loyalty`` drives the same flows on the service's async client.
 
 Redeem touches two hash tags (customer and reward stock), which Redis Cluster cannot change in one script.
 It is two steps: reserve stock (idempotent per key, bound to the payload hash), then debit the customer;
@@ -13,9 +17,9 @@ if the debit is refused the reservation is released. The refusal is recorded und
 racing the refused original (which may find the reservation still held, then debit after a concurrent earn)
 is refused too: a debit never stands without its reservation. Only a definite refusal releases; when the
 outcome is unknown (connection lost, request cancelled) the reservation stays. A crash between the steps
-can leave a reservation without a ledger entry; it is visible as ``res:<len>:<customer>:<key>`` in the stock hash and a retry
-with the same key completes it (the reservation is found, the debit applied). Stock therefore never goes
-below zero and is never double-counted.
+can leave a reservation without a ledger entry; it is visible as ``res:<len>:<customer>:<key>`` in the stock
+hash and a retry with the same key completes it (the reservation is found, the debit applied). Stock therefore
+never goes below zero and is never double-counted.
 
 Reversal rule: a reversal takes back exactly the points the order earned (proportionally for partial
 returns, cumulatively so partials sum to the whole). If the customer already spent them, the balance goes
@@ -36,28 +40,13 @@ from decimal import Decimal
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
-from recsys.exceptions import CentricError
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line
+from recsys.loyalty.flow import Batch, Flow, LoyaltyFlow, Standing, T, drive
 from recsys.loyalty.program import Program
-from recsys.store.keys import Keys
-
-
-def decode_account(raw: dict[Any, Any]) -> dict[str, Any]:
-    """Return an account hash as ``{"balance", "debt", "tier", "orders", "earned": {YYYYMM: n}, "lots": {epoch: n}}``."""
-    acct: dict[str, Any] = {"balance": 0, "debt": 0, "tier": 0, "orders": 0, "earned": {}, "lots": {}}
-    for k, v in raw.items():
-        k = k.decode() if isinstance(k, bytes) else k
-        n = int(v)
-        if k.startswith("em:"):
-            acct["earned"][k[3:]] = n
-        elif k.startswith("lot:"):
-            acct["lots"][int(k[4:])] = n
-        elif k in acct:
-            acct[k] = n
-    return acct
+from recsys.store import scripts
+from recsys.store.keys import Fields, Keys
 
 
 class RedisLedger:
@@ -65,36 +54,29 @@ class RedisLedger:
 
     def __init__(self, client: redis.Redis, keys: Keys, program: Program) -> None:
         self.client, self.keys, self.program = client, keys, program
-        self._ledger = client.register_script(ops.LEDGER_LUA)
-        self._stock = client.register_script(ops.STOCK_LUA)
+        self.flow = LoyaltyFlow(program, keys)
+
+    def _send(self, batch: Batch) -> list[Any]:
+        return scripts.run_batch(self.client, batch.commands)
+
+    def _drive(self, flow: Flow[T]) -> T:
+        return drive(self._send, flow)
 
     def run(self, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
-        """Run one prepared call; return its result. Raises the domain error the script answered.
+        """Run one prepared call (with the customer index's SADD, one round trip); return its result.
 
-        One round trip for the index and the step: EVALSHA sent directly (a ``Script`` in a pipeline first asks
-        SCRIPT EXISTS, a second round trip); on NOSCRIPT (e.g. after a restart) the script is loaded and sent again.
+        Raises the domain error the script answered.
         """
-        for attempt in (0, 1):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.sadd(self.keys.loyalty_customers(), customer_id)
-            pipe.execute_command("EVALSHA", self._ledger.sha, len(call.keys), *call.keys, *call.args)
-            try:
-                answer = pipe.execute()[1]
-            except NoScriptError:
-                if attempt:
-                    raise
-                self.client.script_load(ops.LEDGER_LUA)
-                continue
-            return ops.parse(answer, customer_id, idem)
-        raise AssertionError("unreachable")
+        return self._drive(self.flow.step(call, customer_id, idem))
 
-    def run_many(self, calls: Sequence[tuple[ops.Call, str]], pipe: Any | None = None) -> list[Any]:
-        """Run calls in one pipeline (not a transaction; each script is atomic on its own); return raw answers."""
-        pipe = pipe or self.client.pipeline(transaction=False)
-        pipe.sadd(self.keys.loyalty_customers(), *{c for _, c in calls})
-        for call, _ in calls:
-            self._ledger(keys=call.keys, args=call.args, client=pipe)
-        return pipe.execute(raise_on_error=False)[1:]
+    def run_many(self, calls: Sequence[tuple[ops.Call, str]]) -> list[Any]:
+        """Run calls in one pipeline (not a transaction; each script is atomic on its own); return raw answers.
+
+        For the backfill: an answer is the script's raw reply or the error it raised, in order; ``ops.parse`` reads it.
+        """
+        commands = [("SADD", self.keys.loyalty_customers(), *dict.fromkeys(c for _, c in calls))]
+        commands += [scripts.LEDGER.command(call.keys, call.args) for call, _ in calls]
+        return scripts.run_batch(self.client, commands, raise_on_error=False)[1:]
 
     def earn(
         self,
@@ -110,27 +92,15 @@ class RedisLedger:
 
         Raises ``IdempotencyConflict``/``DuplicateOrder``.
         """
-        call = ops.earn_call(
-            self.program, self.keys, customer_id, order_id, amount, lines, now, idem, categories=categories
-        )
-        return self.run(call, customer_id, idem)
+        return self._drive(self.flow.earn(customer_id, order_id, amount, lines, now, idem, categories))
 
     def redeem(self, customer_id: str, reward_id: str, quantity: int, now: datetime, idem: str) -> dict[str, Any]:
-        """Redeem a reward. Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``."""
-        call = ops.redeem_call(self.program, self.keys, customer_id, reward_id, quantity, now, idem)
-        if self.client.hexists(self.keys.loyalty_idempotency(customer_id), idem):
-            return self.run(call, customer_id, idem)  # already decided: replay it; its stock was settled then
-        stock_key = self.keys.loyalty_stock(reward_id)
-        ops.check_stock(
-            self._stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)),
-            reward_id,
-            idem,
-        )
-        try:
-            return self.run(call, customer_id, idem)
-        except CentricError:  # a definite refusal; on any other error the debit may have run: keep the stock
-            self._stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity))
-            raise
+        """Redeem a reward (``LoyaltyFlow.redeem``: tier, validity, stock, debit).
+
+        Raises ``UnknownReward``, ``RewardUnavailable``, ``OutOfStock``, ``InsufficientPoints``,
+        ``IdempotencyConflict``.
+        """
+        return self._drive(self.flow.redeem(customer_id, reward_id, quantity, now, idem))
 
     def prune_reservations(self, page: int = 1000) -> dict[str, int]:
         """Drop the stock reservations of redemptions the ledger has decided; return ``{"pruned", "open"}``.
@@ -143,9 +113,10 @@ class RedisLedger:
         pruned = still_open = 0
         for reward_id in self.program.rewards:
             stock_key = self.keys.loyalty_stock(reward_id)
-            for chunk in _chunks(self.client.hscan_iter(stock_key, match="res:*", count=page), page):
-                named = [(field, value, ops.parse_reservation(field)) for field, value in chunk]
-                named = [(field, value, parsed) for field, value, parsed in named if parsed is not None]
+            for chunk in _chunks(
+                self.client.hscan_iter(stock_key, match=f"{Fields.RESERVATION_PREFIX}*", count=page), page
+            ):
+                named = [(field, value, parsed) for field, value in chunk if (parsed := ops.parse_reservation(field))]
                 pipe = self.client.pipeline(transaction=False)
                 for _, _, (customer_id, idem) in named:
                     pipe.hget(self.keys.loyalty_idempotency(customer_id), idem)
@@ -163,37 +134,46 @@ class RedisLedger:
         self, customer_id: str, order_id: str, returned: Decimal | None, now: datetime, idem: str
     ) -> dict[str, Any]:
         """Reverse an order (or ``returned`` currency units of it). Raises ``UnknownOrder``, ``IdempotencyConflict``."""
-        return self.run(ops.reverse_call(self.keys, customer_id, order_id, returned, now, idem), customer_id, idem)
+        return self._drive(self.flow.reverse(customer_id, order_id, returned, now, idem))
 
     def grant(
         self, customer_id: str, points: int, reason: str, now: datetime, idem: str, op: str = "grant"
     ) -> dict[str, Any]:
         """Grant points (``op='adjust'`` allows negative, refused if it would overdraw)."""
-        return self.run(
-            ops.grant_call(self.program, self.keys, customer_id, points, reason, now, idem, op), customer_id, idem
-        )
+        return self._drive(self.flow.grant(customer_id, points, reason, now, idem, op))
+
+    def grant_many(
+        self, grants: Sequence[tuple[str, int]], reason: str, idem: str, now: datetime
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Grant points to many customers at once (``LoyaltyFlow.grant_many``); return ``[(customer_id, result)]``."""
+        return self._drive(self.flow.grant_many(grants, reason, idem, now))
 
     def expire(self, customer_id: str, now: datetime, review_tier: bool = False) -> dict[str, Any]:
-        """Expire the customer's lots due at ``now`` (and review the tier at period end); return ``{"expired", "balance", "tier"}``."""
-        return self.run(
-            ops.expire_call(self.keys, customer_id, now, self.program if review_tier else None), customer_id, ""
-        )
+        """Expire the customer's lots due at ``now`` (and review the tier at period end).
+
+        Returns ``{"expired", "balance", "tier"}``.
+        """
+        return self._drive(self.flow.expire(customer_id, now, review_tier))
+
+    def standing(self, customer_id: str, now: datetime) -> Standing:
+        """Return where the customer stands (``LoyaltyFlow.standing``: what ``GET .../loyalty`` shows)."""
+        return self._drive(self.flow.standing(customer_id, now))
 
     def init_stock(self) -> None:
         """Create each reward's stock counter from the program if it does not exist yet (never resets live stock)."""
         pipe = self.client.pipeline(transaction=False)
         for reward in self.program.rewards.values():
-            pipe.hsetnx(self.keys.loyalty_stock(reward.id), "stock", reward.stock)
+            pipe.hsetnx(self.keys.loyalty_stock(reward.id), Fields.STOCK, reward.stock)
         pipe.execute()
 
     def stock(self, reward_id: str) -> int | None:
         """Return the reward's remaining stock, or None when it has no record."""
-        value = self.client.hget(self.keys.loyalty_stock(reward_id), "stock")
+        value = self.client.hget(self.keys.loyalty_stock(reward_id), Fields.STOCK)
         return None if value is None else int(value)
 
     def account(self, customer_id: str) -> dict[str, Any]:
-        """Return the decoded account (see ``decode_account``)."""
-        return decode_account(self.client.hgetall(self.keys.loyalty_account(customer_id)))
+        """Return the decoded account (see ``ops.decode_account``)."""
+        return ops.decode_account(self.client.hgetall(self.keys.loyalty_account(customer_id)))
 
     def entries(self, customer_id: str) -> list[dict[str, Any]]:
         """Return the customer's ledger entries, oldest first."""
@@ -201,7 +181,8 @@ class RedisLedger:
 
     def customers(self) -> list[str]:
         """Return every customer id with a ledger."""
-        return sorted(c.decode() for c in self.client.smembers(self.keys.loyalty_customers()))
+        members = self.client.smembers(self.keys.loyalty_customers())
+        return sorted(c.decode() if isinstance(c, bytes) else c for c in members)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

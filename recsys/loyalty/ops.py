@@ -1,6 +1,6 @@
 """Ledger operations as data: what one script call needs, and how its answer becomes a result or a domain error.
 
-Shared by the sync ledger (jobs, CLI) and the async one (serving) so both apply exactly the same rules.
+The steps of ``recsys.loyalty.flow`` (driven by the sync ledger and by the service alike) are built from these.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -35,10 +34,44 @@ from recsys.loyalty.earning import (
     points_per_tier,
 )
 from recsys.loyalty.program import Program
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 
-LEDGER_LUA = resources.files("recsys.loyalty").joinpath("lua/ledger.lua").read_text()
-STOCK_LUA = resources.files("recsys.loyalty").joinpath("lua/stock.lua").read_text()
+
+def decode_account(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
+    """Return an account hash as ``{"balance", "debt", "tier", "orders", "earned": {YYYYMM: n}, "lots": {epoch: n}}``.
+
+    ``raw`` is HGETALL's answer: a mapping (redis-py) or the flat field/value list (a raw RESP2 reply).
+    """
+    pairs = raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
+    acct: dict[str, Any] = {"balance": 0, "debt": 0, "tier": 0, "orders": 0, "earned": {}, "lots": {}}
+    for k, v in pairs:
+        k = k.decode() if isinstance(k, bytes) else k
+        n = int(v)
+        if k.startswith(Fields.ACCOUNT_EARNED_PREFIX):
+            acct["earned"][k[len(Fields.ACCOUNT_EARNED_PREFIX) :]] = n
+        elif k.startswith(Fields.ACCOUNT_LOT_PREFIX):
+            acct["lots"][int(k[len(Fields.ACCOUNT_LOT_PREFIX) :])] = n
+        elif k in acct:
+            acct[k] = n
+    return acct
+
+
+def live_balance(acct: Mapping[str, Any], now: datetime) -> int:
+    """Return a decoded account's balance without the points past their expiry date at ``now``.
+
+    Those points are gone even before a write or `centric loyalty expire` books their expiry.
+    """
+    start = now.timestamp()
+    return int(acct["balance"]) - sum(n for exp, n in acct["lots"].items() if exp <= start)
+
+
+def expiring_points(acct: Mapping[str, Any], now: datetime, days: int = 30) -> int:
+    """Return the points of a decoded account that expire after ``now`` and within ``days`` days.
+
+    Lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring".
+    """
+    start, horizon = now.timestamp(), (now + timedelta(days=days)).timestamp()
+    return sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
 
 
 class UnknownOrder(NotFound):
@@ -219,9 +252,9 @@ def reservation_key(customer_id: str, idem: str) -> str:
 def parse_reservation(field: bytes | str) -> tuple[str, str] | None:
     """Return ``(customer_id, idempotency key)`` of a stock hash field ``res:<len>:<customer>:<key>``, else None."""
     text = field.decode() if isinstance(field, bytes) else field
-    if not text.startswith("res:"):
+    if not text.startswith(Fields.RESERVATION_PREFIX):
         return None
-    size, sep, rest = text[4:].partition(":")
+    size, sep, rest = text[len(Fields.RESERVATION_PREFIX) :].partition(":")
     if not sep or not size.isdigit() or len(rest) <= int(size) or rest[int(size)] != ":":
         return None  # not this layout (e.g. a reservation named before reservations were per customer)
     return rest[: int(size)], rest[int(size) + 1 :]
@@ -258,7 +291,8 @@ def parse(answer: Sequence[Any], customer_id: str, idem: str) -> dict[str, Any]:
         return out
     if status == "conflict":
         raise IdempotencyConflict(
-            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; use a new key"
+            f"Idempotency-Key {idem!r} was already used with a different request for customer {customer_id!r}; "
+            "use a new key"
         )
     if status == "insufficient":
         info = json.loads(body)

@@ -14,14 +14,42 @@ from recsys.exceptions import ConfigError
 ROUNDING = ("floor", "round", "ceil")
 
 
+REPEATS = ("never", "yearly")
+
+
+def _shift_years(moment: datetime, years: int) -> datetime:
+    """``moment`` moved by whole calendar years; 29 February becomes 28 February in a common year."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:
+        return moment.replace(year=moment.year + years, day=28)
+
+
 @dataclass(frozen=True)
 class Campaign:
-    """A bonus window: orders placed in ``[start, end]`` earn ``multiplier`` times the points."""
+    """A bonus window: orders placed in ``[start, end]`` earn ``multiplier`` times the points.
+
+    ``repeat = "yearly"`` makes the window recur every year on the same calendar dates (UTC), so an example
+    program such as "holiday double points in December" stays live without editing its dates.
+    """
 
     name: str
     start: datetime
     end: datetime
     multiplier: Decimal
+    repeat: str = "never"
+
+    def active(self, now: datetime) -> bool:
+        """Return whether an order placed at ``now`` (aware UTC) falls in this campaign's window."""
+        if self.repeat == "never":
+            return self.start <= now <= self.end
+        # the occurrence that started in now's year, or the one before (a window may cross New Year)
+        for years in (now.year - self.start.year, now.year - self.start.year - 1):
+            if years < 0:
+                continue
+            if _shift_years(self.start, years) <= now <= _shift_years(self.end, years):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -159,7 +187,13 @@ def parse_program(raw: dict[str, Any], path: Path | str = "<program>") -> Progra
         start, end = r.time(c, "start", p), r.time(c, "end", p)
         if start and end and end < start:
             raise r.fail(p + "end", end, f"ends before its start {start}")
-        campaigns.append(Campaign(r.get(c, "name", str, p, f"campaign {i}"), start, end, r.number(c, "multiplier", p)))  # type: ignore[arg-type]
+        repeat = r.get(c, "repeat", str, p, "never")
+        if repeat not in REPEATS:
+            raise r.fail(p + "repeat", repeat, f"expected one of {', '.join(REPEATS)}")
+        if repeat == "yearly" and start and end and _shift_years(start, 1) <= end:
+            raise r.fail(p + "end", end, "a yearly campaign must last less than a year")
+        name = r.get(c, "name", str, p, f"campaign {i}")
+        campaigns.append(Campaign(name, start, end, r.number(c, "multiplier", p), repeat))  # type: ignore[arg-type]
     tiers_t = r.get(raw, "tiers", dict, "")
     tiers = []
     for i, t in enumerate(r.get(tiers_t, "levels", list, "tiers.")):

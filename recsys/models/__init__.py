@@ -57,7 +57,8 @@ def make_model(name: str, **params: Any) -> Recommender:
 def load_recommender(path: Path | str) -> Recommender:
     """Load a saved model from ``<dir>/<name>.json`` (or the ``.npz`` beside it, or a directory with one model).
 
-    Raises ``ArtifactError`` when nothing loadable is there, the model is unknown, or the schema version is not supported.
+    Raises ``ArtifactError`` when nothing loadable is there, the model is unknown, or the schema version is not
+    supported.
     """
     path = Path(path)
     if path.is_dir():

@@ -56,7 +56,7 @@ def write(directory: Path, name: str, manifest: dict[str, Any], arrays: Mapping[
     """Write ``name.npz`` and ``name.json`` (manifest with ``schema_version`` added); return the JSON path."""
     directory.mkdir(parents=True, exist_ok=True)
     # Uncompressed: writing is several times faster, and the arrays are mostly incompressible floats anyway.
-    np.savez(directory / f"{name}.npz", **arrays)
+    np.savez(directory / f"{name}.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     body = {"schema_version": SCHEMA_VERSION, **manifest, "arrays": f"{name}.npz"}
     path = directory / f"{name}.json"
     path.write_text(json.dumps(body, indent=1))

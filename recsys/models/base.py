@@ -17,13 +17,13 @@ import json
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.clock import utcnow
 from recsys.exceptions import ArtifactError
 from recsys.ids import IdMap
 from recsys.matrix import PurchaseMatrix
@@ -158,7 +158,7 @@ class Recommender(ABC):
         self.customers_ = customers
         self.items_ = items
         self.fingerprint_ = artifacts.fingerprint(csr, customers, items)
-        self.trained_at_ = datetime.now(UTC).isoformat(timespec="seconds")
+        self.trained_at_ = utcnow().isoformat(timespec="seconds")
         self._transactions = transactions
         try:
             self._fit(csr, recent_csr)
@@ -289,7 +289,7 @@ class Recommender(ABC):
         """Learned arrays to save (besides the purchase matrix, saved by the base class)."""
         return {}
 
-    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+    def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:  # noqa: B027 - optional hook; most models have no arrays
         """Rebuild learned state from the arrays written by ``_arrays``."""
 
     def save(self, directory: Path | str) -> Path:

@@ -194,7 +194,8 @@ class HybridRecommender(Recommender):
 
 
 def sparse_top_k(rows: sp.csr_matrix, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` stored entries per row of ``rows`` ranked by ``values`` (aligned with ``rows.data``), as ``top_k`` does.
+    """Top ``k`` stored entries per row of ``rows`` ranked by ``values`` (aligned with ``rows.data``), as ``top_k``
+    does.
 
     Works on the stored entries only, so a customer's few hundred purchases are ranked without a dense row.
     """

@@ -16,9 +16,9 @@ customer × item features, as in the Instacart-style rankers):
   before it (item features use every customer's baskets before that customer's own ``r``-th last one: cutoffs are
   per customer, not a date, as in the usual next-basket rankers);
   the labels are "this candidate was in the target basket" (with ``horizon_days``: in any basket that starts
-  within that many days of the target basket — "the next 30 days" rather than "the next basket"). Scores served are the ranker's output on features
-  computed from all fitted baskets. So a model fitted on an evaluation split's train part never sees its
-  validation or test baskets.
+  within that many days of the target basket — "the next 30 days" rather than "the next basket"). Scores served are
+  the ranker's output on features computed from all fitted baskets. So a model fitted on an evaluation split's
+  train part never sees its validation or test baskets.
 
 Fitting needs the purchase lines, not only the matrix: ``fit(matrix, transactions=lines)`` with ``customer_id``,
 ``item_id``, ``timestamp`` and, when present, ``order_id`` and ``quantity`` (without ``order_id``, lines with one
@@ -284,7 +284,8 @@ def training_frame(
 
 
 class LearnedHybridRecommender(Recommender):
-    """Buy-again and trending candidates re-ranked by a LambdaRank booster learned from basket history (module docstring)."""
+    """Buy-again and trending candidates re-ranked by a LambdaRank booster learned from basket history (module
+    docstring)."""
 
     name: ClassVar[str] = "hybrid_ltr"
     needs_transactions: ClassVar[bool] = True
@@ -329,6 +330,7 @@ class LearnedHybridRecommender(Recommender):
         self.max_training_customers = max_training_customers
 
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+        assert self._transactions is not None  # fit() refuses a model with needs_transactions and no lines
         lines = basket_lines(self._transactions, self.customers_, self.items_)
         train = training_frame(
             lines,

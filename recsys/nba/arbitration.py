@@ -62,7 +62,7 @@ def _usage(p: np.ndarray, cost: np.ndarray, budgets: Budgets) -> tuple[np.ndarra
     u = np.zeros_like(p, order="F")
     count = np.zeros(m)
     for o in range(m):
-        parts = []
+        parts: list[np.ndarray | np.floating] = []
         if np.isfinite(budgets.contacts[o]):
             parts.append(np.float32(1.0 / max(budgets.contacts[o], 1e-9)))
         if np.isfinite(budgets.redemptions[o]):
@@ -164,14 +164,14 @@ def assign(
     mu = np.zeros(m, dtype=np.float32)
     best_ub = np.inf
     done = 0
-    for done in range(1, rounds + 1):
+    for done in range(1, rounds + 1):  # noqa: B007 - read after the loop: the rounds actually run
         reduced = score - mu * u
         kth, kth1 = _top_thresholds(reduced, cap)
         # upper bound at the current prices (any μ ≥ 0 gives one); keep the tightest
         top = np.where(_selected(reduced, kth, cap), reduced, 0).sum(dtype=np.float64)
         best_ub = min(best_ub, float(top + (mu.astype(np.float64) * nbudgets).sum()))
         target = mu.copy()
-        for o in limited:
+        for o in limited.tolist():
             inside = reduced[:, o] >= kth
             # margin over the customer's next-best alternative, before this offer's price
             margin = score[:, o] - np.where(inside, kth1, kth)
@@ -191,7 +191,7 @@ def assign(
     kth, _ = _top_thresholds(reduced, cap)
     chosen = _selected(reduced, kth, cap)
     # final cut: drop the lowest-ratio pairs of any offer still over budget, so the answer is feasible
-    for o in limited:
+    for o in limited.tolist():
         members = np.flatnonzero(chosen[:, o])
         if members.size == 0:
             continue

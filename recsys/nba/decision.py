@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recsys.clock import utcnow
 from recsys.columns import Columns, ProfileColumns
 from recsys.exceptions import DataError
 from recsys.nba.affinity import offer_affinity
@@ -92,7 +93,7 @@ def decide(
     Offers outside their validity window at ``now`` are skipped; holdout-arm customers get no offer of
     their experiment; arbitration enforces budgets and ``policy.max_offers_per_customer``.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     cid = ProfileColumns.customer_id
     n, offers = frame.height, [o for o in catalog.offers if o.is_valid_at(now)]
     m = len(offers)

@@ -99,7 +99,8 @@ def experiment_from_dict(data: Mapping[str, Any], where: str) -> Experiment:
     raw_arms = data.get("arms")
     if not isinstance(raw_arms, list) or len(raw_arms) < 2:
         raise ConfigError(
-            f"{where}: 'arms' must list at least two arms, e.g. [{{name='nba', weight=0.9}}, {{name='holdout', weight=0.1, holdout=true}}]"
+            f"{where}: 'arms' must list at least two arms, e.g. [{{name='nba', weight=0.9}}, "
+            f"{{name='holdout', weight=0.1, holdout=true}}]"
         )
     arms = []
     for i, raw in enumerate(raw_arms):

@@ -7,14 +7,14 @@ snapshot; ``affinity``, ``channel`` and ``arm`` are per (customer, offer) and fi
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import polars as pl
 
 from recsys.columns import ProfileColumns
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """Types of the expression language."""
 
     NUM = "number"
@@ -73,10 +73,10 @@ DEFAULTS: dict[str, object] = {
     NbaFields.complaints: 0,
 }
 
-_POLARS_TYPES = {
-    FieldType.NUM: pl.Float64,
-    FieldType.STR: pl.String,
-    FieldType.BOOL: pl.Boolean,
+_POLARS_TYPES: dict[FieldType, pl.DataType] = {
+    FieldType.NUM: pl.Float64(),
+    FieldType.STR: pl.String(),
+    FieldType.BOOL: pl.Boolean(),
     FieldType.LIST_STR: pl.List(pl.String),
     FieldType.LIST_NUM: pl.List(pl.Float64),
 }

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from recsys.exceptions import ConfigError
 from recsys.nba.experiments import Experiment, experiment_from_dict
@@ -71,7 +71,8 @@ _POLICY_FIELDS = {"max_per_channel", "period_days", "cooldown_days", "suppress_d
 
 @dataclass(frozen=True)
 class ContactPolicy:
-    """Contact limits: impressions per customer per channel per period, cooldown after dismissal, suppression after redemption."""
+    """Contact limits: impressions per customer per channel per period, cooldown after dismissal, suppression after
+    redemption."""
 
     max_per_channel: Mapping[str, int] = field(default_factory=lambda: {"web": 3, "app": 3, "email": 1, "push": 1})
     period_days: int = 7
@@ -278,10 +279,11 @@ def _policy(raw: Any, base: ContactPolicy, where: str) -> ContactPolicy:
     for channel, cap in given.items():
         if channel not in CHANNELS or isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 1000:
             raise ConfigError(
-                f"{where}: max_per_channel.{channel} = {cap!r}; channel must be one of {list(CHANNELS)}, cap an integer 0..1000"
+                f"{where}: max_per_channel.{channel} = {cap!r}; channel must be one of {list(CHANNELS)}, cap an "
+                f"integer 0..1000"
             )
         caps[channel] = cap
-    values = {
+    values: dict[str, Any] = {
         name: _int(raw, name, where, getattr(base, name))
         for name in ("period_days", "cooldown_days", "suppress_days", "max_offers_per_customer")
     }
@@ -304,6 +306,10 @@ def _str_list(raw: Mapping[str, Any], name: str, where: str, default: list[str] 
     return value
 
 
+@overload
+def _money(raw: Mapping[str, Any], name: str, where: str, *, required: Literal[True]) -> Decimal: ...
+@overload
+def _money(raw: Mapping[str, Any], name: str, where: str, *, required: bool = False) -> Decimal | None: ...
 def _money(raw: Mapping[str, Any], name: str, where: str, *, required: bool = False) -> Decimal | None:
     value = raw.get(name)
     if value is None:

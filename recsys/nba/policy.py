@@ -1,7 +1,7 @@
 """The live contact policy: filter a customer's published decisions by what has happened since.
 
 Pure functions over plain data so the service (Redis) and tests (in memory) share one implementation.
-State is what ``serving/services/offer_events.py`` records:
+State is what ``serving/services/offer_events.py`` records (field names: ``recsys.store.keys.Fields``):
 
 * customer contact hash: ``imp:<channel>:<YYYYMMDD>`` impression counts per day, ``dis:<offer>`` epoch
   seconds of the last dismissal, ``red:<offer>`` epoch seconds of the last redemption, ``redn:<offer>``
@@ -16,17 +16,14 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from recsys.store.keys import Fields
+
 DAY = 86_400
-
-
-def impression_field(channel: str, when: dt.datetime) -> str:
-    """Field of the customer contact hash counting impressions on ``channel`` on ``when``'s UTC day."""
-    return f"imp:{channel}:{when.astimezone(dt.UTC):%Y%m%d}"
 
 
 def period_fields(channel: str, now: dt.datetime, period_days: int) -> list[str]:
     """Fields of the last ``period_days`` days (today included) for ``channel``."""
-    return [impression_field(channel, now - dt.timedelta(days=d)) for d in range(max(period_days, 1))]
+    return [Fields.impressions(channel, now - dt.timedelta(days=d)) for d in range(max(period_days, 1))]
 
 
 def _decode(state: Mapping[Any, Any]) -> dict[str, str]:
@@ -99,14 +96,14 @@ def live_offers(
         oid = str(offer.get("id"))
         if is_exhausted(offer, int(redemptions.get(oid, 0))):
             continue
-        dismissed = state.get(f"dis:{oid}")
+        dismissed = state.get(Fields.dismissed(oid))
         if dismissed and now_s - float(dismissed) < int(policy.get("cooldown_days", 0)) * DAY:
             continue
-        redeemed = state.get(f"red:{oid}")
+        redeemed = state.get(Fields.redeemed(oid))
         if redeemed and now_s - float(redeemed) < int(policy.get("suppress_days", 0)) * DAY:
             continue
         limit = offer.get("max_per_customer")
-        if limit is not None and int(state.get(f"redn:{oid}", 0)) >= int(limit):
+        if limit is not None and int(state.get(Fields.redemptions(oid), 0)) >= int(limit):
             continue
         kept.append(row)
     return kept[:remaining]

@@ -35,6 +35,8 @@ class SnapshotData:
     experiments: Any = None
     model_files: dict[str, bytes] = field(default_factory=dict)  # recommender/ files, for fold-in
     manifest: dict[str, Any] = field(default_factory=dict)
+    # aggregates for the dashboard (``recsys.analytics.dashboard``): one small JSON document per version
+    dashboard: dict[str, Any] | None = None
 
 
 class RankedItem(NamedTuple):
@@ -105,7 +107,8 @@ class ItemTable:
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> ItemTable:
-        """Build from a frame with ``item_id`` and optional ``name``, ``category``, ``price``, ``in_stock``, ``repeat_category``."""
+        """Build from a frame with ``item_id`` and optional ``name``, ``category``, ``price``, ``in_stock``,
+        ``repeat_category``."""
         n = frame.height
 
         def col(name: str, default: Any, dtype: Any) -> pl.Series:
@@ -220,4 +223,8 @@ class SnapshotReader(Protocol):
 
     async def model_files(self) -> Mapping[str, bytes]:
         """Return the recommender artifact files published with the version (for fold-in); empty if none."""
+        ...
+
+    async def dashboard(self) -> dict[str, Any]:
+        """Return ``{"version", "created_at", "dashboard": aggregates or None, "experiments": document or None}``."""
         ...

@@ -82,14 +82,14 @@ def list_dtype(n_items: int, n_labels: int) -> np.dtype:
 def struct_format(dtype: np.dtype) -> str:
     """Return the ``struct`` format of one list row (``iter_unpack`` decodes a short list faster than numpy)."""
     codes = {"u1": "B", "u2": "H", "u4": "I", "f2": "e"}
-    return "<" + "".join(codes[dtype.fields[name][0].str[1:]] for name in ("pos", "score", "label"))
+    return "<" + "".join(codes[dtype[name].str[1:]] for name in ("pos", "score", "label"))
 
 
 def dtype_to_json(dtype: np.dtype) -> list[list[Any]]:
     """Return a JSON-able description of a structured dtype (inverse: :func:`dtype_from_json`)."""
     out: list[list[Any]] = []
     for name in dtype.names or ():
-        sub = dtype.fields[name][0]
+        sub = dtype[name]
         if sub.subdtype is not None:
             out.append([name, sub.subdtype[0].str, list(sub.subdtype[1])])
         else:

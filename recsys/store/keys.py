@@ -1,4 +1,4 @@
-"""Every Redis key Centric uses is built here, and nowhere else.
+"""Every Redis key Centric uses is built here, and nowhere else; so is every hash field name (``Fields``).
 
 Keys are namespaced ``centric:<env>:…``. Hash tags (the part in ``{…}``) decide the
 Redis Cluster slot: keys that one atomic script touches together share a tag, and
@@ -7,6 +7,7 @@ per-customer data is tagged by customer so that it spreads over the cluster.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 PREFIX = "centric"
@@ -98,11 +99,13 @@ class Keys:
         return f"{self.ns}:snap:{_tag('snap')}:pending"
 
     def snapshot_table(self, version: str, name: str) -> str:
-        """String or hash: a small per-version table (``items:<chunk>``, ``fallbacks``, ``labels``, ``offer_catalog``)."""
+        """String or hash: a small per-version table (``items:<chunk>``, ``fallbacks``, ``labels``,
+        ``offer_catalog``)."""
         return f"{self.ns}:snap:{version}:{name}:{_tag('v:' + version)}"
 
     def snapshot_bucket(self, version: str, kind: str, bucket: int) -> str:
-        """Hash: one bucket of per-entity records of ``kind`` (``recs``, ``prof``, ``offers`` by customer; ``sim`` by item)."""
+        """Hash: one bucket of per-entity records of ``kind`` (``recs``, ``prof``, ``offers`` by customer; ``sim``
+        by item)."""
         return f"{self.ns}:snap:{version}:{kind}:{bucket}:{_tag(f'g{bucket % BUCKET_GROUPS}')}"
 
     def snapshot_bucket_pattern(self, version: str) -> str:
@@ -121,7 +124,8 @@ class Keys:
     # Reward stock is tagged by reward (``{lr:<reward>}``): redeem reserves stock in its own script first
     # (idempotent per key), then debits the customer; a refused debit releases the reservation.
     def loyalty_account(self, customer_id: str) -> str:
-        """Hash: ``balance``, ``debt``, ``orders``, ``tier``, ``seq``, ``em:<YYYYMM>`` earned, ``lot:<expiry>`` remaining."""
+        """Hash: ``balance``, ``debt``, ``orders``, ``tier``, ``seq``, ``em:<YYYYMM>`` earned, ``lot:<expiry>``
+        remaining."""
         return f"{self.ns}:loy:acct:{_tag('lc:' + customer_id)}"
 
     def loyalty_lots(self, customer_id: str) -> str:
@@ -133,7 +137,8 @@ class Keys:
         return f"{self.ns}:loy:entries:{_tag('lc:' + customer_id)}"
 
     def loyalty_idempotency(self, customer_id: str) -> str:
-        """Hash: idempotency key -> ``<payload sha256>|<result JSON>`` (a recorded refusal: ``<sha>|!insufficient|<JSON>``)."""
+        """Hash: idempotency key -> ``<payload sha256>|<result JSON>`` (a recorded refusal:
+        ``<sha>|!insufficient|<JSON>``)."""
         return f"{self.ns}:loy:idem:{_tag('lc:' + customer_id)}"
 
     def loyalty_orders(self, customer_id: str) -> str:
@@ -141,7 +146,8 @@ class Keys:
         return f"{self.ns}:loy:orders:{_tag('lc:' + customer_id)}"
 
     def loyalty_stock(self, reward_id: str) -> str:
-        """Hash of one reward's stock: ``stock`` (int) and ``res:<len(customer)>:<customer>:<idempotency key>`` reservations."""
+        """Hash of one reward's stock: ``stock`` (int) and ``res:<len(customer)>:<customer>:<idempotency key>``
+        reservations."""
         return f"{self.ns}:loy:stock:{_tag('lr:' + reward_id)}"
 
     def loyalty_customers(self) -> str:
@@ -153,9 +159,87 @@ class Keys:
     # Contact state is tagged by customer (one slot per customer: one script updates it atomically);
     # budgets are tagged by offer (one slot per offer). No script needs both, so Cluster works.
     def nba_contacts(self, customer_id: str) -> str:
-        """Hash of one customer's contact state: ``imp:<channel>:<period>`` counts, ``dis:<offer>`` / ``red:<offer>`` epoch seconds, ``redn:<offer>`` counts."""
+        """Hash of one customer's contact state: ``imp:<channel>:<period>`` counts, ``dis:<offer>`` /
+        ``red:<offer>`` epoch seconds, ``redn:<offer>`` counts."""
         return f"{self.ns}:nba:contacts:{_tag('c:' + customer_id)}"
 
     def nba_budget(self, offer_id: str) -> str:
         """Hash of one offer's live budget use: ``redemptions``, ``impressions`` and ``impressions:<arm>`` (ints)."""
         return f"{self.ns}:nba:budget:{_tag('o:' + offer_id)}"
+
+    # --- dashboard (web UI) ---------------------------------------------------------------
+    # One small key per signed-in browser session, tagged by the session id (sessions are independent).
+    def ui_session(self, session_id: str) -> str:
+        """String with TTL: a web UI session, JSON ``{key_id, digest, scope, csrf, created_at}`` (never the API key)."""
+        return f"{self.ns}:ui:session:{_tag('s:' + session_id)}"
+
+
+class Fields:
+    """Every hash field name (and per-version table name) Centric builds, so a hash's writer and reader share it.
+
+    Grouped by the hash (``Keys`` builder) that holds them. Fields written by a Lua script are named here too and
+    ``tests/unit/store/test_keys.py`` checks the script spells them the same way.
+    """
+
+    # --- snapshot meta hash (``Keys.snapshot_meta``) and per-version tables (``Keys.snapshot_table``) --------------
+    META_INFO = "info"  # JSON: counts, checksums, bucket counts, encodings, created_at
+    META_STATUS = "status"  # "writing" | "active"
+    DASHBOARD_TABLE = "dashboard"  # JSON: the dashboard's aggregates of the version (recsys.analytics.dashboard)
+    EXPERIMENTS_TABLE = "experiments"  # JSON: the experiments the version's decisions assigned arms by
+
+    @staticmethod
+    def audience_table(offer_id: str) -> str:
+        """Name of the per-version table (Arrow IPC) holding one offer's decision rows."""
+        return f"audience:{offer_id}"
+
+    @staticmethod
+    def model_table(name: str) -> str:
+        """Name of the per-version table holding one published recommender file."""
+        return f"model:{name}"
+
+    # --- event batch progress (``Keys.events_batch``) -----------------------------------------------------------
+    BATCH_SHA = "sha"  # the batch's payload sha256 (a key reused for other events is a conflict)
+    BATCH_STREAM = "stream"  # set once the batch's events are in the stream
+
+    @staticmethod
+    def batch_key_done(key: str) -> str:
+        """Field set once the batch's offer counters on Redis key ``key`` committed."""
+        return f"k:{key}"
+
+    # --- loyalty account (``Keys.loyalty_account``; written by lua/ledger.lua) -----------------------------------
+    ACCOUNT_EARNED_PREFIX = "em:"  # em:<YYYYMM>: points earned that month (tier qualification)
+    ACCOUNT_LOT_PREFIX = "lot:"  # lot:<expiry epoch>: points of that expiry lot left
+
+    # --- reward stock (``Keys.loyalty_stock``; reservations written by lua/stock.lua) --------------------------
+    STOCK = "stock"  # units left
+    RESERVATION_PREFIX = "res:"  # res:<len(customer)>:<customer>:<idempotency key>: a redemption's reservation
+
+    # --- next-best-action contact state (``Keys.nba_contacts``) -------------------------------------------------
+    @staticmethod
+    def impressions(channel: str, when: dt.datetime) -> str:
+        """Impressions shown on ``channel`` on ``when``'s UTC day (a count)."""
+        return f"imp:{channel}:{when.astimezone(dt.UTC):%Y%m%d}"
+
+    @staticmethod
+    def dismissed(offer_id: str) -> str:
+        """Epoch seconds of the customer's last dismissal of the offer."""
+        return f"dis:{offer_id}"
+
+    @staticmethod
+    def redeemed(offer_id: str) -> str:
+        """Epoch seconds of the customer's last redemption of the offer."""
+        return f"red:{offer_id}"
+
+    @staticmethod
+    def redemptions(offer_id: str) -> str:
+        """The customer's redemptions of the offer so far (a count)."""
+        return f"redn:{offer_id}"
+
+    # --- next-best-action offer budget (``Keys.nba_budget``) ----------------------------------------------------
+    BUDGET_REDEMPTIONS = "redemptions"
+    BUDGET_IMPRESSIONS = "impressions"
+
+    @staticmethod
+    def arm_impressions(arm: str) -> str:
+        """Impressions of the offer shown under experiment arm ``arm``."""
+        return f"impressions:{arm}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import NoActiveSnapshot, NotFound
 from recsys.store import codec
@@ -22,7 +23,7 @@ def new_version_id(now: dt.datetime | None = None) -> str:
     """Return a sortable, unique version id such as ``20260101T120000-3f2a``."""
     import secrets
 
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
 
 
@@ -97,7 +98,7 @@ class MemoryStore:
         if progress is not None:
             progress("write recs", counts["customers"], counts["customers"])
         self._versions[version] = _Version(
-            version, dt.datetime.now(dt.UTC), prepared, table, recs, similar, profiles, decisions, counts
+            version, utcnow(), prepared, table, recs, similar, profiles, decisions, counts
         )
         self._order.insert(0, version)
         self._active = version
@@ -206,3 +207,13 @@ class MemoryStore:
     async def model_files(self) -> Mapping[str, bytes]:
         """Return the published recommender files."""
         return dict(self._current().prepared.model_files)
+
+    async def dashboard(self) -> dict[str, Any]:
+        """Return the version's dashboard aggregates and experiments document (``None`` when not published)."""
+        v = self._current()
+        return {
+            "version": v.version,
+            "created_at": v.created_at,
+            "dashboard": v.prepared.dashboard,
+            "experiments": v.prepared.experiments,
+        }

@@ -47,6 +47,7 @@ class Prepared:
     offers: list[dict[str, Any]] | None
     experiments: Any
     model_files: dict[str, bytes]
+    dashboard: dict[str, Any] | None = None
 
 
 def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> None:
@@ -219,4 +220,5 @@ def prepare(data: SnapshotData) -> Prepared:
         offers=data.offers,
         experiments=data.experiments,
         model_files=dict(data.model_files),
+        dashboard=data.dashboard,
     )

@@ -24,12 +24,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
-from recsys.store import codec
+from recsys.store import codec, scripts
 from recsys.store.base import ItemTable, RankedItem, RankedList
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from recsys.store.prepare import fallback_reason
 
-_READ_RECS = "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGETALL', KEYS[2])}"
 RECENT_TTL_S = 30 * 86_400  # fresh purchases matter until a newer snapshot has learned from them
 
 
@@ -49,11 +48,13 @@ class VersionState:
     buckets: dict[str, int]
     offer_catalog: list[dict[str, Any]] | None
     models: dict[str, bytes] | None = None
+    dashboard: dict[str, Any] | None = None  # {"dashboard", "experiments"}, read once per version on first use
     loaded_at: float = field(default_factory=time.monotonic)
 
 
 class Multiplexer(Protocol):
-    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies returned."""
+    """A lean connection for short reads (``serving.hotpath.redis_mux.MuxRedis``): commands sent in one write, replies
+    returned."""
 
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]: ...
 
@@ -75,7 +76,6 @@ class RedisSnapshotReader:
         self._state: VersionState | None = None
         self._checked = 0.0
         self._lock = asyncio.Lock()
-        self._read_recs = client.register_script(_READ_RECS)
 
     @property
     def loaded(self) -> VersionState | None:
@@ -116,7 +116,7 @@ class RedisSnapshotReader:
         k = self.keys
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.hget(k.snapshot_meta(version), "info")
+                pipe.hget(k.snapshot_meta(version), Fields.META_INFO)
                 for name in ("items", "labels", "fallbacks", "offer_catalog"):
                     pipe.get(k.snapshot_table(version, name))
                 info_raw, items_raw, labels_raw, fallbacks_raw, catalog_raw = await pipe.execute()
@@ -161,7 +161,7 @@ class RedisSnapshotReader:
                 else:
                     blob, (flat,) = None, await self.mux.execute(("HGETALL", recent_key))
             elif key:
-                blob, flat = await self._read_recs(keys=[key, recent_key], args=[customer_id])
+                blob, flat = await scripts.arun(self.client, scripts.READ_RECS, [key, recent_key], [customer_id])
             else:
                 blob, flat = None, await self.client.execute_command("HGETALL", recent_key)
         except (RedisError, OSError) as exc:
@@ -252,7 +252,7 @@ class RedisSnapshotReader:
         """Return ``{"version", "customers": [decision rows for the offer]}``."""
         state = await self._current()
         try:
-            blob = await self.client.get(self.keys.snapshot_table(state.version, f"audience:{offer_id}"))
+            blob = await self.client.get(self.keys.snapshot_table(state.version, Fields.audience_table(offer_id)))
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
         if blob is None:
@@ -267,7 +267,9 @@ class RedisSnapshotReader:
             names = list(state.info.get("model_files", []))
             try:
                 blobs = (
-                    await self.client.mget([self.keys.snapshot_table(state.version, f"model:{n}") for n in names])
+                    await self.client.mget(
+                        [self.keys.snapshot_table(state.version, Fields.model_table(n)) for n in names]
+                    )
                     if names
                     else []
                 )
@@ -275,6 +277,31 @@ class RedisSnapshotReader:
                 raise _errors(exc) from exc
             state.models = {n: b for n, b in zip(names, blobs) if b is not None}
         return state.models
+
+    async def dashboard(self) -> dict[str, Any]:
+        """Return ``{"version", "created_at", "dashboard", "experiments"}`` of the active version.
+
+        The two tables are read once per version and kept with it.
+        """
+        import datetime as dt
+
+        state = await self._current()
+        if state.dashboard is None:
+            try:
+                raw = await self.client.mget(
+                    [
+                        self.keys.snapshot_table(state.version, name)
+                        for name in (Fields.DASHBOARD_TABLE, Fields.EXPERIMENTS_TABLE)
+                    ]
+                )
+            except (RedisError, OSError) as exc:
+                raise _errors(exc) from exc
+            state.dashboard = {
+                "dashboard": orjson.loads(raw[0]) if raw[0] else None,
+                "experiments": orjson.loads(raw[1]) if raw[1] else None,
+            }
+        created = dt.datetime.fromtimestamp(state.created_at_s, dt.UTC)
+        return {"version": state.version, "created_at": created, **state.dashboard}
 
 
 def _build_state(
@@ -303,7 +330,7 @@ def _build_state(
         list_dtype=codec.dtype_from_json(info["list_dtype"]),
         row_format=codec.struct_format(codec.dtype_from_json(info["list_dtype"])),
         table=table,
-        labels=labels,  # type: ignore[arg-type]
+        labels=labels,
         fallbacks=fallbacks,
         profile_codec=codec.ProfileCodec.from_json(info["profile_codec"]) if info.get("profile_codec") else None,
         buckets={k: int(v) for k, v in info.get("buckets", {}).items()},

@@ -19,6 +19,7 @@ A publish killed at any point before step 5 leaves the pointer on the old versio
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -29,42 +30,15 @@ import orjson
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from recsys.clock import utcnow
 from recsys.exceptions import Conflict, NotFound, StoreUnavailable
+from recsys.store import scripts
 from recsys.store.base import PublishReport, SnapshotData, VersionInfo
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from recsys.store.memory import new_version_id
 from recsys.store.prepare import prepare
 
 LOCK_TTL_S = 60  # seconds; read at call time, so tests may shorten it
-
-_VERIFY = """
-local t = redis.call('HGETALL', KEYS[1])
-local encoding = redis.call('OBJECT', 'ENCODING', KEYS[1])
-return {#t / 2, redis.sha1hex(table.concat(t)), encoding}
-"""
-_ACTIVATE = """
-if ARGV[3] == '1' and redis.call('GET', KEYS[5]) ~= ARGV[1] then
-  return redis.error_reply('publish lock lost: another publish took over')
-end
-if ARGV[3] == '0' and not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  return redis.error_reply('version is not kept')
-end
-redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[3] == '1' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
-redis.call('SREM', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[4], 'status', 'active')
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# Compare-and-extend: the TTL is extended only while the lock still holds our token. An expired lock is
-# never re-taken: another publish may have held it meanwhile and deleted our pending version's keys.
-_REFRESH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class RedisSnapshotStore:
@@ -73,10 +47,6 @@ class RedisSnapshotStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
-        self._verify = client.register_script(_VERIFY)
-        self._activate = client.register_script(_ACTIVATE)
-        self._release = client.register_script(_RELEASE)
-        self._refresh = client.register_script(_REFRESH)
 
     # --- reading control state -------------------------------------------------------
     def active_version(self) -> str | None:
@@ -86,7 +56,7 @@ class RedisSnapshotStore:
 
     def info(self, version: str) -> dict[str, Any] | None:
         """Return a version's metadata, or ``None`` if it is unknown or expired."""
-        raw = self._call(self.client.hget, self.keys.snapshot_meta(version), "info")
+        raw = self._call(self.client.hget, self.keys.snapshot_meta(version), Fields.META_INFO)
         return orjson.loads(raw) if raw is not None else None
 
     def versions(self) -> list[VersionInfo]:
@@ -111,7 +81,9 @@ class RedisSnapshotStore:
             raise NotFound(f"version {version!r} is not kept (or has expired); see `centric publish --list`")
         self._persist(version)
         try:
-            self._activate(keys=self._control_keys(version), args=[version, time.time(), "0"])
+            scripts.run(
+                self.client, scripts.ACTIVATE_VERSION, self._control_keys(version), [version, utcnow().timestamp(), "0"]
+            )
         except ResponseError as exc:
             raise NotFound(f"version {version!r} cannot be activated: {exc}") from exc
         except RedisError as exc:
@@ -161,7 +133,12 @@ class RedisSnapshotStore:
             # The only step that makes the version visible; the script re-checks that the lock is ours,
             # so a lock the heartbeat lost (expired or taken over) always refuses activation.
             try:
-                self._activate(keys=self._control_keys(version), args=[version, time.time(), "1"])
+                scripts.run(
+                    self.client,
+                    scripts.ACTIVATE_VERSION,
+                    self._control_keys(version),
+                    [version, utcnow().timestamp(), "1"],
+                )
             except ResponseError as exc:
                 why = f" ({heartbeat.lost})" if heartbeat.lost else ""
                 raise Conflict(f"publish of {version} not activated: {exc}{why}") from exc
@@ -170,19 +147,19 @@ class RedisSnapshotStore:
             raise StoreUnavailable(f"publish of {version} failed, previous version stays active: {exc}") from exc
         finally:
             heartbeat.stop()
-            try:
-                self._release(keys=[self.keys.snapshot_lock()], args=[version])
-            except RedisError:
-                pass  # the lock expires by itself
+            with contextlib.suppress(RedisError):  # the lock expires by itself
+                scripts.run(self.client, scripts.RELEASE_LOCK, [self.keys.snapshot_lock()], [version])
         return PublishReport(version, writer.counts, checksums, time.perf_counter() - start, removed, notes)
 
     def refresh_lock(self, version: str) -> None:
         """Extend the publish lock while writing; raises ``Conflict`` if it is no longer ours.
 
-        Atomic compare-and-extend (``_REFRESH``): a lock held by another publish is left untouched, and
+        Atomic compare-and-extend (``lua/refresh_lock.lua``): a lock held by another publish is left untouched, and
         a lock that expired is not re-taken (another publish may have run and cleaned up our version).
         """
-        if not self._refresh(keys=[self.keys.snapshot_lock()], args=[version, int(LOCK_TTL_S * 1000)]):
+        if not scripts.run(
+            self.client, scripts.REFRESH_LOCK, [self.keys.snapshot_lock()], [version, int(LOCK_TTL_S * 1000)]
+        ):
             holder = self.client.get(self.keys.snapshot_lock())
             who = f"taken by {holder.decode()}" if holder is not None else "expired"
             raise Conflict(f"publish lock {who} while writing {version}")
@@ -283,8 +260,22 @@ class _LockHeartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` in short steps; return True as soon as ``stop`` was called.
+
+        Not ``Event.wait(timeout)``: its timed semaphore wait never returns under libfaketime, which the suite's
+        any-date check uses (docs/testing.md); plain sleeps work under every clock.
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
     def _run(self) -> None:
-        while not self._stop.wait(max(LOCK_TTL_S / 3, 0.05)):
+        while not self._pause(max(LOCK_TTL_S / 3, 0.05)):
             try:
                 self.store.refresh_lock(self.version)
             except Conflict as exc:

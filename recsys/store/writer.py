@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -12,9 +11,11 @@ import orjson
 import polars as pl
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import ArtifactError
-from recsys.store import codec
+from recsys.store import codec, scripts
+from recsys.store.keys import Fields
 from recsys.store.prepare import Prepared
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class VersionWriter:
         self.tables = self._tables()
         return {
             "version": self.version,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "created_at": utcnow().isoformat(),
             "list_dtype": codec.dtype_to_json(list_dtype),
             "profile_codec": profile_codec.to_json() if profile_codec else None,
             "buckets": buckets,
@@ -85,12 +86,14 @@ class VersionWriter:
         if p.offers is not None:
             tables["offer_catalog"] = orjson.dumps(p.offers, default=str)
         if p.experiments is not None:
-            tables["experiments"] = orjson.dumps(p.experiments, default=str)
+            tables[Fields.EXPERIMENTS_TABLE] = orjson.dumps(p.experiments, default=str)
+        if p.dashboard is not None:
+            tables[Fields.DASHBOARD_TABLE] = orjson.dumps(p.dashboard, default=str)
         if p.decisions is not None:
             for (offer_id,), part in p.decisions.group_by("offer_id"):
-                tables[f"audience:{offer_id}"] = _ipc(part)
+                tables[Fields.audience_table(offer_id)] = _ipc(part)
         for name, blob in p.model_files.items():
-            tables[f"model:{name}"] = blob
+            tables[Fields.model_table(name)] = blob
         return tables
 
     # --- writing -----------------------------------------------------------------------
@@ -99,7 +102,8 @@ class VersionWriter:
         self.info = self._plan()
         self.client.sadd(self.keys.snapshot_pending(), self.version)
         self.client.hset(
-            self.keys.snapshot_meta(self.version), mapping={"info": orjson.dumps(self.info), "status": "writing"}
+            self.keys.snapshot_meta(self.version),
+            mapping={Fields.META_INFO: orjson.dumps(self.info), Fields.META_STATUS: "writing"},
         )
         self._ensure_listpack()
         pipe = self.client.pipeline(transaction=False)
@@ -131,7 +135,7 @@ class VersionWriter:
         self.counts["items"] = p.items.height
         self.counts["fallbacks"] = len(p.fallbacks)
         self.info["counts"] = self.counts
-        self.client.hset(self.keys.snapshot_meta(self.version), "info", orjson.dumps(self.info))
+        self.client.hset(self.keys.snapshot_meta(self.version), Fields.META_INFO, orjson.dumps(self.info))
         return self.notes
 
     def _ensure_listpack(self) -> None:
@@ -226,14 +230,15 @@ class VersionWriter:
         self.client.script_load(self.store._verify.script)
         for kind, expected in self.expected.items():
             buckets = sorted(expected)
-            pipe = self.client.pipeline(transaction=False)
             answers: list[Any] = []
-            for n, b in enumerate(buckets, 1):
-                self.store._verify(keys=[self.keys.snapshot_bucket(self.version, kind, b)], client=pipe)
-                if n % 1024 == 0:
-                    answers += pipe.execute()
-                    self.progress(f"verify {kind}", n, len(buckets))
-            answers += pipe.execute()
+            for start in range(0, len(buckets), 1024):
+                chunk = buckets[start : start + 1024]
+                answers += scripts.run_batch(
+                    self.client,
+                    [scripts.VERIFY_BUCKET.command([self.keys.snapshot_bucket(self.version, kind, b)]) for b in chunk],
+                )
+                if start + len(chunk) < len(buckets):
+                    self.progress(f"verify {kind}", start + len(chunk), len(buckets))
             self.progress(f"verify {kind}", len(buckets), len(buckets))
             for b, (count, digest, encoding) in zip(buckets, answers):
                 if int(count) != expected[b][0]:

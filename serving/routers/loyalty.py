@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path
+from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
+from serving.params import CustomerId, IdempotencyKey
 from serving.routing import StrictQueryRoute
 from serving.schemas.loyalty import (
     EarnCreate,
     GrantCreate,
     GrantResultPublic,
     LedgerResultPublic,
+    LoyaltyHistoryPublic,
     LoyaltyPublic,
     RedeemCreate,
     ReverseCreate,
@@ -22,16 +24,6 @@ from serving.services import loyalty as service
 router = APIRouter(prefix="/v1", tags=["loyalty"], route_class=StrictQueryRoute)
 
 LoyaltyDep = Annotated[service.LoyaltyService, Depends(service.get_loyalty)]
-CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Required on writes: a retry with the same key has no second effect.",
-    ),
-]
 
 
 @router.get(
@@ -40,6 +32,21 @@ IdempotencyKey = Annotated[
 async def get_loyalty(loyalty: LoyaltyDep, customer_id: CustomerId) -> LoyaltyPublic:
     """Balance, tier, progress to the next tier, points expiring in 30 days, and the rewards this tier may redeem."""
     return await service.account(loyalty, customer_id, service.utcnow())
+
+
+@router.get(
+    "/customers/{customer_id}/loyalty/history",
+    response_model=LoyaltyHistoryPublic,
+    dependencies=[Depends(require_scope("read"))],
+)
+async def get_loyalty_history(
+    loyalty: LoyaltyDep,
+    customer_id: CustomerId,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Entries to skip, newest first.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="Entries per page.")] = 50,
+) -> LoyaltyHistoryPublic:
+    """The loyalty statement, newest first: earns, redemptions, reversals, expiries, grants; paginated."""
+    return await service.statement(loyalty, customer_id, offset, limit)
 
 
 @router.post(

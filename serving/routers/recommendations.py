@@ -1,16 +1,18 @@
 """``GET /v1/customers/{customer_id}/recommendations`` and ``POST /v1/recommendations/basket``.
 
-Unknown query parameters are rejected with 422 (``StrictQueryRoute``): a typo such as ``?limit=5`` must not be silently ignored.
+Unknown query parameters are rejected with 422 (``StrictQueryRoute``): a typo such as ``?limit=5`` must not be
+silently ignored.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
 from serving.deps import ServingDep
+from serving.params import CustomerId
 from serving.responses import OrjsonResponse
 from serving.routing import StrictQueryRoute
 from serving.schemas.common import ErrorPublic
@@ -29,7 +31,6 @@ router = APIRouter(
         503: {"model": ErrorPublic},
     },
 )
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 
 
 @router.get(
@@ -40,7 +41,8 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="Exte
 async def get_recommendations(
     serving: ServingDep, customer_id: CustomerId, query: Annotated[RecommendationsQuery, Query()]
 ) -> OrjsonResponse:
-    """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown customers."""
+    """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown
+    customers."""
     excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
     body = await service.recommend(
         serving.store,

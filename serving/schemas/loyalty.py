@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from serving.schemas.common import ExternalId
 
 
 class RewardPublic(BaseModel):
@@ -37,7 +40,7 @@ class OrderLine(BaseModel):
     """One line of an order (unit price in currency units)."""
 
     model_config = ConfigDict(extra="forbid")
-    item_id: str = Field(min_length=1, max_length=128)
+    item_id: ExternalId
     quantity: Decimal = Field(gt=0, le=1_000_000)
     price: Decimal = Field(ge=0, le=10_000_000)
 
@@ -46,7 +49,7 @@ class EarnCreate(BaseModel):
     """An order that earns points."""
 
     model_config = ConfigDict(extra="forbid")
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: ExternalId
     amount: Decimal = Field(ge=0, le=100_000_000)
     items: list[OrderLine] = Field(default_factory=list, max_length=1000)
 
@@ -55,7 +58,7 @@ class RedeemCreate(BaseModel):
     """Redeem ``quantity`` of a reward."""
 
     model_config = ConfigDict(extra="forbid")
-    reward_id: str = Field(min_length=1, max_length=128)
+    reward_id: ExternalId
     quantity: int = Field(default=1, ge=1, le=1000)
 
 
@@ -63,7 +66,7 @@ class ReverseCreate(BaseModel):
     """Reverse an order: all of it, or the returned ``items`` (their value sets the share reversed)."""
 
     model_config = ConfigDict(extra="forbid")
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: ExternalId
     # omit ``items`` to reverse the whole order; an empty list would reverse nothing and is refused (422)
     items: list[OrderLine] | None = Field(default=None, min_length=1, max_length=1000)
 
@@ -72,7 +75,7 @@ class GrantLine(BaseModel):
     """Points granted to one customer."""
 
     model_config = ConfigDict(extra="forbid")
-    customer_id: str = Field(min_length=1, max_length=128)
+    customer_id: ExternalId
     points: int = Field(gt=0, le=10_000_000)
 
 
@@ -111,3 +114,25 @@ class GrantResultPublic(BaseModel):
     """A bulk grant's answers, one per customer, in request order."""
 
     results: list[LedgerResultPublic]
+
+
+class StatementEntryPublic(BaseModel):
+    """One line of a loyalty statement: an earn, redemption, reversal, expiry, grant or adjustment."""
+
+    entry_id: str
+    type: str
+    amount: int = Field(description="Change of the balance in points (negative for redemptions, reversals, expiries).")
+    at: datetime
+    reason: str = ""
+    source: str = Field(default="", description="The order id of an earn or reversal, the reward or grant source.")
+
+
+class LoyaltyHistoryPublic(BaseModel):
+    """A page of a customer's loyalty statement, newest first; ``next_offset`` is None on the last page."""
+
+    customer_id: str
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    entries: list[StatementEntryPublic]

@@ -21,9 +21,10 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import IdempotencyConflict, StoreUnavailable
 from recsys.store.base import SnapshotReader
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from serving.services.offer_events import apply_offer_events
 
 BATCH_TTL_S = 86_400  # how long a batch's Idempotency-Key is remembered
@@ -39,7 +40,7 @@ async def _batch_progress(redis: aioredis.Redis, key: str, events: list[dict[str
     digest = hashlib.sha256(orjson.dumps([_entry(e) for e in events], option=orjson.OPT_SORT_KEYS)).hexdigest()
     try:
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "sha", digest)
+            pipe.hsetnx(key, Fields.BATCH_SHA, digest)
             pipe.expire(key, BATCH_TTL_S, nx=True)
             pipe.hgetall(key)
             _, _, state = await pipe.execute()
@@ -48,9 +49,9 @@ async def _batch_progress(redis: aioredis.Redis, key: str, events: list[dict[str
             f"events not recorded (nothing was written): Redis is unreachable ({exc}); retry the batch"
         ) from exc
     state = {k.decode(): v.decode() for k, v in state.items()}
-    if state["sha"] != digest:
+    if state[Fields.BATCH_SHA] != digest:
         raise IdempotencyConflict("this Idempotency-Key was already used for a different event batch; use a new key")
-    return set(state) - {"sha"}
+    return set(state) - {Fields.BATCH_SHA}
 
 
 async def record_events(
@@ -67,18 +68,18 @@ async def record_events(
     """
     progress = keys.events_batch(idempotency_key) if idempotency_key else None
     done = await _batch_progress(redis, progress, events) if progress else set()
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     for event in events:
         if event.get("timestamp") is None:
             event["timestamp"] = now
     stream = keys.events_stream()
-    if "stream" not in done:
+    if Fields.BATCH_STREAM not in done:
         try:
             async with redis.pipeline(transaction=True) as pipe:
                 for event in events:
                     pipe.xadd(stream, _entry(event), maxlen=STREAM_MAXLEN, approximate=True)
                 if progress:
-                    pipe.hset(progress, "stream", 1)
+                    pipe.hset(progress, Fields.BATCH_STREAM, 1)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(

@@ -20,7 +20,8 @@ async def similar(store: SnapshotReader, item_id: str, *, k: int) -> dict[str, A
     info = table.get(item_id)
     if info is None:
         raise UnknownItem(
-            f"item {item_id!r} is not in the active snapshot's catalog; check the id (items come from items.parquet and the model)"
+            f"item {item_id!r} is not in the active snapshot's catalog; check the id (items come from items.parquet "
+            f"and the model)"
         )
     ranked = await store.similar(item_id)
     version = ranked.version if ranked is not None else await store.version()

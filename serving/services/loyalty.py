@@ -1,62 +1,75 @@
-"""Loyalty for the service: the same ledger scripts and rules as ``recsys.loyalty``, on the async Redis client."""
+"""Loyalty for the service: the flows of ``recsys.loyalty.flow`` driven on the async Redis client.
+
+The rules (tier and validity of a reward, stock, idempotent replay, the customer index) are the flow's, the same
+ones the sync ``RedisLedger`` drives; this module only sends the flow's batches (through the app's multiplexed
+connection when it has one) and turns results into the API's schemas.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from fastapi import Request
-from redis.exceptions import NoScriptError, ResponseError
 
-from recsys.exceptions import CentricError, Conflict, DataError
+from recsys import clock
+from recsys.exceptions import CentricError, RewardUnavailable
 from recsys.loyalty import ops
-from recsys.loyalty.earning import Line, months_window
-from recsys.loyalty.ledger import decode_account
+from recsys.loyalty.earning import Line
+from recsys.loyalty.flow import Batch, CustomerIndex, Flow, LoyaltyFlow, T, adrive
 from recsys.loyalty.program import Program, load_program
-from recsys.store.keys import Keys
-from serving.redis_mux import MuxRedis
+from recsys.store import scripts
+from recsys.store.keys import Fields, Keys
+from serving.hotpath.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
     LedgerResultPublic,
+    LoyaltyHistoryPublic,
     LoyaltyPublic,
     OrderLine,
     RewardPublic,
+    StatementEntryPublic,
 )
 
+__all__ = ["RewardUnavailable"]  # raised by the flow; re-exported where the service's callers look for it
 
-class RewardUnavailable(Conflict):
-    """The reward exists but not for this customer's tier, or not at this time."""
+# A customer indexed (SADD acknowledged) by this process within this many seconds is not SADDed again: the index
+# is append-only, so the write is one EVALSHA instead of a two-command pipeline (see ``CustomerIndex``).
+INDEX_TTL_S = 60.0
 
 
 @dataclass
 class LoyaltyService:
-    """The program (loaded once) and the registered scripts, cached on ``app.state.loyalty``."""
+    """The program (loaded once) and the flows on the app's Redis, cached on ``app.state.loyalty``."""
 
     program: Program
     redis: aioredis.Redis
     keys: Keys
-    ledger: Any
-    stock: Any
-    # the app's multiplexed connection (``app.state.mux``): ledger steps go through it when set, else through ``redis``
+    # the app's multiplexed connection (``app.state.mux``): the flow's batches go through it when set
     mux: MuxRedis | None = None
     # the app's snapshot reader (``app.state.store``): item categories for the program's category multipliers
     store: Any = None
-    # customer id -> monotonic time this process last had the customer's SADD to the index acknowledged
-    indexed: dict[str, float] = field(default_factory=dict)
+    flow: LoyaltyFlow = field(init=False)
 
+    def __post_init__(self) -> None:
+        self.flow = LoyaltyFlow(self.program, self.keys, CustomerIndex(INDEX_TTL_S))
 
-# A customer indexed (SADD acknowledged) by this process within this many seconds is not SADDed again: the index
-# is append-only, so the write is one EVALSHA instead of a two-command pipeline. A ledger created meanwhile (its
-# first entry, after a data reset) is indexed at once; an index emptied by hand heals within this time.
-INDEX_TTL_S = 60.0
-_INDEX_MAX = 100_000
+    async def send(self, batch: Batch) -> list[Any]:
+        """Send one batch of the flow in one round trip; return the replies (scripts reloaded on NOSCRIPT)."""
+        if self.mux is not None:
+            # one multiplexed connection per worker: concurrent steps go out in one write, answered after one fsync
+            return await scripts.aexecute(self.mux.execute, self.redis, batch.commands)
+        return await scripts.arun_batch(self.redis, batch.commands)
+
+    async def drive(self, flow: Flow[T]) -> T:
+        """Run a flow of ``self.flow`` to its end; return its result or raise its domain error."""
+        return await adrive(self.send, flow)
 
 
 async def get_loyalty(request: Request) -> LoyaltyService:
@@ -64,7 +77,12 @@ async def get_loyalty(request: Request) -> LoyaltyService:
 
     Raises ``ConfigError`` (a bad program file) on every call until the file is fixed.
     """
-    state = request.app.state
+    return await loyalty_of(request.app)
+
+
+async def loyalty_of(app: Any) -> LoyaltyService:
+    """Return the loyalty service of ``app`` (a FastAPI app), made on first use (see ``get_loyalty``)."""
+    state = app.state
     service = getattr(state, "loyalty", None)
     if service is not None:
         return service
@@ -78,17 +96,9 @@ async def get_loyalty(request: Request) -> LoyaltyService:
             program = load_program(state.settings.loyalty_program)
             client, keys = state.redis, state.keys
             for reward in program.rewards.values():
-                await client.hsetnx(keys.loyalty_stock(reward.id), "stock", reward.stock)
-            await client.script_load(ops.LEDGER_LUA)  # `step` sends EVALSHA only (and reloads on NOSCRIPT)
-            service = LoyaltyService(
-                program,
-                client,
-                keys,
-                client.register_script(ops.LEDGER_LUA),
-                client.register_script(ops.STOCK_LUA),
-                getattr(state, "mux", None),
-                getattr(state, "store", None),
-            )
+                await client.hsetnx(keys.loyalty_stock(reward.id), Fields.STOCK, reward.stock)
+            await client.script_load(scripts.LEDGER.source)  # the first write is then one round trip
+            service = LoyaltyService(program, client, keys, getattr(state, "mux", None), getattr(state, "store", None))
             state.loyalty = service
     return service
 
@@ -99,13 +109,12 @@ def _lines(items: Sequence[OrderLine] | None) -> list[Line]:
 
 def _answer(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> dict[str, Any]:
     # the fields of ``LedgerResultPublic``, in its order (the fast write path serialises this dict as it is)
-    tiers = svc.program.tiers
     return {
         "customer_id": customer_id,
         "entry": out["entry"],
         "balance": out["balance"],
         "debt": out["debt"],
-        "tier": tiers[min(out["tier"], len(tiers) - 1)].name,
+        "tier": svc.flow.tier_name(out["tier"]),
         "replayed": out["replayed"],
     }
 
@@ -114,60 +123,12 @@ def _public(svc: LoyaltyService, customer_id: str, out: dict[str, Any]) -> Ledge
     return LedgerResultPublic(**_answer(svc, customer_id, out))
 
 
-def _noscript(exc: ResponseError) -> bool:
-    # redis-py raises NoScriptError; the mux hands back the error reply itself ("NOSCRIPT No matching script...")
-    return isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")
-
-
-async def _send(svc: LoyaltyService, args: tuple[Any, ...], customer_id: str, index: bool) -> Any:
-    """Send the EVALSHA (after the customer index's SADD when ``index``) in one write; return the script's answer."""
-    mux = svc.mux
-    if mux is not None:
-        # one multiplexed connection per worker: concurrent steps go out in one write, answered after one fsync
-        if index:
-            return (await mux.execute(("SADD", svc.keys.loyalty_customers(), customer_id), args))[1]
-        return (await mux.execute(args))[0]
-    if not index:
-        return await svc.redis.execute_command(*args)
-    pipe = svc.redis.pipeline(transaction=False)
-    pipe.sadd(svc.keys.loyalty_customers(), customer_id)
-    pipe.execute_command(*args)
-    return (await pipe.execute(raise_on_error=True))[1]
-
-
 async def step(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> dict[str, Any]:
-    """Run one ledger step in one round trip (customer index + EVALSHA); return the answer as a plain dict.
+    """Run one ledger step (``LoyaltyFlow.step``: customer index + EVALSHA, one round trip); return the answer.
 
-    Not ``Script.__call__`` on a pipeline: redis-py then sends SCRIPT EXISTS first, a second round trip per write.
-    Sent through ``svc.mux`` when the app has one, else through the redis-py client; the answers are the same.
-    After a Redis restart (NOSCRIPT) the script is loaded and the step sent again; nothing ran the first time.
-    Raises the domain error the script answered.
+    The answer is the plain dict of ``LedgerResultPublic``'s fields. Raises the domain error the script answered.
     """
-    seen = svc.indexed.get(customer_id)
-    cached = seen is not None and time.monotonic() - seen < INDEX_TTL_S
-    args = ("EVALSHA", svc.ledger.sha, len(call.keys), *call.keys, *call.args)
-    for attempt in (0, 1):
-        try:
-            answer = await _send(svc, args, customer_id, not cached)
-        except ResponseError as exc:
-            if attempt or not _noscript(exc):
-                raise
-            await svc.redis.script_load(ops.LEDGER_LUA)
-            continue
-        break
-    if not cached:
-        if len(svc.indexed) >= _INDEX_MAX:
-            svc.indexed.clear()
-        svc.indexed[customer_id] = time.monotonic()
-    out = ops.parse(answer, customer_id, idem)
-    if cached and not out["replayed"] and (out.get("entry") or {}).get("id") == f"{customer_id}:1":
-        # this ledger's first entry although the customer was indexed: the data was reset meanwhile
-        if svc.mux is not None:
-            await svc.mux.execute(("SADD", svc.keys.loyalty_customers(), customer_id))
-        else:
-            await svc.redis.sadd(svc.keys.loyalty_customers(), customer_id)
-        svc.indexed[customer_id] = time.monotonic()
-    return _answer(svc, customer_id, out)
+    return _answer(svc, customer_id, await svc.drive(svc.flow.step(call, customer_id, idem)))
 
 
 async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str) -> LedgerResultPublic:
@@ -233,51 +194,22 @@ async def earn(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: st
 async def redeem(
     svc: LoyaltyService, customer_id: str, reward_id: str, quantity: int, idem: str, now: datetime
 ) -> LedgerResultPublic:
-    """Reserve stock, then debit; release the reservation when the debit is refused.
+    """Redeem a reward (``LoyaltyFlow.redeem``: tier and validity, stock reservation, debit, release if refused).
 
-    Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``; ``Conflict`` when the
-    customer's tier may not redeem it or it is outside its validity window.
+    Raises ``UnknownReward``, ``OutOfStock``, ``InsufficientPoints``, ``IdempotencyConflict``; ``RewardUnavailable``
+    (a ``Conflict``) when the customer's tier may not redeem it or it is outside its validity window.
     """
-    reward = ops.reward_of(svc.program, reward_id)
-    pipe = svc.redis.pipeline(transaction=False)
-    pipe.hgetall(svc.keys.loyalty_account(customer_id))
-    pipe.hexists(svc.keys.loyalty_idempotency(customer_id), idem)
-    raw, decided = await pipe.execute()
-    if decided:
-        # a retry of a redemption already decided: the ledger answers what it recorded (the entry, a refusal or a
-        # conflict), even if the tier or the reward's validity changed since; its stock was settled then
-        return await _run(
-            svc, ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem), customer_id, idem
-        )
-    acct = decode_account(raw)
-    tier = svc.program.tiers[min(acct["tier"], len(svc.program.tiers) - 1)].name
-    if not reward.available(tier, now):
-        raise RewardUnavailable(
-            f"reward {reward_id!r} is not available to tier {tier!r} now (tiers {list(reward.tiers) or 'all'}, "
-            f"valid {reward.valid_from} to {reward.valid_to})"
-        )
-    call = ops.redeem_call(svc.program, svc.keys, customer_id, reward_id, quantity, now, idem)
-    stock_key = svc.keys.loyalty_stock(reward_id)
-    ops.check_stock(
-        await svc.stock(keys=[stock_key], args=ops.stock_args("reserve", customer_id, idem, reward_id, quantity)),
-        reward_id,
-        idem,
-    )
-    try:
-        return await _run(svc, call, customer_id, idem)
-    except CentricError:
-        # a definite refusal (recorded under the key, so no retry can debit later): give the stock back. On a
-        # lost connection or a cancelled request the debit may have run; the reservation stays for a retry.
-        await asyncio.shield(
-            svc.stock(keys=[stock_key], args=ops.stock_args("release", customer_id, idem, reward_id, quantity))
-        )
-        raise
+    out = await svc.drive(svc.flow.redeem(customer_id, reward_id, quantity, now, idem))
+    return _public(svc, customer_id, out)
 
 
 async def reverse(
     svc: LoyaltyService, customer_id: str, order_id: str, items: Sequence[OrderLine] | None, idem: str, now: datetime
 ) -> LedgerResultPublic:
-    """Reverse an order, or the share of it that ``items`` are worth. Raises ``UnknownOrder``, ``IdempotencyConflict``."""
+    """Reverse an order, or the share of it that ``items`` are worth.
+
+    Raises ``UnknownOrder``, ``IdempotencyConflict``.
+    """
     return await _run(svc, reverse_call(svc, customer_id, order_id, items, idem, now), customer_id, idem)
 
 
@@ -288,65 +220,59 @@ async def grant(
 
     Raises ``DataError`` (nothing applied) when a customer is listed twice: the two lines would share one key.
     """
-    counts = Counter(cid for cid, _ in grants)
-    if twice := sorted(cid for cid, n in counts.items() if n > 1):
-        raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
-    calls = [
-        (cid, ops.grant_call(svc.program, svc.keys, cid, pts, reason, now, f"{idem}:{cid}", source=f"grant:{idem}"))
-        for cid, pts in grants
-    ]
-    pipe = svc.redis.pipeline(transaction=False)
-    pipe.sadd(svc.keys.loyalty_customers(), *{cid for cid, _ in calls})
-    for _, call in calls:
-        await svc.ledger(keys=call.keys, args=call.args, client=pipe)
-    answers = (await pipe.execute())[1:]
-    return [_public(svc, cid, ops.parse(a, cid, f"{idem}:{cid}")) for (cid, _), a in zip(calls, answers, strict=True)]
+    results = await svc.drive(svc.flow.grant_many(grants, reason, idem, now))
+    return [_public(svc, cid, out) for cid, out in results]
 
 
 async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> LoyaltyPublic:
-    """Return balance, tier, progress to the next tier, points expiring in 30 days and the rewards the tier may redeem."""
-    program, keys = svc.program, svc.keys
-    pipe = svc.redis.pipeline(transaction=False)
-    pipe.hgetall(keys.loyalty_account(customer_id))
-    rewards = list(program.rewards.values())
-    for reward in rewards:
-        pipe.hget(keys.loyalty_stock(reward.id), "stock")
-    raw, *stocks = await pipe.execute()
-    acct = decode_account(raw)
-    idx = min(acct["tier"], len(program.tiers) - 1)
-    tier = program.tiers[idx]
-    earned = sum(acct["earned"].get(m, 0) for m in months_window(now, program.window_months))
-    nxt = program.tiers[idx + 1] if idx + 1 < len(program.tiers) else None
-    to_next = max(nxt.threshold - earned, 0) if nxt else 0
-    pct = (
-        100.0
-        if nxt is None
-        else round(min(100.0, 100.0 * max(earned - tier.threshold, 0) / (nxt.threshold - tier.threshold)), 1)
-    )
-    start, horizon = now.timestamp(), (now + timedelta(days=30)).timestamp()
-    # lots already past expiry are removed by the next write or `centric loyalty expire`; they are not "expiring"
-    expiring = sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
-    # points past their expiry date are gone even before a write or `centric loyalty expire` books it
-    balance = acct["balance"] - sum(n for exp, n in acct["lots"].items() if exp <= start)
-    public = [
-        RewardPublic(reward_id=r.id, name=r.name, cost=r.cost, stock=int(s or 0), affordable=balance >= r.cost)
-        for r, s in zip(rewards, stocks, strict=True)
-        if r.available(tier.name, now) and int(s or 0) > 0
-    ]
+    """Return where the customer stands (``LoyaltyFlow.standing``): balance, tier, progress to the next tier,
+    points expiring in 30 days and the rewards the tier may redeem."""
+    view = await svc.drive(svc.flow.standing(customer_id, now))
     return LoyaltyPublic(
         customer_id=customer_id,
-        balance=balance,
-        debt=acct["debt"],
-        tier=tier.name,
-        next_tier=nxt.name if nxt else None,
-        points_to_next_tier=to_next,
-        progress_pct=pct,
-        earned_in_window=earned,
-        expiring_30d=expiring,
-        rewards=public,
+        balance=view.balance,
+        debt=view.debt,
+        tier=view.tier,
+        next_tier=view.next_tier,
+        points_to_next_tier=view.points_to_next_tier,
+        progress_pct=view.progress_pct,
+        earned_in_window=view.earned_in_window,
+        expiring_30d=view.expiring_30d,
+        rewards=[
+            RewardPublic(
+                reward_id=r.reward.id, name=r.reward.name, cost=r.reward.cost, stock=r.stock, affordable=r.affordable
+            )
+            for r in view.rewards
+        ],
     )
 
 
 def utcnow() -> datetime:
-    """Return the current time, tz-aware UTC (the one place the service reads the clock for loyalty)."""
-    return datetime.now(UTC)
+    """Return the current time, tz-aware UTC: :func:`recsys.clock.utcnow` (tests set that clock)."""
+    return clock.utcnow()
+
+
+async def statement(svc: LoyaltyService, customer_id: str, offset: int, limit: int) -> LoyaltyHistoryPublic:
+    """Return a page of the customer's ledger entries, newest first (an unknown customer has an empty statement)."""
+    key = svc.keys.loyalty_entries(customer_id)
+    total = int(await svc.redis.llen(key))
+    # entries are appended oldest first: the newest ``offset``..``offset+limit`` are at the tail
+    stop, start = total - 1 - offset, max(total - offset - limit, 0)
+    raw = await svc.redis.lrange(key, start, stop) if stop >= 0 else []
+    entries = []
+    for blob in reversed(raw):
+        entry = orjson.loads(blob)
+        entries.append(
+            StatementEntryPublic(
+                entry_id=str(entry.get("id", "")),
+                type=str(entry.get("type", "")),
+                amount=int(entry.get("amount", 0)),
+                at=datetime.fromtimestamp(int(entry.get("at", 0)), UTC),
+                reason=str(entry.get("reason") or ""),
+                source=str(entry.get("source") or ""),
+            )
+        )
+    nxt = offset + limit if offset + limit < total else None
+    return LoyaltyHistoryPublic(
+        customer_id=customer_id, total=total, offset=offset, limit=limit, next_offset=nxt, entries=entries
+    )

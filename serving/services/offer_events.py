@@ -1,9 +1,9 @@
 """Offer events (impression, dismiss, redeem) → contact counters and budgets in Redis.
 
-Each key is updated in one MULTI/EXEC transaction: the customer's contact hash (tagged by customer) and
-the offer's budget hash (tagged by offer) live in different cluster slots, so they are two atomic
-units rather than one; no reader needs both at the same instant. Counters never go half-applied: a
-failed transaction raises ``StoreUnavailable`` and the caller (``POST /v1/events``) reports the error.
+Each key is updated by one script call (``recsys/store/lua/hash_update.lua``), so atomically: the customer's
+contact hash (tagged by customer) and the offer's budget hash (tagged by offer) live in different cluster slots,
+so they are two atomic units rather than one; no reader needs both at the same instant. Counters never go
+half-applied: a failed call raises ``StoreUnavailable`` and the caller (``POST /v1/events``) reports the error.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable
-from recsys.nba.policy import impression_field
-from recsys.store.keys import Keys
+from recsys.store import scripts
+from recsys.store.keys import Fields, Keys
 
 OFFER_EVENT_TYPES = ("impression", "dismiss", "redeem")
-# HSET only when the new epoch is later than the stored one (inside the key's MULTI, so still atomic)
-_HSET_MAX = """
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '')
-if not cur or tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-return 1
-"""
 # Contact state outlives every policy window we expect (cooldown, suppression, period); refreshed on write.
 CONTACT_TTL_S = 400 * 86_400
 
@@ -37,7 +32,7 @@ def _when(event: dict[str, Any]) -> dt.datetime:
     if isinstance(value, str) and value:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    return dt.datetime.now(dt.UTC)
+    return utcnow()
 
 
 def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, Any]]]:
@@ -55,17 +50,17 @@ def plan_offer_events(keys: Keys, events: list[dict[str, Any]]) -> dict[str, lis
         when = _when(event)
         contact, budget = keys.nba_contacts(str(customer_id)), keys.nba_budget(str(offer_id))
         if kind == "impression":
-            ops[contact].append(("incr", impression_field(str(event.get("channel") or "app"), when), 1))
-            ops[budget].append(("incr", "impressions", 1))
+            ops[contact].append(("incr", Fields.impressions(str(event.get("channel") or "app"), when), 1))
+            ops[budget].append(("incr", Fields.BUDGET_IMPRESSIONS, 1))
             if event.get("arm"):
                 # the arm shown travels with the impression; counting it per offer lets a report check exposure per arm
-                ops[budget].append(("incr", f"impressions:{event['arm']}", 1))
+                ops[budget].append(("incr", Fields.arm_impressions(str(event["arm"])), 1))
         elif kind == "dismiss":
-            ops[contact].append(("max", f"dis:{offer_id}", int(when.timestamp())))
+            ops[contact].append(("max", Fields.dismissed(str(offer_id)), int(when.timestamp())))
         else:
-            ops[contact].append(("max", f"red:{offer_id}", int(when.timestamp())))
-            ops[contact].append(("incr", f"redn:{offer_id}", 1))
-            ops[budget].append(("incr", "redemptions", 1))
+            ops[contact].append(("max", Fields.redeemed(str(offer_id)), int(when.timestamp())))
+            ops[contact].append(("incr", Fields.redemptions(str(offer_id)), 1))
+            ops[budget].append(("incr", Fields.BUDGET_REDEMPTIONS, 1))
         if ("expire", "", CONTACT_TTL_S) not in ops[contact]:
             ops[contact].append(("expire", "", CONTACT_TTL_S))
     return ops
@@ -79,25 +74,18 @@ async def apply_offer_events(
     progress: str | None = None,
     done: set[str] = frozenset(),
 ) -> None:  # type: ignore[assignment]
-    """Apply impressions, dismissals and redemptions; each key's changes commit atomically (MULTI/EXEC).
+    """Apply impressions, dismissals and redemptions; each key's changes commit atomically (one script call).
 
     With ``progress`` (a keyed batch's hash), keys named ``k:<key>`` in ``done`` are skipped and each key is
     marked there once its transaction committed. Raises ``StoreUnavailable`` when Redis cannot be reached.
     """
     try:
         for key, key_ops in plan_offer_events(keys, events).items():
-            if f"k:{key}" in done:
+            if Fields.batch_key_done(key) in done:
                 continue
-            async with redis.pipeline(transaction=True) as pipe:
-                for op, field, value in key_ops:
-                    if op == "incr":
-                        pipe.hincrby(key, field, value)
-                    elif op == "max":
-                        pipe.eval(_HSET_MAX, 1, key, field, value)
-                    else:
-                        pipe.expire(key, value)
-                await pipe.execute()
+            # one script per key (``lua/hash_update.lua``): all of its changes apply together or not at all
+            await scripts.arun(redis, scripts.HASH_UPDATE, [key], [x for change in key_ops for x in change])
             if progress:
-                await redis.hset(progress, f"k:{key}", 1)
+                await redis.hset(progress, Fields.batch_key_done(key), 1)
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot record offer events: {exc}") from exc

@@ -19,10 +19,11 @@ import polars as pl
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
-from recsys.nba.audience import select_audience
+from recsys.nba.audience import Audience, select_audience
 from recsys.nba.policy import live_offers
-from recsys.store.keys import Keys
+from recsys.store.keys import Fields, Keys
 from serving.schemas.offers import AudienceMember, AudiencePublic, CustomerOffersPublic, OfferPublic
 
 
@@ -76,7 +77,7 @@ async def customer_offers(
     A customer without decisions gets an empty list. Raises ``StoreUnavailable`` when Redis fails while
     reading live state (offers are never served without their budget check).
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     rows, version = _unpack(await _call(source.get_customer_offers, customer_id), "offers", "decisions")
     rows = [r for r in rows if r.get("channel") == channel]
     if not rows:
@@ -87,7 +88,7 @@ async def customer_offers(
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.nba_contacts(customer_id))
             for offer_id in offer_ids:
-                pipe.hget(keys.nba_budget(offer_id), "redemptions")
+                pipe.hget(keys.nba_budget(offer_id), Fields.BUDGET_REDEMPTIONS)
             answers = await pipe.execute()
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read offer budgets and contact state: {exc}") from exc
@@ -116,6 +117,21 @@ async def campaign_audience(
 
     Raises ``UnknownOffer`` when the offer is not in the published catalog.
     """
+    audience = await select_campaign_audience(source, offer_id, budget=budget, channel=channel)
+    return AudiencePublic(
+        offer_id=offer_id,
+        customers=[AudienceMember(**row) for row in audience.customers.iter_rows(named=True)],
+        expected_redemptions=audience.expected_redemptions,
+        expected_value=audience.expected_value,
+    )
+
+
+async def select_campaign_audience(
+    source: OfferSource, offer_id: str, *, budget: float, channel: str | None = None
+) -> Audience:
+    """Return the audience of ``offer_id`` within ``budget`` from the published decisions (as ``centric campaign
+    select`` does from the artifacts). Raises ``UnknownOffer`` when the offer is not in the published catalog.
+    """
     if offer_id not in await catalog_by_id(source):
         raise UnknownOffer(f"offer {offer_id!r} is not in the published offer catalog")
     rows, _ = _unpack(await _call(source.get_offer_audience, offer_id), "customers", "decisions", "offers")
@@ -129,10 +145,4 @@ async def campaign_audience(
     frame = pl.DataFrame(
         [{name: r.get(name, offer_id if name == "offer_id" else None) for name in schema} for r in rows], schema=schema
     )
-    audience = select_audience(frame, offer_id, budget, channel)
-    return AudiencePublic(
-        offer_id=offer_id,
-        customers=[AudienceMember(**row) for row in audience.customers.iter_rows(named=True)],
-        expected_redemptions=audience.expected_redemptions,
-        expected_value=audience.expected_value,
-    )
+    return select_audience(frame, offer_id, budget, channel)

@@ -37,7 +37,8 @@ def _counts(seed: int = 0) -> sp.csr_matrix:
 
 
 def _lines(counts: sp.csr_matrix) -> pl.DataFrame:
-    """Purchase lines behind ``counts`` (ids "0", "1", … as a bare matrix gets): the j-th unit of a count is in basket j."""
+    """Purchase lines behind ``counts`` (ids "0", "1", … as a bare matrix gets): the j-th unit of a count is in
+    basket j."""
     coo = counts.tocoo()
     rows = [(str(c), str(i), j) for c, i, v in zip(coo.row, coo.col, coo.data, strict=True) for j in range(int(v))]
     start = datetime(2024, 1, 1)

@@ -17,7 +17,7 @@ from recsys.store.keys import Keys
 from recsys.store.memory import MemoryStore
 from recsys.store.redis_reader import RedisSnapshotReader
 from recsys.store.redis_store import RedisSnapshotStore
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 
 
 @dataclass
@@ -202,6 +202,20 @@ def test_offer_decisions_catalog_and_audience(store: StoreUnderTest) -> None:
     assert store.read(lambda r: r.get_offer_catalog())["offers"] == [{"id": "o1", "name": "Dairy 10% off"}]
     audience = store.read(lambda r: r.get_offer_audience("o1"))["customers"]
     assert sorted(row["customer_id"] for row in audience) == ["c1", "c2"]
+
+
+def test_dashboard_document_and_experiments_come_back_with_the_version(store: StoreUnderTest) -> None:
+    data = snapshot()
+    data.dashboard = {"customers": 2, "lifecycle": [{"stage": "active", "customers": 1}]}
+    data.experiments = [{"id": "e1", "arms": [{"name": "a", "weight": 1.0}]}]
+    report = store.publisher.publish(data)
+    found = store.read(lambda r: r.dashboard())
+    assert found["version"] == report.version
+    assert found["dashboard"] == data.dashboard and found["experiments"] == data.experiments
+    assert found["created_at"].tzinfo is not None
+    store.publisher.publish(snapshot("v2"))
+    later = store.read(lambda r: r.dashboard())
+    assert later["version"] != report.version and later["dashboard"] is None and later["experiments"] is None
 
 
 def test_recorded_purchases_are_returned_with_the_customer_list(store: StoreUnderTest) -> None:

@@ -33,6 +33,8 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
         "load + validate",
         "train recommenders",
         "analyze customers",
+        "check the CLV model",
+        "evaluate models",
         "decide offers",
         "publish snapshot",
         "loyalty backfill",
@@ -61,6 +63,7 @@ def test_demo_command_prints_the_stages_and_a_working_key(
     assert result.exit_code == 0, result.output
     for stage in ("load + validate", "train recommenders", "publish snapshot", "loyalty backfill"):
         assert stage in result.stdout
+    assert "/ui" in result.stdout.split("shown once):", 1)[1]  # where the dashboard is
     key = result.stdout.split("shown once):", 1)[1].split()[0]
     client = sync_client(redis_url)
     try:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts
-
-from recsys.store.connection import sync_client
 
 
 def test_reads_degrade_and_writes_fail_when_redis_is_down(tmp_path: Path) -> None:
@@ -22,7 +19,7 @@ def test_reads_degrade_and_writes_fail_when_redis_is_down(tmp_path: Path) -> Non
     url = server.start()
     keys = Keys("degraded")
     try:
-        client = sync_client(url)
+        client = redis.Redis.from_url(url)
         run_publish(client, keys, write_artifacts(tmp_path / "art"))
         client.close()
         headers = bearer(url, keys, "admin")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,9 @@ import pytest
 import redis
 
 from recsys.store.keys import Keys
-from serving.fastpath import FastReadPath
+from serving.hotpath.reads import FastReadPath
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts
 
 
 def test_fast_answers_equal_the_routed_answers_and_errors_fall_through(

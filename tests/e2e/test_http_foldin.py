@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,8 @@ import polars as pl
 import redis
 
 from recsys.store.keys import Keys
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts
 
 
 def _fit_als(directory: Path) -> None:
@@ -64,3 +61,36 @@ def test_fresh_purchases_of_an_unknown_customer_are_folded_in(
     assert personalized and "recent purchase" in personalized[0]["reason"]
     assert personalized[0]["item_id"] in {"coffee", "jam"}  # the drinks group, not dairy
     assert "tea" not in [i["item_id"] for i in after["items"]]
+
+
+def test_fold_in_of_purchases_the_model_does_not_know_serves_the_fallback(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """A fresh customer whose only purchase is an item the ALS model never saw gets arbitrary items as "personalized".
+
+    ``recommend_from_items`` ignores unknown ids, so the user vector is zero and every score is 0.0; top-k then
+    returns the lowest item indices (bread, coffee, eggs), labelled ``personalized`` / "based on your 1 recent
+    purchase". Nothing was learned: the customer should get the fallback chain like any unknown customer.
+    """
+    from test_http_foldin import _fit_als
+
+    art = write_artifacts(tmp_path / "art")
+    _fit_als(art)  # trained on milk, eggs, bread, tea, coffee, jam only
+    run_publish(redis_client, keys, art)
+    read, write = bearer(redis_url, keys, "read"), bearer(redis_url, keys, "write")
+
+    async def body() -> tuple[Any, Any]:
+        async with app_client(redis_url, keys) as http:
+            posted = await http.post(
+                "/v1/events",
+                headers=write,
+                json={"events": [{"type": "purchase", "customer_id": "newbie", "item_id": "brand-new-sku"}]},
+            )
+            assert posted.status_code == 202
+            fresh = (await http.get("/v1/customers/newbie/recommendations", params={"k": 3}, headers=read)).json()
+            stranger = (await http.get("/v1/customers/stranger/recommendations", params={"k": 3}, headers=read)).json()
+            return fresh, stranger
+
+    fresh, stranger = asyncio.run(body())
+    assert not [i for i in fresh["items"] if i["source"] == "personalized"], fresh
+    assert [i["item_id"] for i in fresh["items"]] == [i["item_id"] for i in stranger["items"]]

@@ -1,21 +1,17 @@
-"""uvicorn with ``serving.http_protocol`` (as ``centric serve`` runs it): pipelined, closing and large responses."""
+"""uvicorn with ``serving.hotpath.http_protocol`` (as ``centric serve`` runs it): pipelined, closing, large answers."""
 
 from __future__ import annotations
 
 import json
 import re
 import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from recsys.store.keys import Keys
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import uvicorn_server
+from tests.helpers.http import uvicorn_server
 
 
 @pytest.fixture

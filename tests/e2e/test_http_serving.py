@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import math
 from pathlib import Path
 from typing import Any
 
+import httpx
+import polars as pl
 import pytest
 import redis
 
+from recsys.settings import Settings
 from recsys.store.keys import Keys
+from serving.app import create_app
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import app_client, bearer, write_artifacts
 
 
 @pytest.fixture
@@ -252,3 +254,122 @@ def test_an_event_batch_retried_with_its_idempotency_key_counts_once(
     assert empty.status_code == 422
     assert redis_client.xlen(keys.events_stream()) == 1
     assert int(redis_client.hget(keys.nba_contacts("c1"), "redn:o1")) == 1
+
+
+# ====================================================================================================================
+# Serving regressions found in review (was tests/integration/test_serving_review.py)
+#
+# Regressions from a review (2026-11-30) of the publish -> Redis snapshot -> serving read path.
+#
+# Every test here failed before its fix; each docstring names the input or interleaving that went wrong then.
+# ====================================================================================================================
+
+
+async def _raw_app(redis_url: str, keys: Keys, body: Any) -> Any:
+    """Run ``body(http)`` on an app whose unhandled exceptions become 500 responses (as under uvicorn)."""
+    app = create_app(Settings(redis_url=redis_url, env=keys.env), gc_tuning=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://centric.test") as http:
+            return await body(http)
+
+
+# --- codec: scores --------------------------------------------------------------------------------
+
+
+def test_large_scores_survive_publish_and_are_served_as_numbers(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """Scores above float16's range (65504) become inf in the codec and ``null`` in the JSON answer.
+
+    ``popular`` is the number of distinct buyers per item (train.py: ``np.diff(indptr)``): a shop with more than
+    65 504 buyers of its top item publishes a ``popular`` list whose scores are served as ``"score": null``,
+    which also breaks ``ItemPublic.score: float``. The same holds for ranked lists (recommendations, similar).
+    """
+    art = write_artifacts(tmp_path / "art")
+    pl.DataFrame(
+        {
+            "list": ["popular", "popular", "trending"],
+            "item_id": ["bread", "milk", "coffee"],
+            "rank": [1, 2, 1],
+            "score": [120_000.0, 70_000.0, 80_000.0],
+        }
+    ).write_parquet(art / "fallbacks.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": ["c1", "c1"],
+            "item_id": ["milk", "eggs"],
+            "rank": pl.Series([1, 2], dtype=pl.Int32),
+            "score": pl.Series([250_000.0, 90_000.0], dtype=pl.Float32),
+            "source": ["buy_again"] * 2,
+            "reason": ["bought often"] * 2,
+        }
+    ).write_parquet(art / "recommendations.parquet")
+    run_publish(redis_client, keys, art)
+    headers = bearer(redis_url, keys, "read")
+
+    async def body() -> tuple[Any, Any]:
+        async with app_client(redis_url, keys) as http:
+            known = await http.get("/v1/customers/c1/recommendations", params={"k": 2}, headers=headers)
+            unknown = await http.get("/v1/customers/stranger/recommendations", params={"k": 3}, headers=headers)
+            return known.json(), unknown.json()
+
+    known, unknown = asyncio.run(body())
+    for answer in (known, unknown):
+        for item in answer["items"]:
+            assert isinstance(item["score"], float) and math.isfinite(item["score"]), answer
+
+
+# --- events --------------------------------------------------------------------------------------------
+
+
+def test_events_with_infinite_quantity_or_price_are_rejected(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """``quantity: 1e999`` is valid JSON that parses to inf; ``gt=0`` lets it through and the stream gets ``inf``.
+
+    The offline loader rejects non-finite quantities/prices (``non_finite_quantity``), so such events are accepted
+    (202) here and silently dropped later.
+    """
+    run_publish(redis_client, keys, write_artifacts(tmp_path / "art"))
+    write = bearer(redis_url, keys, "write")
+
+    async def body(http: httpx.AsyncClient) -> list[int]:
+        out = []
+        for raw in (
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","quantity":1e999}]}',
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","price":1e999}]}',
+        ):
+            response = await http.post("/v1/events", headers={**write, "content-type": "application/json"}, content=raw)
+            out.append(response.status_code)
+        return out
+
+    assert asyncio.run(_raw_app(redis_url, keys, body)) == [422, 422]
+    assert redis_client.xlen(keys.events_stream()) == 0
+
+
+def test_events_with_unencodable_input_are_422_not_500(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """Two inputs pass validation and then crash the handler with a 500 (nothing is written):
+
+    - a timestamp whose UTC conversion leaves datetime's range (``9999-12-31T23:00:00-05:00``): the
+      ``_utc`` validator raises ``OverflowError``, which pydantic does not turn into a validation error;
+    - a JSON string with a lone surrogate (``"\\ud800"``): accepted as ``str``, then refused by the
+      UTF-8 packer of the XADD (``TypeError``).
+    """
+    run_publish(redis_client, keys, write_artifacts(tmp_path / "art"))
+    write = bearer(redis_url, keys, "write")
+
+    async def body(http: httpx.AsyncClient) -> list[int]:
+        out = []
+        for raw in (
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"9999-12-31T23:00:00-05:00"}]}',
+            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"0001-01-01T00:00:00+01:00"}]}',
+            '{"events":[{"type":"purchase","customer_id":"\\ud800","item_id":"tea"}]}',
+        ):
+            response = await http.post("/v1/events", headers={**write, "content-type": "application/json"}, content=raw)
+            out.append(response.status_code)
+        return out
+
+    assert asyncio.run(_raw_app(redis_url, keys, body)) == [422, 422, 422]

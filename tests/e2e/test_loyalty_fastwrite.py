@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,121 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from recsys.loyalty.ops import ledger_keys
 from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
-from serving.fastwrite import FastWritePath
+from serving.hotpath.writes import FastWritePath
 from serving.services import loyalty as service
+from tests.helpers.http import FAST, bearer, clear_namespace, loyalty_requests
 
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer, clear_namespace
-
-from recsys.store.connection import sync_client
-
-NaN_TEXT = "NaN"
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
-EARN = "/v1/customers/c1/loyalty/earn"
-REVERSE = "/v1/customers/c1/loyalty/reverse"
-
-
-def _script(w: dict[str, str], r: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(method, url, httpx keyword arguments) of every request, in order; ``w``/``r``: write/read key headers."""
-    earn = {"order_id": "o1", "amount": "25.50"}
-    lines = {
-        "order_id": "o2",
-        "amount": "0",
-        "items": [{"item_id": "i1", "quantity": "2", "price": "12.25"}, {"item_id": "i2", "quantity": 1, "price": 3}],
-    }
-    return [
-        ("GET", "/v1/customers/c1/loyalty", {"headers": w}),  # caches the write key, loads the program
-        ("GET", "/v1/customers/c1/loyalty", {"headers": r}),  # caches the read key
-        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k1"}}),
-        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k1"}}),  # replay
-        ("POST", EARN, {"json": {**earn, "amount": "26"}, "headers": {**w, "Idempotency-Key": "k1"}}),  # 409 conflict
-        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "k2"}}),  # 409 duplicate order
-        ("POST", EARN, {"json": lines, "headers": {**w, "Idempotency-Key": "k3"}}),
-        ("POST", EARN, {"json": {"order_id": "o3", "amount": 12.5}, "headers": {**w, "Idempotency-Key": "k4"}}),
-        (
-            "POST",
-            "/v1/customers/c%C3%A9/loyalty/earn",
-            {"json": {"order_id": "ö", "amount": 7}, "headers": {**w, "Idempotency-Key": "k-u"}},
-        ),
-        ("POST", EARN, {"json": earn, "headers": w}),  # 422: no Idempotency-Key
-        ("POST", EARN, {"json": earn, "headers": {**w, "Idempotency-Key": "x" * 201}}),  # 422: key too long
-        ("POST", EARN, {"json": {**earn, "amount": "-1"}, "headers": {**w, "Idempotency-Key": "k5"}}),  # 422
-        (
-            "POST",
-            EARN,
-            {"json": {**earn, "order_id": "o9", "extra": 1}, "headers": {**w, "Idempotency-Key": "k6"}},
-        ),  # 422
-        ("POST", EARN, {"json": [earn], "headers": {**w, "Idempotency-Key": "k7"}}),  # 422: not an object
-        (
-            "POST",
-            EARN,
-            {
-                "content": b'{"order_id": "o9", ',
-                "headers": {**w, "Idempotency-Key": "k8", "Content-Type": "application/json"},
-            },
-        ),  # 422: bad JSON
-        (
-            "POST",
-            EARN,
-            {
-                "content": b'{"order_id":"o9","amount":"1"}',
-                "headers": {**w, "Idempotency-Key": "k9", "Content-Type": "text/plain"},
-            },
-        ),
-        ("POST", EARN, {"json": {"order_id": "o9", "amount": NaN_TEXT}, "headers": {**w, "Idempotency-Key": "k10"}}),
-        (
-            "POST",
-            EARN + "?dry=1",
-            {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k11"}},
-        ),
-        (
-            "POST",
-            f"/v1/customers/{'c' * 129}/loyalty/earn",
-            {"json": {"order_id": "o9", "amount": "1"}, "headers": {**w, "Idempotency-Key": "k12"}},
-        ),
-        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {"Idempotency-Key": "k13"}}),  # 401
-        (
-            "POST",
-            EARN,
-            {
-                "json": {"order_id": "o9", "amount": "1"},
-                "headers": {"Authorization": "Bearer ck_nope_secret", "Idempotency-Key": "k14"},
-            },
-        ),  # 401
-        ("POST", EARN, {"json": {"order_id": "o9", "amount": "1"}, "headers": {**r, "Idempotency-Key": "k15"}}),  # 403
-        (
-            "POST",
-            REVERSE,
-            {"json": {"order_id": "nope"}, "headers": {**w, "Idempotency-Key": "v1"}},
-        ),  # 404 unknown order
-        (
-            "POST",
-            REVERSE,
-            {
-                "json": {"order_id": "o2", "items": [{"item_id": "i1", "quantity": 1, "price": "12.25"}]},
-                "headers": {**w, "Idempotency-Key": "v2"},
-            },
-        ),
-        ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),
-        ("POST", REVERSE, {"json": {"order_id": "o1"}, "headers": {**w, "Idempotency-Key": "v3"}}),  # replay
-        ("POST", REVERSE, {"json": {"order_id": "o1", "items": None}, "headers": {**w, "Idempotency-Key": "v4"}}),
-        (
-            "POST",
-            "/v1/customers/c1/loyalty/redeem",
-            {"json": {"reward_id": "coffee"}, "headers": {**w, "Idempotency-Key": "r1"}},
-        ),
-        ("GET", "/v1/customers/c1/loyalty", {"headers": r}),
-    ]
-
-
-# requests (by index) the fast path must answer itself; every other one must reach the route
-FAST = {2, 3, 4, 5, 6, 7, 8, 22, 23, 24, 25, 26}
 
 
 def _run(redis_url: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[httpx.Response], set[int]]:
@@ -154,7 +50,7 @@ def _run(redis_url: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[l
             httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http,
         ):
             out = []
-            for i, (method, url, kwargs) in enumerate(_script(w, r)):
+            for i, (method, url, kwargs) in enumerate(loyalty_requests(w, r)):
                 current[0] = i
                 out.append(await http.request(method, url, **kwargs))
             out.append(await http.get("/metrics"))
@@ -239,7 +135,7 @@ def test_the_customer_index_is_kept_with_one_command_per_write(
     redis_url: str, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = bearer(redis_url, keys, "write")
-    client = sync_client(redis_url)
+    client = redis.Redis.from_url(redis_url)
 
     def sadds() -> int:
         return client.info("commandstats").get("cmdstat_sadd", {}).get("calls", 0)
@@ -267,7 +163,7 @@ def test_the_customer_index_is_kept_with_one_command_per_write(
             client.delete(keys.loyalty_customers(), *ledger_keys(keys, "x1"))
             await earn(3)  # the ledger's first entry again: indexed at once
             counts.append(sadds())
-            monkeypatch.setattr(service, "INDEX_TTL_S", 0.0)
+            monkeypatch.setattr(app.state.loyalty.flow.index, "ttl_s", 0.0)
             await earn(4)  # past the time to live: indexed again
             counts.append(sadds())
             return counts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,9 @@ import httpx
 from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
+from tests.helpers.http import bearer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer
-
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 
 
 def _run(redis_url: str, keys: Keys, script) -> Any:
@@ -129,8 +126,8 @@ def test_live_earn_applies_the_category_multiplier_from_the_snapshot(
     """The example program doubles PRODUCE: an order's lines take their category from the active snapshot's items,
     through the fast write path and the routed path alike (the fast path answers cached-key JSON requests)."""
     import polars as pl
-    from http_helpers import write_artifacts
 
+    from tests.helpers.http import write_artifacts
     from training.jobs.publish import run_publish
 
     art = write_artifacts(tmp_path / "art")

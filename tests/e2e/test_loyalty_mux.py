@@ -1,15 +1,15 @@
 """Loyalty writes through the app's multiplexed connection (``MuxRedis``) answer exactly what the redis-py path answers.
 
-``serving.services.loyalty.step`` sends the ledger's EVALSHA (and the customer index's SADD when due) through
-``app.state.mux`` when the app has one, and through the redis-py client when it does not (TLS, RESP3, ...). The
-same requests run on fresh namespaces once each way and must give the same statuses and bytes; the mux path must
-also reload the script after a ``SCRIPT FLUSH`` (NOSCRIPT), for single and for concurrent writes.
+``serving.services.loyalty`` sends every batch of the loyalty flow (the ledger's EVALSHA with the customer index's
+SADD when due, a redeem's reads and stock calls) through ``app.state.mux`` when the app has one, and through the
+redis-py client when it does not (TLS, RESP3, ...). The same requests run on fresh namespaces once each way and must
+give the same statuses and bytes; the mux path must also reload the script after a ``SCRIPT FLUSH`` (NOSCRIPT), for
+single and for concurrent writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -20,16 +20,14 @@ import httpx
 import pytest
 
 from recsys.settings import Settings
+from recsys.store import scripts
 from recsys.store.keys import Keys
 from serving.app import create_app
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 from serving.services import loyalty as service
+from tests.helpers.http import bearer, clear_namespace, loyalty_requests
 
-sys.path.insert(0, str(Path(__file__).parent))
-from http_helpers import bearer, clear_namespace
-from test_loyalty_fastwrite import _script
-
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 Body = Callable[[Any, httpx.AsyncClient, dict[str, str], Keys], Coroutine[Any, Any, Any]]
 
@@ -73,7 +71,7 @@ def _in_app(
 async def _requests(app: Any, http: httpx.AsyncClient, w: dict[str, str], keys: Keys) -> list[httpx.Response]:
     """The fast-write comparison script (replays, conflicts, 404, 422s, redeem), then concurrent earns."""
     r = bearer(str(app.state.settings.redis_url), keys, "read")
-    out = [await http.request(method, url, **kwargs) for method, url, kwargs in _script(w, r)]
+    out = [await http.request(method, url, **kwargs) for method, url, kwargs in loyalty_requests(w, r)]
 
     async def earn(cid: str, n: int, key: str) -> httpx.Response:
         return await http.post(
@@ -96,7 +94,7 @@ def test_mux_and_redis_py_paths_answer_the_same(redis_url: str, monkeypatch: pyt
     muxed, sent = _in_app(redis_url, True, monkeypatch, _requests)
     plain, unsent = _in_app(redis_url, False, monkeypatch, _requests)
     assert unsent == []
-    evalshas = [c for c in sent if c[0] == "EVALSHA"]
+    evalshas = [c for c in sent if c[0] == "EVALSHA" and c[1] == scripts.LEDGER.sha]
     # the script's ledger steps (7 earns, 5 reverses, the redeem's debit; fast or routed) + 100 concurrent earns
     assert len(evalshas) == 13 + 100, len(evalshas)
     assert sum(c[0] == "SADD" for c in sent) >= 1 + 20  # c1, cé, m0..m19 indexed through the mux
@@ -140,7 +138,7 @@ def test_a_mux_write_survives_a_script_flush(redis_url: str, monkeypatch: pytest
     muxed, sent = _in_app(redis_url, True, monkeypatch, _flushes)
     plain, _ = _in_app(redis_url, False, monkeypatch, _flushes)
     assert [x.status_code for x in muxed] == [200] * len(muxed), [x.text for x in muxed]
-    evalshas = [c for c in sent if c[0] == "EVALSHA"]
+    evalshas = [c for c in sent if c[0] == "EVALSHA" and c[1] == scripts.LEDGER.sha]
     # 20 steps sent once; "b", "s2" and the 16 concurrent ones (all out before the first reload) sent again
     assert len(evalshas) == 20 + 2 + 16, len(evalshas)
     first, second, s2 = (x.json() for x in muxed[:3])

@@ -13,7 +13,7 @@ from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
 from training.cli import app
 
-PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml"
+PROGRAM = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml"
 
 
 def test_reconcile_liability_export_commands(redis_url, keys, redis_client, tmp_path):

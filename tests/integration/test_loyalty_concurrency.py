@@ -1,10 +1,10 @@
-"""Concurrency: processes drive random earn/redeem/reverse with duplicate retries through uvicorn; then the books balance."""
+"""Concurrency: processes drive random earn/redeem/reverse with duplicate retries through uvicorn; then the books
+balance."""
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,10 +13,9 @@ import redis
 
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
+from tests.helpers.http import uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from http_helpers import uvicorn_server  # noqa: E402
 
 CUSTOMERS = ["a", "b", "c"]
 
@@ -56,7 +55,9 @@ def _drive(base: str, token: str, seed: int, n: int) -> list[dict]:
 def test_concurrent_http_writes_with_retries_balance(redis_url: str, keys: Keys, redis_client: redis.Redis) -> None:
     redis_client.hset(keys.loyalty_stock("coffee"), "stock", 6)  # scarce, so out_of_stock is exercised
     token = create_api_key(redis_client, keys, "write", name="concurrency")
-    with uvicorn_server(redis_url, keys, CENTRIC_LOYALTY_PROGRAM=str(ROOT / "examples" / "loyalty.toml")) as base:
+    with uvicorn_server(
+        redis_url, keys, CENTRIC_LOYALTY_PROGRAM=str(ROOT / "tests" / "fixtures" / "loyalty.toml")
+    ) as base:
         with ProcessPoolExecutor(3) as procs:
             acked = [a for part in procs.map(_drive, [base] * 3, [token] * 3, range(3), [40] * 3) for a in part]
 

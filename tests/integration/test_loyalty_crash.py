@@ -18,7 +18,7 @@ from recsys.store.connection import sync_client
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 
-PROGRAM = load_program(Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml")
+PROGRAM = load_program(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml")
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
 
 

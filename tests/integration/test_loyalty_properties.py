@@ -15,7 +15,7 @@ from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
 from recsys.store.keys import Keys
 
-PROGRAM = load_program(Path(__file__).resolve().parents[2] / "examples" / "loyalty.toml")
+PROGRAM = load_program(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "loyalty.toml")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CUSTOMERS = ["a", "b"]
 

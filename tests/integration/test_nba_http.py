@@ -13,6 +13,7 @@ from recsys.nba.offers import catalog_from_dict
 from recsys.settings import Settings
 from recsys.store.connection import sync_client
 from recsys.store.keys import Keys
+from tests.helpers.nba import FakeOfferStore
 
 auth = pytest.importorskip("serving.auth")
 app_module = pytest.importorskip("serving.app")
@@ -26,26 +27,10 @@ CATALOG = {
 }
 
 
-class FakeStore:
-    """In-memory snapshot store with the methods the offers service uses."""
-
-    def __init__(self) -> None:
-        catalog = catalog_from_dict(CATALOG)
-        frame = build_frame(pl.DataFrame({"customer_id": [f"c{i}" for i in range(30)], "p_alive": [0.9] * 30}))
-        self.decisions = decide(frame, catalog).decisions
-        self.offers = [o.to_dict() for o in catalog.offers]
-
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        return {"version": "v7", "offers": self.decisions.filter(pl.col("customer_id") == customer_id).to_dicts()}
-
-    async def get_offer_catalog(self) -> list[dict[str, Any]]:
-        return self.offers
-
-    async def get_offer_audience(self, offer_id: str) -> list[dict[str, Any]]:
-        return self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
-
-    async def record_purchases(self, purchases: list) -> None:
-        """Purchases are not part of these tests."""
+def _store() -> FakeOfferStore:
+    catalog = catalog_from_dict(CATALOG)
+    frame = build_frame(pl.DataFrame({"customer_id": [f"c{i}" for i in range(30)], "p_alive": [0.9] * 30}))
+    return FakeOfferStore(decide(frame, catalog).decisions, [o.to_dict() for o in catalog.offers], version="v7")
 
 
 @pytest.fixture
@@ -56,7 +41,7 @@ def client(redis_url: str, keys: Keys) -> Any:
     sync.close()
     app = app_module.create_app(Settings(redis_url=redis_url, env=keys.env), gc_tuning=False)
     with TestClient(app) as http:
-        app.state.store = FakeStore()
+        app.state.store = _store()
         http.write_headers = {"Authorization": f"Bearer {write_key}"}
         yield http, {"Authorization": f"Bearer {read_key}"}, {"Authorization": f"Bearer {admin_key}"}
 

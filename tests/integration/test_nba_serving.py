@@ -10,15 +10,19 @@ from typing import Any
 import polars as pl
 import pytest
 import redis.asyncio as aioredis
-from async_redis import with_client
 
+from recsys import clock
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
 from recsys.store.keys import Keys
 from serving.services.offer_events import apply_offer_events
 from serving.services.offers import campaign_audience, customer_offers
+from tests.helpers.async_redis import with_client
+from tests.helpers.nba import FakeOfferStore
 
-NOW = dt.datetime.now(dt.UTC)
+# A fixed moment, and the clock frozen there: served offers and the events applied "now" see the same day and
+# week, whatever the date or time of day the suite runs (a run crossing midnight used to split them).
+NOW = dt.datetime(2028, 2, 29, 23, 59, 30, tzinfo=dt.UTC)
 CATALOG = {
     "policy": {"max_per_channel": {"app": 2}, "cooldown_days": 14, "max_offers_per_customer": 3},
     "offer": [
@@ -29,29 +33,19 @@ CATALOG = {
 }
 
 
-class FakeStore:
-    """In-memory stand-in for the snapshot store (same methods as the published one)."""
-
-    def __init__(self, decisions: pl.DataFrame, offers: list[dict[str, Any]]) -> None:
-        self.decisions, self.offers = decisions, offers
-
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        return {"version": "v1", "offers": self.decisions.filter(pl.col("customer_id") == customer_id).to_dicts()}
-
-    async def get_offer_catalog(self) -> list[dict[str, Any]]:
-        return self.offers
-
-    async def get_offer_audience(self, offer_id: str) -> list[dict[str, Any]]:
-        return self.decisions.filter(pl.col("offer_id") == offer_id).to_dicts()
+@pytest.fixture(autouse=True)
+def fixed_clock() -> Iterator[dt.datetime]:
+    with clock.frozen(NOW) as moment:
+        yield moment
 
 
 @pytest.fixture
-def store() -> FakeStore:
+def store() -> FakeOfferStore:
     catalog = catalog_from_dict(CATALOG)
     frame = build_frame(
         pl.DataFrame({"customer_id": [f"c{i}" for i in range(40)], "p_alive": [0.9] * 40, "clv": [100.0] * 40})
     )
-    return FakeStore(decide(frame, catalog).decisions, [o.to_dict() for o in catalog.offers])
+    return FakeOfferStore(decide(frame, catalog).decisions, [o.to_dict() for o in catalog.offers])
 
 
 @pytest.fixture
@@ -65,13 +59,15 @@ def run(loop: asyncio.AbstractEventLoop, redis_url: str, func: Any) -> Any:
     return loop.run_until_complete(with_client(redis_url, func))
 
 
-def served(loop: Any, redis_url: str, keys: Keys, store: FakeStore, customer: str, channel: str = "app") -> list[str]:
+def served(
+    loop: Any, redis_url: str, keys: Keys, store: FakeOfferStore, customer: str, channel: str = "app"
+) -> list[str]:
     answer = run(loop, redis_url, lambda r: customer_offers(r, keys, store, customer, channel=channel, k=3, now=NOW))
     return [o.offer_id for o in answer.offers]
 
 
 def test_offers_are_ranked_and_capped_by_the_channel_contact_limit(
-    loop: Any, redis_url: str, keys: Keys, store: FakeStore
+    loop: Any, redis_url: str, keys: Keys, store: FakeOfferStore
 ) -> None:
     assert served(loop, redis_url, keys, store, "c1") == ["big", "mid"]  # cap 2 on app
     assert served(loop, redis_url, keys, store, "c1", "email") == ["mid"]
@@ -79,7 +75,7 @@ def test_offers_are_ranked_and_capped_by_the_channel_contact_limit(
 
 
 def test_impressions_dismissals_and_redemptions_change_what_is_served(
-    loop: Any, redis_url: str, keys: Keys, store: FakeStore, redis_client: Any
+    loop: Any, redis_url: str, keys: Keys, store: FakeOfferStore, redis_client: Any
 ) -> None:
     events = [{"type": "impression", "customer_id": "c2", "offer_id": "big", "channel": "app", "arm": "nba"}]
     run(loop, redis_url, lambda r: apply_offer_events(r, keys, events))
@@ -101,7 +97,9 @@ def test_impressions_dismissals_and_redemptions_change_what_is_served(
     assert redis_client.ttl(keys.nba_contacts("c4")) > 0
 
 
-def test_an_exhausted_offer_stops_being_served_at_once(loop: Any, redis_url: str, keys: Keys, store: FakeStore) -> None:
+def test_an_exhausted_offer_stops_being_served_at_once(
+    loop: Any, redis_url: str, keys: Keys, store: FakeOfferStore
+) -> None:
     assert "big" in served(loop, redis_url, keys, store, "c5")
     redeem = [{"type": "redeem", "customer_id": c, "offer_id": "big"} for c in ("c6", "c7")]
     run(loop, redis_url, lambda r: apply_offer_events(r, keys, redeem))
@@ -110,7 +108,7 @@ def test_an_exhausted_offer_stops_being_served_at_once(loop: Any, redis_url: str
 
 
 def test_concurrent_redemptions_are_all_counted(
-    loop: Any, redis_url: str, keys: Keys, store: FakeStore, redis_client: Any
+    loop: Any, redis_url: str, keys: Keys, store: FakeOfferStore, redis_client: Any
 ) -> None:
     async def burst(client: aioredis.Redis) -> None:
         await asyncio.gather(
@@ -124,7 +122,9 @@ def test_concurrent_redemptions_are_all_counted(
     assert int(redis_client.hget(keys.nba_budget("mid"), "redemptions")) == 30
 
 
-def test_http_audience_matches_per_customer_offers(loop: Any, redis_url: str, keys: Keys, store: FakeStore) -> None:
+def test_http_audience_matches_per_customer_offers(
+    loop: Any, redis_url: str, keys: Keys, store: FakeOfferStore
+) -> None:
     audience = run(loop, redis_url, lambda r: campaign_audience(store, "mid", budget=3.0, channel="email"))
     assert 0 < audience.expected_redemptions <= 3.0
     for member in audience.customers[:5]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -17,13 +19,9 @@ from typer.testing import CliRunner
 from recsys.store import codec
 from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
+from tests.helpers.http import app_client, bearer, write_artifacts
 from training.cli import app
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from http_helpers import write_artifacts
-
-from recsys.store.connection import async_client
 
 
 def c1_bucket(keys: Keys, version: str, customer_id: str = "c1") -> str:
@@ -41,7 +39,7 @@ KILLED_PUBLISH = textwrap.dedent("""
         print(f"progress {step}", flush=True)
         time.sleep(60)  # the test kills us here, midway through writing
 
-    run_publish(sync_client(sys.argv[1]), Keys(sys.argv[2]), Path(sys.argv[3]), progress=stall)
+    run_publish(redis.Redis.from_url(sys.argv[1]), Keys(sys.argv[2]), Path(sys.argv[3]), progress=stall)
 """)
 
 
@@ -143,10 +141,13 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
 ) -> None:
     import asyncio
 
+    import redis.asyncio as aioredis
+
     from recsys.store.base import SnapshotData
     from recsys.store.redis_reader import RedisSnapshotReader
 
-    # 2000 entries × 7 B exceed the listpack value limit (1 KB as we configure it): Redis stores that bucket as a hashtable.
+    # 2000 entries × 7 B exceed the listpack value limit (1 KB as we configure it): Redis stores that bucket as a
+    # hashtable.
     n = 2000
     recs = pl.DataFrame(
         {
@@ -161,7 +162,7 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
     assert redis_client.object("encoding", c1_bucket(keys, version, "big")) == b"hashtable"
 
     async def read() -> tuple[object, object]:
-        client = async_client(_url(redis_client))
+        client = aioredis.Redis.from_url(_url(redis_client))
         reader = RedisSnapshotReader(client, keys)
         try:
             return (await reader.recommendations("big"))[0], (await reader.recommendations("small"))[0]
@@ -176,3 +177,29 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
 def _url(client: redis.Redis) -> str:
     kw = client.connection_pool.connection_kwargs
     return f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+
+
+def test_publish_with_keep_1_does_not_pull_the_version_readers_still_serve(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """``keep=1`` (allowed: ``snapshot_keep ge=1``) UNLINKs the previous version right after the pointer moves.
+
+    Workers keep the version they loaded until they re-read the pointer (``pointer_ttl_s``); in that window their
+    bucket reads find nothing and a known customer is served the fallback list instead of their own. The test
+    widens the window (``pointer_ttl_s``) only to make the interleaving deterministic.
+    """
+    art = write_artifacts(tmp_path / "art")
+    run_publish(redis_client, keys, art, keep=1)
+    headers = bearer(redis_url, keys, "read")
+
+    async def body() -> tuple[Any, Any]:
+        async with app_client(redis_url, keys) as http:
+            http.app.state.store.pointer_ttl_s = 30.0  # type: ignore[attr-defined]
+            before = (await http.get("/v1/customers/c1/recommendations", params={"k": 3}, headers=headers)).json()
+            await asyncio.to_thread(run_publish, redis_client, keys, art, keep=1)  # the next nightly publish
+            during = (await http.get("/v1/customers/c1/recommendations", params={"k": 3}, headers=headers)).json()
+            return before, during
+
+    before, during = asyncio.run(body())
+    assert all(i["source"] == "personalized" for i in before["items"])
+    assert [i["item_id"] for i in during["items"]] == [i["item_id"] for i in before["items"]], during

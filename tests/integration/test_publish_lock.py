@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -14,10 +13,8 @@ from recsys.store import redis_store
 from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
 from recsys.store.writer import VersionWriter
+from tests.helpers.http import write_artifacts
 from training.jobs.publish import run_publish
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
-from http_helpers import write_artifacts
 
 SHORT_TTL_S = 1
 

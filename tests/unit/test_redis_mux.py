@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis
@@ -11,8 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from serving.hotpath.redis_mux import MuxRedis
 from serving.redis_client import create_client
-from serving.redis_mux import MuxRedis
 
 
 def test_replies_match_their_commands_under_concurrency(redis_url: str, redis_client: redis.Redis) -> None:
@@ -87,3 +88,77 @@ def test_settings_it_cannot_honour_fall_back_to_redis_py() -> None:
     assert unix is not None and unix.path == "/tmp/x.sock"
     plain = MuxRedis.for_client(aioredis.Redis.from_url("redis://u:pw@127.0.0.1:7/2"))
     assert plain is not None and (plain.port, plain.db, plain.username, plain.password) == (7, 2, "u", "pw")
+
+
+def test_mux_call_on_a_connection_dropped_right_after_connect_fails_instead_of_hanging(redis_url: str) -> None:
+    """The connection drops between ``_open`` returning and the caller queueing its command.
+
+    ``_connect`` hands back the protocol object without checking it is still open; ``_send`` queues the
+    command on the closed protocol (``flush`` skips it, ``fail`` already ran) and ``_check_timeouts`` only
+    looks at ``self._proto`` (now ``None``), so the call waits forever, past ``socket_timeout``. On Python
+    3.11 ``wait_for`` runs ``_open`` as its own task, so an EOF delivered in that gap does this; the test
+    delivers it with ``call_soon`` right after the connection is made. Concurrent waiters on the same
+    connect hang the same way.
+    """
+
+    async def body() -> list[Any]:
+        mux = MuxRedis.for_client(create_client(redis_url))
+        assert mux is not None
+        mux.socket_timeout = 0.3
+        real_open = mux._open
+
+        async def open_then_drop(loop: asyncio.AbstractEventLoop) -> Any:
+            proto = await real_open(loop)
+            loop.call_soon(proto.fail, RedisConnectionError("connection to Redis lost: closed"))  # server closed it
+            return proto
+
+        mux._open = open_then_drop  # type: ignore[method-assign]
+        try:
+            calls = [mux.execute(("PING",)), mux.execute(("PING",))]
+            return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 3)
+        finally:
+            await mux.aclose()
+
+    try:
+        results = asyncio.run(body())
+    except TimeoutError:
+        pytest.fail("MuxRedis.execute hung on a connection that was already closed (socket_timeout did not fire)")
+    for result in results:
+        assert result == [b"PONG"] or isinstance(result, RedisConnectionError), result
+
+
+def test_mux_caller_cancelled_while_connecting_does_not_fail_the_other_waiters(redis_url: str) -> None:
+    """Request A opens the connection, request B waits on it, A is cancelled (client gone, a timeout) mid-connect.
+
+    ``_connect`` catches ``BaseException``: A's ``CancelledError`` becomes ``RedisConnectionError("cannot connect
+    to Redis: CancelledError()")`` set on the shared future, so B (and every request queued behind the connect)
+    is answered "Redis unreachable" (degraded fallback / 503) although Redis is up; A itself raises
+    ``ConnectionError`` instead of ``CancelledError``, which hides the cancellation from asyncio.timeout().
+    """
+
+    async def body() -> tuple[Any, Any]:
+        mux = MuxRedis.for_client(create_client(redis_url))
+        assert mux is not None
+        gate = asyncio.Event()
+        real_open = mux._open
+
+        async def slow_open(loop: asyncio.AbstractEventLoop) -> Any:
+            await gate.wait()  # a connect that takes a moment (TCP handshake, AUTH, SELECT)
+            return await real_open(loop)
+
+        mux._open = slow_open  # type: ignore[method-assign]
+        try:
+            a = asyncio.create_task(mux.execute(("PING",)))
+            await asyncio.sleep(0.01)
+            b = asyncio.create_task(mux.execute(("PING",)))
+            await asyncio.sleep(0.01)
+            a.cancel()
+            await asyncio.sleep(0)
+            gate.set()
+            return tuple(await asyncio.wait_for(asyncio.gather(a, b, return_exceptions=True), 3))  # type: ignore[return-value]
+        finally:
+            await mux.aclose()
+
+    a, b = asyncio.run(body())
+    assert b == [b"PONG"], f"a waiter got {b!r} because another caller was cancelled"
+    assert isinstance(a, asyncio.CancelledError), a

@@ -44,11 +44,14 @@ def register(app: typer.Typer) -> None:
         with step("deciding offers"):
             summary = run_decide(out, offers, profiles_path=profiles, loyalty_path=loyalty, propensity_path=propensity)
         console.print(
-            f"decided {summary['decisions']:,} offers for {summary['customers_with_offers']:,} of {summary['customers']:,} customers "
-            f"({summary['offers']} offers, propensity: {summary['propensity']}, expected value {summary['expected_value']:,.2f}, "
+            f"decided {summary['decisions']:,} offers for {summary['customers_with_offers']:,} of "
+            f"{summary['customers']:,} customers "
+            f"({summary['offers']} offers, propensity: {summary['propensity']}, expected value "
+            f"{summary['expected_value']:,.2f}, "
             f"arbitration gap {summary['arbitration_gap']:.2%}) → {out}"
         )
         for offer_id, info in summary["per_offer"].items():
             console.print(
-                f"  {offer_id}: {info['customers']:,} customers, {info['expected_redemptions']:,.1f} expected redemptions"
+                f"  {offer_id}: {info['customers']:,} customers, {info['expected_redemptions']:,.1f} expected "
+                f"redemptions"
             )

@@ -74,10 +74,14 @@ def demo(
             client.close()
         _print_result(result)
         console.print(f"API key (admin scope, shown once): [bold]{result.api_key}[/]")
-        if not serve:
-            return
         bind_host = host or settings.host
         bind_port = port or settings.port
+        if not serve:
+            console.print(
+                f"dashboard: run `centric serve`, then open http://{bind_host}:{bind_port}/ui and sign in with this key"
+            )
+            return
+        console.print(f"dashboard: [bold]http://{bind_host}:{bind_port}/ui[/]  (sign in with the API key above)")
         console.print(
             f"serving on http://{bind_host}:{bind_port}  (docs: /docs)  try:\n"
             f"  curl -H 'Authorization: Bearer {result.api_key}' "
@@ -85,7 +89,7 @@ def demo(
         )
         import uvicorn
 
-        from serving.http_protocol import PROTOCOL
+        from serving.hotpath.http_protocol import PROTOCOL
 
         os.environ["CENTRIC_REDIS_URL"] = url
         uvicorn.run(

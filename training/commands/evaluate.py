@@ -94,7 +94,8 @@ def results_table(results: dict[str, Any]) -> Table:
     """Return a rich table of the headline metrics, one row per model."""
     final = results["data"]["final"]
     table = Table(
-        title=f"{results['protocol']} — {final.get('scored_customers', '?')} customers scored, {final.get('items', '?')} items"
+        title=f"{results['protocol']} — {final.get('scored_customers', '?')} customers scored, "
+        f"{final.get('items', '?')} items"
     )
     table.add_column("model", no_wrap=True)
     for _, header in TABLE_METRICS:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from recsys.clock import as_utc, utcnow
 from training.console import console, fail, handle_errors, progress, step
 
 loyalty_app = typer.Typer(
@@ -94,10 +95,11 @@ def expire(
     program: ProgramOpt = None,
     now: Annotated[datetime | None, typer.Option("--now", help="Expire as of this UTC time (default: now).")] = None,
 ) -> None:
-    """Expire points whose lots reached their expiry date (one `expire` entry per lot) and review tiers (period end, with grace)."""
+    """Expire points whose lots reached their expiry date (one `expire` entry per lot) and review tiers (period
+    end, with grace)."""
     from training.jobs.loyalty import expire as run
 
-    moment = (now.replace(tzinfo=UTC) if now and now.tzinfo is None else now) or datetime.now(UTC)
+    moment = as_utc(now) if now else utcnow()
     with _redis() as (client, keys, settings), step("expiring points"):
         out = run(client, keys, _program(program, settings), moment)
     console.print_json(json.dumps(out))
@@ -115,7 +117,7 @@ def liability(
     """Report outstanding points, their value in currency, debt, and customers per tier."""
     from training.jobs.loyalty import liability as run
 
-    moment = (now.replace(tzinfo=UTC) if now and now.tzinfo is None else now) or datetime.now(UTC)
+    moment = as_utc(now) if now else utcnow()
     with _redis() as (client, keys, settings), step("summing balances"):
         out = run(client, keys, _program(program, settings), now=moment)
     console.print_json(json.dumps(out))

@@ -20,12 +20,13 @@ def serve(
         int | None, typer.Option(min=1, max=64, help="Worker processes (default CENTRIC_WORKERS or 1).")
     ] = None,
 ) -> None:
-    """Serve the HTTP API (docs at /docs). Starts the embedded Redis when CENTRIC_REDIS_URL is unset and shares it with every worker."""
+    """Serve the HTTP API (docs at /docs). Starts the embedded Redis when CENTRIC_REDIS_URL is unset and shares it
+    with every worker."""
     import uvicorn
 
     from recsys.settings import Settings
     from recsys.store.embedded import redis_url
-    from serving.http_protocol import PROTOCOL
+    from serving.hotpath.http_protocol import PROTOCOL
 
     settings = Settings()
     bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers

@@ -39,7 +39,8 @@ def train(
         str,
         typer.Option(
             "--primary",
-            help="The model that writes recommendations.parquet: hybrid_ltr (learned ranker) | hybrid (tuned linear blend, faster).",
+            help="The model that writes recommendations.parquet: hybrid_ltr (learned ranker) | hybrid (tuned linear "
+            "blend, faster).",
         ),
     ] = "hybrid_ltr",
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,

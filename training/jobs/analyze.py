@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from recsys.analytics.clv import ClvConfig
+from recsys.analytics.dashboard import FREQUENCY_BANDS
 from recsys.analytics.lifecycle import STAGES
 from recsys.analytics.plots import plot_calibration_holdout, plot_clv_distribution, plot_p_alive_matrix
 from recsys.analytics.profiles import AnalyticsConfig, AnalyticsResult, build_profiles, segment_top_items
@@ -44,7 +45,27 @@ def _holdout(
         "actual_total": float(actual.sum()),
         "predicted_total": float(predicted.sum()),
         "aggregate_error_pct": float(100 * (predicted.sum() - actual.sum()) / max(actual.sum(), 1.0)),
+        "by_frequency": _by_frequency(x, predicted, actual),
     }
+
+
+def _by_frequency(x: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> list[dict[str, Any]]:
+    # The classic BG/NBD check: mean holdout purchases by calibration repeat purchases, in the dashboard's bands
+    out = []
+    for lo, hi in FREQUENCY_BANDS:
+        mask = (x >= lo) & (x < hi)
+        n = int(mask.sum())
+        if n:
+            label = f"{lo}+" if hi >= 10**9 else (str(lo) if hi - lo == 1 else f"{lo}–{hi - 1}")
+            out.append(
+                {
+                    "frequency": label,
+                    "customers": n,
+                    "actual": round(float(actual[mask].mean()), 4),
+                    "predicted": round(float(predicted[mask].mean()), 4),
+                }
+            )
+    return out
 
 
 def _distribution(values: np.ndarray) -> dict[str, float]:
@@ -115,7 +136,10 @@ def run_analyze(
             "method": "monthly discounting of BG/NBD expected purchases x Gamma-Gamma expected spend x margin",
         },
     }
-    counts = lambda col: dict(profiles[col].value_counts(sort=True).iter_rows())  # noqa: E731
+
+    def counts(col: str) -> dict[Any, int]:
+        return dict(profiles[col].value_counts(sort=True).iter_rows())
+
     lifecycle = counts(P.lifecycle)
     summary: dict[str, Any] = {
         "customers": profiles.height,

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 import redis
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.store.keys import Keys
 
@@ -51,6 +52,41 @@ def sample_customers(result: Any, customers: int, seed: int = 7) -> Any:
     import dataclasses
 
     return dataclasses.replace(result, transactions=transactions, returns=returns)
+
+
+CLV_CHECK_WEEKS = 12
+
+
+def check_clv(result: Any, artifact_dir: Path, weeks: int = CLV_CHECK_WEEKS) -> dict[str, Any]:
+    """Fit the CLV models on all but the last ``weeks`` weeks and compare their predictions with those weeks.
+
+    Writes ``clv_check/summary.json`` (its ``holdout`` is published for the dashboard); returns the holdout figures.
+    """
+    from training.jobs.analyze import run_analyze
+
+    last = result.transactions.get_column(Columns.timestamp).max()
+    summary = run_analyze(
+        result, artifact_dir / "clv_check", calibration_end=(last - dt.timedelta(weeks=weeks)).date(), plots=False
+    )
+    return dict(summary.get("holdout") or {})
+
+
+# Fast models for the demo's model-quality page (about 20 s on The Complete Journey, 2 cores); `centric evaluate`
+# scores every model, the learned hybrid included.
+DEMO_EVAL_MODELS = ("popularity", "trending", "buy_again", "item_knn_cosine", "als")
+
+
+def evaluate_quick(result: Any, artifact_dir: Path) -> dict[str, Any]:
+    """Evaluate ``DEMO_EVAL_MODELS`` (temporal protocol, last 30 days) into ``evaluation.json``; return nDCG@10s."""
+    import json
+
+    from training.jobs.evaluate import run_evaluate
+
+    results = run_evaluate(
+        result.transactions, protocol="temporal", models=list(DEMO_EVAL_MODELS), catalog=result.catalog
+    )
+    (artifact_dir / "evaluation.json").write_text(json.dumps(results, indent=2, default=str))
+    return {f"ndcg@10 {name}": round(stats.get("ndcg@10") or 0.0, 4) for name, stats in results["models"].items()}
 
 
 def _timed(name: str, func: Callable[[], dict[str, Any] | None], stages: list[StageResult]) -> dict[str, Any]:
@@ -105,14 +141,14 @@ def run_demo(
         ("load + validate", load),
         ("train recommenders", lambda: run_train(holder["data"], artifact_dir)),
         ("analyze customers", lambda: run_analyze(holder["data"], artifact_dir)),
+        ("check the CLV model", lambda: check_clv(holder["data"], artifact_dir)),
+        ("evaluate models", lambda: evaluate_quick(holder["data"], artifact_dir)),
         ("decide offers", lambda: run_decide(artifact_dir, offers_catalog)),
         ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
         # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
         (
             "loyalty backfill",
-            lambda: run_backfill(
-                client, keys, loyalty_program, holder["data"], end_at=dt.datetime.now(dt.UTC).replace(microsecond=0)
-            ),
+            lambda: run_backfill(client, keys, loyalty_program, holder["data"], end_at=utcnow().replace(microsecond=0)),
         ),
     ]
     for index, (name, func) in enumerate(steps):

@@ -164,7 +164,8 @@ def run_evaluate(
     spaces: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     bar: Progress | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``models`` (default: all in the registry) under ``protocol`` and return the results document (see module docstring).
+    """Evaluate ``models`` (default: all in the registry) under ``protocol`` and return the results document (see
+    module docstring).
 
     ``params``: fixed parameters per model (tuned ones override them). ``tune``: search the models that have a
     search space within ``time_budget`` seconds in total (split evenly between them). Raises ``ValueError`` for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,9 +12,11 @@ from typing import Any
 import polars as pl
 import redis
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.loyalty import ops
-from recsys.loyalty.ledger import RedisLedger, decode_account
+from recsys.loyalty.ledger import RedisLedger
+from recsys.loyalty.ops import decode_account
 from recsys.loyalty.program import load_program
 from recsys.store.keys import Keys
 
@@ -215,7 +217,8 @@ def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
 
 
 def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = None) -> dict[str, Any]:
-    """Check balance == sum of entries == sum of lots and balance >= 0 for every customer; return counts and mismatches."""
+    """Check balance == sum of entries == sum of lots and balance >= 0 for every customer; return counts and
+    mismatches."""
     customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
     mismatches: list[dict[str, Any]] = []
     for start in range(0, len(customers), 500):
@@ -239,7 +242,7 @@ def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = No
 def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | None = None) -> dict[str, Any]:
     """Expire every customer's due lots at ``now`` (default: current UTC time), review tiers, and prune the stock
     reservations of decided redemptions; return totals."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     program = load_program(program_path)
     ledger = RedisLedger(client, keys, program)
     customers = ledger.customers()
@@ -269,7 +272,7 @@ def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime
     """
     program = load_program(program_path)
     accounts = _accounts(client, keys)
-    cut = (now or datetime.now(UTC)).timestamp()
+    cut = (now or utcnow()).timestamp()
     points = sum(a["balance"] - sum(n for exp, n in a["lots"].items() if exp <= cut) for a in accounts.values())
     value_cents = int(Decimal(points) * program.point_value_cents)
     tiers: dict[str, int] = {t.name: 0 for t in program.tiers}

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 import redis
 
+from recsys.analytics.dashboard import build_dashboard
 from recsys.exceptions import ArtifactError, DataError
 from recsys.store.base import SnapshotData
 from recsys.store.keys import Keys
@@ -27,6 +28,11 @@ FRAMES = {
 # Models whose artifacts serve fold-in (``recommend_from_items``); others are not needed by the service.
 FOLDIN_MODELS = ("als",)
 MAX_MODEL_BYTES = 512 << 20
+# An evaluation written into the artifact directory (`centric evaluate --out DIR/evaluation.json`) is published
+# with the snapshot for the dashboard's model-quality page.
+EVALUATION_FILES = ("evaluation.json", "results.json")
+# The analysis summary, then a CLV check run with a holdout period (``clv_check/``, written by `centric demo`).
+SUMMARY_FILES = ("summary.json", "clv_check/summary.json")
 
 
 def _read_json(path: Path) -> Any:
@@ -53,7 +59,8 @@ def _model_files(directory: Path) -> dict[str, bytes]:
 def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
     """Read whatever artifact files exist; return the snapshot data and the names of the files taken.
 
-    Raises ``DataError`` when the directory is missing or holds nothing publishable, ``ArtifactError`` for unreadable files.
+    Raises ``DataError`` when the directory is missing or holds nothing publishable, ``ArtifactError`` for
+    unreadable files.
     """
     artifact_dir = Path(artifact_dir)
     if not artifact_dir.is_dir():
@@ -79,11 +86,24 @@ def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
         if path.exists():
             setattr(data, attr, _read_json(path))
             taken.append(name)
+    evaluation = next((_read_json(artifact_dir / n) for n in EVALUATION_FILES if (artifact_dir / n).exists()), None)
+    summaries = [_read_json(artifact_dir / n) for n in SUMMARY_FILES if (artifact_dir / n).exists()]
+    summary = dict(summaries[0]) if summaries else {}
+    # the CLV check: the analysis's own holdout, else the one of a separate check run (`centric demo` makes one)
+    summary["holdout"] = next((s["holdout"] for s in summaries if s.get("holdout")), None)
+    data.dashboard = build_dashboard(
+        data.profiles,
+        summary=summary,
+        evaluation=evaluation,
+        train_manifest=data.manifest,
+        models=_read_json(artifact_dir / "models.json") if (artifact_dir / "models.json").exists() else None,
+    )
     data.model_files = _model_files(artifact_dir / "recommender")
     taken += [f"recommender/{n}" for n in sorted(data.model_files)]
     if not any(getattr(data, attr) is not None for attr in FRAMES):
         raise DataError(
-            f"{artifact_dir} holds none of {', '.join(FRAMES.values())}; run `centric train` / `centric analyze` with --out {artifact_dir}"
+            f"{artifact_dir} holds none of {', '.join(FRAMES.values())}; run `centric train` / `centric analyze` "
+            f"with --out {artifact_dir}"
         )
     return data, taken
 

@@ -41,7 +41,7 @@ def read_event_stream(client: redis.Redis, keys: Keys, batch: int = 10_000) -> p
     start = "-"
     while True:
         entries = client.xrange(keys.events_stream(), min=start, count=batch)
-        for entry_id, fields in entries:
+        for _entry_id, fields in entries:
             flat = {_decode(k): _decode(v) for k, v in fields.items()}
             payload = flat.get("data") or flat.get("event")
             events = json.loads(payload) if payload else flat
@@ -61,7 +61,8 @@ def events_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def read_event_file(path: Path) -> pl.DataFrame:
-    """Read events from parquet, CSV or JSON lines; raises ``DataError`` if unreadable or lacking ``type``/``customer_id``."""
+    """Read events from parquet, CSV or JSON lines; raises ``DataError`` if unreadable or lacking
+    ``type``/``customer_id``."""
     try:
         frame = (
             pl.read_parquet(path)

@@ -2,8 +2,9 @@
 
 Writes (see docs/CONTRACTS.md): ``recommendations.parquet`` (the primary model's top-k per customer with source
 and reason; the primary is the learned hybrid ``hybrid_ltr`` unless told otherwise), ``similar_items.parquet``,
-``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}`` and ``train_manifest.json``. The hybrid's blend is tuned on each customer's last order before the final fit on
-everything (this is production training: there is no test split here; ``centric evaluate`` measures quality).
+``fallbacks.parquet``, ``items.parquet``, ``recommender/<model>.{npz,json}`` and ``train_manifest.json``. The
+hybrid's blend is tuned on each customer's last order before the final fit on everything (this is production
+training: there is no test split here; ``centric evaluate`` measures quality).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import DataError
 from recsys.matrix import build_matrix
@@ -160,7 +162,7 @@ def run_train(
 
     timings["write"] = time.perf_counter() - started
     manifest = {
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "trained_at": utcnow().isoformat(timespec="seconds"),
         "data_fingerprint": served.fingerprint_,
         "data_until": now.isoformat(),
         "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, LINEAR_HYBRID, primary])},

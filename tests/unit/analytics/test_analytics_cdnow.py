@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from recsys.analytics import BetaGeoModel, GammaGammaModel, rfm_summary
-from recsys.analytics.cdnow import read_cdnow
+from tests.helpers.cdnow import read_cdnow
 
 PUBLISHED_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recsys.analytics.cdnow import read_cdnow
+from tests.helpers.cdnow import read_cdnow
 
 
 def test_analyze_command_writes_artifacts_and_prints_summary(shared_data: Path, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from recsys.analytics import BetaGeoModel, GammaGammaModel, calibration_holdout, rfm_summary
 from recsys.analytics.clv import ClvConfig, customer_lifetime_value
-from recsys.analytics.synthetic import simulate_bgnbd
 from recsys.exceptions import ConfigError, DataError
+from tests.helpers.synthetic import simulate_bgnbd
 
 
 def _tx(rows: list[tuple[str, str, float]]) -> pl.DataFrame:

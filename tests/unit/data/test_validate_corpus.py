@@ -9,9 +9,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from data_corpus import GOOD, HEADER, ROW_CASES, WHOLE_FILE_PROBLEMS, row_case_file
 from typer.testing import CliRunner
 
+from tests.helpers.data_corpus import GOOD, HEADER, ROW_CASES, WHOLE_FILE_PROBLEMS, row_case_file
 from training.cli import app
 
 runner = CliRunner()

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from recsys.evaluation.runner import EvalData
+from tests.helpers.fake_models import ScoreTable
 from training.jobs.evaluate import run_evaluate
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -33,22 +34,12 @@ def _lines(seed: int = 11, n: int = 5000) -> pl.DataFrame:
     )
 
 
-class _Scores:
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores = scores
-
-    def recommend(self, customer_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scores[customer_idx]
-        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        return ids, np.take_along_axis(s, ids, axis=1)
-
-
 def _registry(calls: list[tuple[str, dict, datetime]]) -> dict[str, Any]:
     def popularity(params: dict):
         def factory(data: EvalData):
             calls.append(("popularity", params, data.transactions["timestamp"].max()))
             pop = np.asarray(data.train.matrix.sum(axis=0)).ravel()
-            return _Scores(np.tile(pop, (data.train.matrix.shape[0], 1)))
+            return ScoreTable(np.tile(pop, (data.train.matrix.shape[0], 1)))
 
         return factory
 
@@ -61,7 +52,7 @@ def _registry(calls: list[tuple[str, dict, datetime]]) -> dict[str, Any]:
             pop = m.sum(axis=0) / max(m.sum(), 1)
             personal = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
             w = params.get("weight", 0.0)
-            return _Scores(w * personal + (1 - w) * pop)
+            return ScoreTable(w * personal + (1 - w) * pop)
 
         return factory
 
@@ -127,3 +118,31 @@ def test_new_items_variant_of_a_library_model_never_recommends_past_purchases() 
     assert new_only["repeat_recall@10"] == 0.0 and new_only["repeat_hit_rate@20"] == 0.0
     # Slots freed from past purchases go to new items, so exploring can only improve.
     assert new_only["explore_recall@10"] >= plain["explore_recall@10"]
+
+
+# ---- 5. was: the hybrid reported a half-life for its explore model that it never applied -------------------------
+def test_hybrid_does_not_report_an_explore_half_life_it_cannot_apply() -> None:
+    """Inside the hybrid the explore model sees the hybrid's matrix (buy-again's half-life). The evaluate job once
+    copied user-kNN's own tuned half-life into ``explore_params``, where it had no effect, so results.json
+    reported settings that never ran."""
+    from training.jobs.evaluate import _tune_hybrid
+
+    built = []
+
+    def build(params):
+        built.append(params)
+        return lambda data: object()  # no blend: _tune_hybrid returns the parameters as built
+
+    params, _ = _tune_hybrid(
+        build,
+        {
+            "hybrid": {"explore": "user_knn"},
+            "user_knn": {"k": 50, "half_life_days": 7.0},
+            "buy_again": {"half_life_days": 90.0},
+        },
+        None,
+        tuned={"user_knn", "buy_again"},
+        metric="ndcg@10",
+    )
+    assert params["explore_params"] == {"k": 50} and params["half_life_days"] == 90.0
+    assert built == [params]

@@ -86,3 +86,36 @@ def test_coverage_and_novelty() -> None:
 def test_row_count_mismatch_is_rejected() -> None:
     with pytest.raises(ValueError, match="rows"):
         hit_matrix(TOP[:2], TRUTH)
+
+
+# --- Review regressions (2026-11-30): duplicates and explicit zeros in lists and truth ------------------------------
+
+
+# ---- 2. a duplicated item in one list is counted as two hits -------------------------------------------------------
+def test_duplicate_item_in_a_list_is_one_hit() -> None:
+    truth = sp.csr_matrix(np.array([[1, 0, 0]], np.float32))
+    metrics = ranking_metrics(np.array([[0, 0]]), truth, ks=(2,))
+    assert metrics["recall@2"] <= 1.0, metrics
+    assert metrics["precision@2"] == 0.5, metrics
+    assert metrics["ndcg@2"] <= 1.0, metrics
+
+
+# ---- 3. a non-canonical truth (duplicate entries) inflates the recall / NDCG / MAP denominators --------------------
+def test_duplicate_truth_entries_do_not_count_as_more_relevant_items() -> None:
+    # One relevant item (0), stored twice, as COO → CSR without summing would leave it; hit_matrix handles this
+    # case explicitly, the denominators do not.
+    truth = sp.csr_matrix((np.array([1.0, 1.0], np.float32), np.array([0, 0]), np.array([0, 2])), shape=(1, 3))
+    assert not truth.has_canonical_format
+    metrics = ranking_metrics(np.array([[0, 1]]), truth, ks=(2,))
+    assert metrics["recall@2"] == 1.0, metrics
+    assert metrics["ndcg@2"] == 1.0, metrics
+    assert metrics["map@2"] == 1.0, metrics
+
+
+# ---- 3b. a stored explicit zero counts as relevant (the docstring says "any non-zero = relevant") -------------------
+def test_explicit_zero_in_truth_is_not_relevant() -> None:
+    truth = sp.csr_matrix((np.array([1.0, 0.0], np.float32), np.array([0, 1]), np.array([0, 2])), shape=(1, 3))
+    metrics = ranking_metrics(np.array([[1, 0]]), truth, ks=(2,))
+    # Only item 0 is relevant: one hit in two slots, all of the one relevant item recalled.
+    assert metrics["precision@2"] == 0.5, metrics
+    assert metrics["recall@2"] == 1.0, metrics

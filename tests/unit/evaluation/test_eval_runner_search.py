@@ -11,6 +11,7 @@ import pytest
 from recsys.evaluation.runner import EvalData, evaluate_model, prepare
 from recsys.evaluation.search import candidates, search
 from recsys.splits import temporal_split
+from tests.helpers.fake_models import ScoreTable
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -34,29 +35,17 @@ def _lines(seed: int = 3) -> pl.DataFrame:
     )
 
 
-class _Ranked:
-    """Recommends items in the order of a score matrix (customers × items)."""
-
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores = scores
-
-    def recommend(self, customer_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scores[customer_idx]
-        ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        return ids, np.take_along_axis(s, ids, axis=1)
+def _buy_again(data: EvalData) -> ScoreTable:
+    return ScoreTable(data.train.matrix.toarray())
 
 
-def _buy_again(data: EvalData) -> _Ranked:
-    return _Ranked(data.train.matrix.toarray())
-
-
-def _popularity(data: EvalData) -> _Ranked:
+def _popularity(data: EvalData) -> ScoreTable:
     pop = np.asarray(data.train.matrix.sum(axis=0)).ravel()
-    return _Ranked(np.tile(pop, (data.train.matrix.shape[0], 1)))
+    return ScoreTable(np.tile(pop, (data.train.matrix.shape[0], 1)))
 
 
-def _oracle(data: EvalData) -> _Ranked:
-    return _Ranked(data.truth.toarray())
+def _oracle(data: EvalData) -> ScoreTable:
+    return ScoreTable(data.truth.toarray())
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +106,30 @@ def test_search_stops_when_time_budget_is_spent(plan) -> None:
     tuning = prepare(plan.tuning)
     result = search(lambda p: _popularity, {"x": [1, 2, 3]}, tuning, time_budget=0.0)
     assert len(result.trials) == 1 and result.stopped_by_budget
+
+
+def _frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
+    """(customer, item, day offset from START) → a transactions frame."""
+    return pl.DataFrame(
+        {
+            "customer_id": [c for c, _, _ in rows],
+            "item_id": [i for _, i, _ in rows],
+            "timestamp": [START + timedelta(days=d) for _, _, d in rows],
+            "quantity": [1.0] * len(rows),
+        },
+        schema_overrides={"timestamp": pl.Datetime("us", "UTC")},
+    )
+
+
+# ---- 1. the tuning split decays its train lines at the *test* cutoff, not at the validation start ------------------
+def test_tuning_split_reference_time_is_the_validation_start_not_the_test_cutoff() -> None:
+    rows = [("a", "x", d) for d in range(0, 100, 5)] + [("b", "y", d) for d in range(1, 100, 7)] + [("a", "y", 99)]
+    plan = temporal_split(_frame(rows), test_days=10)
+    newest = START + timedelta(days=99)
+    cutoff = newest - timedelta(days=10)
+    validation_start = cutoff - timedelta(days=10)
+    tuning = prepare(plan.tuning)
+    # The tuning train part ends before validation_start; decayed models ("recent", buy-again, trending, user-kNN,
+    # the hybrid) must be weighted at that boundary, as the final split is weighted at its own cutoff.
+    assert tuning.transactions["timestamp"].max() < validation_start
+    assert tuning.now == validation_start, f"tuning decays at {tuning.now}, validation starts {validation_start}"

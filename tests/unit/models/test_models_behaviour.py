@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys.columns import Columns
+from recsys.evaluation.metrics import ranking_metrics
 from recsys.models import (
     ALSRecommender,
     BuyAgainRecommender,
@@ -205,3 +206,22 @@ def test_sparse_top_k_agrees_with_dense_top_k() -> None:
     reference_ids, reference_scores = top_k(np.where(dense > 0, dense, -np.inf).astype(np.float32), 4)
     np.testing.assert_array_equal(top_ids, reference_ids)
     np.testing.assert_allclose(top_scores, reference_scores)
+
+
+# ---- 4. tune_blend ranks ties differently from HybridRecommender.recommend ------------------------------------------
+def test_tune_blend_scores_the_ranking_that_recommend_serves() -> None:
+    from recsys.models import HybridRecommender, tune_blend
+
+    # Customer 0 bought item 1; item 0 is the most popular item. At repeat_weight 0.5 both lists' best candidates
+    # (each scaled to 1.0) blend to exactly 0.5: recommend breaks the tie by item id (item 0 first),
+    # tune_blend by candidate position (repeat list first → item 1).
+    counts = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [1, 0, 1]], np.float32))
+    model = HybridRecommender(
+        explore="popularity", repeat_weight=0.5, repeat_slope=0.0, neighbour_weight=0.0, item_prior=0.0
+    )
+    model.fit(counts)
+    validation = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]], np.float32))
+    served, _ = model.recommend(np.array([0]), 1)
+    served_ndcg = ranking_metrics(served, validation[[0]], (1,))["ndcg@1"]
+    trials = tune_blend(model, np.array([0]), validation, k=1, weights=(0.5,), slopes=(0.0,))
+    assert trials[0].score == served_ndcg, (trials[0].score, served_ndcg, served.tolist())

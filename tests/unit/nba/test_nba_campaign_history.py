@@ -9,8 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys.nba.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
-from recsys.nba.propensity import LogisticPropensity, roc_auc
+from recsys.nba.propensity import LogisticPropensity
+from tests.helpers.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
+from tests.helpers.scoring import roc_auc
 
 START = dt.datetime(2017, 6, 1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 
 from recsys.nba.audience import select_audience
 from recsys.nba.decision import DECISION_COLUMNS, build_frame, decide
+from recsys.nba.expressions import parse
+from recsys.nba.fields import conform
 from recsys.nba.offers import catalog_from_dict
 from training.jobs.decide import run_decide
 
@@ -119,3 +122,53 @@ def test_run_decide_writes_the_three_artifacts(tmp_path: Path) -> None:
     assert {o["id"] for o in offers} >= set(d.get_column("offer_id").unique())
     experiments = json.loads((tmp_path / "experiments.json").read_text())
     assert experiments[0]["salt"] and len(experiments[0]["arms"]) == 2
+
+
+NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+# --- Review of 2026-11-30: arbitration caps under tied scores, NaN in eligibility -----------------------------------
+
+
+def test_tied_offers_do_not_exceed_max_offers_per_customer() -> None:
+    """Two offers with identical economics tie for every customer; with max_offers_per_customer = 1 each customer
+    must still get at most one offer (``_selected`` keeps every offer whose reduced score equals the k-th one)."""
+    catalog = catalog_from_dict(
+        {
+            "policy": {"max_offers_per_customer": 1},
+            "offer": [
+                {"id": "a", "kind": "content", "channels": ["app"], "value": 4},
+                {"id": "b", "kind": "content", "channels": ["app"], "value": 4},
+                {"id": "c", "kind": "content", "channels": ["app"], "value": 1},
+            ],
+        }
+    )
+    frame = build_frame(pl.DataFrame({"customer_id": [f"c{i}" for i in range(5)], "p_alive": [0.7] * 5}))
+    decisions = decide(frame, catalog, now=NOW).decisions
+    per_customer = decisions.group_by("customer_id").agg(pl.col("offer_id").n_unique().alias("n"))
+    assert per_customer.get_column("n").max() <= 1, decisions.sort("customer_id").to_dicts()
+
+
+def test_nan_clv_is_unknown_not_above_every_threshold() -> None:
+    """A NaN CLV must not satisfy ``clv >= 500``: polars orders NaN above every number, so the compiled rule
+    says True while the per-customer interpreter says False, and decide hands the VIP offer to that customer."""
+    frame = build_frame(
+        pl.DataFrame(
+            {
+                "customer_id": ["nan_clv", "low_clv"],
+                "clv": [float("nan"), 10.0],
+                "p_alive": [0.8, 0.8],
+            }
+        )
+    )
+    rule = parse("clv >= 500")
+    assert rule.mask(frame).to_list() == [rule.evaluate(r) for r in conform(frame).to_dicts()]
+    catalog = catalog_from_dict(
+        {
+            "offer": [
+                {"id": "vip", "kind": "content", "eligibility": "clv >= 500", "channels": ["app"], "value": 4},
+            ]
+        }
+    )
+    decisions = decide(frame, catalog, now=NOW).decisions
+    assert decisions.filter(pl.col("customer_id") == "nan_clv").is_empty()

@@ -9,7 +9,7 @@ import pytest
 
 from recsys.exceptions import ConfigError
 from recsys.nba.lifecycle_defaults import GOALS
-from recsys.nba.offers import load_catalog
+from recsys.nba.offers import catalog_from_dict, load_catalog
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -85,7 +85,19 @@ def test_duplicate_ids_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> No
 def test_experiment_naming_an_unknown_offer_is_rejected(tmp_path: Path) -> None:
     text = (
         GOOD
-        + '\n[[experiment]]\nid = "e"\noffers = ["nope"]\narms = [{name="t", weight=1}, {name="h", weight=1, holdout=true}]\n'
+        + '\n[[experiment]]\nid = "e"\noffers = ["nope"]\n'
+        + 'arms = [{name="t", weight=1}, {name="h", weight=1, holdout=true}]\n'
     )
     with pytest.raises(ConfigError, match="unknown offer"):
         load_catalog(write(tmp_path, text))
+
+
+# --- Review of 2026-11-30: configuration that once slipped through --------------------------------------------------
+
+
+def test_max_per_customer_zero_is_refused_not_unlimited() -> None:
+    """0 used to mean "no limit" when served (``or 1_000_000``); an offer must allow at least one redemption."""
+    with pytest.raises(ConfigError, match="max_per_customer"):
+        catalog_from_dict(
+            {"offer": [{"id": "x", "kind": "content", "channels": ["app"], "value": 1, "max_per_customer": 0}]}
+        )

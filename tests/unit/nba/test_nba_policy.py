@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from recsys.nba.policy import impression_field, is_exhausted, live_offers
+from recsys.nba.policy import is_exhausted, live_offers
+from recsys.store.keys import Fields
 
 NOW = dt.datetime(2025, 6, 1, 12, tzinfo=dt.UTC)
 POLICY = {"max_per_channel": {"app": 2}, "period_days": 7, "cooldown_days": 14, "suppress_days": 90}
@@ -29,11 +30,11 @@ def test_returns_best_ranked_offers_of_the_channel_up_to_the_contact_cap() -> No
 
 
 def test_impressions_in_the_period_use_up_the_channel_cap_and_old_ones_do_not() -> None:
-    state = {impression_field("app", NOW - dt.timedelta(days=1)): "1"}
+    state = {Fields.impressions("app", NOW - dt.timedelta(days=1)): "1"}
     assert ids(live_offers(ROWS, CATALOG, state, {}, channel="app", k=3, now=NOW)) == ["a"]
-    state = {impression_field("app", NOW): "2"}
+    state = {Fields.impressions("app", NOW): "2"}
     assert live_offers(ROWS, CATALOG, state, {}, channel="app", k=3, now=NOW) == []
-    state = {impression_field("app", NOW - dt.timedelta(days=8)): "5"}
+    state = {Fields.impressions("app", NOW - dt.timedelta(days=8)): "5"}
     assert ids(live_offers(ROWS, CATALOG, state, {}, channel="app", k=3, now=NOW)) == ["a", "b"]
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from recsys.exceptions import ArtifactError, DataError
-from recsys.nba.propensity import LogisticPropensity, calibration_table, prior_probability, roc_auc
+from recsys.nba.propensity import LogisticPropensity, calibration_table, prior_probability
+from tests.helpers.scoring import roc_auc
 
 
 def synthetic(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

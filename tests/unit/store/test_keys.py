@@ -1,13 +1,16 @@
-"""Key names: one hash tag per key, and distinct ids never share a tag."""
+"""Key names: one hash tag per key, and distinct ids never share a tag; field names shared with the Lua scripts."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recsys.store.keys import Keys
+from recsys.loyalty import ops
+from recsys.store import scripts
+from recsys.store.keys import Fields, Keys
 
 K = Keys("t")
 
@@ -29,3 +32,21 @@ def test_distinct_customer_ids_get_distinct_tags_and_keys(a, b):
     for builder in (K.loyalty_account, K.loyalty_lots, K.loyalty_entries, K.loyalty_idempotency, K.loyalty_orders):
         assert _tag(builder(a)) == _tag(K.loyalty_account(a))  # one slot for the ledger script
         assert builder(a).count("{") == 1 and builder(a).count("}") == 1
+
+
+def test_fields_written_by_lua_are_spelled_as_fields_reads_them():
+    """ledger.lua writes the account's month and lot fields and stock.lua the reservations; Python reads them."""
+    assert f"'{Fields.ACCOUNT_EARNED_PREFIX}' .. " in scripts.LEDGER.source
+    assert f"'{Fields.ACCOUNT_LOT_PREFIX}' .. " in scripts.LEDGER.source
+    assert f"'{Fields.RESERVATION_PREFIX}' .. " in scripts.STOCK.source
+    assert f"'{Fields.STOCK}'" in scripts.STOCK.source
+    acct = ops.decode_account({b"em:202503": b"7", b"lot:1767225600": b"5", b"balance": b"5"})
+    assert acct["earned"] == {"202503": 7} and acct["lots"] == {1767225600: 5} and acct["balance"] == 5
+    field = Fields.RESERVATION_PREFIX + ops.reservation_key("c:1", "k:2")
+    assert ops.parse_reservation(field) == ("c:1", "k:2")
+
+
+def test_contact_fields_count_impressions_by_utc_day():
+    late = dt.datetime(2025, 3, 10, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert Fields.impressions("app", late) == "imp:app:20250311"
+    assert [Fields.dismissed("o"), Fields.redeemed("o"), Fields.redemptions("o")] == ["dis:o", "red:o", "redn:o"]

@@ -1,0 +1,91 @@
+"""Pieces of the dashboard that need no Redis: the per-process cache, bulk-grant files, chart numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from serving.services.bulk_grants import parse
+from serving.services.dashboard import DashboardCache
+from serving.ui import charts
+
+
+def test_cache_computes_once_within_its_ttl_and_again_after() -> None:
+    calls = []
+
+    async def compute() -> int:
+        calls.append(1)
+        await asyncio.sleep(0.01)
+        return len(calls)
+
+    async def body() -> list[int]:
+        cache = DashboardCache()
+        together = await asyncio.gather(*(cache.get("x", 60, compute) for _ in range(5)))
+        cache.MAX_STALE_S = 0.0
+        expired = await cache.get("x", 0.0, compute)
+        return [*together, expired]
+
+    assert asyncio.run(body()) == [1, 1, 1, 1, 1, 2]
+
+
+def test_a_stale_entry_is_answered_at_once_and_refreshed_behind() -> None:
+    cache = DashboardCache()
+    values = iter([1, 2, 3])
+
+    async def compute() -> int:
+        return next(values)
+
+    async def body() -> list[int]:
+        first = await cache.get("y", 0.05, compute)
+        time.sleep(0.06)
+        stale = await cache.get("y", 0.05, compute)  # expired: answered stale, recomputed in the background
+        await asyncio.sleep(0.01)
+        fresh = await cache.get("y", 0.05, compute)
+        cache.forget("y")
+        return [first, stale, fresh, await cache.get("y", 0.05, compute)]
+
+    assert asyncio.run(body()) == [1, 1, 2, 3]
+
+
+def test_a_very_old_entry_is_recomputed_before_answering() -> None:
+    cache = DashboardCache()
+    values = iter([1, 2])
+
+    async def compute() -> int:
+        return next(values)
+
+    async def body() -> tuple[int, int]:
+        cache.MAX_STALE_S = 0.02
+        first = await cache.get("z", 0.001, compute)
+        time.sleep(0.03)
+        return first, await cache.get("z", 0.001, compute)
+
+    assert asyncio.run(body()) == (1, 2)
+
+
+def test_grant_file_problems_name_the_row_and_the_key_follows_the_content() -> None:
+    good = parse("customer_id,points,note\na,10,x\nb,5,y\n", "goodwill", "g.csv")
+    assert good.grants == [("a", 10), ("b", 5)] and good.problems == [] and good.total_points == 15
+    assert good.key == parse("customer_id,points,note\na,10,x\nb,5,y\n", "goodwill").key
+    assert good.key != parse("customer_id,points,note\na,10,x\nb,5,y\n", "other reason").key
+    bad = parse("customer_id,points\na,ten\n,3\nb,0\nc,2\nc,3\n", "r", "g.csv")
+    assert bad.problems == [
+        "g.csv row 2: points 'ten' is not a whole number",
+        "g.csv row 3: customer_id is empty",
+        "g.csv row 4: points 0 must be between 1 and 10,000,000",
+        "g.csv row 6: customer 'c' is also on row 5; give one line per customer",
+    ]
+    assert parse("id,amount\na,1\n", "r", "g.csv").problems[0].startswith("g.csv: the header must name customer_id")
+
+
+@pytest.mark.parametrize(("value", "shown"), [(1234567.891, "$1,234,568"), (-12.5, "−$12"), (None, "–"), (0.0, "$0")])
+def test_money_has_thousands_separators_and_a_real_minus(value: float | None, shown: str) -> None:
+    assert charts.money(value) == shown
+
+
+def test_chart_marks_carry_the_exact_values_and_escape_labels() -> None:
+    svg = str(charts.hbars([charts.Bar("<b>", 3.0), charts.Bar("ok", 1234.0)], "t"))
+    assert 'data-value="3.0"' in svg and 'data-value="1234.0"' in svg and "&lt;b&gt;" in svg and "<b>" not in svg
+    assert "1,234" in svg and 'role="img"' in svg
