@@ -15,7 +15,7 @@ hash tags so that this holds, and ``tests/integration/test_cluster_slots.py`` ch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -25,8 +25,8 @@ from redis.cluster import ClusterNode
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
-SyncRedis = redis.Redis | redis.RedisCluster
-AsyncRedis = aioredis.Redis | aioredis.RedisCluster
+SyncRedis: TypeAlias = redis.Redis | redis.RedisCluster
+AsyncRedis: TypeAlias = aioredis.Redis | aioredis.RedisCluster
 
 
 def is_cluster_url(url: str) -> bool:

@@ -225,9 +225,6 @@ class VersionWriter:
         Raises ``ArtifactError`` naming the first mismatch.
         """
         checksums: dict[str, str] = {}
-        # Loaded first: a pipelined ``Script`` on a Redis Cluster client is sent as EVALSHA without the
-        # NOSCRIPT fallback redis-py gives single-server pipelines (SCRIPT LOAD reaches every master).
-        self.client.script_load(self.store._verify.script)
         for kind, expected in self.expected.items():
             buckets = sorted(expected)
             answers: list[Any] = []
