@@ -46,8 +46,7 @@ import scipy.sparse as sp
 
 from recsys.columns import Columns
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
-from recsys.models.base import Recommender
-from recsys.models.baselines import _dense_sparse_rows
+from recsys.models.base import Recommender, dense_rows
 
 # Internal column names (prefixed so they never clash with a transaction column).
 _CU, _IT, _T, _RL, _Q, _Y = "_cu", "_it", "_t", "_rl", "_q", "_y"
@@ -329,9 +328,10 @@ class LearnedHybridRecommender(Recommender):
         self.horizon_days = horizon_days
         self.max_training_customers = max_training_customers
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
-        assert self._transactions is not None  # fit() refuses a model with needs_transactions and no lines
-        lines = basket_lines(self._transactions, self.customers_, self.items_)
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
+        if transactions is None:  # fit() refuses a model that needs_transactions without them
+            raise ValueError("hybrid_ltr learns from basket history: fit it with transactions=<the purchase lines>")
+        lines = basket_lines(transactions, self.customers_, self.items_)
         train = training_frame(
             lines,
             self.target_baskets,
@@ -413,7 +413,7 @@ class LearnedHybridRecommender(Recommender):
         return dict(sorted(zip(FEATURES, map(float, gains), strict=True), key=lambda kv: -kv[1]))
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        return _dense_sparse_rows(self.scores_, batch)
+        return dense_rows(self.scores_, batch)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
