@@ -1,5 +1,5 @@
-"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.http_protocol`` (one write per
-response).
+"""Loyalty earn writes through uvicorn: stock httptools protocol against ``serving.hotpath.http_protocol`` (one
+write per response).
 
 Each round starts a fresh embedded Redis (AOF, appendfsync always), serves the API with ``uvicorn --workers 2`` on
 one protocol, drives it with ``wrk -t2 -c64`` for ``--seconds`` and reads the CPU time of the two workers, Redis and
@@ -27,7 +27,7 @@ from benchmarks import bench_loyalty, harness
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
-from serving.http_protocol import PROTOCOL
+from serving.hotpath.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ from recsys.loyalty.program import load_program
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
-from serving.http_protocol import PROTOCOL
+from serving.hotpath.http_protocol import PROTOCOL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_PATH = ROOT / "examples" / "loyalty.toml"

@@ -6,7 +6,7 @@ of a 1 KB value, (b) ``/v1/customers/{id}/recommendations``, (c) ``/profile``, (
 50 % of (a)'s maximum rate (wrk with a per-connection exponential think time, which approximates an
 open-loop load of that rate; the achieved rate is reported). Random customer / item ids per request.
 Also (b) with Python's default GC, to show what ``gc.freeze()`` + a higher gen-0 threshold buy, and (b) on
-uvicorn's stock httptools protocol, to show what one write per response buys (``serving/http_protocol.py``;
+uvicorn's stock httptools protocol, to show what one write per response buys (``serving/hotpath/http_protocol.py``;
 Centric runs as ``centric serve`` runs it, the reference (a) on stock uvicorn), and the reference on that protocol
 too, for a like-for-like ratio. "50 % of (a)" always means 50 % of the stock reference's maximum.
 
@@ -39,7 +39,7 @@ from benchmarks.bench_publish import cpu_name, make_artifacts
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from serving.auth import create_api_key
-from serving.http_protocol import PROTOCOL
+from serving.hotpath.http_protocol import PROTOCOL
 from training.jobs.publish import run_publish
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
-import importlib.util
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -16,29 +14,17 @@ from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from recsys.store.redis_reader import RedisSnapshotReader
 from serving.errors import install_error_handlers
-from serving.fastpath import FastReadPath
-from serving.fastwrite import FastWritePath
+from serving.hotpath.reads import FastReadPath
+from serving.hotpath.redis_mux import MuxRedis
+from serving.hotpath.writes import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.redis_client import create_client
-from serving.redis_mux import MuxRedis
 from serving.responses import OrjsonResponse
+from serving.routers import ROUTERS
 from serving.services import dashboard
 from serving.services.foldin import FoldIn
-
-# Routers joined here. Modules of other parts are included once their file exists.
-ROUTER_MODULES = (
-    "serving.routers.health",
-    "serving.routers.recommendations",
-    "serving.routers.items",
-    "serving.routers.profiles",
-    "serving.routers.events",
-    "serving.routers.offers",
-    "serving.routers.campaigns",
-    "serving.routers.loyalty",
-    "serving.routers.dashboard",
-    "serving.ui.pages",
-    "serving.ui.actions",
-)
+from serving.ui import actions as ui_actions
+from serving.ui import pages as ui_pages
 
 # A young-generation threshold this high means a collection every ~50k allocations instead of 700:
 # with frozen startup objects, each collection is short, and far fewer land inside a request.
@@ -53,17 +39,11 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-def _include_routers(app: FastAPI) -> None:
-    for name in ROUTER_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        app.include_router(importlib.import_module(name).router)
-
-
-def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotpath: bool = True) -> FastAPI:
     """Return the Centric API. Redis comes from ``settings.redis_url``, or an embedded server for the app's lifetime.
 
     ``gc_tuning`` freezes startup objects and raises the GC threshold after startup (``False`` for comparisons).
+    ``hotpath=False`` leaves out the hot-path middlewares: every request is routed (to compare both paths).
     """
     settings = settings or Settings()
 
@@ -108,11 +88,13 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True) -> F
     app.state.settings = settings
     app.state.metrics = Metrics()
     # Added first, so they run inside the metrics middleware (fast answers are timed like the rest).
-    app.add_middleware(FastReadPath)
-    app.add_middleware(FastWritePath)
+    if hotpath:
+        app.add_middleware(FastReadPath)
+        app.add_middleware(FastWritePath)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    _include_routers(app)
+    for router in (*ROUTERS, ui_pages.router, ui_actions.router):
+        app.include_router(router)
     _install_ui(app)
     return app
 

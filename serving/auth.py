@@ -200,4 +200,10 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[str]]:
         return granted
 
     dependency.__name__ = f"require_{scope}"
+    dependency.required_scope = scope  # type: ignore[attr-defined]  # read by required_scope()
     return dependency
+
+
+def required_scope(dependency: object) -> str | None:
+    """Return the scope a ``require_scope`` dependency demands, ``None`` for any other callable."""
+    return getattr(dependency, "required_scope", None)

@@ -5,13 +5,11 @@ All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
-from fastapi.exceptions import RequestValidationError
 
 from recsys.exceptions import NoActiveSnapshot
 from recsys.settings import Settings
@@ -65,32 +63,6 @@ async def get_serving(request: Request) -> Serving:
     if store is None:
         raise NoActiveSnapshot("the snapshot store is not set up; is the app's lifespan running?")
     return Serving(store, getattr(state, "foldin", None), state.metrics)
-
-
-def strict_query(*allowed: str) -> Callable[[Request], Awaitable[None]]:
-    """Return a dependency rejecting query parameters other than ``allowed`` with 422.
-
-    Prefer ``route_class=serving.routing.StrictQueryRoute`` on a router: it derives the allowed names
-    from the endpoint and costs no dependency resolution.
-    """
-    names = frozenset(allowed)
-
-    async def dependency(request: Request) -> None:
-        unknown = sorted(set(request.query_params) - names)
-        if unknown:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("query", name),
-                        "msg": f"unknown query parameter; allowed: {', '.join(sorted(names)) or 'none'}",
-                        "type": "unknown_parameter",
-                        "input": request.query_params.get(name),
-                    }
-                    for name in unknown
-                ]
-            )
-
-    return dependency
 
 
 StoreDep = Annotated[SnapshotReader, Depends(get_store)]

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from recsys.store.base import OfferDecision
 from recsys.store.keys import Fields
 
 DAY = 86_400
@@ -55,7 +56,7 @@ def is_exhausted(offer: Mapping[str, Any], redemptions: int) -> bool:
 
 
 def live_offers(
-    decisions: Sequence[Mapping[str, Any]],
+    decisions: Sequence[OfferDecision],
     catalog: Mapping[str, Mapping[str, Any]],
     contact_state: Mapping[Any, Any],
     redemptions: Mapping[str, int],
@@ -63,7 +64,7 @@ def live_offers(
     channel: str,
     k: int,
     now: dt.datetime,
-) -> list[Mapping[str, Any]]:
+) -> list[OfferDecision]:
     """Return at most ``k`` decisions of ``channel`` still allowed at ``now``, best rank first.
 
     Dropped: offers not in the catalog or outside their window, exhausted offers, offers dismissed within
@@ -71,15 +72,12 @@ def live_offers(
     number returned is also capped by the impressions left on the channel in the current period.
     """
     state = _decode(contact_state)
-    rows = sorted(
-        (r for r in decisions if r.get("channel") == channel),
-        key=lambda r: (int(r.get("rank", 0)), str(r.get("offer_id"))),
-    )
+    rows = sorted((r for r in decisions if r.channel == channel), key=lambda r: (r.rank, r.offer_id))
     now_s = now.timestamp()
-    kept: list[Mapping[str, Any]] = []
+    kept: list[OfferDecision] = []
     remaining = k
     for row in rows:
-        offer = catalog.get(str(row.get("offer_id")))
+        offer = catalog.get(row.offer_id)
         if offer is None:
             continue
         policy = offer.get("policy") or {}

@@ -79,6 +79,54 @@ class PublishReport:
 
 
 @dataclass(frozen=True)
+class OfferDecision:
+    """One published next-best-action decision: offer ``offer_id`` for ``customer_id`` on ``channel``."""
+
+    customer_id: str
+    offer_id: str
+    channel: str
+    rank: int
+    expected_value: float
+    p_accept: float
+    reason: str = ""
+    arm: str = "none"
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], customer_id: str = "") -> OfferDecision:
+        """Build from a decision row (``decisions.parquet`` columns); ``customer_id`` when the row has none."""
+        return cls(
+            customer_id=str(row.get("customer_id") or customer_id),
+            offer_id=str(row["offer_id"]),
+            channel=str(row.get("channel") or ""),
+            rank=int(row.get("rank") or 0),
+            expected_value=float(row.get("expected_value") or 0.0),
+            p_accept=float(row.get("p_accept") or 0.0),
+            reason=str(row.get("reason") or ""),
+            arm=str(row.get("arm") or "none"),
+        )
+
+
+@dataclass(frozen=True)
+class OfferDecisions:
+    """Decisions read from one snapshot version (one customer's, or one offer's audience)."""
+
+    version: str | None
+    decisions: list[OfferDecision]
+
+
+@dataclass(frozen=True)
+class OfferCatalog:
+    """The offer definitions of one snapshot version, as published (``offers.json``: policy, budget, window)."""
+
+    version: str | None
+    offers: list[dict[str, Any]]
+
+    def by_id(self) -> dict[str, dict[str, Any]]:
+        """Return the definitions keyed by offer id."""
+        return {str(o["id"]): o for o in self.offers}
+
+
+@dataclass(frozen=True)
 class ItemInfo:
     """Item metadata used for filtering and reasons."""
 
@@ -209,16 +257,16 @@ class SnapshotReader(Protocol):
         """Remember ``(customer_id, item_id, epoch seconds)`` purchases for real-time filtering."""
         ...
 
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        """Return ``{"version", "offers": [decision rows]}`` for the customer (empty list if none)."""
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions:
+        """Return the customer's published offer decisions (none if the customer has none)."""
         ...
 
-    async def get_offer_catalog(self) -> dict[str, Any]:
-        """Return ``{"version", "offers": [offer definitions as published]}``."""
+    async def get_offer_catalog(self) -> OfferCatalog:
+        """Return the published offer definitions."""
         ...
 
-    async def get_offer_audience(self, offer_id: str) -> dict[str, Any]:
-        """Return ``{"version", "customers": [decision rows for this offer]}``."""
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions:
+        """Return every published decision of this offer (its audience)."""
         ...
 
     async def model_files(self) -> Mapping[str, bytes]:

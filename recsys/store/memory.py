@@ -14,7 +14,17 @@ from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.exceptions import NoActiveSnapshot, NotFound
 from recsys.store import codec
-from recsys.store.base import ItemTable, PublishReport, RankedItem, RankedList, SnapshotData, VersionInfo
+from recsys.store.base import (
+    ItemTable,
+    OfferCatalog,
+    OfferDecision,
+    OfferDecisions,
+    PublishReport,
+    RankedItem,
+    RankedList,
+    SnapshotData,
+    VersionInfo,
+)
 from recsys.store.codec import ProfileCodec
 from recsys.store.prepare import Prepared, fallback_reason, prepare
 
@@ -188,21 +198,22 @@ class MemoryStore:
         for customer_id, item_id, ts in purchases:
             self._recent.setdefault(customer_id, {})[item_id] = ts
 
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions:
         """Return the customer's offer decisions."""
         v = self._current()
-        return {"version": v.version, "offers": [dict(r) for r in v.decisions.get(customer_id, [])]}
+        rows = v.decisions.get(customer_id, [])
+        return OfferDecisions(v.version, [OfferDecision.from_row(r, customer_id) for r in rows])
 
-    async def get_offer_catalog(self) -> dict[str, Any]:
+    async def get_offer_catalog(self) -> OfferCatalog:
         """Return the published offer catalog."""
         v = self._current()
-        return {"version": v.version, "offers": list(v.prepared.offers or [])}
+        return OfferCatalog(v.version, list(v.prepared.offers or []))
 
-    async def get_offer_audience(self, offer_id: str) -> dict[str, Any]:
-        """Return every decision row for ``offer_id``."""
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions:
+        """Return every decision for ``offer_id``."""
         v = self._current()
-        rows = [dict(r) for rs in v.decisions.values() for r in rs if r["offer_id"] == offer_id]
-        return {"version": v.version, "customers": rows}
+        rows = [r for rs in v.decisions.values() for r in rs if r["offer_id"] == offer_id]
+        return OfferDecisions(v.version, [OfferDecision.from_row(r) for r in rows])
 
     async def model_files(self) -> Mapping[str, bytes]:
         """Return the published recommender files."""

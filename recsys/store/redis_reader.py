@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from recsys.exceptions import NoActiveSnapshot, StoreUnavailable
 from recsys.store import codec, scripts
-from recsys.store.base import ItemTable, RankedItem, RankedList
+from recsys.store.base import ItemTable, OfferCatalog, OfferDecision, OfferDecisions, RankedItem, RankedList
 from recsys.store.keys import Fields, Keys
 from recsys.store.prepare import fallback_reason
 
@@ -53,7 +53,7 @@ class VersionState:
 
 
 class Multiplexer(Protocol):
-    """A lean connection for short reads (``serving.redis_mux.MuxRedis``): commands sent in one write, replies
+    """A lean connection for short reads (``serving.hotpath.redis_mux.MuxRedis``): commands sent in one write, replies
     returned."""
 
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]: ...
@@ -231,34 +231,35 @@ class RedisSnapshotReader:
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
 
-    async def get_customer_offers(self, customer_id: str) -> dict[str, Any]:
-        """Return ``{"version", "offers": [decision rows]}`` (empty list when the customer has none)."""
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions:
+        """Return the customer's published decisions (none when the customer has none)."""
         state = await self._current()
         key = self._bucket_key(state, "offers", customer_id)
         if key is None:
-            return {"version": state.version, "offers": []}
+            return OfferDecisions(state.version, [])
         try:
             blob = await self.client.hget(key, customer_id)
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
-        return {"version": state.version, "offers": orjson.loads(blob) if blob else []}
+        rows = orjson.loads(blob) if blob else []
+        return OfferDecisions(state.version, [OfferDecision.from_row(r, customer_id) for r in rows])
 
-    async def get_offer_catalog(self) -> dict[str, Any]:
-        """Return ``{"version", "offers": [offer definitions]}`` as published."""
+    async def get_offer_catalog(self) -> OfferCatalog:
+        """Return the offer definitions as published."""
         state = await self._current()
-        return {"version": state.version, "offers": list(state.offer_catalog or [])}
+        return OfferCatalog(state.version, list(state.offer_catalog or []))
 
-    async def get_offer_audience(self, offer_id: str) -> dict[str, Any]:
-        """Return ``{"version", "customers": [decision rows for the offer]}``."""
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions:
+        """Return every published decision of the offer."""
         state = await self._current()
         try:
             blob = await self.client.get(self.keys.snapshot_table(state.version, Fields.audience_table(offer_id)))
         except (RedisError, OSError) as exc:
             raise _errors(exc) from exc
         if blob is None:
-            return {"version": state.version, "customers": []}
+            return OfferDecisions(state.version, [])
         rows = await asyncio.to_thread(lambda: pl.read_ipc(io.BytesIO(blob)).to_dicts())
-        return {"version": state.version, "customers": rows}
+        return OfferDecisions(state.version, [OfferDecision.from_row(r) for r in rows])
 
     async def model_files(self) -> Mapping[str, bytes]:
         """Return the recommender files published with the active version (loaded once per version)."""

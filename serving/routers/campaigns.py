@@ -7,17 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from serving.auth import require_scope
-from serving.deps import StoreDep, strict_query
+from serving.deps import StoreDep
+from serving.routing import StrictQueryRoute
 from serving.schemas.offers import AudienceCreate, AudiencePublic
 from serving.services import offers as service
 
-router = APIRouter(prefix="/v1", tags=["campaigns"])
+router = APIRouter(prefix="/v1", tags=["campaigns"], route_class=StrictQueryRoute)
 
 
 @router.post(
     "/campaigns/{offer_id}/audience",
     response_model=AudiencePublic,
-    dependencies=[Depends(require_scope("admin")), Depends(strict_query())],
+    dependencies=[Depends(require_scope("admin"))],
 )
 async def create_audience(
     store: StoreDep,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 
 from serving.auth import require_scope
 from serving.deps import KeysDep, RedisDep, SettingsDep, StoreDep
+from serving.params import OptionalIdempotencyKey
 from serving.routing import StrictQueryRoute
 from serving.schemas.common import ErrorPublic
 from serving.schemas.events import EventsAccepted, EventsCreate
@@ -34,16 +33,7 @@ async def post_events(
     store: StoreDep,
     settings: SettingsDep,
     batch: EventsCreate,
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=200,
-            description="Optional. Retrying a batch with the same key (e.g. after a 503) "
-            "applies only what the first try did not; reused for other events: 409.",
-        ),
-    ] = None,
+    key: OptionalIdempotencyKey = None,
 ) -> EventsAccepted:
     """Append up to 1000 events to the event stream; purchases take effect on recommendations at once."""
     events = [e.model_dump() for e in batch.events]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
 from serving.deps import StoreDep
+from serving.params import ItemId
 from serving.responses import OrjsonResponse
 from serving.routing import StrictQueryRoute
 from serving.schemas.common import ErrorPublic
@@ -25,7 +26,7 @@ router = APIRouter(
 @router.get("/items/{item_id}/similar", response_model=SimilarPublic, dependencies=[Depends(require_scope("read"))])
 async def get_similar(
     store: StoreDep,
-    item_id: Annotated[str, Path(min_length=1, max_length=128, description="External item id")],
+    item_id: ItemId,
     query: Annotated[SimilarQuery, Query()],
 ) -> OrjsonResponse:
     """Items often bought by the same customers, in stock; 404 for an item the snapshot does not know."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
+from serving.params import CustomerId, IdempotencyKey
 from serving.routing import StrictQueryRoute
 from serving.schemas.loyalty import (
     EarnCreate,
@@ -23,16 +24,6 @@ from serving.services import loyalty as service
 router = APIRouter(prefix="/v1", tags=["loyalty"], route_class=StrictQueryRoute)
 
 LoyaltyDep = Annotated[service.LoyaltyService, Depends(service.get_loyalty)]
-CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
-IdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Required on writes: a retry with the same key has no second effect.",
-    ),
-]
 
 
 @router.get(

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
-from serving.deps import KeysDep, RedisDep, StoreDep, strict_query
+from serving.deps import KeysDep, RedisDep, StoreDep
+from serving.params import CustomerId
+from serving.routing import StrictQueryRoute
 from serving.schemas.offers import CustomerOffersPublic
 from serving.services import offers as service
 
-router = APIRouter(prefix="/v1", tags=["offers"])
+router = APIRouter(prefix="/v1", tags=["offers"], route_class=StrictQueryRoute)
 
 
 @router.get(
     "/customers/{customer_id}/offers",
     response_model=CustomerOffersPublic,
-    dependencies=[Depends(require_scope("read")), Depends(strict_query("channel", "k"))],
+    dependencies=[Depends(require_scope("read"))],
 )
 async def get_customer_offers(
     redis: RedisDep,
     keys: KeysDep,
     store: StoreDep,
-    customer_id: Annotated[str, Path(min_length=1, max_length=128)],
+    customer_id: CustomerId,
     channel: Annotated[str, Query(pattern=r"^(web|app|email|push)$")] = "app",
     k: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> CustomerOffersPublic:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from serving.auth import require_scope
 from serving.deps import StoreDep
+from serving.params import CustomerId
 from serving.responses import OrjsonResponse
 from serving.routing import StrictQueryRoute
 from serving.schemas.common import ErrorPublic
@@ -25,8 +24,6 @@ router = APIRouter(
 @router.get(
     "/customers/{customer_id}/profile", response_model=ProfilePublic, dependencies=[Depends(require_scope("read"))]
 )
-async def get_profile(
-    store: StoreDep, customer_id: Annotated[str, Path(min_length=1, max_length=128)]
-) -> OrjsonResponse:
+async def get_profile(store: StoreDep, customer_id: CustomerId) -> OrjsonResponse:
     """The customer-360 record: segment, lifecycle stage, CLV, P(alive), RFM scores, top categories."""
     return OrjsonResponse(await service.profile(store, customer_id))

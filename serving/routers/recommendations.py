@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
 from serving.deps import ServingDep
+from serving.params import CustomerId
 from serving.responses import OrjsonResponse
 from serving.routing import StrictQueryRoute
 from serving.schemas.common import ErrorPublic
@@ -30,7 +31,6 @@ router = APIRouter(
         503: {"model": ErrorPublic},
     },
 )
-CustomerId = Annotated[str, Path(min_length=1, max_length=128, description="External customer id")]
 
 
 @router.get(

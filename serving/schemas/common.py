@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+EXTERNAL_ID_MAX = 128  # customer, item, order and reward ids as the shop knows them
+IDEMPOTENCY_KEY_MAX = 200
+
+# An external id (customer, item, order, reward, offer) in a body or query model.
+ExternalId = Annotated[str, Field(min_length=1, max_length=EXTERNAL_ID_MAX)]
 
 
 class ItemPublic(BaseModel):

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recsys.nba.offers import CHANNELS
+from serving.schemas.common import ExternalId
 
 EventType = Literal["view", "add_to_cart", "purchase", "return", "impression", "click", "dismiss", "redeem"]
 MAX_EVENTS = 1000
@@ -23,10 +24,10 @@ class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: EventType
-    customer_id: str = Field(min_length=1, max_length=128)
-    item_id: str | None = Field(None, min_length=1, max_length=128)
-    offer_id: str | None = Field(None, min_length=1, max_length=128)
-    order_id: str | None = Field(None, min_length=1, max_length=128)
+    customer_id: ExternalId
+    item_id: ExternalId | None = None
+    offer_id: ExternalId | None = None
+    order_id: ExternalId | None = None
     channel: str | None = Field(None, max_length=32)
     quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)

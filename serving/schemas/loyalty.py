@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.schemas.common import ExternalId
+
 
 class RewardPublic(BaseModel):
     """A reward the customer's tier may redeem now."""
@@ -38,7 +40,7 @@ class OrderLine(BaseModel):
     """One line of an order (unit price in currency units)."""
 
     model_config = ConfigDict(extra="forbid")
-    item_id: str = Field(min_length=1, max_length=128)
+    item_id: ExternalId
     quantity: Decimal = Field(gt=0, le=1_000_000)
     price: Decimal = Field(ge=0, le=10_000_000)
 
@@ -47,7 +49,7 @@ class EarnCreate(BaseModel):
     """An order that earns points."""
 
     model_config = ConfigDict(extra="forbid")
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: ExternalId
     amount: Decimal = Field(ge=0, le=100_000_000)
     items: list[OrderLine] = Field(default_factory=list, max_length=1000)
 
@@ -56,7 +58,7 @@ class RedeemCreate(BaseModel):
     """Redeem ``quantity`` of a reward."""
 
     model_config = ConfigDict(extra="forbid")
-    reward_id: str = Field(min_length=1, max_length=128)
+    reward_id: ExternalId
     quantity: int = Field(default=1, ge=1, le=1000)
 
 
@@ -64,7 +66,7 @@ class ReverseCreate(BaseModel):
     """Reverse an order: all of it, or the returned ``items`` (their value sets the share reversed)."""
 
     model_config = ConfigDict(extra="forbid")
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: ExternalId
     # omit ``items`` to reverse the whole order; an empty list would reverse nothing and is refused (422)
     items: list[OrderLine] | None = Field(default=None, min_length=1, max_length=1000)
 
@@ -73,7 +75,7 @@ class GrantLine(BaseModel):
     """Points granted to one customer."""
 
     model_config = ConfigDict(extra="forbid")
-    customer_id: str = Field(min_length=1, max_length=128)
+    customer_id: ExternalId
     points: int = Field(gt=0, le=10_000_000)
 
 

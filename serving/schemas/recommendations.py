@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.schemas.common import ItemPublic
+from serving.schemas.common import ExternalId, ItemPublic
 
 
 class RecommendationsQuery(BaseModel):
-    """Query parameters of ``GET /v1/customers/{customer_id}/recommendations`` (unknown ones are rejected)."""
-
-    model_config = ConfigDict(extra="forbid")
+    """Query parameters of ``GET /v1/customers/{customer_id}/recommendations`` (unknown ones: ``StrictQueryRoute``)."""
 
     k: int = Field(10, ge=1, le=100, description="How many items (1..100)")
-    category: str | None = Field(None, min_length=1, max_length=128, description="Only items of this category")
+    category: ExternalId | None = Field(None, description="Only items of this category")
     exclude: str | None = Field(None, max_length=4000, description="Comma-separated item ids to leave out")
     channel: str | None = Field(None, max_length=32, description="Calling channel (web, app, email…), echoed back")
 
@@ -30,8 +28,6 @@ class RecommendationsPublic(BaseModel):
 
 class SimilarQuery(BaseModel):
     """Query parameters of ``GET /v1/items/{item_id}/similar``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     k: int = Field(10, ge=1, le=100, description="How many items (1..100)")
 
@@ -50,7 +46,7 @@ class BasketCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_ids: list[str] = Field(min_length=1, max_length=100, description="External ids of the items in the cart")
-    customer_id: str | None = Field(None, min_length=1, max_length=128)
+    customer_id: ExternalId | None = None
     k: int = Field(10, ge=1, le=100)
     exclude: list[str] = Field(default_factory=list, max_length=100)
 

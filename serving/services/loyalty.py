@@ -26,7 +26,7 @@ from recsys.loyalty.flow import Batch, CustomerIndex, Flow, LoyaltyFlow, T, adri
 from recsys.loyalty.program import Program, load_program
 from recsys.store import scripts
 from recsys.store.keys import Fields, Keys
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
     LedgerResultPublic,

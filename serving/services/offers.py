@@ -1,18 +1,14 @@
 """Offers for a customer (published decisions filtered live) and campaign audiences.
 
-The published decisions come from the snapshot store (``app.state.store``), which offers
-``get_customer_offers(customer_id)`` → decision rows of that customer (``channel``, ``offer_id``, ``rank``,
-``expected_value``, ``p_accept``, ``reason``, ``arm``), ``get_offer_catalog()`` → the offers of
-``offers.json``, and ``get_offer_audience(offer_id)`` → decision rows of one offer. Either may answer a
-list, or a mapping with the list under ``offers``/``decisions``/``customers`` and the snapshot ``version``;
-methods may be sync or async. Live state (contacts, budgets) is read from Redis here.
+The published decisions come from the snapshot store (``app.state.store``, a ``SnapshotReader``) as typed
+records: ``get_customer_offers(customer_id)`` and ``get_offer_audience(offer_id)`` answer ``OfferDecisions``,
+``get_offer_catalog()`` an ``OfferCatalog`` (the offers of ``offers.json``). Live state (contacts, budgets) is
+read from Redis here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import inspect
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import polars as pl
@@ -23,43 +19,24 @@ from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
 from recsys.nba.audience import Audience, select_audience
 from recsys.nba.policy import live_offers
+from recsys.store.base import OfferCatalog, OfferDecisions
 from recsys.store.keys import Fields, Keys
 from serving.schemas.offers import AudienceMember, AudiencePublic, CustomerOffersPublic, OfferPublic
 
 
 class OfferSource(Protocol):
-    """What the snapshot store gives the offers service (see module docstring)."""
+    """What the snapshot store gives the offers service (the offer part of ``SnapshotReader``)."""
 
-    def get_customer_offers(self, customer_id: str) -> Any: ...
+    async def get_customer_offers(self, customer_id: str) -> OfferDecisions: ...
 
-    def get_offer_catalog(self) -> Any: ...
+    async def get_offer_catalog(self) -> OfferCatalog: ...
 
-    def get_offer_audience(self, offer_id: str) -> Any: ...
-
-
-async def _call(method: Any, *args: Any) -> Any:
-    result = method(*args)
-    return await result if inspect.isawaitable(result) else result
+    async def get_offer_audience(self, offer_id: str) -> OfferDecisions: ...
 
 
-def _unpack(answer: Any, *names: str) -> tuple[list[Mapping[str, Any]], str | None]:
-    if answer is None:
-        return [], None
-    if isinstance(answer, Mapping):
-        version = answer.get("version")
-        for name in names:
-            if name in answer:
-                return list(answer[name] or []), str(version) if version is not None else None
-        return [], str(version) if version is not None else None
-    if isinstance(answer, pl.DataFrame):
-        return answer.to_dicts(), None
-    return list(answer), None
-
-
-async def catalog_by_id(source: OfferSource) -> dict[str, Mapping[str, Any]]:
+async def catalog_by_id(source: OfferSource) -> dict[str, dict[str, Any]]:
     """Return the published offer catalog keyed by offer id."""
-    offers, _ = _unpack(await _call(source.get_offer_catalog), "offers")
-    return {str(o["id"]): o for o in offers}
+    return (await source.get_offer_catalog()).by_id()
 
 
 async def customer_offers(
@@ -78,12 +55,13 @@ async def customer_offers(
     reading live state (offers are never served without their budget check).
     """
     now = now or utcnow()
-    rows, version = _unpack(await _call(source.get_customer_offers, customer_id), "offers", "decisions")
-    rows = [r for r in rows if r.get("channel") == channel]
+    published = await source.get_customer_offers(customer_id)
+    version = published.version
+    rows = [d for d in published.decisions if d.channel == channel]
     if not rows:
         return CustomerOffersPublic(customer_id=customer_id, version=version, offers=[])
     catalog = await catalog_by_id(source)
-    offer_ids = sorted({str(r["offer_id"]) for r in rows})
+    offer_ids = sorted({d.offer_id for d in rows})
     try:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.nba_contacts(customer_id))
@@ -99,13 +77,9 @@ async def customer_offers(
         version=version,
         offers=[
             OfferPublic(
-                offer_id=str(r["offer_id"]),
-                expected_value=float(r["expected_value"]),
-                p_accept=float(r["p_accept"]),
-                reason=str(r.get("reason") or ""),
-                arm=str(r.get("arm") or "none"),
+                offer_id=d.offer_id, expected_value=d.expected_value, p_accept=d.p_accept, reason=d.reason, arm=d.arm
             )
-            for r in kept
+            for d in kept
         ],
     )
 
@@ -134,7 +108,7 @@ async def select_campaign_audience(
     """
     if offer_id not in await catalog_by_id(source):
         raise UnknownOffer(f"offer {offer_id!r} is not in the published offer catalog")
-    rows, _ = _unpack(await _call(source.get_offer_audience, offer_id), "customers", "decisions", "offers")
+    rows = (await source.get_offer_audience(offer_id)).decisions
     schema = {
         "customer_id": pl.String,
         "channel": pl.String,
@@ -143,6 +117,8 @@ async def select_campaign_audience(
         "p_accept": pl.Float64,
     }
     frame = pl.DataFrame(
-        [{name: r.get(name, offer_id if name == "offer_id" else None) for name in schema} for r in rows], schema=schema
+        [(d.customer_id, d.channel, d.offer_id, d.expected_value, d.p_accept) for d in rows],
+        schema=schema,
+        orient="row",
     )
     return select_audience(frame, offer_id, budget, channel)

@@ -9,16 +9,15 @@ from typing import Any
 
 import polars as pl
 import pytest
-import redis
-import redis.asyncio as aioredis
 
 from recsys.exceptions import NoActiveSnapshot, NotFound
-from recsys.store.base import SnapshotData
+from recsys.store.base import OfferDecision, SnapshotData
+from recsys.store.connection import async_client, sync_client
 from recsys.store.keys import Keys
 from recsys.store.memory import MemoryStore
 from recsys.store.redis_reader import RedisSnapshotReader
 from recsys.store.redis_store import RedisSnapshotStore
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 
 
 @dataclass
@@ -52,10 +51,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
         return
     url = request.getfixturevalue("redis_url")
     keys: Keys = request.getfixturevalue("keys")
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
 
     def make_reader() -> RedisSnapshotReader:
-        client = aioredis.Redis.from_url(url)
+        client = async_client(url)
         mux = MuxRedis.for_client(client) if request.param == "redis_mux" else None
         assert mux is not None or request.param == "redis"
         return RedisSnapshotReader(client, keys, pointer_ttl_s=0.0, mux=mux)
@@ -197,12 +196,16 @@ def test_item_table_carries_stock_category_and_repeat_flags(store: StoreUnderTes
 def test_offer_decisions_catalog_and_audience(store: StoreUnderTest) -> None:
     store.publisher.publish(snapshot())
     offers = store.read(lambda r: r.get_customer_offers("c1"))
-    assert [(o["offer_id"], o["channel"], o["arm"]) for o in offers["offers"]] == [("o1", "app", "treatment")]
-    assert offers["offers"][0]["expected_value"] == pytest.approx(2.5)
-    assert store.read(lambda r: r.get_customer_offers("nobody"))["offers"] == []
-    assert store.read(lambda r: r.get_offer_catalog())["offers"] == [{"id": "o1", "name": "Dairy 10% off"}]
-    audience = store.read(lambda r: r.get_offer_audience("o1"))["customers"]
-    assert sorted(row["customer_id"] for row in audience) == ["c1", "c2"]
+    assert offers.decisions == [
+        OfferDecision(
+            "c1", "o1", "app", rank=1, expected_value=2.5, p_accept=0.3, reason="likes dairy", arm="treatment"
+        )
+    ]
+    assert store.read(lambda r: r.get_customer_offers("nobody")).decisions == []
+    catalog = store.read(lambda r: r.get_offer_catalog())
+    assert catalog.offers == [{"id": "o1", "name": "Dairy 10% off"}] and catalog.version == offers.version
+    audience = store.read(lambda r: r.get_offer_audience("o1")).decisions
+    assert sorted((d.customer_id, d.channel) for d in audience) == [("c1", "app"), ("c2", "email")]
 
 
 def test_dashboard_document_and_experiments_come_back_with_the_version(store: StoreUnderTest) -> None:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from recsys.store.keys import Keys
-from serving.fastpath import FastReadPath
+from serving.hotpath.reads import FastReadPath
 from tests.helpers.http import app_client, bearer, write_artifacts
 from training.jobs.publish import run_publish
 

@@ -1,4 +1,4 @@
-"""uvicorn with ``serving.http_protocol`` (as ``centric serve`` runs it): pipelined, closing and large responses."""
+"""uvicorn with ``serving.hotpath.http_protocol`` (as ``centric serve`` runs it): pipelined, closing, large answers."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from recsys.loyalty.ops import ledger_keys
 from recsys.settings import Settings
 from recsys.store.keys import Keys
 from serving.app import create_app
-from serving.fastwrite import FastWritePath
+from serving.hotpath.writes import FastWritePath
 from serving.services import loyalty as service
 from tests.helpers.http import FAST, bearer, clear_namespace, loyalty_requests
 

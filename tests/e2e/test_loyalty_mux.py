@@ -23,7 +23,7 @@ from recsys.settings import Settings
 from recsys.store import scripts
 from recsys.store.keys import Keys
 from serving.app import create_app
-from serving.redis_mux import MuxRedis
+from serving.hotpath.redis_mux import MuxRedis
 from serving.services import loyalty as service
 from tests.helpers.http import bearer, clear_namespace, loyalty_requests
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from serving.http_protocol import _CoalescingTransport
+from serving.hotpath.http_protocol import _CoalescingTransport
 
 
 class RecordingTransport:

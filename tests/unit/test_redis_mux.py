@@ -12,8 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from serving.hotpath.redis_mux import MuxRedis
 from serving.redis_client import create_client
-from serving.redis_mux import MuxRedis
 
 
 def test_replies_match_their_commands_under_concurrency(redis_url: str, redis_client: redis.Redis) -> None:

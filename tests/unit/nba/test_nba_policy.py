@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from recsys.nba.policy import is_exhausted, live_offers
+from recsys.store.base import OfferDecision
 from recsys.store.keys import Fields
 
 NOW = dt.datetime(2025, 6, 1, 12, tzinfo=dt.UTC)
@@ -14,14 +15,14 @@ CATALOG = {
     for o in ("a", "b", "c")
 }
 ROWS = [
-    {"offer_id": o, "channel": ch, "rank": r, "expected_value": 1.0, "p_accept": 0.1}
+    OfferDecision("c1", o, ch, rank=r, expected_value=1.0, p_accept=0.1)
     for r, o in enumerate("abc", 1)
     for ch in ("app", "email")
 ]
 
 
-def ids(rows: list) -> list[str]:
-    return [r["offer_id"] for r in rows]
+def ids(rows: list[OfferDecision]) -> list[str]:
+    return [r.offer_id for r in rows]
 
 
 def test_returns_best_ranked_offers_of_the_channel_up_to_the_contact_cap() -> None:

@@ -5,27 +5,30 @@ on these endpoints. When a request is plainly well-formed — an API key already
 cache with read scope, known query parameters that validate — this middleware answers it directly
 with the same service function and response shape. Anything else (no or unknown key, bad parameters,
 an error from the service) falls through to the FastAPI route, which produces the one canonical
-answer or error, so both paths always agree. ``tests/e2e/test_http_fastpath.py`` checks they do.
+answer or error, so both paths always agree. The route table is derived from the routers
+(``serving.hotpath.routes``); ``tests/e2e/test_hotpath_parity.py`` checks that both paths answer the same bytes.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.auth import KeyCache, _key_id, hash_key, scope_rank
+from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes
+from serving.routers import ROUTERS
+from serving.routers import items as items_router
+from serving.routers import profiles as profiles_router
+from serving.routers import recommendations as recommendations_router
 from serving.schemas.recommendations import RecommendationsQuery, SimilarQuery
 from serving.services import items, profiles, recommendations
 
 _HEADERS = [(b"content-type", b"application/json")]
-Call = Callable[[Any, str, Any], Awaitable[dict[str, Any]]]
 
 
 async def _recommendations(state: Any, customer_id: str, query: RecommendationsQuery) -> dict[str, Any]:
@@ -50,59 +53,46 @@ async def _similar(state: Any, item_id: str, query: SimilarQuery) -> dict[str, A
     return await items.similar(state.store, item_id, k=query.k)
 
 
-@dataclass(frozen=True)
-class FastRoute:
-    """One read endpoint ``prefix{id}suffix``: its query model (``None``: no parameters) and service call."""
-
-    prefix: str
-    suffix: str
-    path: str  # the route template: the metrics middleware labels by ``scope["route"].path``
-    query: type[BaseModel] | None
-    call: Call
-
-
-ROUTES = (
-    FastRoute(
-        "/v1/customers/",
-        "/recommendations",
-        "/v1/customers/{customer_id}/recommendations",
-        RecommendationsQuery,
-        _recommendations,
-    ),
-    FastRoute("/v1/customers/", "/profile", "/v1/customers/{customer_id}/profile", None, _profile),
-    FastRoute("/v1/items/", "/similar", "/v1/items/{item_id}/similar", SimilarQuery, _similar),
-)
+# endpoint → the call that does its work; every other rule comes from the endpoint's route (``routes.py``)
+HANDLERS: HotHandlers = {
+    recommendations_router.get_recommendations: _recommendations,
+    profiles_router.get_profile: _profile,
+    items_router.get_similar: _similar,
+}
 
 
 class FastReadPath:
     """ASGI middleware answering cached-auth, valid read requests without FastAPI's routing."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: tuple[HotRoute, ...] | None = None) -> None:
         self.app = app
+        self.routes = derive_routes(ROUTERS, HANDLERS) if routes is None else routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            path: str = scope["path"]
-            for route in ROUTES:
-                if path.startswith(route.prefix) and path.endswith(route.suffix):
-                    body = await self._answer(scope, route, path[len(route.prefix) : -len(route.suffix)])
-                    if body is not None:
-                        scope["route"] = route
-                        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
-                        await send({"type": "http.response.start", "status": 200, "headers": headers})
-                        await send({"type": "http.response.body", "body": body})
-                        return
-                    break
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            for route in self.routes:
+                if route.method != method:
+                    continue
+                entity_id = route.entity(path)
+                if entity_id is None:
+                    continue
+                body = await self._answer(scope, route, entity_id)
+                if body is not None:
+                    scope["route"] = route
+                    headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+                    await send({"type": "http.response.start", "status": route.status, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+                break
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, route: FastRoute, entity_id: str) -> bytes | None:
-        if not entity_id or "/" in entity_id or len(entity_id) > 128:
-            return None
+    async def _answer(self, scope: Scope, route: HotRoute, entity_id: str) -> bytes | None:
         state = scope["app"].state if "app" in scope else None
         if (
             state is None
             or getattr(state, "store", None) is None
-            or not authorised(scope, getattr(state, "key_cache", None))
+            or not authorised(scope, getattr(state, "key_cache", None), route.scope)
         ):
             return None
         pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -112,8 +102,8 @@ class FastReadPath:
                 return None
         else:
             params: dict[str, Any] = dict(pairs)
-            if len(params) != len(pairs):
-                return None  # repeated parameters: let FastAPI decide
+            if len(params) != len(pairs) or not params.keys() <= route.allowed_query:
+                return None  # repeated or unknown parameters: the route answers
             try:
                 query = route.query.model_validate(params)
             except ValidationError:

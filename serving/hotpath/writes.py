@@ -10,34 +10,31 @@ answers with the same JSON. Anything else falls through to the FastAPI route wit
 untouched, so validation, auth and framework errors keep their one canonical shape; domain errors the
 ledger answers (409 idempotency conflict, duplicate order, 404 unknown order) are rendered by
 ``serving.errors.domain_error_response``, the function the route's exception handler uses.
-``tests/e2e/test_loyalty_fastwrite.py`` sends the same requests through both paths and compares.
+The route table is derived from the routers (``serving.hotpath.routes``); ``tests/e2e/test_loyalty_fastwrite.py``
+and ``tests/e2e/test_hotpath_parity.py`` send the same requests through both paths and compare the bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsys.exceptions import CentricError
 from recsys.loyalty import ops
 from serving.errors import domain_error_response
-from serving.fastpath import authorised
+from serving.hotpath.reads import authorised
+from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes
+from serving.routers import ROUTERS
+from serving.routers import loyalty as loyalty_router
 from serving.schemas.loyalty import EarnCreate, ReverseCreate
 from serving.services import loyalty
 
-PREFIX = "/v1/customers/"
 MAX_BODY = 256 * 1024  # larger bodies (e.g. 1,000 order lines) take the routed path
-MAX_CUSTOMER_ID = 128  # as ``CustomerId`` in serving/routers/loyalty.py
-MAX_IDEMPOTENCY_KEY = 200  # as ``IdempotencyKey`` there
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
 _HEADERS = [(b"content-type", b"application/json")]
-MakeCall = Callable[[loyalty.LoyaltyService, str, Any, str, datetime], Awaitable[ops.Call]]
 
 
 async def _earn(svc: loyalty.LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
@@ -50,41 +47,35 @@ async def _reverse(
     return loyalty.reverse_call(svc, customer_id, body.order_id, body.items, idem, now)
 
 
-@dataclass(frozen=True)
-class WriteRoute:
-    """One write endpoint ``/v1/customers/{customer_id}<suffix>``: its body model and ledger call."""
-
-    path: str  # the route template: the metrics middleware labels by ``scope["route"].path``
-    model: type[BaseModel]
-    call: MakeCall
-
-
-ROUTES = {
-    "/loyalty/earn": WriteRoute("/v1/customers/{customer_id}/loyalty/earn", EarnCreate, _earn),
-    "/loyalty/reverse": WriteRoute("/v1/customers/{customer_id}/loyalty/reverse", ReverseCreate, _reverse),
-}
+# endpoint → the ledger call it makes; every other rule comes from the endpoint's route (``routes.py``)
+HANDLERS: HotHandlers = {loyalty_router.earn: _earn, loyalty_router.reverse: _reverse}
 
 
 class FastWritePath:
     """ASGI middleware answering cached-auth, well-formed earn/reverse requests without FastAPI's routing."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: tuple[HotRoute, ...] | None = None) -> None:
         self.app = app
+        self.routes = derive_routes(ROUTERS, HANDLERS) if routes is None else routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(PREFIX):
-            path: str = scope["path"]
-            cut = path.rfind("/loyalty/")
-            route = ROUTES.get(path[cut:]) if cut > len(PREFIX) else None
-            if route is not None:
-                svc, idem = _precheck(scope, path[len(PREFIX) : cut])
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            for route in self.routes:
+                if route.method != method:
+                    continue
+                customer_id = route.entity(path)
+                if customer_id is None:
+                    continue
+                svc, idem = _precheck(scope, route)
                 if svc is not None and idem is not None:
                     messages, body = await _read_body(receive)
                     receive = _replay(messages, receive)
                     if body is not None and await self._answer(
-                        scope, receive, send, route, svc, path[len(PREFIX) : cut], idem, body
+                        scope, receive, send, route, svc, customer_id, idem, body
                     ):
                         return
+                break
         await self.app(scope, receive, send)
 
     async def _answer(
@@ -92,7 +83,7 @@ class FastWritePath:
         scope: Scope,
         receive: Receive,
         send: Send,
-        route: WriteRoute,
+        route: HotRoute,
         svc: loyalty.LoyaltyService,
         customer_id: str,
         idem: str,
@@ -103,10 +94,10 @@ class FastWritePath:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return False
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or route.body is None:
             return False
         try:
-            body = route.model.model_validate(data)
+            body = route.body.model_validate(data)
         except ValidationError:
             return False
         call = await route.call(svc, customer_id, body, idem, loyalty.utcnow())
@@ -121,7 +112,7 @@ class FastWritePath:
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": route.status,
                 "headers": [*_HEADERS, (b"content-length", str(len(out)).encode())],
             }
         )
@@ -129,15 +120,9 @@ class FastWritePath:
         return True
 
 
-def _precheck(scope: Scope, customer_id: str) -> tuple[loyalty.LoyaltyService | None, str | None]:
+def _precheck(scope: Scope, route: HotRoute) -> tuple[loyalty.LoyaltyService | None, str | None]:
     """Return ``(service, idempotency key)`` when the request qualifies before its body is read, else Nones."""
-    if (
-        not customer_id
-        or "/" in customer_id
-        or len(customer_id) > MAX_CUSTOMER_ID
-        or scope.get("query_string")
-        or scope.get("root_path")
-    ):
+    if route.body is None or route.idempotency is None or scope.get("query_string") or scope.get("root_path"):
         return None, None
     state = scope["app"].state if "app" in scope else None
     svc = getattr(state, "loyalty", None)
@@ -160,7 +145,7 @@ def _precheck(scope: Scope, customer_id: str) -> tuple[loyalty.LoyaltyService | 
     if len(length) != 1 or not length[0].isdigit() or not 0 < int(length[0]) <= MAX_BODY:
         return None, None
     key = idem[0].decode("latin-1")
-    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not authorised(scope, getattr(state, "key_cache", None), "write"):
+    if not route.header_ok(key) or not authorised(scope, getattr(state, "key_cache", None), route.scope):
         return None, None
     return svc, key
 

@@ -7,7 +7,8 @@ that gathers the writes of one event-loop turn and sends them together in the ne
 and the responses to pipelined requests. Nothing waits longer than the end of the current loop turn; ``close()`` sends
 what is gathered first, ``abort()`` drops it, as a plain transport would.
 
-Used by ``centric serve`` and the benchmarks with ``uvicorn --http serving.http_protocol:CoalescingHttpToolsProtocol``.
+Used by ``centric serve`` and the benchmarks with
+``uvicorn --http serving.hotpath.http_protocol:CoalescingHttpToolsProtocol``.
 Without it (plain ``uvicorn serving.app:create_app``) the service answers the same bytes, in two writes.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-PROTOCOL = "serving.http_protocol:CoalescingHttpToolsProtocol"
+PROTOCOL = "serving.hotpath.http_protocol:CoalescingHttpToolsProtocol"
 
 
 class _CoalescingTransport:
