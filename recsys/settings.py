@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     def events_path(self) -> Path:
         """The event store directory: ``events_dir``, else ``<home>/events``."""
         return self.events_dir if self.events_dir is not None else self.home / "events"
+
     pipeline_dir: Path | None = Field(
         default=None,
         description="Work directory of `centric pipeline` (its run reports are under runs/); default HOME/pipeline.",

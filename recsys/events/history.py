@@ -32,7 +32,7 @@ MANIFEST = "manifest.json"
 DUPLICATE = "duplicate_order_line"
 HISTORY_KINDS = ("purchase", "return")
 IMPLICIT_KINDS = ("view", "click")
-STANDARD = {
+STANDARD: dict[str, Any] = {
     Columns.customer_id: pl.String,
     Columns.item_id: pl.String,
     Columns.timestamp: pl.Datetime("us", "UTC"),
@@ -279,10 +279,15 @@ def load_history(
         out.write_csv(rejects_path)
     columns = list(STANDARD)
     transactions = pl.concat(
-        [loaded.transactions.cast(STANDARD).select(columns), fresh.cast(STANDARD).select(columns)], how="vertical"
+        [
+            loaded.transactions.cast(pl.Schema(STANDARD)).select(columns),
+            fresh.cast(pl.Schema(STANDARD)).select(columns),
+        ],
+        how="vertical",
     )
     all_returns = pl.concat(
-        [loaded.returns.cast(STANDARD).select(columns), returns.cast(STANDARD).select(columns)], how="vertical"
+        [loaded.returns.cast(pl.Schema(STANDARD)).select(columns), returns.cast(pl.Schema(STANDARD)).select(columns)],
+        how="vertical",
     )
     base_report = loaded.report
     report = ValidationReport(
@@ -303,6 +308,8 @@ def load_history(
         catalog_report=loaded.catalog_report,
     )
     events_only = dataclasses.replace(
-        result, transactions=fresh.cast(STANDARD).select(columns), returns=returns.cast(STANDARD).select(columns)
+        result,
+        transactions=fresh.cast(pl.Schema(STANDARD)).select(columns),
+        returns=returns.cast(pl.Schema(STANDARD)).select(columns),
     )
     return History(result, events_only, summary, views)
