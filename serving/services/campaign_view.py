@@ -22,7 +22,7 @@ from recsys.exceptions import StoreUnavailable
 from recsys.nba.audience import Audience
 from recsys.nba.experiments import experiment_from_dict, report
 from recsys.nba.policy import live_offers
-from recsys.store.base import SnapshotReader
+from recsys.store.base import OfferDecision, SnapshotReader
 from recsys.store.keys import Fields
 from serving.services import offers as offers_service
 from serving.services.loyalty import LoyaltyService
@@ -47,15 +47,15 @@ async def _contacts(svc: LoyaltyService, customers: list[str]) -> dict[str, dict
 
 
 def _reach(
-    oid: str, offer: Any, rows: list[Any], contacts: dict[str, dict[Any, Any]], now: datetime
+    oid: str, offer: Any, rows: list[OfferDecision], contacts: dict[str, dict[Any, Any]], now: datetime
 ) -> tuple[set[str], set[str]]:
     """Return the customers chosen for the offer and those the contact policy lets see it now on some channel."""
     chosen: set[str] = set()
     reachable: set[str] = set()
     for row in rows:
-        cid = str(row["customer_id"])
+        cid = row.customer_id
         chosen.add(cid)
-        if live_offers([row], {oid: offer}, contacts.get(cid) or {}, {}, channel=str(row["channel"]), k=1, now=now):
+        if live_offers([row], {oid: offer}, contacts.get(cid) or {}, {}, channel=row.channel, k=1, now=now):
             reachable.add(cid)
     return chosen, reachable
 
@@ -72,8 +72,8 @@ async def offer_table(store: SnapshotReader, svc: LoyaltyService, now: datetime)
         budgets = dict(zip(ids, await pipe.execute()))
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read offer budgets: {exc}") from exc
-    audiences = {oid: (await store.get_offer_audience(oid)).get("customers", []) for oid in ids}
-    people = sorted({str(r["customer_id"]) for rows in audiences.values() for r in rows})
+    audiences = {oid: (await store.get_offer_audience(oid)).decisions for oid in ids}
+    people = sorted({d.customer_id for rows in audiences.values() for d in rows})
     contacts = await _contacts(svc, people)
     rows = []
     for oid in ids:

@@ -101,9 +101,9 @@ async def customer_view(
         info = table.get(item["item_id"])
         item["name"] = info.name if info else None
         item["category"] = info.category if info else None
-    decisions = (await store.get_customer_offers(customer_id)).get("offers", [])
+    decisions = (await store.get_customer_offers(customer_id)).decisions
     offers = []
-    for channel in sorted({str(d.get("channel")) for d in decisions}):
+    for channel in sorted({d.channel for d in decisions}):
         try:
             live = await offers_service.customer_offers(
                 loyalty.redis, loyalty.keys, store, customer_id, channel=channel, k=5, now=now
