@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.exceptions import (
@@ -118,9 +119,19 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str):
         # a lone surrogate cannot be encoded as JSON: show it escaped rather than fail the error response
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)  # orjson cannot write integers outside 64 bits: the error body must still serialise
     if value is None or isinstance(value, (int, float, bool)):
         return value
     return str(value)
+
+
+async def _redis_error(request: Request, exc: Exception) -> OrjsonResponse:
+    # A Redis failure a service did not turn into StoreUnavailable: still 503 with Retry-After, never a 500.
+    return domain_error_response(
+        StoreUnavailable(f"Redis is unreachable ({type(exc).__name__}); retry shortly"),
+        getattr(request.app.state, "metrics", None),
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Any:
@@ -139,3 +150,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CentricError, _centric_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RedisError, _redis_error)

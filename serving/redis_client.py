@@ -14,6 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from recsys.store.connection import AsyncRedis, async_client
+
 try:
     import hiredis
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
@@ -45,9 +47,14 @@ def _packing_class(base: type) -> type:
     return type(f"HiredisPacking{base.__name__}", (HiredisPacking, base), {})
 
 
-def create_client(url: str, **kwargs: Any) -> aioredis.Redis:
-    """Return ``redis.asyncio.Redis.from_url(url, **kwargs)`` whose connections pack commands with hiredis."""
-    client = aioredis.Redis.from_url(url, **kwargs)
+def create_client(url: str, **kwargs: Any) -> AsyncRedis:
+    """Return the service's client for ``url`` (``recsys.store.connection.async_client``).
+
+    A single server's client packs commands with hiredis; a cluster client (``redis+cluster://``) is redis-py's own.
+    """
+    client = async_client(url, **kwargs)
+    if isinstance(client, aioredis.RedisCluster):
+        return client
     pool = client.connection_pool
     if hiredis is not None and not issubclass(pool.connection_class, HiredisPacking):
         pool.connection_class = _packing_class(pool.connection_class)

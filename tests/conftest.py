@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from recsys.store.connection import sync_client
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 
@@ -93,7 +94,7 @@ def keys(redis_url: str) -> Iterator[Keys]:
     """A key namespace unique to this test; its keys are deleted afterwards."""
     namespace = Keys(env=f"t{uuid.uuid4().hex[:12]}")
     yield namespace
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         batch = list(client.scan_iter(match=namespace.pattern(), count=1000))
         for start in range(0, len(batch), 500):
@@ -105,6 +106,6 @@ def keys(redis_url: str) -> Iterator[Keys]:
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A synchronous client on the session's Redis."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     yield client
     client.close()

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "analyze",
+    "propensity",
     "decide",
     "publish",
     "serve",

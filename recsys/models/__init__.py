@@ -47,6 +47,11 @@ MODELS: dict[str, type[Recommender]] = {
 }
 
 
+def explore_models() -> dict[str, type[Recommender]]:
+    """Return the registered models the linear hybrid can use for its explore list (``can_explore``), by name."""
+    return {name: cls for name, cls in MODELS.items() if cls.can_explore}
+
+
 def make_model(name: str, **params: Any) -> Recommender:
     """Return an unfitted model by registry name; raises ``ValueError`` for an unknown name."""
     if name not in MODELS:
@@ -92,6 +97,7 @@ __all__ = [
     "TrendingRecommender",
     "UserKNNRecommender",
     "load_recommender",
+    "explore_models",
     "make_implicit",
     "make_model",
     "repeat_categories",

@@ -100,6 +100,17 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, best
 
 
+def dense_rows(matrix: sp.csr_matrix, batch: np.ndarray) -> np.ndarray:
+    """Return rows ``batch`` of a sparse score matrix as a dense float32 array, ``-inf`` where nothing is stored.
+
+    The ``_score`` of a model whose scores are a customers × items CSR (buy-again, the learned hybrid).
+    """
+    rows = matrix[batch]
+    out = np.full(rows.shape, -np.inf, np.float32)
+    out[np.repeat(np.arange(batch.size), np.diff(rows.indptr)), rows.indices] = rows.data
+    return out
+
+
 class Recommender(ABC):
     """Base of every model: ``fit`` → ``recommend`` / ``similar_items`` → ``save`` / ``load``.
 
@@ -111,6 +122,8 @@ class Recommender(ABC):
     supports_fold_in: ClassVar[bool] = False
     supports_similar_items: ClassVar[bool] = False
     personalized: ClassVar[bool] = True
+    # Can the linear hybrid use this model for its explore list (items new to the customer)?
+    can_explore: ClassVar[bool] = False
     # Does ``fit`` need the purchase lines (``transactions=``), not only the matrix? (The learned hybrid does.)
     needs_transactions: ClassVar[bool] = False
     # Without an ItemFilter, does ``recommend`` drop items the customer already bought? Off for every model:
@@ -159,16 +172,16 @@ class Recommender(ABC):
         self.items_ = items
         self.fingerprint_ = artifacts.fingerprint(csr, customers, items)
         self.trained_at_ = utcnow().isoformat(timespec="seconds")
-        self._transactions = transactions
-        try:
-            self._fit(csr, recent_csr)
-        finally:
-            self._transactions = None  # never kept: a fitted model holds only what it learned
+        self._fit(csr, recent_csr, transactions)  # the lines are an argument, never kept on the model
         return self
 
     @abstractmethod
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
-        """Learn from the counts (and optional recency-weighted counts)."""
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
+        """Learn from the counts, the optional recency-weighted counts and the purchase lines behind them.
+
+        ``transactions`` is not ``None`` whenever the model ``needs_transactions`` (``fit`` checks it); a fitted
+        model keeps only what it learned from it.
+        """
 
     @property
     def n_items(self) -> int:
@@ -213,10 +226,23 @@ class Recommender(ABC):
         scores_out = np.empty((rows.size, k), np.float32)
         for start in range(0, rows.size, batch_size):
             batch = rows[start : start + batch_size]
-            scores = self._score(batch).astype(np.float32, copy=False)
-            self._apply_masks(scores, batch, blocked, bought_policy)
-            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = top_k(scores, k)
+            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = self._rank_batch(
+                batch, k, blocked, bought_policy
+            )
         return ids_out, scores_out
+
+    def _rank_batch(
+        self, batch: np.ndarray, k: int, blocked: np.ndarray, bought_policy: bool | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the top ``k`` ``(ids, scores)`` of one batch of customers after the filters.
+
+        ``blocked``: items never to return; ``bought_policy``: drop all / none of the bought items, or a per-item
+        "drop if bought" mask. The default scores the whole catalog densely (``_score``); a model that ranks a few
+        candidates per customer overrides this hook rather than ``recommend``.
+        """
+        scores = self._score(batch).astype(np.float32, copy=False)
+        self._apply_masks(scores, batch, blocked, bought_policy)
+        return top_k(scores, k)
 
     def _masks(
         self, item_filter: ItemFilter | None, filter_items: np.ndarray | None, exclude_bought: bool | None
@@ -247,6 +273,18 @@ class Recommender(ABC):
             keep = policy[cols]
             rows, cols = rows[keep], cols[keep]
         scores[rows, cols] = -np.inf
+
+    def score(self, customer_idx: np.ndarray | list[int]) -> np.ndarray:
+        """Return the model's raw dense scores ``float32[n, n_items]`` of these customers, before any filter.
+
+        ``-inf`` marks an item that is not a candidate for the customer. Another model that builds on this one (the
+        hybrid's explore list) reads scores here. Raises ``IndexError`` for a customer index outside the fitted matrix.
+        """
+        self._check_fitted()
+        rows = np.asarray(customer_idx, dtype=np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers):
+            raise IndexError(f"customer index out of range 0..{self.n_customers - 1}")
+        return self._score(rows).astype(np.float32, copy=False)
 
     @abstractmethod
     def _score(self, batch: np.ndarray) -> np.ndarray:

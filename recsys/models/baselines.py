@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
-from recsys.models.base import Recommender
+from recsys.models.base import Recommender, dense_rows
 
-
-def _dense_sparse_rows(matrix: sp.csr_matrix, batch: np.ndarray) -> np.ndarray:
-    """Rows of ``matrix`` as a dense array with ``-inf`` where nothing is stored."""
-    rows = matrix[batch]
-    out = np.full(rows.shape, -np.inf, np.float32)
-    out[np.repeat(np.arange(batch.size), np.diff(rows.indptr)), rows.indices] = rows.data
-    return out
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class _ListModel(Recommender):
@@ -39,11 +34,12 @@ class PopularityRecommender(_ListModel):
     """Global popularity: the number of distinct customers who bought the item."""
 
     name: ClassVar[str] = "popularity"
+    can_explore: ClassVar[bool] = True
 
     def __init__(self) -> None:
         pass
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         self.item_scores_ = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
 
 
@@ -55,11 +51,12 @@ class TrendingRecommender(_ListModel):
     """
 
     name: ClassVar[str] = "trending"
+    can_explore: ClassVar[bool] = True
 
     def __init__(self, half_life_days: float = 14.0) -> None:
         self.half_life_days = half_life_days
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         source = recent if recent is not None else counts
         self.item_scores_ = np.asarray(source.sum(axis=0), dtype=np.float32).ravel()
 
@@ -78,7 +75,7 @@ class PopularInCategoryRecommender(Recommender):
     def __init__(self, top_categories: int = 3) -> None:
         self.top_categories = top_categories
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         n_items = counts.shape[1]
         codes = (
             np.zeros(n_items, np.int64) if self.item_categories is None else np.asarray(self.item_categories, np.int64)
@@ -134,14 +131,14 @@ class BuyAgainRecommender(Recommender):
     def __init__(self, half_life_days: float = 120.0) -> None:
         self.half_life_days = half_life_days
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         scores = (recent if recent is not None else counts).copy()
         # A tiny count term breaks ties between equally decayed items in favour of the more frequent one.
         scores = scores + counts.multiply(1e-6).tocsr()
         self.scores_ = sp.csr_matrix(scores, dtype=np.float32)
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        return _dense_sparse_rows(self.scores_, batch)
+        return dense_rows(self.scores_, batch)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return csr_arrays("scores", self.scores_)
@@ -159,12 +156,13 @@ class UserKNNRecommender(Recommender):
     """
 
     name: ClassVar[str] = "user_knn"
+    can_explore: ClassVar[bool] = True
 
     def __init__(self, neighbours: int = 50, half_life_days: float = 120.0) -> None:
         self.neighbours = neighbours
         self.half_life_days = half_life_days
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         rows = (recent if recent is not None else counts).astype(np.float32)
         norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
         self.vectors_ = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ rows, dtype=np.float32)

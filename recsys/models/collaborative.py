@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +16,9 @@ from implicit.utils import ParameterWarning
 
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
 from recsys.models.base import Recommender, top_k
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def make_implicit(kind: str, *, use_gpu: bool | None = None, **params: Any) -> Any:
@@ -77,6 +80,8 @@ def bm25_rows(
 class _FactorModel(Recommender):
     """Shared scoring of matrix-factorisation models: ``user_factors_ @ item_factors_.T``."""
 
+    can_explore: ClassVar[bool] = True
+
     supports_similar_items: ClassVar[bool] = True
     kind: ClassVar[str] = ""
 
@@ -132,7 +137,7 @@ class ALSRecommender(_FactorModel):
         self.bm25_b = bm25_b
         self.random_state = random_state
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         weighted, self.idf_, self.mean_len_ = bm25_rows(counts, self.bm25_k1, self.bm25_b)
         self._fit_implicit(
             weighted,
@@ -222,7 +227,7 @@ class BPRRecommender(_FactorModel):
         self.iterations = iterations
         self.random_state = random_state
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         binary = counts.copy()
         binary.data[:] = 1.0
         self._fit_implicit(
@@ -239,13 +244,15 @@ class BPRRecommender(_FactorModel):
 class _ItemKNN(Recommender):
     """Item-item nearest neighbours: ``implicit`` builds the top-``neighbours`` similarity per item."""
 
+    can_explore: ClassVar[bool] = True
+
     supports_similar_items: ClassVar[bool] = True
     neighbours: int
 
     def _implicit_model(self) -> Any:
         raise NotImplementedError
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         model = self._implicit_model()
         with _single_threaded_blas(), warnings.catch_warnings():
             # implicit's BM25Recommender hands its own COO weighting to its CSR check; nothing to fix on our side.

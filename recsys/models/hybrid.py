@@ -21,28 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.base import BATCH_SIZE, Recommender, top_k
-from recsys.models.baselines import BuyAgainRecommender, PopularityRecommender, TrendingRecommender, UserKNNRecommender
-from recsys.models.collaborative import ALSRecommender, BM25KNNRecommender, BPRRecommender, CosineKNNRecommender
-from recsys.models.filters import ItemFilter
+from recsys.models.base import Recommender, top_k
+from recsys.models.baselines import BuyAgainRecommender
 
-EXPLORE_MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls
-    for cls in (
-        ALSRecommender,
-        BPRRecommender,
-        BM25KNNRecommender,
-        CosineKNNRecommender,
-        PopularityRecommender,
-        TrendingRecommender,
-        UserKNNRecommender,
-    )
-}
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass(frozen=True)
@@ -89,13 +77,16 @@ class HybridRecommender(Recommender):
         self.explore_params = explore_params
 
     def _components(self) -> tuple[BuyAgainRecommender, Recommender]:
-        if self.explore not in EXPLORE_MODELS:
-            raise ValueError(f"explore model {self.explore!r} unknown; choose one of {', '.join(EXPLORE_MODELS)}")
-        return BuyAgainRecommender(half_life_days=self.half_life_days), EXPLORE_MODELS[self.explore](
+        from recsys.models import explore_models  # the registry imports this module
+
+        choices = explore_models()
+        if self.explore not in choices:
+            raise ValueError(f"explore model {self.explore!r} unknown; choose one of {', '.join(choices)}")
+        return BuyAgainRecommender(half_life_days=self.half_life_days), choices[self.explore](
             **(self.explore_params or {})
         )
 
-    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None) -> None:
+    def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         repeat, explore = self._components()
         self.repeat_ = repeat.fit(counts, recent=recent)
         self.explore_ = explore.fit(counts, recent=recent)
@@ -107,7 +98,7 @@ class HybridRecommender(Recommender):
         centred = self.repeat_ratio_[batch] - float(self.repeat_ratio_.mean())
         return np.clip(self.repeat_weight + self.repeat_slope * centred, 0.0, 1.0).astype(np.float32)
 
-    def candidates(self, batch: np.ndarray) -> Candidates:
+    def candidate_lists(self, batch: np.ndarray) -> Candidates:
         """Return the repeat and explore candidates of these customers, each list scaled to ``[0, 1]``."""
         self._check_fitted()
         repeat_rows = self.repeat_.scores_[batch]
@@ -115,7 +106,7 @@ class HybridRecommender(Recommender):
         r_ids, r_scores = sparse_top_k(repeat_rows, repeat_rows.data * prior, self.repeat_candidates)
         repeat_scaled = _scale(r_scores)
         # Dense rows: with a few thousand candidate items per customer, a dense top-k beats sorting sparse entries.
-        explore_scores = self.explore_._score(batch).astype(np.float32)
+        explore_scores = np.array(self.explore_.score(batch), np.float32)  # a copy: masked below
         if self.neighbour_weight:
             # TIFU-KNN's neighbour term: what the explore model thinks of an item the customer already buys.
             best = np.max(np.where(np.isfinite(explore_scores), explore_scores, 0.0), axis=1, keepdims=True)
@@ -132,7 +123,7 @@ class HybridRecommender(Recommender):
         return Candidates(ids, scaled, is_repeat)
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        cand = self.candidates(batch)
+        cand = self.candidate_lists(batch)
         blended = cand.blend(self.customer_weights(batch))
         dense = np.full((batch.size, self.n_items), -np.inf, np.float32)
         valid = cand.ids >= 0
@@ -140,40 +131,21 @@ class HybridRecommender(Recommender):
         dense[rows[valid], cand.ids[valid]] = blended[valid]
         return dense
 
-    def recommend(
-        self,
-        customer_idx: np.ndarray | list[int],
-        k: int,
-        *,
-        item_filter: ItemFilter | None = None,
-        filter_items: np.ndarray | None = None,
-        exclude_bought: bool | None = None,
-        batch_size: int = BATCH_SIZE,
+    def _rank_batch(
+        self, batch: np.ndarray, k: int, blocked: np.ndarray, bought_policy: bool | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Recommender.recommend`; filters are applied to the few hundred candidates, not the catalog."""
-        self._check_fitted()
-        rows = np.asarray(customer_idx, dtype=np.int64).ravel()
-        if rows.size and (rows.min() < 0 or rows.max() >= self.n_customers):
-            raise IndexError(f"customer index out of range 0..{self.n_customers - 1}")
-        blocked, policy = self._masks(item_filter, filter_items, exclude_bought)
-        ids_out = np.empty((rows.size, k), np.int32)
-        scores_out = np.empty((rows.size, k), np.float32)
-        for start in range(0, rows.size, batch_size):
-            batch = rows[start : start + batch_size]
-            cand = self.candidates(batch)
-            scores = cand.blend(self.customer_weights(batch))
-            safe = np.maximum(cand.ids, 0)
-            drop = blocked[safe]
-            # Repeat candidates are exactly the bought items; explore candidates never are.
-            if policy is True:
-                drop |= cand.is_repeat
-            elif policy is not False:
-                drop |= cand.is_repeat & np.asarray(policy)[safe]
-            scores[drop] = -np.inf
-            ids_out[start : start + batch.size], scores_out[start : start + batch.size] = _rank_candidates(
-                cand.ids, scores, k
-            )
-        return ids_out, scores_out
+        """Filters are applied to the few hundred candidates of each customer, not to the whole catalog."""
+        cand = self.candidate_lists(batch)
+        scores = cand.blend(self.customer_weights(batch))
+        safe = np.maximum(cand.ids, 0)
+        drop = blocked[safe]
+        # Repeat candidates are exactly the bought items; explore candidates never are.
+        if bought_policy is True:
+            drop |= cand.is_repeat
+        elif bought_policy is not False:
+            drop |= cand.is_repeat & np.asarray(bought_policy)[safe]
+        scores[drop] = -np.inf
+        return _rank_candidates(cand.ids, scores, k)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"repeat_ratio": self.repeat_ratio_, "item_repeat_rate": self.item_repeat_rate_}
@@ -279,7 +251,7 @@ def tune_blend(
     from recsys.evaluation.metrics import ranking_metrics
 
     rows = np.asarray(customer_idx, dtype=np.int64)
-    cand = model.candidates(rows)
+    cand = model.candidate_lists(rows)
     ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
     target = truth[rows]
     trials = []

@@ -22,6 +22,10 @@ from recsys.nba.arbitration import Assignment, Budgets, assign
 from recsys.nba.fields import NbaFields, conform
 from recsys.nba.offers import Catalog, Offer
 from recsys.nba.propensity import LogisticPropensity, prior_probability
+from recsys.nba.propensity_fit import design
+from recsys.nba.propensity_model import PropensityModel
+from recsys.nba.response_features import KIND_PREFIX, features_as_of
+from recsys.nba.response_history import ResponseHistory
 
 DECISION_COLUMNS = ("customer_id", "channel", "offer_id", "rank", "expected_value", "p_accept", "reason", "arm")
 NO_ARM = "none"
@@ -61,7 +65,31 @@ def build_frame(profiles: pl.DataFrame, loyalty: pl.DataFrame | None = None) -> 
     return conform(frame)
 
 
-def _propensity(frame: pl.DataFrame, offer: Offer, model: LogisticPropensity | None) -> np.ndarray:
+@dataclass(frozen=True)
+class FeatureContext:
+    """What a fitted :class:`PropensityModel` reads at decision time: purchases and response history, as of ``now``.
+
+    ``history`` carries the catalog offers' items and kinds (``event_history.catalog_offer_table``).
+    """
+
+    purchases: pl.DataFrame
+    history: ResponseHistory
+    now: dt.datetime
+
+
+def _propensity(
+    frame: pl.DataFrame,
+    offer: Offer,
+    model: LogisticPropensity | PropensityModel | None,
+    context: FeatureContext | None,
+) -> np.ndarray:
+    if isinstance(model, PropensityModel):
+        if context is None:
+            raise DataError("a fitted propensity model needs purchases to compute its features; pass transactions")
+        pairs = pl.DataFrame({"customer_id": frame.get_column(ProfileColumns.customer_id), "offer_id": offer.id})
+        kinds = tuple(f for f in model.features if f.startswith(KIND_PREFIX))
+        features = features_as_of(pairs, context.purchases, context.history, context.now, kinds)
+        return model.predict_proba(design(features, list(model.features)))
     if model is None:
         return prior_probability(
             offer.base_rate,
@@ -85,13 +113,15 @@ def decide(
     *,
     recommendations: pl.DataFrame | None = None,
     items: pl.DataFrame | None = None,
-    model: LogisticPropensity | None = None,
+    model: LogisticPropensity | PropensityModel | None = None,
+    context: FeatureContext | None = None,
     now: dt.datetime | None = None,
 ) -> DecisionResult:
     """Return ranked decisions for every customer of ``frame`` (from :func:`build_frame`).
 
     Offers outside their validity window at ``now`` are skipped; holdout-arm customers get no offer of
-    their experiment; arbitration enforces budgets and ``policy.max_offers_per_customer``.
+    their experiment; arbitration enforces budgets and ``policy.max_offers_per_customer``. A fitted
+    :class:`PropensityModel` needs ``context`` (its features as of ``context.now``).
     """
     now = now or utcnow()
     cid = ProfileColumns.customer_id
@@ -125,7 +155,7 @@ def decide(
             per_channel[channel] = ok
         channel_ok.append(per_channel)
         eligible = np.logical_or.reduce(list(per_channel.values()))
-        p_j = _propensity(local, offer, model)
+        p_j = _propensity(local, offer, model, context)
         value = float(offer.value) + offer.value_clv_share * np.maximum(clv, 0)
         ev_j = p_j * (value - float(offer.cost)) - float(offer.contact_cost)
         p[:, j], ev[:, j] = p_j, ev_j
@@ -155,9 +185,18 @@ def decide(
             r["offer_id"]: {"customers": r["customers"], "expected_redemptions": round(r["expected_redemptions"], 2)}
             for r in per_offer.iter_rows(named=True)
         },
-        "propensity": "model" if model is not None else "prior",
+        "propensity": _model_label(model),
     }
     return DecisionResult(decisions, summary, result)
+
+
+def _model_label(model: LogisticPropensity | PropensityModel | None) -> str:
+    if model is None:
+        return "prior"
+    if isinstance(model, PropensityModel):
+        r = model.report
+        return f"model {r.get('version', '?')} ({model.learner}, validation AUC {r.get('auc', float('nan')):.3f})"
+    return "model"
 
 
 def _reasons(offer: Offer, top_categories: pl.Series) -> pl.Series:

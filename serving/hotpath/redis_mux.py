@@ -122,8 +122,10 @@ class MuxRedis:
     @classmethod
     def for_client(cls, client: aioredis.Redis) -> MuxRedis | None:
         """Return a ``MuxRedis`` with ``client``'s connection settings, or ``None`` if they are not plain TCP/unix
-        ones."""
-        pool = client.connection_pool
+        ones. A cluster client gets ``None`` too: one connection cannot reach every slot."""
+        pool = getattr(client, "connection_pool", None)
+        if pool is None:
+            return None
         kw = pool.connection_kwargs
         # the class redis-py would connect with, under the hiredis packing mixin of serving.redis_client
         base = next(c for c in pool.connection_class.__mro__ if not c.__name__.startswith("HiredisPacking"))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import redis
-
+from recsys.store.connection import sync_client
 from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
 
@@ -14,7 +13,7 @@ def rollback(redis_url: str, keys: Keys, *, keep: int, ttl_s: int) -> str:
     Synchronous (the publisher's client): call it in a thread. Raises ``NotFound`` when no older version is kept,
     ``StoreUnavailable`` when Redis fails.
     """
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         return RedisSnapshotStore(client, keys).rollback(keep=keep, ttl_s=ttl_s)
     finally:

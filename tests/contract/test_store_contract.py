@@ -9,11 +9,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-import redis
-import redis.asyncio as aioredis
 
 from recsys.exceptions import NoActiveSnapshot, NotFound
 from recsys.store.base import OfferDecision, SnapshotData
+from recsys.store.connection import async_client, sync_client
 from recsys.store.keys import Keys
 from recsys.store.memory import MemoryStore
 from recsys.store.redis_reader import RedisSnapshotReader
@@ -52,10 +51,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[StoreUnderTest]:
         return
     url = request.getfixturevalue("redis_url")
     keys: Keys = request.getfixturevalue("keys")
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
 
     def make_reader() -> RedisSnapshotReader:
-        client = aioredis.Redis.from_url(url)
+        client = async_client(url)
         mux = MuxRedis.for_client(client) if request.param == "redis_mux" else None
         assert mux is not None or request.param == "redis"
         return RedisSnapshotReader(client, keys, pointer_ttl_s=0.0, mux=mux)

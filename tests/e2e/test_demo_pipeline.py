@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import redis
 
+from recsys.store.connection import sync_client
 from recsys.store.keys import Keys
 from training.jobs.demo import run_demo
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_path: Path) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         result = run_demo(
             client,
@@ -35,6 +35,7 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
         "analyze customers",
         "check the CLV model",
         "evaluate models",
+        "fit propensity",
         "decide offers",
         "publish snapshot",
         "loyalty backfill",
@@ -47,6 +48,11 @@ def test_demo_runs_every_stage_and_publishes(redis_url: str, keys: Keys, tmp_pat
     profiles = pl.read_parquet(result.artifact_dir / "profiles.parquet")
     assert profiles.height == 120
     assert result.api_key and len(result.api_key) >= 20
+    by_name = {stage.name: stage.summary for stage in result.stages}
+    fitted = by_name["fit propensity"]
+    assert fitted["auc"] > 0.7 and fitted["learner"] == "logistic"
+    decided = by_name["decide offers"]
+    assert decided["propensity"].startswith(f"model {fitted['version']}")
 
 
 def test_demo_command_prints_the_stages_and_a_working_key(
@@ -65,7 +71,7 @@ def test_demo_command_prints_the_stages_and_a_working_key(
         assert stage in result.stdout
     assert "/ui" in result.stdout.split("shown once):", 1)[1]  # where the dashboard is
     key = result.stdout.split("shown once):", 1)[1].split()[0]
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         record = json.loads(client.hget(keys.api_keys(), key.split("_")[1]))
     finally:

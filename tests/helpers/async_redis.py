@@ -7,10 +7,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from recsys.store.connection import async_client
+
 
 async def with_client(redis_url: str, func: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
     """Return ``await func(client)`` on a new client for ``redis_url``, closing the client afterwards."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = async_client(redis_url)
     try:
         return await func(client)
     finally:

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import polars as pl
-import redis
 
 from recsys.settings import Settings
+from recsys.store.connection import sync_client
 from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.auth import create_api_key
@@ -89,7 +89,7 @@ async def app_client(redis_url: str, keys: Keys) -> AsyncIterator[httpx.AsyncCli
 
 def bearer(redis_url: str, keys: Keys, scope: str) -> dict[str, str]:
     """Create an API key with ``scope`` and return the Authorization header for it."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         return {"Authorization": f"Bearer {create_api_key(client, keys, scope, name='test')}"}
     finally:
@@ -138,7 +138,7 @@ def uvicorn_server(redis_url: str, keys: Keys, **env: str) -> Iterator[str]:
 
 def clear_namespace(redis_url: str, keys: Keys) -> None:
     """Delete every key of the ``keys`` namespace (between two runs inside one test)."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         for key in client.scan_iter(match=keys.pattern(), count=1000):
             client.delete(key)

@@ -14,6 +14,7 @@ import redis
 
 from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
+from recsys.store.connection import sync_client
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 
@@ -28,7 +29,7 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
     acked: list[tuple[str, str, int]] = []  # (customer, entry id, balance after)
 
     def writer(worker: int) -> None:
-        client = redis.Redis.from_url(url, socket_timeout=2)
+        client = sync_client(url, socket_timeout=2)
         ledger = RedisLedger(client, keys, PROGRAM)
         for n in range(100_000):
             cid = f"c{(n + worker) % 5}"
@@ -51,7 +52,7 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
 
     (tmp_path / "redis" / "redis.pid").unlink(missing_ok=True)
     restarted = EmbeddedRedis(tmp_path, appendfsync="always")
-    client = redis.Redis.from_url(restarted.start())
+    client = sync_client(restarted.start())
     try:
         ledger = RedisLedger(client, keys, PROGRAM)
         for cid in {c for c, _, _ in acked}:

@@ -6,12 +6,12 @@ from typing import Any
 
 import polars as pl
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.offers import catalog_from_dict
 from recsys.settings import Settings
+from recsys.store.connection import sync_client
 from recsys.store.keys import Keys
 from tests.helpers.nba import FakeOfferStore
 
@@ -35,7 +35,7 @@ def _store() -> FakeOfferStore:
 
 @pytest.fixture
 def client(redis_url: str, keys: Keys) -> Any:
-    sync = redis.Redis.from_url(redis_url)
+    sync = sync_client(redis_url)
     read_key, admin_key = auth.create_api_key(sync, keys, "read"), auth.create_api_key(sync, keys, "admin")
     write_key = auth.create_api_key(sync, keys, "write")
     sync.close()

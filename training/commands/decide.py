@@ -32,8 +32,15 @@ def register(app: typer.Typer) -> None:
             help="Optional loyalty snapshot (customer_id, tier, points_balance, points_to_next_tier, complaints).",
         ),
         propensity: Path | None = typer.Option(
-            None, "--propensity", help="Trained propensity model JSON (default: documented prior)."
+            None,
+            "--propensity",
+            help="Propensity model JSON (default: the newest OUT/propensity/*.json; the documented prior if none).",
         ),
+        transactions: Path | None = typer.Option(
+            None, "--transactions", help="Purchases the fitted propensity model computes its features from."
+        ),
+        schema: str = typer.Option("standard", "--schema", help="Schema of --transactions."),
+        prior: bool = typer.Option(False, "--prior", help="Use the documented prior even when a model is fitted."),
     ) -> None:
         """Choose the next best offers for every customer under budgets, caps and experiments."""
         from recsys.settings import Settings
@@ -41,8 +48,23 @@ def register(app: typer.Typer) -> None:
 
         offers = offers or Settings().offers_catalog
 
+        purchases = None
+        if transactions is not None and not prior:
+            from recsys.data import load_transactions
+            from recsys.nba.response_features import purchases_frame
+
+            with step("reading transactions"):
+                purchases = purchases_frame(load_transactions(transactions, schema=schema).transactions)
         with step("deciding offers"):
-            summary = run_decide(out, offers, profiles_path=profiles, loyalty_path=loyalty, propensity_path=propensity)
+            summary = run_decide(
+                out,
+                offers,
+                profiles_path=profiles,
+                loyalty_path=loyalty,
+                propensity_path=propensity,
+                purchases=purchases,
+                use_prior=prior,
+            )
         console.print(
             f"decided {summary['decisions']:,} offers for {summary['customers_with_offers']:,} of "
             f"{summary['customers']:,} customers "

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import redis
 import typer
 from rich.table import Table
 
 from recsys.settings import Settings
+from recsys.store.connection import sync_client
 from recsys.store.embedded import redis_url
 from recsys.store.keys import Keys
 from training.console import console, handle_errors, progress
@@ -53,7 +53,7 @@ def demo(
     settings = Settings()
     keys = Keys(settings.env)
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
         try:
             with progress() as bar:
                 task = bar.add_task("demo", total=None)

@@ -16,15 +16,14 @@ keys_app = typer.Typer(help="Create, list and revoke API keys (scopes: read, wri
 
 @contextmanager
 def _client() -> Iterator[tuple[object, object]]:
-    import redis
-
     from recsys.settings import Settings
+    from recsys.store.connection import sync_client
     from recsys.store.embedded import redis_url
     from recsys.store.keys import Keys
 
     settings = Settings()
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
         try:
             yield client, Keys(settings.env)
         finally:

@@ -21,15 +21,14 @@ loyalty_app = typer.Typer(
 
 @contextlib.contextmanager
 def _redis() -> Iterator[tuple[Any, Any, Any]]:
-    import redis
-
     from recsys.settings import Settings
+    from recsys.store.connection import sync_client
     from recsys.store.embedded import redis_url
     from recsys.store.keys import Keys
 
     settings = Settings()
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
         try:
             yield client, Keys(settings.env), settings
         finally:

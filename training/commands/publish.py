@@ -26,9 +26,8 @@ def publish(
 
     Takes whatever files the directory holds. Uses CENTRIC_REDIS_URL, or the embedded Redis under CENTRIC_HOME.
     """
-    import redis
-
     from recsys.settings import Settings
+    from recsys.store.connection import sync_client
     from recsys.store.embedded import redis_url
     from recsys.store.keys import Keys
     from recsys.store.redis_store import RedisSnapshotStore
@@ -41,7 +40,7 @@ def publish(
     keys = Keys(settings.env)
     ttl_s = settings.snapshot_ttl_days * 86_400
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
         try:
             store = RedisSnapshotStore(client, keys)
             if list_versions:

@@ -36,8 +36,7 @@ def experiment(
     control: str | None = typer.Option(None, "--control", help="Control arm (default: the holdout arm)."),
 ) -> None:
     """Conversion and revenue per arm with lift vs the control arm and 95 % confidence intervals."""
-    import redis
-
+    from recsys.store.connection import sync_client
     from training.jobs.report import read_event_file, read_event_stream, run_experiment_report
 
     if metric not in ("purchase", "redeem"):
@@ -50,7 +49,7 @@ def experiment(
 
             settings = Settings()
             with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-                client = redis.Redis.from_url(url)
+                client = sync_client(url)
                 try:
                     frame = read_event_stream(client, Keys(settings.env))
                 finally:

@@ -25,7 +25,7 @@ def serve(
     import uvicorn
 
     from recsys.settings import Settings
-    from recsys.store.embedded import redis_url
+    from recsys.store.embedded import mask_url, redis_url
     from serving.hotpath.http_protocol import PROTOCOL
 
     settings = Settings()
@@ -40,7 +40,8 @@ def serve(
             # Workers build their own Settings from the environment: hand them this Redis.
             os.environ["CENTRIC_REDIS_URL"] = url
             console.print(
-                f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s); docs at /docs; Redis {url}"
+                f"serving on http://{bind_host}:{bind_port} with {n_workers} worker(s); docs at /docs; "
+                f"Redis {mask_url(url)}"
             )
             uvicorn.run(
                 "serving.app:create_app",

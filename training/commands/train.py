@@ -46,13 +46,14 @@ def train(
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
-    from recsys.models import MODELS
-    from recsys.models.hybrid import EXPLORE_MODELS
+    from recsys.models import MODELS, explore_models
+
+    explorers = explore_models()
 
     chosen = [name.strip() for name in models.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in MODELS]
-    if explore not in EXPLORE_MODELS:
-        raise fail(f"--explore: unknown model {explore}; choose from {', '.join(EXPLORE_MODELS)}")
+    if explore not in explorers:
+        raise fail(f"--explore: unknown model {explore}; choose from {', '.join(explorers)}")
     if unknown:
         raise fail(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     from recsys.data import load_transactions

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from recsys.clock import utcnow
 from recsys.exceptions import DataError
-from recsys.nba.decision import build_frame, decide
+from recsys.nba.decision import FeatureContext, build_frame, decide
+from recsys.nba.event_history import catalog_offer_table
 from recsys.nba.offers import load_catalog
 from recsys.nba.propensity import LogisticPropensity
+from recsys.nba.propensity_fit import newest_model
+from recsys.nba.propensity_model import SCHEMA_VERSION, PropensityModel
+from recsys.nba.response_history import ResponseHistory
 
 
 def _read(path: Path) -> pl.DataFrame:
@@ -28,6 +34,9 @@ def run_decide(
     profiles_path: Path | None = None,
     loyalty_path: Path | None = None,
     propensity_path: Path | None = None,
+    purchases: pl.DataFrame | None = None,
+    history: ResponseHistory | None = None,
+    use_prior: bool = False,
 ) -> dict[str, Any]:
     """Write ``decisions.parquet``, ``offers.json`` and ``experiments.json`` into ``out_dir``; return a summary.
 
@@ -35,7 +44,9 @@ def run_decide(
     ``items.parquet`` in ``out_dir`` are used for affinity when present. ``loyalty_path`` (parquet/csv:
     ``customer_id``, ``tier``, ``points_balance``, ``points_to_next_tier``, ``complaints``) is optional:
     without it every customer counts as base tier with 0 points and no complaints. ``propensity_path``: a
-    model saved by ``LogisticPropensity.save``; without it the documented prior is used.
+    model (``centric propensity fit``); without it the newest ``out_dir/propensity/*.json`` is used, and the
+    documented prior only when there is none (or ``use_prior``). A fitted model computes its features from
+    ``purchases`` (``response_features.purchases_frame``) and ``history`` (past exposures and redemptions) as of now.
     Raises ``ConfigError`` (catalog), ``DataError`` (inputs) or ``ArtifactError`` (model).
     """
     out_dir = Path(out_dir)
@@ -49,10 +60,54 @@ def run_decide(
     recs_path, items_path = out_dir / "recommendations.parquet", out_dir / "items.parquet"
     recommendations = _read(recs_path) if recs_path.exists() else None
     items = _read(items_path) if items_path.exists() else None
-    model = LogisticPropensity.load(propensity_path) if propensity_path else None
-    result = decide(frame, catalog, recommendations=recommendations, items=items, model=model)
+    path = None if use_prior else (Path(propensity_path) if propensity_path else newest_model(out_dir))
+    model = _load_model(path) if path else None
+    context = None
+    if isinstance(model, PropensityModel):
+        if purchases is None:
+            raise DataError(
+                f"{path}: the fitted propensity model computes its features from purchases; pass --transactions "
+                "(or --prior to use the documented prior)"
+            )
+        offer_items, offer_kinds = catalog_offer_table(catalog.offers, items)
+        past = history or ResponseHistory(
+            pl.DataFrame(schema={"customer_id": pl.String, "offer_id": pl.String, "start": pl.Datetime("us", "UTC")}),
+            pl.DataFrame(
+                schema={"customer_id": pl.String, "offer_id": pl.String, "timestamp": pl.Datetime("us", "UTC")}
+            ),
+        )
+        catalog_history = ResponseHistory(past.exposures, past.outcomes, offer_items, offer_kinds)
+        context = FeatureContext(purchases, catalog_history, features_as_of_moment(purchases))
+    result = decide(frame, catalog, recommendations=recommendations, items=items, model=model, context=context)
     out_dir.mkdir(parents=True, exist_ok=True)
     result.decisions.write_parquet(out_dir / "decisions.parquet")
-    (out_dir / "offers.json").write_text(json.dumps([o.to_dict() for o in catalog.offers], indent=2))
+    # every published offer says which propensity its p_accept came from
+    source = result.summary["propensity"]
+    (out_dir / "offers.json").write_text(
+        json.dumps([o.to_dict() | {"propensity": source} for o in catalog.offers], indent=2)
+    )
     (out_dir / "experiments.json").write_text(json.dumps([e.to_dict() for e in catalog.experiments], indent=2))
     return result.summary
+
+
+def _load_model(path: Path) -> LogisticPropensity | PropensityModel:
+    """Load a model of either schema (``LogisticPropensity`` files predate ``centric propensity fit``)."""
+    try:
+        version = json.loads(Path(path).read_text()).get("schema_version")
+    except (OSError, ValueError):
+        version = None
+    return PropensityModel.load(path) if version == SCHEMA_VERSION else LogisticPropensity.load(path)
+
+
+def features_as_of_moment(purchases: pl.DataFrame) -> dt.datetime:
+    """Return the moment a fitted model's features are taken at: now, or the day after the last purchase if earlier.
+
+    Analyze takes profiles as of the last data day too: a replayed history that ended years ago (the demo's) is
+    scored as it stood then, not with every customer looking lapsed for years.
+    """
+    now = utcnow()
+    last = purchases.get_column("ts").max() if purchases.height else None
+    if isinstance(last, dt.datetime):
+        day_after = dt.datetime.combine(last.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+        return min(now, day_after)
+    return now

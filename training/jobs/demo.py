@@ -20,6 +20,8 @@ from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.store.keys import Keys
 
+PROPENSITY_VALID_FROM = dt.datetime(2017, 8, 1, tzinfo=dt.UTC)  # the time split of benchmarks/bench_nba.py
+
 
 @dataclass
 class StageResult:
@@ -96,6 +98,16 @@ def _timed(name: str, func: Callable[[], dict[str, Any] | None], stages: list[St
     return summary
 
 
+def _fit_propensity(holder: dict[str, Any], artifact_dir: Path) -> dict[str, Any]:
+    """Fit the acceptance model on The Complete Journey's campaigns (validated from 2017-08-01, as bench_nba)."""
+    from training.jobs.propensity import load_history, run_propensity_fit
+
+    history, purchases = load_history("complete-journey")
+    holder["history"], holder["purchases"] = history, purchases
+    report = run_propensity_fit(history, purchases, artifact_dir, valid_from=PROPENSITY_VALID_FROM)
+    return {k: report[k] for k in ("version", "learner", "auc", "ece", "split")}
+
+
 def run_demo(
     client: redis.Redis,
     keys: Keys,
@@ -143,7 +155,11 @@ def run_demo(
         ("analyze customers", lambda: run_analyze(holder["data"], artifact_dir)),
         ("check the CLV model", lambda: check_clv(holder["data"], artifact_dir)),
         ("evaluate models", lambda: evaluate_quick(holder["data"], artifact_dir)),
-        ("decide offers", lambda: run_decide(artifact_dir, offers_catalog)),
+        ("fit propensity", lambda: _fit_propensity(holder, artifact_dir)),
+        (
+            "decide offers",
+            lambda: run_decide(artifact_dir, offers_catalog, purchases=holder["purchases"], history=holder["history"]),
+        ),
         ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
         # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
         (

@@ -266,9 +266,10 @@ def _tune_hybrid(
         params["half_life_days"] = chosen["buy_again"].get("half_life_days")
     params = {k: v for k, v in params.items() if v is not None}
     model = build(params)(tuning)
-    if not hasattr(model, "candidates"):
+    from recsys.models import HybridRecommender, tune_blend
+
+    if not isinstance(model, HybridRecommender):
         return params, {"best_params": {}, "note": "model has no blend to tune"}
-    from recsys.models import tune_blend
 
     k = int(metric.rsplit("@", 1)[1]) if metric.startswith("ndcg@") else 10
     trials = tune_blend(model, tuning.customers, tuning.truth, k=k)

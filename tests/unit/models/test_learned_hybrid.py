@@ -11,7 +11,7 @@ import pytest
 from recsys.ids import IdMap
 from recsys.matrix import build_matrix
 from recsys.models import BuyAgainRecommender, LearnedHybridRecommender
-from recsys.models.ranker import FEATURES, basket_lines, candidate_features, training_frame
+from recsys.models.basket_features import FEATURES, basket_lines, candidate_features, training_frame
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 FAST = {"rounds": 40, "min_data_in_leaf": 5, "target_baskets": 6}

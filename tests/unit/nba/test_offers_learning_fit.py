@@ -1,0 +1,107 @@
+"""Propensity learning: the standard history schema, leak-free features, the fitted model and its versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsys.exceptions import ArtifactError, DataError
+from recsys.nba.propensity_fit import fit_propensity, newest_model, save_versioned
+from recsys.nba.propensity_model import PropensityModel
+from recsys.nba.response_features import features_as_of, purchases_frame
+from recsys.nba.response_history import ResponseHistory, exposures_frame, label_exposures, outcomes_frame
+from recsys.nba.synthetic_history import synthetic_history
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def _history(exposures: list[dict], outcomes: list[dict]) -> ResponseHistory:
+    items = pl.DataFrame({"offer_id": ["o1", "o1"], "item_id": ["milk", "bread"]})
+    kinds = pl.DataFrame({"offer_id": ["o1"], "kind": ["discount"]})
+    return ResponseHistory(
+        exposures_frame(pl.DataFrame(exposures)), outcomes_frame(pl.DataFrame(outcomes)), items, kinds
+    )
+
+
+def _purchases(rows: list[tuple[str, str, dt.datetime, float]]) -> pl.DataFrame:
+    return purchases_frame(
+        pl.DataFrame(rows, schema=["customer_id", "item_id", "timestamp", "amount"], orient="row").with_columns(
+            pl.col("timestamp").cast(pl.Datetime("us", "UTC"))
+        )
+    )
+
+
+def test_redemption_inside_the_window_accepts_and_outside_does_not() -> None:
+    day = dt.timedelta(days=1)
+    history = _history(
+        [
+            {"customer_id": "a", "offer_id": "o1", "start": T0, "end": T0 + 3 * day},
+            {"customer_id": "b", "offer_id": "o1", "start": T0, "end": T0 + 3 * day},
+            {"customer_id": "c", "offer_id": "o1", "start": T0, "end": None},
+        ],
+        [
+            {"customer_id": "a", "offer_id": "o1", "timestamp": T0 + day},
+            {"customer_id": "b", "offer_id": "o1", "timestamp": T0 + 4 * day},  # after the end
+            {"customer_id": "c", "offer_id": "o1", "timestamp": T0 - day},  # before the exposure
+        ],
+    )
+    assert label_exposures(history, window_days=14).get_column("accepted").to_list() == [True, False, False]
+
+
+def test_an_unreadable_start_names_the_row_and_the_column() -> None:
+    frame = pl.DataFrame({"customer_id": ["a", "b"], "offer_id": ["o1", "o1"], "start": ["2026-03-01", "soon"]})
+    with pytest.raises(DataError, match=r"exposures.csv: 1 row\(s\) have an empty or unreadable 'start' \(rows \[2\]"):
+        exposures_frame(frame, "exposures.csv")
+
+
+def test_features_ignore_everything_at_or_after_the_decision_time() -> None:
+    """The leak test: purchases, redemptions and exposures from the decision moment on change nothing."""
+    past = [("a", "milk", T0 - dt.timedelta(days=3), 10.0), ("a", "tea", T0 - dt.timedelta(days=40), 5.0)]
+    history = _history(
+        [{"customer_id": "a", "offer_id": "o1", "start": T0 - dt.timedelta(days=20)}],
+        [{"customer_id": "a", "offer_id": "o1", "timestamp": T0 - dt.timedelta(days=19)}],
+    )
+    pairs = pl.DataFrame({"customer_id": ["a"], "offer_id": ["o1"]})
+    before = features_as_of(pairs, _purchases(past), history, T0, ("kind=discount",))
+    later = [("a", "milk", T0, 99.0), ("a", "bread", T0 + dt.timedelta(days=1), 50.0)]
+    leaky = _history(
+        [
+            {"customer_id": "a", "offer_id": "o1", "start": T0 - dt.timedelta(days=20)},
+            {"customer_id": "a", "offer_id": "o1", "start": T0},
+        ],
+        [
+            {"customer_id": "a", "offer_id": "o1", "timestamp": T0 - dt.timedelta(days=19)},
+            {"customer_id": "a", "offer_id": "o1", "timestamp": T0 + dt.timedelta(hours=1)},
+        ],
+    )
+    after = features_as_of(pairs, _purchases(past + later), leaky, T0, ("kind=discount",))
+    assert after.equals(before)
+    row = before.row(0, named=True)
+    assert row["days_since_last_purchase"] == pytest.approx(3.0)
+    assert row["target_spend_share"] == pytest.approx(10 / 15)
+    assert (row["past_redemptions"], row["past_exposures"], row["kind=discount"]) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("learner", ["logistic", "gbm"])
+def test_fit_on_a_known_mechanism_ranks_and_calibrates_and_survives_a_save(learner: str, tmp_path: Path) -> None:
+    data = synthetic_history(6_000, 600, days=40, seed=3)
+    model = fit_propensity(data.history, purchases_frame(data.transactions), learner=learner, day_grain=True)
+    assert model.report["auc"] > 0.6
+    assert model.report["ece"] < 0.05
+    path = save_versioned(model, tmp_path)
+    assert path.parent == tmp_path / "propensity" and newest_model(tmp_path) == path
+    loaded = PropensityModel.load(path)
+    x = np.abs(np.random.default_rng(0).normal(size=(50, len(model.features)))) * 5
+    np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x))
+    assert loaded.report["version"] == path.stem
+
+
+def test_newest_model_is_none_without_a_fit_and_a_foreign_file_is_refused(tmp_path: Path) -> None:
+    assert newest_model(tmp_path) is None
+    (tmp_path / "m.json").write_text('{"schema_version": 1}')
+    with pytest.raises(ArtifactError, match="m.json: not a propensity model"):
+        PropensityModel.load(tmp_path / "m.json")
