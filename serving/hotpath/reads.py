@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.auth import KeyCache, _key_id, hash_key, scope_rank
-from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes
+from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes, match
 from serving.routers import ROUTERS
 from serving.routers import items as items_router
 from serving.routers import profiles as profiles_router
@@ -69,22 +69,15 @@ class FastReadPath:
         self.routes = derive_routes(ROUTERS, HANDLERS) if routes is None else routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            method, path = scope["method"], scope["path"]
-            for route in self.routes:
-                if route.method != method:
-                    continue
-                entity_id = route.entity(path)
-                if entity_id is None:
-                    continue
-                body = await self._answer(scope, route, entity_id)
-                if body is not None:
-                    scope["route"] = route
-                    headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
-                    await send({"type": "http.response.start", "status": route.status, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
-                    return
-                break
+        if scope["type"] == "http" and (hit := match(self.routes, scope)) is not None:
+            route, entity_id = hit
+            body = await self._answer(scope, route, entity_id)
+            if body is not None:
+                scope["route"] = route
+                headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": route.status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
         await self.app(scope, receive, send)
 
     async def _answer(self, scope: Scope, route: HotRoute, entity_id: str) -> bytes | None:

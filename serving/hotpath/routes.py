@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from serving.auth import required_scope
 from serving.deps import get_serving, get_store
@@ -76,6 +77,18 @@ class HotRoute:
 
 
 HotHandlers = Mapping[Callable[..., Any], Any]
+
+
+def match(routes: Iterable[HotRoute], scope: Scope) -> tuple[HotRoute, str] | None:
+    """The hot route an HTTP request's method and path select, with the path's entity id; None for no route."""
+    method, path = scope["method"], scope["path"]
+    for route in routes:
+        if route.method != method:
+            continue
+        entity_id = route.entity(path)
+        if entity_id is not None:
+            return route, entity_id
+    return None
 
 
 def derive_routes(routers: Iterable[APIRouter], handlers: HotHandlers) -> tuple[HotRoute, ...]:

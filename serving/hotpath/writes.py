@@ -26,7 +26,7 @@ from recsys.exceptions import CentricError
 from recsys.loyalty import ops
 from serving.errors import domain_error_response
 from serving.hotpath.reads import authorised
-from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes
+from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes, match
 from serving.routers import ROUTERS
 from serving.routers import loyalty as loyalty_router
 from serving.schemas.loyalty import EarnCreate, ReverseCreate
@@ -59,23 +59,14 @@ class FastWritePath:
         self.routes = derive_routes(ROUTERS, HANDLERS) if routes is None else routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            method, path = scope["method"], scope["path"]
-            for route in self.routes:
-                if route.method != method:
-                    continue
-                customer_id = route.entity(path)
-                if customer_id is None:
-                    continue
-                svc, idem = _precheck(scope, route)
-                if svc is not None and idem is not None:
-                    messages, body = await _read_body(receive)
-                    receive = _replay(messages, receive)
-                    if body is not None and await self._answer(
-                        scope, receive, send, route, svc, customer_id, idem, body
-                    ):
-                        return
-                break
+        if scope["type"] == "http" and (hit := match(self.routes, scope)) is not None:
+            route, customer_id = hit
+            svc, idem = _precheck(scope, route)
+            if svc is not None and idem is not None:
+                messages, body = await _read_body(receive)
+                receive = _replay(messages, receive)
+                if body is not None and await self._answer(scope, receive, send, route, svc, customer_id, idem, body):
+                    return
         await self.app(scope, receive, send)
 
     async def _answer(
