@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from recsys.exceptions import CentricError, DataError, RewardUnavailable
 from recsys.loyalty import ops
@@ -280,35 +280,51 @@ class LoyaltyFlow:
         )
 
 
+class _Run(Generic[T]):
+    """One flow being driven: what both drivers share (resume with replies or an error, catch the result)."""
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self.flow = flow
+        self.replies: list[Any] | None = None
+        self.error: Exception | None = None
+        self.result: T
+
+    def next_batch(self) -> Batch | None:
+        """Resume the flow with the last replies (or raise the last error in it); None once it has returned."""
+        try:
+            if self.error is not None:
+                return self.flow.throw(self.error)
+            return self.flow.send(self.replies)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+
+    def answer(self, replies: list[Any] | None, error: Exception | None = None) -> None:
+        """Record what the batch got: its replies, or the error its sending raised (handed to the flow next)."""
+        self.replies, self.error = replies, error
+
+
 def drive(send: Callable[[Batch], list[Any]], flow: Flow[T]) -> T:
     """Run ``flow`` to its end, sending each batch with ``send``; return its result (or raise its error).
 
     An error from ``send`` is raised inside the flow, which may act on it (a redeem releases nothing then).
     """
-    replies: list[Any] | None = None
-    error: Exception | None = None
-    while True:
+    run = _Run(flow)
+    while (batch := run.next_batch()) is not None:
         try:
-            batch = flow.throw(error) if error is not None else flow.send(replies)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            return stop.value
-        try:
-            replies, error = send(batch), None
+            run.answer(send(batch))
         except Exception as exc:  # handed to the flow, which re-raises what it does not handle
-            replies, error = None, exc
+            run.answer(None, exc)
+    return run.result
 
 
 async def adrive(send: Callable[[Batch], Awaitable[list[Any]]], flow: Flow[T]) -> T:
     """``drive`` for an async ``send``; a ``shield`` batch completes even if the caller is cancelled."""
-    replies: list[Any] | None = None
-    error: Exception | None = None
-    while True:
-        try:
-            batch = flow.throw(error) if error is not None else flow.send(replies)  # type: ignore[arg-type]
-        except StopIteration as stop:
-            return stop.value
+    run = _Run(flow)
+    while (batch := run.next_batch()) is not None:
         try:
             pending = send(batch)
-            replies, error = (await asyncio.shield(pending) if batch.shield else await pending), None
+            run.answer(await asyncio.shield(pending) if batch.shield else await pending)
         except Exception as exc:  # handed to the flow, which re-raises what it does not handle
-            replies, error = None, exc
+            run.answer(None, exc)
+    return run.result
