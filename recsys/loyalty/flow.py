@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 from recsys.exceptions import CentricError, DataError, RewardUnavailable
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
-from recsys.loyalty.program import Program, Reward
+from recsys.loyalty.program import Program
 from recsys.store import scripts
 from recsys.store.keys import Fields, Keys
 
@@ -78,16 +78,21 @@ class CustomerIndex:
 
 @dataclass(frozen=True)
 class RewardStanding:
-    """A reward the customer's tier may redeem now, with its stock left."""
+    """A reward the customer's tier may redeem now, with its stock left (the fields of the API's ``RewardPublic``)."""
 
-    reward: Reward
+    reward_id: str
+    name: str
+    cost: int
     stock: int
     affordable: bool
 
 
 @dataclass(frozen=True)
 class Standing:
-    """Where a customer stands: balance (points past expiry excluded), tier and progress, rewards on offer."""
+    """Where a customer stands: balance (points past expiry excluded), tier and progress, rewards on offer.
+
+    The fields of the API's ``LoyaltyPublic``, which the service validates from this record by attribute.
+    """
 
     customer_id: str
     balance: int
@@ -262,7 +267,7 @@ class LoyaltyFlow:
         expiring = ops.expiring_points(acct, now, 30)
         balance = ops.live_balance(acct, now)
         offered = [
-            RewardStanding(r, int(s or 0), balance >= r.cost)
+            RewardStanding(r.id, r.name, r.cost, int(s or 0), balance >= r.cost)
             for r, s in zip(rewards, stocks, strict=True)
             if r.available(tier.name, now) and int(s or 0) > 0
         ]

@@ -33,7 +33,6 @@ from serving.schemas.loyalty import (
     LoyaltyHistoryPublic,
     LoyaltyPublic,
     OrderLine,
-    RewardPublic,
     StatementEntryPublic,
 )
 
@@ -228,23 +227,7 @@ async def account(svc: LoyaltyService, customer_id: str, now: datetime) -> Loyal
     """Return where the customer stands (``LoyaltyFlow.standing``): balance, tier, progress to the next tier,
     points expiring in 30 days and the rewards the tier may redeem."""
     view = await svc.drive(svc.flow.standing(customer_id, now))
-    return LoyaltyPublic(
-        customer_id=customer_id,
-        balance=view.balance,
-        debt=view.debt,
-        tier=view.tier,
-        next_tier=view.next_tier,
-        points_to_next_tier=view.points_to_next_tier,
-        progress_pct=view.progress_pct,
-        earned_in_window=view.earned_in_window,
-        expiring_30d=view.expiring_30d,
-        rewards=[
-            RewardPublic(
-                reward_id=r.reward.id, name=r.reward.name, cost=r.reward.cost, stock=r.stock, affordable=r.affordable
-            )
-            for r in view.rewards
-        ],
-    )
+    return LoyaltyPublic.model_validate(view, from_attributes=True)
 
 
 def utcnow() -> datetime:

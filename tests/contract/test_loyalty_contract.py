@@ -7,6 +7,7 @@ customer gets: the same results, the same refusals (with the same messages), the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tomllib
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
@@ -147,19 +148,8 @@ async def _init_stock(svc: service.LoyaltyService) -> None:
 
 
 def _standing(view: Standing) -> dict[str, Any]:
-    """A ``Standing`` in the shape of the API's ``LoyaltyPublic``."""
-    rewards = [
-        {
-            "reward_id": r.reward.id,
-            "name": r.reward.name,
-            "cost": r.reward.cost,
-            "stock": r.stock,
-            "affordable": r.affordable,
-        }
-        for r in view.rewards
-    ]
-    fields = {k: v for k, v in vars(view).items() if k != "rewards"}
-    return {**fields, "rewards": rewards}
+    """A ``Standing`` as a dict, to compare with the API's ``LoyaltyPublic`` (the same fields)."""
+    return dataclasses.asdict(view)
 
 
 @pytest.fixture(params=["sync", "service"])
