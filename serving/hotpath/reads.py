@@ -32,16 +32,8 @@ _HEADERS = [(b"content-type", b"application/json")]
 
 
 async def _recommendations(state: Any, customer_id: str, query: RecommendationsQuery) -> dict[str, Any]:
-    excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
-    return await recommendations.recommend(
-        state.store,
-        customer_id,
-        k=query.k,
-        category=query.category,
-        exclude=excluded,
-        channel=query.channel,
-        foldin=getattr(state, "foldin", None),
-        metrics=state.metrics,
+    return await recommendations.recommend_query(
+        state.store, customer_id, query, foldin=getattr(state, "foldin", None), metrics=state.metrics
     )
 
 

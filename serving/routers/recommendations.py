@@ -43,16 +43,8 @@ async def get_recommendations(
 ) -> OrjsonResponse:
     """Top-k items for the customer from the active snapshot, after real-time filters; a fallback for unknown
     customers."""
-    excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
-    body = await service.recommend(
-        serving.store,
-        customer_id,
-        k=query.k,
-        category=query.category,
-        exclude=excluded,
-        channel=query.channel,
-        foldin=serving.foldin,
-        metrics=serving.metrics,
+    body = await service.recommend_query(
+        serving.store, customer_id, query, foldin=serving.foldin, metrics=serving.metrics
     )
     return OrjsonResponse(body)
 

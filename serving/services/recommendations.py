@@ -17,6 +17,7 @@ from typing import Any
 from recsys.exceptions import StoreUnavailable
 from recsys.store.base import ItemTable, RankedItem, SnapshotReader
 from serving.metrics import Metrics
+from serving.schemas.recommendations import RecommendationsQuery
 from serving.services.foldin import FoldIn
 
 FALLBACK_ORDER = ("trending", "popular")
@@ -165,3 +166,26 @@ async def recommend(
         "channel": channel,
         "degraded": False,
     }
+
+
+async def recommend_query(
+    store: SnapshotReader,
+    customer_id: str,
+    query: RecommendationsQuery,
+    *,
+    foldin: FoldIn | None = None,
+    metrics: Metrics | None = None,
+) -> dict[str, Any]:
+    """``recommend`` for the query of ``GET /v1/customers/{customer_id}/recommendations`` (``exclude``: ids
+    separated by commas). The route and the hot read path both answer with it. Raises as ``recommend``."""
+    excluded = {part for part in query.exclude.split(",") if part} if query.exclude else set()
+    return await recommend(
+        store,
+        customer_id,
+        k=query.k,
+        category=query.category,
+        exclude=excluded,
+        channel=query.channel,
+        foldin=foldin,
+        metrics=metrics,
+    )
