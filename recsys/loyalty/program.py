@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from recsys.config_files import read_toml
 from recsys.exceptions import ConfigError
 
 ROUNDING = ("floor", "round", "ceil")
@@ -159,12 +159,7 @@ class _Reader:
 def load_program(path: Path | str) -> Program:
     """Read and validate a program file; return a ``Program``. Raises ``ConfigError`` naming file, field and value."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: loyalty program file not found (set CENTRIC_LOYALTY_PROGRAM)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "loyalty program file not found (set CENTRIC_LOYALTY_PROGRAM)")
     return parse_program(raw, path)
 
 

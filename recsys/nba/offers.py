@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from recsys.config_files import read_toml
 from recsys.exceptions import ConfigError
 from recsys.nba.experiments import Experiment, experiment_from_dict
 from recsys.nba.expressions import Expression, parse
@@ -170,12 +170,7 @@ class Catalog:
 def load_catalog(path: Path) -> Catalog:
     """Read and validate a TOML offer catalog; raises ``ConfigError`` naming the file, offer, field and value."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: offer catalog not found; pass --offers FILE (see examples/offers.toml)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "offer catalog not found; pass --offers FILE (see examples/offers.toml)")
     return catalog_from_dict(data, str(path))
 
 
