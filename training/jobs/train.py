@@ -190,6 +190,7 @@ def run_train(
 
 
 def _decayed(transactions: pl.DataFrame, counts: Any, half_life_days: float, now: datetime) -> Any:
+    """The purchase matrix weighted by recency (half-life ``half_life_days``), on ``counts``' customers and items."""
     return build_matrix(
         transactions,
         weighting="decay",
@@ -231,14 +232,7 @@ def _fit_one(
     if name == "buy_again":
         return make_model(name, half_life_days=half_life_days).fit(counts, recent=recent)
     if name == "trending":
-        short = build_matrix(
-            transactions,
-            weighting="decay",
-            half_life_days=TRENDING_HALF_LIFE_DAYS,
-            now=now,
-            customers=counts.customers,
-            items=counts.items,
-        )
+        short = _decayed(transactions, counts, TRENDING_HALF_LIFE_DAYS, now)
         return make_model(name, half_life_days=TRENDING_HALF_LIFE_DAYS).fit(counts, recent=short)
     model = make_model(name)
     if name == "popular_in_category":
