@@ -63,17 +63,18 @@ def _redact(url: str) -> str:
 
 def sync_client(url: str, **kwargs: Any) -> SyncRedis:
     """Return a synchronous client for ``url``: ``redis.RedisCluster`` for a cluster url, else ``redis.Redis``."""
-    if not is_cluster_url(url):
-        return redis.Redis.from_url(url, **kwargs)
-    first, nodes = _cluster_parts(url)
-    kwargs.pop("health_check_interval", None)
-    return redis.RedisCluster.from_url(first, startup_nodes=[ClusterNode(h, p) for h, p in nodes], **kwargs)
+    return _client(url, kwargs, redis.Redis, redis.RedisCluster, ClusterNode)
 
 
 def async_client(url: str, **kwargs: Any) -> AsyncRedis:
     """Return a ``redis.asyncio`` client for ``url``: ``RedisCluster`` for a cluster url, else ``Redis``."""
+    return _client(url, kwargs, aioredis.Redis, aioredis.RedisCluster, AsyncClusterNode)
+
+
+def _client(url: str, kwargs: dict[str, Any], single: Any, cluster: Any, node: Any) -> Any:
+    """Connect with ``single.from_url`` or, for a cluster url, ``cluster.from_url`` on its listed ``node``s."""
     if not is_cluster_url(url):
-        return aioredis.Redis.from_url(url, **kwargs)
+        return single.from_url(url, **kwargs)
     first, nodes = _cluster_parts(url)
     kwargs.pop("health_check_interval", None)
-    return aioredis.RedisCluster.from_url(first, startup_nodes=[AsyncClusterNode(h, p) for h, p in nodes], **kwargs)
+    return cluster.from_url(first, startup_nodes=[node(h, p) for h, p in nodes], **kwargs)
