@@ -156,13 +156,7 @@ class _Parser:
 
     def neg(self) -> Node:
         if self.tok.kind == "kw" and self.tok.text == "not" and not self._next_is("kw", "in"):
-            pos = self.take().pos
-            self.nested()
-            operand = self.neg()
-            self.depth -= 1
-            if operand.type != _B:
-                raise _Error(f"'not' needs true/false, got a {operand.type.value}", pos)
-            return Node("not", _B, (operand,))
+            return self._prefix("not", _B, "true/false", self.neg)
         return self.compare()
 
     def _next_is(self, kind: str, text: str) -> bool:
@@ -221,14 +215,18 @@ class _Parser:
 
     def unary(self) -> Node:
         if self.tok.kind == "op" and self.tok.text == "-":
-            pos = self.take().pos
-            self.nested()
-            operand = self.unary()
-            self.depth -= 1
-            if operand.type != _N:
-                raise _Error(f"'-' needs a number, got a {operand.type.value}", pos)
-            return Node("neg", _N, (operand,))
+            return self._prefix("neg", _N, "a number", self.unary)
         return self.atom()
+
+    def _prefix(self, op: str, type_: FieldType, needs: str, sub: Any) -> Node:
+        """Parse the operand of the prefix operator at the current token (``not``, unary ``-``) and type-check it."""
+        tok = self.take()
+        self.nested()
+        operand = sub()
+        self.depth -= 1
+        if operand.type != type_:
+            raise _Error(f"{tok.text!r} needs {needs}, got a {operand.type.value}", tok.pos)
+        return Node(op, type_, (operand,))
 
     def atom(self) -> Node:
         tok = self.take()

@@ -72,6 +72,8 @@ def test_missing_values_make_a_rule_false_not_an_error() -> None:
         ('lifecycle > "new"', "support only == and !="),
         ("clv", "must be a true/false condition"),
         ("clv and true", "'and' needs true/false"),
+        ("not clv", "'not' needs true/false, got a number"),
+        ("-lifecycle == 1", "'-' needs a number, got a string"),
         ("lifecycle in [1, 2]", "cannot be in"),
         ('lifecycle in ["a", 1]', "mixes strings and numbers"),
         ("lifecycle in [clv]", "list items must be literal"),
