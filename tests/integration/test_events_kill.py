@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
@@ -18,19 +17,7 @@ from recsys.events.store import EventStore
 from recsys.exceptions import StoreUnavailable
 from recsys.store.keys import Keys
 from serving.services import events as events_service
-from tests.helpers.async_redis import with_client
-
-
-class _NoStore:
-    async def record_purchases(self, purchases: list) -> None:
-        return None
-
-
-def _post(redis_url: str, keys: Keys, events: list[dict], **kwargs: object) -> int:
-    async def go(client: object) -> int:
-        return await events_service.record_events(client, keys, _NoStore(), events, **kwargs)  # type: ignore[arg-type]
-
-    return asyncio.run(with_client(redis_url, go))
+from tests.helpers.events import post_events
 
 
 def _batch(start: int, size: int) -> list[dict]:
@@ -47,13 +34,13 @@ def test_sync_killed_five_times_keeps_every_event_once(
     monkeypatch.setattr(events_service, "BACKLOG_CHECK_S", 0.0)
     posted = 0
     for n in range(40):
-        posted += _post(redis_url, keys, _batch(n * 500, 500), idempotency_key=f"b{n}")
+        posted += post_events(redis_url, keys, _batch(n * 500, 500), idempotency_key=f"b{n}")
     # a batch retried after a 503 with its Idempotency-Key is recorded once
-    posted_again = _post(redis_url, keys, _batch(0, 500), idempotency_key="b0")
+    posted_again = post_events(redis_url, keys, _batch(0, 500), idempotency_key="b0")
     assert posted_again == 500 and redis_client.xlen(keys.events_stream()) == posted
     # with a very low backlog bound, new events are refused, never trimmed unread
     with pytest.raises(StoreUnavailable):
-        _post(redis_url, keys, _batch(99_000, 5), backlog_limit=10)
+        post_events(redis_url, keys, _batch(99_000, 5), backlog_limit=10)
     store_dir = tmp_path / "events"
     env = {**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env}
     command = [sys.executable, "-m", "training.cli", "events", "sync", "--store", str(store_dir), "--batch", "300"]

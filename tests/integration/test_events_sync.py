@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -17,20 +16,8 @@ from recsys.events.sync import sync_events
 from recsys.exceptions import StoreUnavailable
 from recsys.store.keys import Fields, Keys
 from serving.services import events as events_service
-from tests.helpers.async_redis import with_client
+from tests.helpers.events import post_events
 from training.jobs.report import read_events
-
-
-class _NoStore:
-    async def record_purchases(self, purchases: list) -> None:
-        return None
-
-
-def _post(redis_url: str, keys: Keys, events: list[dict], **kwargs: object) -> int:
-    async def go(client: object) -> int:
-        return await events_service.record_events(client, keys, _NoStore(), events, **kwargs)  # type: ignore[arg-type]
-
-    return asyncio.run(with_client(redis_url, go))
 
 
 def _event(i: int, kind: str = "purchase") -> dict:
@@ -48,7 +35,7 @@ def _event(i: int, kind: str = "purchase") -> dict:
 def test_sync_stores_every_posted_event_once_and_trims_the_stream(
     redis_url: str, redis_client: redis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
-    _post(redis_url, keys, [_event(i) for i in range(50)])
+    post_events(redis_url, keys, [_event(i) for i in range(50)])
     store = EventStore(tmp_path / "events")
     first = sync_events(redis_client, keys, store, batch=16)
     assert (first.events, first.batches, first.backlog) == (50, 4, 0)
@@ -67,7 +54,7 @@ def test_sync_stores_every_posted_event_once_and_trims_the_stream(
 def test_sync_killed_between_files_and_commit_stores_the_batch_once(
     redis_url: str, redis_client: redis.Redis, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _post(redis_url, keys, [_event(i) for i in range(30)])
+    post_events(redis_url, keys, [_event(i) for i in range(30)])
     store = EventStore(tmp_path / "events")
     real = store_module._durable_rename
 
@@ -105,17 +92,17 @@ def test_events_are_refused_not_dropped_at_the_backlog_limit(
     redis_url: str, redis_client: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(events_service, "BACKLOG_CHECK_S", 0.0)
-    _post(redis_url, keys, [_event(i) for i in range(5)], backlog_limit=5)
+    post_events(redis_url, keys, [_event(i) for i in range(5)], backlog_limit=5)
     with pytest.raises(StoreUnavailable, match="centric events sync"):
-        _post(redis_url, keys, [_event(9)], backlog_limit=5)
+        post_events(redis_url, keys, [_event(9)], backlog_limit=5)
     assert redis_client.xlen(keys.events_stream()) == 5
 
 
 def test_experiment_report_reads_the_store_and_the_stream(
     redis_url: str, redis_client: redis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
-    _post(redis_url, keys, [_event(i) for i in range(4)])
+    post_events(redis_url, keys, [_event(i) for i in range(4)])
     sync_events(redis_client, keys, EventStore(tmp_path / "events"))
-    _post(redis_url, keys, [_event(i) for i in range(4, 6)])
+    post_events(redis_url, keys, [_event(i) for i in range(4, 6)])
     frame = read_events(redis_client, keys, tmp_path / "events")
     assert frame.height == 6 and set(frame.get_column("type")) == {"purchase"}
