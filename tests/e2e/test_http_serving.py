@@ -274,6 +274,19 @@ async def _raw_app(redis_url: str, keys: Keys, body: Any) -> Any:
             return await body(http)
 
 
+def _post_raw_events(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis, bodies: tuple[str, ...]
+) -> list[int]:
+    """Publish the tiny snapshot, POST each raw JSON body to ``/v1/events``; return the status codes in order."""
+    run_publish(redis_client, keys, write_artifacts(tmp_path / "art"))
+    headers = {**bearer(redis_url, keys, "write"), "content-type": "application/json"}
+
+    async def body(http: httpx.AsyncClient) -> list[int]:
+        return [(await http.post("/v1/events", headers=headers, content=raw)).status_code for raw in bodies]
+
+    return asyncio.run(_raw_app(redis_url, keys, body))
+
+
 # --- codec: scores --------------------------------------------------------------------------------
 
 
@@ -331,20 +344,11 @@ def test_events_with_infinite_quantity_or_price_are_rejected(
     The offline loader rejects non-finite quantities/prices (``non_finite_quantity``), so such events are accepted
     (202) here and silently dropped later.
     """
-    run_publish(redis_client, keys, write_artifacts(tmp_path / "art"))
-    write = bearer(redis_url, keys, "write")
-
-    async def body(http: httpx.AsyncClient) -> list[int]:
-        out = []
-        for raw in (
-            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","quantity":1e999}]}',
-            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","price":1e999}]}',
-        ):
-            response = await http.post("/v1/events", headers={**write, "content-type": "application/json"}, content=raw)
-            out.append(response.status_code)
-        return out
-
-    assert asyncio.run(_raw_app(redis_url, keys, body)) == [422, 422]
+    raw = (
+        '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","quantity":1e999}]}',
+        '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","price":1e999}]}',
+    )
+    assert _post_raw_events(tmp_path, redis_url, keys, redis_client, raw) == [422, 422]
     assert redis_client.xlen(keys.events_stream()) == 0
 
 
@@ -358,18 +362,9 @@ def test_events_with_unencodable_input_are_422_not_500(
     - a JSON string with a lone surrogate (``"\\ud800"``): accepted as ``str``, then refused by the
       UTF-8 packer of the XADD (``TypeError``).
     """
-    run_publish(redis_client, keys, write_artifacts(tmp_path / "art"))
-    write = bearer(redis_url, keys, "write")
-
-    async def body(http: httpx.AsyncClient) -> list[int]:
-        out = []
-        for raw in (
-            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"9999-12-31T23:00:00-05:00"}]}',
-            '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"0001-01-01T00:00:00+01:00"}]}',
-            '{"events":[{"type":"purchase","customer_id":"\\ud800","item_id":"tea"}]}',
-        ):
-            response = await http.post("/v1/events", headers={**write, "content-type": "application/json"}, content=raw)
-            out.append(response.status_code)
-        return out
-
-    assert asyncio.run(_raw_app(redis_url, keys, body)) == [422, 422, 422]
+    raw = (
+        '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"9999-12-31T23:00:00-05:00"}]}',
+        '{"events":[{"type":"purchase","customer_id":"c1","item_id":"tea","timestamp":"0001-01-01T00:00:00+01:00"}]}',
+        '{"events":[{"type":"purchase","customer_id":"\\ud800","item_id":"tea"}]}',
+    )
+    assert _post_raw_events(tmp_path, redis_url, keys, redis_client, raw) == [422, 422, 422]
