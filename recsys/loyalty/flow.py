@@ -116,8 +116,7 @@ class LoyaltyFlow:
 
     def tier_name(self, tier: int) -> str:
         """Return the name of tier number ``tier`` (the last tier when the program has fewer)."""
-        tiers = self.program.tiers
-        return tiers[min(tier, len(tiers) - 1)].name
+        return self.program.tier_at(tier).name
 
     # --- writes ----------------------------------------------------------------------------------------------
     def step(self, call: ops.Call, customer_id: str, idem: str) -> Flow[dict[str, Any]]:
@@ -254,7 +253,7 @@ class LoyaltyFlow:
             )
         )
         acct = ops.decode_account(raw)
-        idx = min(acct["tier"], len(program.tiers) - 1)
+        idx = program.tier_number(acct["tier"])
         tier = program.tiers[idx]
         earned = sum(acct["earned"].get(m, 0) for m in months_window(now, program.window_months))
         nxt = program.tiers[idx + 1] if idx + 1 < len(program.tiers) else None

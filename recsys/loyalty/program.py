@@ -108,6 +108,15 @@ class Program:
                 return i
         return 0
 
+    def tier_number(self, stored: int) -> int:
+        """Return the position of the tier the ledger stored as number ``stored`` (0 = lowest): the highest tier when
+        the program now has fewer tiers than when the number was stored."""
+        return min(stored, len(self.tiers) - 1)
+
+    def tier_at(self, stored: int) -> Tier:
+        """Return the tier the ledger stored as number ``stored`` (see ``tier_number``)."""
+        return self.tiers[self.tier_number(stored)]
+
 
 class _Reader:
     def __init__(self, path: Path) -> None:

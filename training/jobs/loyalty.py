@@ -252,7 +252,7 @@ def expire(client: redis.Redis, keys: Keys, program_path: Path, now: datetime | 
         answers = [json.loads(a[1]) for a in ledger.run_many(calls) if not isinstance(a, Exception)]
         expired += sum(a["expired"] for a in answers)
         for a in answers:
-            tiers[program.tiers[a["tier"]].name] += 1
+            tiers[program.tier_at(a["tier"]).name] += 1
     # housekeeping: reservations of decided redemptions are no longer needed (keeps reward stock hashes small)
     reservations = ledger.prune_reservations()
     return {
@@ -277,7 +277,7 @@ def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime
     value_cents = int(Decimal(points) * program.point_value_cents)
     tiers: dict[str, int] = {t.name: 0 for t in program.tiers}
     for a in accounts.values():
-        tiers[program.tiers[min(a["tier"], len(program.tiers) - 1)].name] += 1
+        tiers[program.tier_at(a["tier"]).name] += 1
     return {
         "customers": len(accounts),
         "points_outstanding": points,

@@ -37,6 +37,13 @@ def test_example_program_loads():
     assert program.rewards["gold-lounge"].tiers == ("Gold",)
 
 
+def test_a_stored_tier_number_past_the_programs_tiers_reads_as_the_highest_tier():
+    """A ledger keeps tier numbers; a program edited down to fewer tiers shows such customers in its top tier."""
+    program = load_program(EXAMPLE)
+    assert [program.tier_at(n).name for n in (0, 1, 2, 5)] == ["Bronze", "Silver", "Gold", "Gold"]
+    assert program.tier_number(5) == 2
+
+
 @pytest.mark.parametrize(
     ("mutate", "needle"),
     [
