@@ -272,8 +272,8 @@ def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime
     """
     program = load_program(program_path)
     accounts = _accounts(client, keys)
-    cut = (now or utcnow()).timestamp()
-    points = sum(a["balance"] - sum(n for exp, n in a["lots"].items() if exp <= cut) for a in accounts.values())
+    at = now or utcnow()
+    points = sum(ops.live_balance(a, at) for a in accounts.values())
     value_cents = int(Decimal(points) * program.point_value_cents)
     tiers: dict[str, int] = {t.name: 0 for t in program.tiers}
     for a in accounts.values():
