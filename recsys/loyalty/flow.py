@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -214,8 +213,7 @@ class LoyaltyFlow:
         Returns ``[(customer_id, result)]`` in order. Raises ``DataError`` (nothing applied) when a customer is
         listed twice, since the two lines would share one key; else the first domain error a grant answered.
         """
-        counts = Counter(cid for cid, _ in grants)
-        if twice := sorted(cid for cid, n in counts.items() if n > 1):
+        if twice := ops.repeated_customers(cid for cid, _ in grants):
             raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
         calls = [
             (

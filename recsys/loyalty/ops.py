@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -72,6 +73,13 @@ def expiring_points(acct: Mapping[str, Any], now: datetime, days: int = 30) -> i
     """
     start, horizon = now.timestamp(), (now + timedelta(days=days)).timestamp()
     return sum(n for exp, n in acct["lots"].items() if start < exp <= horizon)
+
+
+def repeated_customers(customer_ids: Iterable[str]) -> list[str]:
+    """Return the customer ids listed more than once, sorted (a bulk grant must list each customer once: each grant
+    is idempotent under ``<key>:<customer>``, so two lines for one customer cannot both apply)."""
+    counts = Counter(customer_ids)
+    return sorted(cid for cid, n in counts.items() if n > 1)
 
 
 class UnknownOrder(NotFound):

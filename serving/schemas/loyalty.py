@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recsys.loyalty.ops import repeated_customers
 from serving.schemas.common import ExternalId
 
 
@@ -89,10 +90,8 @@ class GrantCreate(BaseModel):
     @field_validator("grants")
     @classmethod
     def _one_line_per_customer(cls, grants: list[GrantLine]) -> list[GrantLine]:
-        # each customer's grant is idempotent under "<key>:<customer>": two lines for one customer cannot both apply
-        seen: set[str] = set()
-        twice = sorted({g.customer_id for g in grants if g.customer_id in seen or seen.add(g.customer_id)})
-        if twice:
+        # the flow refuses the same (``DataError``); checked here too so the API answers with a validation error
+        if twice := repeated_customers(g.customer_id for g in grants):
             raise ValueError(
                 f"customers listed more than once: {twice[:10]}; send one line per customer with the total points"
             )

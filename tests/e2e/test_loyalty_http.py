@@ -151,3 +151,20 @@ def test_live_earn_applies_the_category_multiplier_from_the_snapshot(
     bonus = 100  # first purchase
     assert produce.json()["balance"] == 2 * 50 + bonus
     assert drinks.json()["balance"] == unknown.json()["balance"] == 50 + bonus
+
+
+def test_a_grant_listing_a_customer_twice_is_a_validation_error_naming_them(redis_url: str, keys: Keys) -> None:
+    admin = bearer(redis_url, keys, "admin")
+    lines = [{"customer_id": c, "points": 5} for c in ("b", "a", "b", "c", "a")]
+
+    async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
+        twice = await http.post(
+            "/v1/loyalty/grants", json={"reason": "x", "grants": lines}, headers={**admin, "Idempotency-Key": "g"}
+        )
+        standing = await http.get("/v1/customers/a/loyalty", headers=admin)
+        return [twice, standing]
+
+    twice, standing = _run(redis_url, keys, script)
+    assert twice.status_code == 422 and twice.json()["code"] == "validation_error"
+    assert "customers listed more than once: ['a', 'b']" in twice.text
+    assert standing.json()["balance"] == 0
