@@ -209,6 +209,23 @@ class Fields:
         """Name of the per-version table holding one published recommender file."""
         return f"model:{name}"
 
+    # --- fallback lists: the names of the lists in the per-version ``fallbacks`` table ----------------------------
+    # written by the train job (popular, trending, category:) and the publish (segment:), read by the service
+    FALLBACK_POPULAR = "popular"  # popular with all customers
+    FALLBACK_TRENDING = "trending"  # bought more often recently
+    FALLBACK_CATEGORY_PREFIX = "category:"  # category:<category>: popular in one category
+    FALLBACK_SEGMENT_PREFIX = "segment:"  # segment:<segment>: popular with one customer segment
+
+    @staticmethod
+    def category_fallback(category: str) -> str:
+        """Name of the fallback list of the items popular in ``category``."""
+        return f"{Fields.FALLBACK_CATEGORY_PREFIX}{category}"
+
+    @staticmethod
+    def segment_fallback(segment: str) -> str:
+        """Name of the fallback list of the items popular with the customers of ``segment``."""
+        return f"{Fields.FALLBACK_SEGMENT_PREFIX}{segment}"
+
     # --- event batch progress (``Keys.events_batch``) -----------------------------------------------------------
     BATCH_SHA = "sha"  # the batch's payload sha256 (a key reused for other events is a conflict)
     BATCH_STREAM = "stream"  # set once the batch's events are in the stream

@@ -14,6 +14,7 @@ import polars as pl
 from recsys.columns import Columns
 from recsys.exceptions import ArtifactError
 from recsys.store.base import SnapshotData
+from recsys.store.keys import Fields
 
 ITEM_COLUMNS = ("item_id", "name", "category", "price", "in_stock", "repeat_category")
 SIMILAR_LABEL = ("similar", "often bought by the same customers")
@@ -21,15 +22,14 @@ SIMILAR_LABEL = ("similar", "often bought by the same customers")
 
 def fallback_reason(name: str) -> str:
     """Return the reason shown for items of the fallback list ``name``."""
-    kind, _, arg = name.partition(":")
-    if kind == "popular":
+    if name == Fields.FALLBACK_POPULAR:
         return "popular with all customers"
-    if kind == "trending":
+    if name == Fields.FALLBACK_TRENDING:
         return "trending: bought more often recently"
-    if kind == "category":
-        return f"popular in {arg}"
-    if kind == "segment":
-        return f"popular with {arg} customers"
+    if name.startswith(Fields.FALLBACK_CATEGORY_PREFIX):
+        return f"popular in {name.removeprefix(Fields.FALLBACK_CATEGORY_PREFIX)}"
+    if name.startswith(Fields.FALLBACK_SEGMENT_PREFIX):
+        return f"popular with {name.removeprefix(Fields.FALLBACK_SEGMENT_PREFIX)} customers"
     return f"from the {name} list"
 
 
@@ -192,7 +192,7 @@ def prepare(data: SnapshotData) -> Prepared:
         for (name,), part in data.segment_top_items.sort("segment", Columns.rank).group_by(
             "segment", maintain_order=True
         ):
-            fallbacks[f"segment:{name}"] = part.select(
+            fallbacks[Fields.segment_fallback(str(name))] = part.select(
                 pl.col(Columns.item_id).cast(pl.String), pl.col(Columns.score).cast(pl.Float32)
             )
     profiles = None

@@ -16,11 +16,12 @@ from typing import Any
 
 from recsys.exceptions import StoreUnavailable
 from recsys.store.base import ItemTable, RankedItem, SnapshotReader
+from recsys.store.keys import Fields
 from serving.metrics import Metrics
 from serving.schemas.recommendations import RecommendationsQuery
 from serving.services.foldin import FoldIn
 
-FALLBACK_ORDER = ("trending", "popular")
+FALLBACK_ORDER = (Fields.FALLBACK_TRENDING, Fields.FALLBACK_POPULAR)
 
 
 def item_dict(item: RankedItem) -> dict[str, Any]:
@@ -45,7 +46,7 @@ async def fallback_items(store: SnapshotReader, category: str | None) -> tuple[s
 
     The name is the first list that contributed (``"none"`` when the version has no fallback lists).
     """
-    names = ([f"category:{category}"] if category else []) + list(FALLBACK_ORDER)
+    names = ([Fields.category_fallback(category)] if category else []) + list(FALLBACK_ORDER)
     first, items, seen = "none", [], set()
     for name in names:
         ranked = await store.fallback(name)

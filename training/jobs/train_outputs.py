@@ -10,6 +10,7 @@ import polars as pl
 from recsys.columns import Columns
 from recsys.ids import IdMap
 from recsys.models import ItemFilter
+from recsys.store.keys import Fields
 
 REASON = "reason"
 LIST = "list"
@@ -87,10 +88,9 @@ def fallback_lists(
             name.alias(LIST), Columns.item_id, rank.alias(Columns.rank), pl.col(scores).alias(Columns.score)
         )
 
-    lists = [top("popular", pl.lit("popular")), top("trending", pl.lit("trending"))]
-    lists.append(
-        top("popular", pl.lit("category:") + pl.col(Columns.category).fill_null(UNCATEGORISED), [Columns.category])
-    )
+    lists = [top("popular", pl.lit(Fields.FALLBACK_POPULAR)), top("trending", pl.lit(Fields.FALLBACK_TRENDING))]
+    category_list = pl.lit(Fields.FALLBACK_CATEGORY_PREFIX) + pl.col(Columns.category).fill_null(UNCATEGORISED)
+    lists.append(top("popular", category_list, [Columns.category]))
     return pl.concat(lists)
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from recsys.loyalty import ops
 from recsys.store import scripts
 from recsys.store.keys import Fields, Keys
+from recsys.store.prepare import fallback_reason
 
 K = Keys("t")
 
@@ -50,3 +51,16 @@ def test_contact_fields_count_impressions_by_utc_day():
     late = dt.datetime(2025, 3, 10, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     assert Fields.impressions("app", late) == "imp:app:20250311"
     assert [Fields.dismissed("o"), Fields.redeemed("o"), Fields.redemptions("o")] == ["dis:o", "red:o", "redn:o"]
+
+
+def test_fallback_list_names_read_back_as_their_reason():
+    assert [Fields.category_fallback("dairy"), Fields.segment_fallback("champions")] == [
+        "category:dairy",
+        "segment:champions",
+    ]
+    assert [fallback_reason(n) for n in (Fields.FALLBACK_POPULAR, Fields.category_fallback("dairy"))] == [
+        "popular with all customers",
+        "popular in dairy",
+    ]
+    assert fallback_reason(Fields.segment_fallback("champions")) == "popular with champions customers"
+    assert fallback_reason(Fields.FALLBACK_TRENDING) == "trending: bought more often recently"
