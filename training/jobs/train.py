@@ -21,6 +21,7 @@ import polars as pl
 
 from recsys.clock import utcnow
 from recsys.columns import Columns
+from recsys.data.catalog import UNCATEGORISED
 from recsys.exceptions import DataError
 from recsys.matrix import build_matrix
 from recsys.models import (
@@ -204,8 +205,8 @@ def _decayed(transactions: pl.DataFrame, counts: Any, half_life_days: float, now
 def _categorised(catalog: pl.DataFrame | None, items: Any) -> pl.DataFrame:
     """The catalog's item → category, or every item in one ``uncategorised`` category when there is no catalog."""
     if catalog is not None and Columns.category in catalog.columns:
-        return catalog.select(Columns.item_id, pl.col(Columns.category).fill_null("uncategorised"))
-    return pl.DataFrame({Columns.item_id: list(items.external_ids), Columns.category: "uncategorised"})
+        return catalog.select(Columns.item_id, pl.col(Columns.category).fill_null(UNCATEGORISED))
+    return pl.DataFrame({Columns.item_id: list(items.external_ids), Columns.category: UNCATEGORISED})
 
 
 def _fit_one(

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from recsys.columns import Columns
+from recsys.data.catalog import UNCATEGORISED
 from recsys.ids import IdMap
 from recsys.models import ItemFilter
 from recsys.store.keys import Fields
@@ -15,7 +16,6 @@ from recsys.store.keys import Fields
 REASON = "reason"
 LIST = "list"
 REPEAT_CATEGORY = "repeat_category"
-UNCATEGORISED = "uncategorised"
 
 
 def items_table(catalog: pl.DataFrame | None, transactions: pl.DataFrame, categories: pl.DataFrame) -> pl.DataFrame:
