@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from training.console import console, handle_errors
+from training.redis_session import open_redis
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (scopes: read, write, admin).", no_args_is_help=True)
-
-
-@contextmanager
-def _client() -> Iterator[tuple[object, object]]:
-    from recsys.settings import Settings
-    from recsys.store.connection import sync_client
-    from recsys.store.embedded import redis_url
-    from recsys.store.keys import Keys
-
-    settings = Settings()
-    with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = sync_client(url)
-        try:
-            yield client, Keys(settings.env)
-        finally:
-            client.close()
 
 
 @keys_app.command("create")
@@ -41,7 +24,7 @@ def create(
     """Create an API key and print it once (only its hash is stored)."""
     from serving.auth import create_api_key
 
-    with _client() as (client, keys):
+    with open_redis() as (client, keys, _settings):
         api_key = create_api_key(client, keys, scope, name=name)  # type: ignore[arg-type]
     console.print(f"API key ({scope} scope), shown once — store it now:", highlight=False)
     console.print(api_key, highlight=False, soft_wrap=True)
@@ -53,7 +36,7 @@ def list_keys() -> None:
     """List key ids, scopes and names (never the keys)."""
     from serving.auth import list_api_keys
 
-    with _client() as (client, keys):
+    with open_redis() as (client, keys, _settings):
         rows = list_api_keys(client, keys)  # type: ignore[arg-type]
     table = Table(title="API keys")
     for column in ("id", "scope", "name", "created_at"):
@@ -69,7 +52,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="Key id from `centric keys
     """Revoke a key (servers stop accepting it within 10 s)."""
     from serving.auth import revoke_api_key
 
-    with _client() as (client, keys):
+    with open_redis() as (client, keys, _settings):
         found = revoke_api_key(client, keys, key_id)  # type: ignore[arg-type]
     console.print(f"revoked {key_id}" if found else f"no key with id {key_id}")
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,26 +11,11 @@ import typer
 
 from recsys.clock import as_utc, utcnow
 from training.console import console, fail, handle_errors, progress, step
+from training.redis_session import open_redis
 
 loyalty_app = typer.Typer(
     help="Loyalty ledger: backfill from history, reconcile, expire, liability, export.", no_args_is_help=True
 )
-
-
-@contextlib.contextmanager
-def _redis() -> Iterator[tuple[Any, Any, Any]]:
-    from recsys.settings import Settings
-    from recsys.store.connection import sync_client
-    from recsys.store.embedded import redis_url
-    from recsys.store.keys import Keys
-
-    settings = Settings()
-    with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = sync_client(url)
-        try:
-            yield client, Keys(settings.env), settings
-        finally:
-            client.close()
 
 
 def _program(option: Path | None, settings: Any) -> Path:
@@ -59,7 +42,7 @@ def backfill(
 
     with step(f"loading {transactions}"):
         result = load_transactions(transactions, schema=schema)
-    with _redis() as (client, keys, settings), progress() as bar:
+    with open_redis() as (client, keys, settings), progress() as bar:
         task = bar.add_task("replaying orders", total=None)
         summary = run_backfill(
             client,
@@ -77,7 +60,7 @@ def reconcile() -> None:
     """Prove balance == sum of ledger entries == sum of expiry lots for every customer; exit 1 on any mismatch."""
     from training.jobs.loyalty import reconcile as run
 
-    with _redis() as (client, keys, _settings), progress() as bar:
+    with open_redis() as (client, keys, _settings), progress() as bar:
         task = bar.add_task("reconciling", total=None)
         out = run(client, keys, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     for m in out["mismatches"][:20]:
@@ -100,7 +83,7 @@ def expire(
     from training.jobs.loyalty import expire as run
 
     moment = as_utc(now) if now else utcnow()
-    with _redis() as (client, keys, settings), step("expiring points"):
+    with open_redis() as (client, keys, settings), step("expiring points"):
         out = run(client, keys, _program(program, settings), moment)
     console.print_json(json.dumps(out))
 
@@ -118,7 +101,7 @@ def liability(
     from training.jobs.loyalty import liability as run
 
     moment = as_utc(now) if now else utcnow()
-    with _redis() as (client, keys, settings), step("summing balances"):
+    with open_redis() as (client, keys, settings), step("summing balances"):
         out = run(client, keys, _program(program, settings), now=moment)
     console.print_json(json.dumps(out))
 
@@ -129,7 +112,7 @@ def export(out: Annotated[Path, typer.Option("--out", help="Parquet file to writ
     """Export every ledger entry to Parquet for the offline side."""
     from training.jobs.loyalty import export as run
 
-    with _redis() as (client, keys, _settings), step("exporting the ledger"):
+    with open_redis() as (client, keys, _settings), step("exporting the ledger"):
         summary = run(client, keys, out)
     console.print_json(json.dumps(summary))
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from training.console import console, fail, handle_errors, progress
+from training.redis_session import open_redis
 
 
 @handle_errors
@@ -26,47 +27,37 @@ def publish(
 
     Takes whatever files the directory holds. Uses CENTRIC_REDIS_URL, or the embedded Redis under CENTRIC_HOME.
     """
-    from recsys.settings import Settings
-    from recsys.store.connection import sync_client
-    from recsys.store.embedded import redis_url
-    from recsys.store.keys import Keys
     from recsys.store.redis_store import RedisSnapshotStore
     from training.jobs.publish import run_publish
 
     chosen = sum([artifact_dir is not None, rollback, list_versions, activate is not None])
     if chosen != 1:
         raise fail("give exactly one of: ARTIFACT_DIR, --rollback, --list, --activate VERSION")
-    settings = Settings()
-    keys = Keys(settings.env)
-    ttl_s = settings.snapshot_ttl_days * 86_400
-    with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-        client = sync_client(url)
-        try:
-            store = RedisSnapshotStore(client, keys)
-            if list_versions:
-                _print_versions(store)
-            elif rollback:
-                version = store.rollback(keep=settings.snapshot_keep, ttl_s=ttl_s)
-                console.print(f"rolled back: active version is now [bold]{version}[/]")
-            elif activate is not None:
-                store.activate(activate, keep=settings.snapshot_keep, ttl_s=ttl_s)
-                console.print(f"active version is now [bold]{activate}[/]")
-            else:
-                assert artifact_dir is not None
-                with progress() as bar:
-                    tasks: dict[str, int] = {}
+    with open_redis() as (client, keys, settings):
+        ttl_s = settings.snapshot_ttl_days * 86_400
+        store = RedisSnapshotStore(client, keys)
+        if list_versions:
+            _print_versions(store)
+        elif rollback:
+            version = store.rollback(keep=settings.snapshot_keep, ttl_s=ttl_s)
+            console.print(f"rolled back: active version is now [bold]{version}[/]")
+        elif activate is not None:
+            store.activate(activate, keep=settings.snapshot_keep, ttl_s=ttl_s)
+            console.print(f"active version is now [bold]{activate}[/]")
+        else:
+            assert artifact_dir is not None
+            with progress() as bar:
+                tasks: dict[str, int] = {}
 
-                    def on_progress(what: str, done: int, total: int) -> None:
-                        if what not in tasks:
-                            tasks[what] = bar.add_task(what, total=total)
-                        bar.update(tasks[what], completed=done, total=total)
+                def on_progress(what: str, done: int, total: int) -> None:
+                    if what not in tasks:
+                        tasks[what] = bar.add_task(what, total=total)
+                    bar.update(tasks[what], completed=done, total=total)
 
-                    summary = run_publish(
-                        client, keys, artifact_dir, keep=settings.snapshot_keep, ttl_s=ttl_s, progress=on_progress
-                    )
-                _print_summary(summary)
-        finally:
-            client.close()
+                summary = run_publish(
+                    client, keys, artifact_dir, keep=settings.snapshot_keep, ttl_s=ttl_s, progress=on_progress
+                )
+            _print_summary(summary)
 
 
 def _print_summary(summary: dict) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from recsys.settings import Settings
-from recsys.store.embedded import redis_url
 from training.console import console, handle_errors, step
+from training.redis_session import open_redis
 
 report_app = typer.Typer(help="Reports on experiments.", no_args_is_help=True)
 
@@ -36,7 +35,6 @@ def experiment(
     control: str | None = typer.Option(None, "--control", help="Control arm (default: the holdout arm)."),
 ) -> None:
     """Conversion and revenue per arm with lift vs the control arm and 95 % confidence intervals."""
-    from recsys.store.connection import sync_client
     from training.jobs.report import read_event_file, read_events, run_experiment_report
 
     if metric not in ("purchase", "redeem"):
@@ -45,15 +43,8 @@ def experiment(
         if events is not None:
             frame = read_event_file(events)
         else:
-            from recsys.store.keys import Keys
-
-            settings = Settings()
-            with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
-                client = sync_client(url)
-                try:
-                    frame = read_events(client, Keys(settings.env), settings.events_path())
-                finally:
-                    client.close()
+            with open_redis() as (client, keys, settings):
+                frame = read_events(client, keys, settings.events_path())
         result = run_experiment_report(experiment_id, artifacts, frame, metric=metric, control=control)
     table = Table(title=f"experiment {experiment_id} (control: {result['control']}, conversion = {metric})")
     for col in ("arm", "customers", "conversion", "lift (95% CI)", "revenue/customer", "diff (95% CI)"):
