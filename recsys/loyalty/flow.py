@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -118,22 +118,29 @@ class LoyaltyFlow:
         return self.program.tier_at(tier).name
 
     # --- writes ----------------------------------------------------------------------------------------------
+    def indexed(self, customer_ids: Iterable[str], calls: Iterable[ops.Call] = ()) -> Batch:
+        """One round trip: add ``customer_ids`` to the ledger's customer index (a set), then run each ledger call.
+
+        The replies are the ``SADD``'s, then each call's, in order.
+        """
+        index = ("SADD", self.keys.loyalty_customers(), *dict.fromkeys(customer_ids))
+        return Batch((index, *(scripts.LEDGER.command(c.keys, c.args) for c in calls)))
+
     def step(self, call: ops.Call, customer_id: str, idem: str) -> Flow[dict[str, Any]]:
         """Run one ledger script call, adding the customer to the index when due, in one round trip.
 
         Returns ``{"entry", "balance", "debt", "tier", "replayed"}``; raises the domain error the script answered.
         """
-        script = scripts.LEDGER.command(call.keys, call.args)
         due = self.index.due(customer_id)
         if due:
-            answer = (yield Batch((("SADD", self.keys.loyalty_customers(), customer_id), script)))[1]
+            answer = (yield self.indexed([customer_id], [call]))[1]
             self.index.mark(customer_id)
         else:
-            answer = (yield Batch((script,)))[0]
+            answer = (yield Batch((scripts.LEDGER.command(call.keys, call.args),)))[0]
         out = ops.parse(answer, customer_id, idem)
         if not due and not out["replayed"] and (out.get("entry") or {}).get("id") == f"{customer_id}:1":
             # this ledger's first entry although the customer was indexed: the data was reset meanwhile
-            yield Batch((("SADD", self.keys.loyalty_customers(), customer_id),))
+            yield self.indexed([customer_id])
             self.index.mark(customer_id)
         return out
 
@@ -224,8 +231,7 @@ class LoyaltyFlow:
         ]
         if not calls:
             return []
-        index = ("SADD", self.keys.loyalty_customers(), *dict.fromkeys(cid for cid, _ in calls))
-        replies = yield Batch((index, *(scripts.LEDGER.command(c.keys, c.args) for _, c in calls)))
+        replies = yield self.indexed((cid for cid, _ in calls), (c for _, c in calls))
         for cid, _ in calls:
             self.index.mark(cid)
         return [(cid, ops.parse(a, cid, f"{idem}:{cid}")) for (cid, _), a in zip(calls, replies[1:], strict=True)]

@@ -74,9 +74,8 @@ class RedisLedger:
 
         For the backfill: an answer is the script's raw reply or the error it raised, in order; ``ops.parse`` reads it.
         """
-        commands = [("SADD", self.keys.loyalty_customers(), *dict.fromkeys(c for _, c in calls))]
-        commands += [scripts.LEDGER.command(call.keys, call.args) for call, _ in calls]
-        return scripts.run_batch(self.client, commands, raise_on_error=False)[1:]
+        batch = self.flow.indexed((cid for _, cid in calls), (call for call, _ in calls))
+        return scripts.run_batch(self.client, batch.commands, raise_on_error=False)[1:]
 
     def earn(
         self,
