@@ -118,6 +118,16 @@ class LoyaltyFlow:
         return self.program.tier_at(tier).name
 
     # --- writes ----------------------------------------------------------------------------------------------
+    def init_stock(self) -> Flow[None]:
+        """Create each reward's stock counter from the program where it does not exist yet (never resets live stock)."""
+        if self.program.rewards:
+            yield Batch(
+                tuple(
+                    ("HSETNX", self.keys.loyalty_stock(r.id), Fields.STOCK, r.stock)
+                    for r in self.program.rewards.values()
+                )
+            )
+
     def indexed(self, customer_ids: Iterable[str], calls: Iterable[ops.Call] = ()) -> Batch:
         """One round trip: add ``customer_ids`` to the ledger's customer index (a set), then run each ledger call.
 

@@ -159,11 +159,8 @@ class RedisLedger:
         return self._drive(self.flow.standing(customer_id, now))
 
     def init_stock(self) -> None:
-        """Create each reward's stock counter from the program if it does not exist yet (never resets live stock)."""
-        pipe = self.client.pipeline(transaction=False)
-        for reward in self.program.rewards.values():
-            pipe.hsetnx(self.keys.loyalty_stock(reward.id), Fields.STOCK, reward.stock)
-        pipe.execute()
+        """Create each reward's stock counter from the program if it does not exist yet (``LoyaltyFlow.init_stock``)."""
+        self._drive(self.flow.init_stock())
 
     def stock(self, reward_id: str) -> int | None:
         """Return the reward's remaining stock, or None when it has no record."""

@@ -25,7 +25,7 @@ from recsys.loyalty.earning import Line
 from recsys.loyalty.flow import Batch, CustomerIndex, Flow, LoyaltyFlow, T, adrive
 from recsys.loyalty.program import Program, load_program
 from recsys.store import scripts
-from recsys.store.keys import Fields, Keys
+from recsys.store.keys import Keys
 from serving.hotpath.redis_mux import MuxRedis
 from serving.schemas.loyalty import (
     EarnCreate,
@@ -94,10 +94,9 @@ async def loyalty_of(app: Any) -> LoyaltyService:
         if service is None:
             program = load_program(state.settings.loyalty_program)
             client, keys = state.redis, state.keys
-            for reward in program.rewards.values():
-                await client.hsetnx(keys.loyalty_stock(reward.id), Fields.STOCK, reward.stock)
-            await client.script_load(scripts.LEDGER.source)  # the first write is then one round trip
             service = LoyaltyService(program, client, keys, getattr(state, "mux", None), getattr(state, "store", None))
+            await service.drive(service.flow.init_stock())
+            await client.script_load(scripts.LEDGER.source)  # the first write is then one round trip
             state.loyalty = service
     return service
 

@@ -68,6 +68,7 @@ class Adapter(Protocol):
     def reverse(self, customer_id: str, order_id: str, returned: str | None, idem: str) -> dict: ...
     def grant(self, grants: list[tuple[str, int]], idem: str) -> list[dict]: ...
     def standing(self, customer_id: str, now: datetime = NOW) -> dict: ...
+    def init_stock(self) -> None: ...
 
 
 class SyncAdapter:
@@ -77,8 +78,11 @@ class SyncAdapter:
 
     def __init__(self, client: redis.Redis, keys: Keys, program: Program) -> None:
         self.ledger = RedisLedger(client, keys, program)
-        self.ledger.init_stock()
+        self.init_stock()
         self.flow = LoyaltyFlow(program, keys)
+
+    def init_stock(self) -> None:
+        self.ledger.init_stock()
 
     def _out(self, result: dict[str, Any]) -> dict[str, Any]:
         return {**result, "tier": self.flow.tier_name(result["tier"])}
@@ -107,7 +111,11 @@ class ServiceAdapter:
 
     def __init__(self, redis_url: str, keys: Keys, program: Program) -> None:
         self.redis_url, self.keys, self.program = redis_url, keys, program
-        self._call(lambda svc: _init_stock(svc))
+        self.init_stock()
+
+    def init_stock(self) -> None:
+        """What ``loyalty_of`` runs when the app first loads the program."""
+        self._call(lambda svc: svc.drive(svc.flow.init_stock()))
 
     def _call(self, func: Callable[[service.LoyaltyService], Coroutine[Any, Any, Any]]) -> Any:
         async def body() -> Any:
@@ -140,11 +148,6 @@ class ServiceAdapter:
     def standing(self, customer_id: str, now: datetime = NOW) -> dict:
         public = self._call(lambda svc: service.account(svc, customer_id, now))
         return public.model_dump()
-
-
-async def _init_stock(svc: service.LoyaltyService) -> None:
-    for reward in svc.program.rewards.values():
-        await svc.redis.hsetnx(svc.keys.loyalty_stock(reward.id), "stock", reward.stock)
 
 
 def _standing(view: Standing) -> dict[str, Any]:
@@ -258,6 +261,15 @@ def test_the_last_item_of_stock_goes_to_one_customer(adapter: Adapter, redis_cli
     adapter.redeem("c1", "scarce", 1, "r1")
     assert _refusal(lambda: adapter.redeem("c2", "scarce", 1, "r1")) == (OutOfStock, "reward 'scarce' is out of stock")
     assert _stock(redis_client, keys, "scarce") == 0
+
+
+def test_creating_the_stock_again_keeps_what_was_redeemed(
+    adapter: Adapter, redis_client: redis.Redis, keys: Keys
+) -> None:
+    adapter.grant([("c1", 1000)], "g1")
+    adapter.redeem("c1", "coffee", 2, "r1")
+    adapter.init_stock()  # a restart, or a second worker loading the program
+    assert _stock(redis_client, keys, "coffee") == 100_000 - 2
 
 
 def test_an_unknown_reward_is_refused(adapter: Adapter) -> None:
