@@ -176,9 +176,13 @@ class RedisLedger:
         return [json.loads(e) for e in self.client.lrange(self.keys.loyalty_entries(customer_id), 0, -1)]
 
     def customers(self) -> list[str]:
-        """Return every customer id with a ledger."""
-        members = self.client.smembers(self.keys.loyalty_customers())
-        return sorted(c.decode() if isinstance(c, bytes) else c for c in members)
+        """Return every customer id with a ledger, sorted."""
+        return indexed_customers(self.client, self.keys)
+
+
+def indexed_customers(client: redis.Redis, keys: Keys) -> list[str]:
+    """Return every customer id in the ledger's customer index, sorted (for reconcile, expire, export)."""
+    return sorted(c.decode() if isinstance(c, bytes) else c for c in client.smembers(keys.loyalty_customers()))
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -15,7 +15,7 @@ import redis
 from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.loyalty import ops
-from recsys.loyalty.ledger import RedisLedger
+from recsys.loyalty.ledger import RedisLedger, indexed_customers
 from recsys.loyalty.ops import decode_account
 from recsys.loyalty.program import load_program
 from recsys.store.keys import Keys
@@ -209,7 +209,7 @@ def run_backfill(
 
 
 def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
-    customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
+    customers = indexed_customers(client, keys)
     pipe = client.pipeline(transaction=False)
     for cid in customers:
         pipe.hgetall(keys.loyalty_account(cid))
@@ -219,7 +219,7 @@ def _accounts(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
 def reconcile(client: redis.Redis, keys: Keys, on_progress: Progress | None = None) -> dict[str, Any]:
     """Check balance == sum of entries == sum of lots and balance >= 0 for every customer; return counts and
     mismatches."""
-    customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
+    customers = indexed_customers(client, keys)
     mismatches: list[dict[str, Any]] = []
     for start in range(0, len(customers), 500):
         chunk = customers[start : start + 500]
@@ -290,7 +290,7 @@ def liability(client: redis.Redis, keys: Keys, program_path: Path, now: datetime
 
 def export(client: redis.Redis, keys: Keys, out: Path) -> dict[str, Any]:
     """Write every ledger entry to Parquet at ``out``; return the row count."""
-    customers = sorted(c.decode() for c in client.smembers(keys.loyalty_customers()))
+    customers = indexed_customers(client, keys)
     rows: list[dict[str, Any]] = []
     for start in range(0, len(customers), 500):
         pipe = client.pipeline(transaction=False)
