@@ -29,16 +29,12 @@ from serving.hotpath.reads import authorised
 from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes, match
 from serving.routers import ROUTERS
 from serving.routers import loyalty as loyalty_router
-from serving.schemas.loyalty import EarnCreate, ReverseCreate
+from serving.schemas.loyalty import ReverseCreate
 from serving.services import loyalty
 
 MAX_BODY = 256 * 1024  # larger bodies (e.g. 1,000 order lines) take the routed path
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
 _HEADERS = [(b"content-type", b"application/json")]
-
-
-async def _earn(svc: loyalty.LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
-    return loyalty.earn_call(svc, customer_id, body, idem, now, await loyalty.item_categories(svc, body))
 
 
 async def _reverse(
@@ -48,7 +44,7 @@ async def _reverse(
 
 
 # endpoint → the ledger call it makes; every other rule comes from the endpoint's route (``routes.py``)
-HANDLERS: HotHandlers = {loyalty_router.earn: _earn, loyalty_router.reverse: _reverse}
+HANDLERS: HotHandlers = {loyalty_router.earn: loyalty.earn_call, loyalty_router.reverse: _reverse}
 
 
 class FastWritePath:

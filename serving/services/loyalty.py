@@ -8,7 +8,7 @@ connection when it has one) and turns results into the API's schemas.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -133,15 +133,11 @@ async def _run(svc: LoyaltyService, call: ops.Call, customer_id: str, idem: str)
     return LedgerResultPublic(**await step(svc, call, customer_id, idem))
 
 
-def earn_call(
-    svc: LoyaltyService,
-    customer_id: str,
-    body: EarnCreate,
-    idem: str,
-    now: datetime,
-    categories: Mapping[str, str] | None = None,
-) -> ops.Call:
-    """Return the ledger call of an earn request (shared by the route and the fast write path)."""
+async def earn_call(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> ops.Call:
+    """Return the ledger call of an earn request, its items' categories looked up (``item_categories``).
+
+    Shared by the route and the fast write path, so both earn the same points for the same order.
+    """
     return ops.earn_call(
         svc.program,
         svc.keys,
@@ -151,7 +147,7 @@ def earn_call(
         _lines(body.items),
         now,
         idem,
-        categories=categories,
+        categories=await item_categories(svc, body),
     )
 
 
@@ -185,8 +181,7 @@ def reverse_call(
 
 async def earn(svc: LoyaltyService, customer_id: str, body: EarnCreate, idem: str, now: datetime) -> LedgerResultPublic:
     """Earn points for an order. Raises ``IdempotencyConflict`` (incl. ``DuplicateOrder``)."""
-    call = earn_call(svc, customer_id, body, idem, now, await item_categories(svc, body))
-    return await _run(svc, call, customer_id, idem)
+    return await _run(svc, await earn_call(svc, customer_id, body, idem, now), customer_id, idem)
 
 
 async def redeem(
