@@ -19,7 +19,7 @@ from recsys.store.connection import AsyncRedis, async_client
 try:
     import hiredis
 except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]  # checked before use: redis-py packs in Python then
 
 _PACKABLE = frozenset({str, bytes, int, float})
 

@@ -7,7 +7,7 @@ and the check costs one set difference per request (no extra dependency to resol
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
@@ -21,7 +21,7 @@ from starlette.responses import Response
 class StrictQueryRoute(APIRoute):
     """APIRoute whose handler answers 422 for undeclared query parameters."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """Wrap FastAPI's handler with the query-parameter check."""
         handler = super().get_route_handler()
         allowed = query_names(self.dependant)

@@ -28,7 +28,8 @@ class _CoalescingTransport:
     __slots__ = ("_transport", "_loop", "_pending")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport, self._loop, self._pending = transport, loop, []
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -57,5 +58,6 @@ class _CoalescingTransport:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` on a write-coalescing transport (one ``send`` per response instead of two)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # the proxy stands in for the Transport uvicorn was given (it delegates every other attribute)
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

@@ -157,7 +157,8 @@ class MuxRedis:
 
     def _send(self, proto: _Protocol, commands: tuple[Command, ...]) -> asyncio.Future[list[Any]]:
         # packed before anything is queued: an argument hiredis refuses (a lone surrogate) leaves the stream in step
-        packed = [hiredis.pack_command(command) for command in commands]
+        # (hiredis's stub types the command as a 1-tuple; it packs a tuple of any length)
+        packed = [hiredis.pack_command(command) for command in commands]  # type: ignore[arg-type]
         if proto.closed:
             # it dropped between connecting and this call: queued here, the commands would never be sent or failed
             raise RedisConnectionError("connection to Redis lost; retry")

@@ -72,8 +72,8 @@ async def apply_offer_events(
     events: list[dict[str, Any]],
     *,
     progress: str | None = None,
-    done: set[str] = frozenset(),
-) -> None:  # type: ignore[assignment]
+    done: frozenset[str] | set[str] = frozenset(),
+) -> None:
     """Apply impressions, dismissals and redemptions; each key's changes commit atomically (one script call).
 
     With ``progress`` (a keyed batch's hash), keys named ``k:<key>`` in ``done`` are skipped and each key is

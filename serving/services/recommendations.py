@@ -119,13 +119,13 @@ async def recommend(
     try:
         ranked, recent = await store.recommendations(customer_id)
     except StoreUnavailable:
-        name, items = await fallback_items(store, category)
+        name, cached = await fallback_items(store, category)
         if metrics:
             metrics.fallbacks.labels(reason="store_unavailable").inc()
         table = await store.items()
         kept = [
             RankedItem(i.item_id, i.score, "fallback", f"{i.reason} (live data unavailable)")
-            for i in items
+            for i in cached
             if keep_item(table, i.item_id, exclude, category)
         ][:k]
         return {
