@@ -5,8 +5,8 @@ replies, and finally returns its result or raises the domain error. Two adapters
 ``recsys.loyalty.ledger.RedisLedger`` with :func:`drive` on a redis-py client (jobs, CLI, tests) and
 ``serving.services.loyalty`` with :func:`adrive` on the service's async client. So the rules are enforced here
 and only here: the reward's tier and validity window, the creation of reward stock, the stock reservation and
-its release, idempotent replay of a decided key, the customer index; balance, debt, expiry and tiers are the ledger script's
-(``recsys/store/lua/ledger.lua``), and scripts are sent through ``recsys.store.scripts``.
+its release, idempotent replay of a decided key, the customer index; balance, debt, expiry and tiers are the
+ledger script's (``recsys/store/lua/ledger.lua``), and scripts are sent through ``recsys.store.scripts``.
 
 Redeem touches two hash tags (customer and reward stock), which Redis Cluster cannot change in one script, so it
 is two steps: reserve stock (idempotent per key, bound to the payload hash), then debit the customer; a debit the
