@@ -21,7 +21,7 @@ from recsys.nba.affinity import offer_affinity
 from recsys.nba.arbitration import Assignment, Budgets, assign
 from recsys.nba.fields import NbaFields, conform
 from recsys.nba.offers import Catalog, Offer
-from recsys.nba.propensity import LogisticPropensity, prior_probability
+from recsys.nba.propensity import prior_probability
 from recsys.nba.propensity_fit import design
 from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_features import KIND_PREFIX, features_as_of
@@ -80,10 +80,10 @@ class FeatureContext:
 def _propensity(
     frame: pl.DataFrame,
     offer: Offer,
-    model: LogisticPropensity | PropensityModel | None,
+    model: PropensityModel | None,
     context: FeatureContext | None,
 ) -> np.ndarray:
-    if isinstance(model, PropensityModel):
+    if model is not None and not model.profile_features:
         if context is None:
             raise DataError("a fitted propensity model needs purchases to compute its features; pass transactions")
         pairs = pl.DataFrame({"customer_id": frame.get_column(ProfileColumns.customer_id), "offer_id": offer.id})
@@ -113,7 +113,7 @@ def decide(
     *,
     recommendations: pl.DataFrame | None = None,
     items: pl.DataFrame | None = None,
-    model: LogisticPropensity | PropensityModel | None = None,
+    model: PropensityModel | None = None,
     context: FeatureContext | None = None,
     now: dt.datetime | None = None,
 ) -> DecisionResult:
@@ -190,10 +190,10 @@ def decide(
     return DecisionResult(decisions, summary, result)
 
 
-def _model_label(model: LogisticPropensity | PropensityModel | None) -> str:
+def _model_label(model: PropensityModel | None) -> str:
     if model is None:
         return "prior"
-    if isinstance(model, PropensityModel):
+    if not model.profile_features:
         r = model.report
         return f"model {r.get('version', '?')} ({model.learner}, validation AUC {r.get('auc', float('nan')):.3f})"
     return "model"

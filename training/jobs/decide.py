@@ -14,9 +14,8 @@ from recsys.exceptions import DataError
 from recsys.nba.decision import FeatureContext, build_frame, decide
 from recsys.nba.event_history import catalog_offer_table
 from recsys.nba.offers import load_catalog
-from recsys.nba.propensity import LogisticPropensity
 from recsys.nba.propensity_fit import newest_model
-from recsys.nba.propensity_model import SCHEMA_VERSION, PropensityModel
+from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_history import ResponseHistory
 
 
@@ -61,9 +60,9 @@ def run_decide(
     recommendations = _read(recs_path) if recs_path.exists() else None
     items = _read(items_path) if items_path.exists() else None
     path = None if use_prior else (Path(propensity_path) if propensity_path else newest_model(out_dir))
-    model = _load_model(path) if path else None
+    model = PropensityModel.load(path) if path else None
     context = None
-    if isinstance(model, PropensityModel):
+    if model is not None and not model.profile_features:
         if purchases is None:
             raise DataError(
                 f"{path}: the fitted propensity model computes its features from purchases; pass --transactions "
@@ -88,15 +87,6 @@ def run_decide(
     )
     (out_dir / "experiments.json").write_text(json.dumps([e.to_dict() for e in catalog.experiments], indent=2))
     return result.summary
-
-
-def _load_model(path: Path) -> LogisticPropensity | PropensityModel:
-    """Load a model of either schema (``LogisticPropensity`` files predate ``centric propensity fit``)."""
-    try:
-        version = json.loads(Path(path).read_text()).get("schema_version")
-    except (OSError, ValueError):
-        version = None
-    return PropensityModel.load(path) if version == SCHEMA_VERSION else LogisticPropensity.load(path)
 
 
 def features_as_of_moment(purchases: pl.DataFrame) -> dt.datetime:
