@@ -11,7 +11,7 @@ from recsys.settings import Settings
 from recsys.store.embedded import redis_url
 from training.console import console, handle_errors, step
 
-report_app = typer.Typer(help="Reports on experiments.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports on experiments and on offer policies.", no_args_is_help=True)
 
 
 def _ci(pair: list[float] | tuple[float, float] | None, pct: bool = True) -> str:
@@ -76,6 +76,76 @@ def experiment(
             diff,
         )
     console.print(table)
+
+
+@report_app.command("policy")
+@handle_errors
+def policy(
+    decisions: Path | None = typer.Option(
+        None, "--decisions", help="Candidate decisions.parquet (default: ARTIFACTS/decisions.parquet)."
+    ),
+    artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="Artifact directory of the candidate."),
+    exploration: str | None = typer.Option(
+        None,
+        "--exploration",
+        help='Candidate exploration per channel, JSON as CENTRIC_EXPLORATION (e.g. \'{"app": "thompson"}\'); '
+        "default greedy.",
+    ),
+    k: int = typer.Option(1, "--k", min=1, max=20, help="Slate size the logs were served with (the offers call's k)."),
+    events: Path | None = typer.Option(
+        None, "--events", help="Events file or event-store folder (default: the event store under the Centric home)."
+    ),
+    window_days: int = typer.Option(14, "--window-days", min=1, help="Attribution window after an impression."),
+    bootstrap: int = typer.Option(500, "--bootstrap", min=50, help="Bootstrap resamples for the 95 % intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (and of Thompson inclusion draws)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """Off-policy value of a candidate policy on the logged impressions: IPS, SNIPS and DR with 95 % bootstrap
+    intervals, against the logging policy's observed value (redemptions per shown offer)."""
+    import json
+
+    from training.jobs.report_policy import read_logged_events, run_policy_report
+
+    with step("estimating the candidate policy's value"):
+        frame = read_logged_events(events, Settings().events_path())
+        result = run_policy_report(
+            frame,
+            decisions or artifacts / "decisions.parquet",
+            exploration=exploration,
+            k=k,
+            window_days=window_days,
+            n_boot=bootstrap,
+            seed=seed,
+        )
+    cand = result["candidate"]
+    table = Table(
+        title=f"policy value per shown offer: {result['slots']:,} logged impressions, {result['contexts']:,} "
+        f"customer × channel contexts; candidate {Path(cand['decisions']).name}, exploration {cand['exploration']}"
+    )
+    for col in ("estimate", "value", "95% CI"):
+        table.add_column(col, justify="left" if col == "estimate" else "right")
+    obs = result["observed"]
+    logging = ", ".join(f"{p} ({n:,})" for p, n in result["logging_policies"].items())
+    table.add_row(
+        f"logging policy, observed ({logging})", f"{obs['value']:.4f}", f"[{obs['low']:.4f}, {obs['high']:.4f}]"
+    )
+    names = {"ips": "candidate, IPS", "snips": "candidate, self-normalised IPS", "dr": "candidate, doubly robust"}
+    for e in result["estimates"]:
+        table.add_row(names[e["name"]], f"{e['value']:.4f}", f"[{e['low']:.4f}, {e['high']:.4f}]")
+    console.print(table)
+    weight = result["mean_weight"]
+    console.print(
+        f"overlap: the candidate could show the logged offer in {result['overlap']:.1%} of impressions; mean "
+        f"importance weight {weight:.2f}"
+        + (
+            " — far from 1: the candidate is far from the logging policy, trust the intervals less"
+            if abs(weight - 1) > 0.2
+            else ""
+        )
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2))
+        console.print(f"wrote {json_out}")
 
 
 def register(app: typer.Typer) -> None:
