@@ -90,3 +90,18 @@ def complete_journey_purchases(transactions: pl.DataFrame) -> pl.DataFrame:
         pl.col("sales_value").cast(pl.Float64).alias(Columns.amount),
         pl.col("coupon_disc").cast(pl.Float64).alias(DISCOUNT),
     )
+
+
+def complete_journey_profiles(transactions: pl.DataFrame) -> pl.DataFrame:
+    """Return customer profiles (``build_profiles``: RFM segment, lifecycle, value tier, CLV) of CJ households,
+    from their positive-value purchase lines."""
+    from recsys.analytics.profiles import build_profiles
+    from recsys.columns import Columns
+
+    lines = complete_journey_purchases(transactions).filter(pl.col(Columns.amount) > 0)
+    lines = lines.with_columns(
+        pl.lit(1.0).alias(Columns.quantity),
+        pl.col(Columns.amount).alias(Columns.price),
+        pl.col(Columns.timestamp).dt.replace_time_zone("UTC"),
+    )
+    return build_profiles(lines).profiles

@@ -34,8 +34,12 @@ def experiment(
         "purchase", "--metric", help="Conversion: 'purchase' (any purchase) or 'redeem' (an offer redeemed)."
     ),
     control: str | None = typer.Option(None, "--control", help="Control arm (default: the holdout arm)."),
+    loyalty: Path | None = typer.Option(
+        None, "--loyalty", help="Loyalty snapshot (customer_id, tier) for the lift per loyalty tier."
+    ),
 ) -> None:
-    """Conversion and revenue per arm with lift vs the control arm and 95 % confidence intervals."""
+    """Conversion and revenue per arm with lift vs the control arm and 95 % confidence intervals, then the lift per
+    RFM segment, lifecycle stage and loyalty tier."""
     from recsys.store.connection import sync_client
     from training.jobs.report import read_event_file, read_events, run_experiment_report
 
@@ -54,7 +58,7 @@ def experiment(
                     frame = read_events(client, Keys(settings.env), settings.events_path())
                 finally:
                     client.close()
-        result = run_experiment_report(experiment_id, artifacts, frame, metric=metric, control=control)
+        result = run_experiment_report(experiment_id, artifacts, frame, metric=metric, control=control, loyalty=loyalty)
     table = Table(title=f"experiment {experiment_id} (control: {result['control']}, conversion = {metric})")
     for col in ("arm", "customers", "conversion", "lift (95% CI)", "revenue/customer", "diff (95% CI)"):
         table.add_column(col, justify="right" if col != "arm" else "left")
@@ -76,6 +80,34 @@ def experiment(
             diff,
         )
     console.print(table)
+    if result["segments"]:
+        seg = Table(title=f"lift per segment vs {result['control']} (conversion = {metric})")
+        for col in (
+            "dimension",
+            "segment",
+            "arm",
+            "customers (arm / control)",
+            "conversion",
+            "diff (95% CI)",
+            "lift (95% CI)",
+        ):
+            seg.add_column(col, justify="left" if col in ("dimension", "segment", "arm") else "right")
+        for row in result["segments"]:
+            lift = (
+                "-"
+                if row["conversion_lift"] is None
+                else f"{row['conversion_lift']:+.1%} {_ci(row['conversion_lift_ci'])}"
+            )
+            seg.add_row(
+                row["dimension"],
+                row["segment"],
+                row["arm"],
+                f"{row['customers']:,} / {row['control_customers']:,}",
+                f"{row['conversion_rate']:.2%} vs {row['control_rate']:.2%}",
+                f"{row['conversion_diff']:+.2%} {_ci(row['conversion_diff_ci'])}",
+                lift,
+            )
+        console.print(seg)
 
 
 @report_app.command("policy")
