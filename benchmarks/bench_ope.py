@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from benchmarks.machine import machine
+from benchmarks.machine import print_measures
 from recsys.nba.exploration import ExplorationPolicy
 from recsys.nba.ope_simulation import simulate
 from recsys.nba.policy_value import evaluate_policy, logged_slots
@@ -71,11 +71,11 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args.seeds, args.customers, args.bootstrap)
     extra = "" if args.seeds == 100 else f" --seeds {args.seeds}"
-    print(f"Machine: {machine()}  \nCommand: `.venv/bin/python -m benchmarks.bench_ope{extra}`\n")
-    print(f"Data: {args.seeds} seeded simulations × {args.customers:,} customers × 5 offers, one impression each\n")
-    print("| measure | result |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_measures(
+        f".venv/bin/python -m benchmarks.bench_ope{extra}",
+        rows,
+        f"{args.seeds} seeded simulations × {args.customers:,} customers × 5 offers, one impression each",
+    )
 
 
 if __name__ == "__main__":

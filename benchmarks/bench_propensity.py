@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.machine import machine
+from benchmarks.machine import print_measures
 from recsys.nba.cj_history import complete_journey_purchases, read_complete_journey
 from recsys.nba.propensity_fit import fit_propensity
 from recsys.nba.response_features import purchases_frame
@@ -71,10 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = complete_journey() + synthetic(100_000 if args.quick else 1_000_000)
     flag = " --quick" if args.quick else ""
-    print(f"Machine: {machine()}  \nCommand: `.venv/bin/python -m benchmarks.bench_propensity{flag}`\n")
-    print("| measure | result |\n|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    print_measures(f".venv/bin/python -m benchmarks.bench_propensity{flag}", rows)
 
 
 if __name__ == "__main__":

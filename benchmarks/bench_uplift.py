@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.machine import machine
+from benchmarks.machine import print_measures
 from recsys.nba.cj_history import complete_journey_profiles
 from recsys.nba.uplift_simulation import uplift_check
 
@@ -43,12 +43,6 @@ def main() -> None:
     extra = "".join(
         f" --{k} {v}" for k, v in (("seeds", args.seeds), ("learner", args.learner)) if v not in (50, "logistic")
     )
-    print(f"Machine: {machine()}  \nCommand: `.venv/bin/python -m benchmarks.bench_uplift{extra}`\n")
-    print(
-        f"Data: {profiles.height:,} Complete Journey households; per seed {runs[0].deployment:,} deployment customers, "
-        f"budget {runs[0].targeted:,}; {args.seeds} seeds\n"
-    )
-    print("| measure | result |\n|---|---|")
     rows = [
         ("incremental conversions captured: uplift policy (two-model, mean)", f"{mean('uplift_value'):.2f}"),
         ("incremental conversions captured: response policy (mean)", f"{mean('response_value'):.2f}"),
@@ -61,8 +55,11 @@ def main() -> None:
         ("uplift / response per seed: median / min", f"{np.median(ratios):.2f}× / {ratios.min():.2f}×"),
         ("time (profiles + all seeds)", f"{seconds:.1f} s"),
     ]
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    data = (
+        f"{profiles.height:,} Complete Journey households; per seed {runs[0].deployment:,} deployment customers, "
+        f"budget {runs[0].targeted:,}; {args.seeds} seeds"
+    )
+    print_measures(f".venv/bin/python -m benchmarks.bench_uplift{extra}", rows, data)
 
 
 if __name__ == "__main__":
