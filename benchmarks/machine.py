@@ -21,3 +21,13 @@ def cpu_name() -> str:
 def machine() -> str:
     """``"2 cores, <CPU>, Python 3.11.7"``."""
     return f"{os.cpu_count()} cores, {cpu_name()}, Python {platform.python_version()}"
+
+
+def print_measures(command: str, rows: list[tuple[str, str]], data: str | None = None) -> None:
+    """Print the machine, the command (and the data), then a ``| measure | result |`` table to paste in a README."""
+    print(f"Machine: {machine()}  \nCommand: `{command}`\n")
+    if data:
+        print(f"Data: {data}\n")
+    print("| measure | result |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         default=None,
         description="Work directory of `centric pipeline` (its run reports are under runs/); default HOME/pipeline.",
     )
+    exploration: str = Field(
+        default="",
+        description='Offer exploration per channel, JSON: {"app": {"policy": "epsilon_greedy", "epsilon": 0.1}, '
+        '"email": {"policy": "thompson"}}; channels not named (and the default) serve greedily. '
+        "See docs/offers-learning.md.",
+    )
+    exploration_seed: int | None = Field(
+        default=None, description="Seed of the exploration draws (default: fresh entropy per process)."
+    )
     dashboard_warmup: bool = Field(
         default=True,
         description="Compute the dashboard's loyalty and campaign figures in the background when the service starts.",

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
 from recsys.exceptions import NoActiveSnapshot
+from recsys.nba.exploration import Explorer
 from recsys.settings import Settings
 from recsys.store.base import SnapshotReader
 from recsys.store.keys import Keys
@@ -34,9 +35,20 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+async def get_explorer(request: Request) -> Explorer:
+    """Return the app's offer explorer (per-channel policies and seeded generator), made from its settings once."""
+    state = request.app.state
+    explorer = getattr(state, "explorer", None)
+    if explorer is None:
+        settings = state.settings
+        explorer = state.explorer = Explorer.from_config(settings.exploration, settings.exploration_seed)
+    return explorer
+
+
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
 KeysDep = Annotated[Keys, Depends(get_keys)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ExplorerDep = Annotated[Explorer, Depends(get_explorer)]
 
 
 async def get_store(request: Request) -> SnapshotReader:

@@ -50,9 +50,14 @@ EVENT_SCHEMA: dict[str, Any] = {
     "price": pl.Float64,
     "timestamp": pl.Datetime("us", "UTC"),
     "arm": pl.String,
+    # logged with an offer impression (docs/offers-learning.md): the probability the policy showed the offer,
+    # the policy and the snapshot version; files written before these columns existed read them as null
+    "p_shown": pl.Float64,
+    "policy": pl.String,
+    "version": pl.String,
     "extra": pl.String,
 }
-STRING_FIELDS = ("type", "customer_id", "item_id", "offer_id", "order_id", "channel", "arm")
+STRING_FIELDS = ("type", "customer_id", "item_id", "offer_id", "order_id", "channel", "arm", "policy", "version")
 
 
 def parse_id(stream_id: str) -> tuple[int, int]:
@@ -150,7 +155,7 @@ class EventStore:
         files = self.files()
         if not files:
             return pl.LazyFrame(schema=EVENT_SCHEMA)
-        return pl.scan_parquet(files)
+        return pl.scan_parquet(files, missing_columns="insert").select(list(EVENT_SCHEMA))
 
     # --- writing -------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -33,7 +33,7 @@ from recsys.store.keys import Fields, Keys
 
 CONSUMER = "sync"  # one writer per store (the store's lock), so one consumer name: its pending list survives a crash
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
-_KNOWN = {name.encode() for name in (*STRING_FIELDS, "quantity", "price", "timestamp")}
+_KNOWN = {name.encode() for name in (*STRING_FIELDS, "quantity", "price", "p_shown", "timestamp")}
 _EVENT = Fields.EVENT.encode()
 _JSON_FIELDS = (_EVENT, b"data")  # entries written as one JSON object (also read by `centric report`)
 
@@ -108,13 +108,14 @@ def entries_frame(entries: list[Any]) -> pl.DataFrame:
             pl.from_epoch(ms, time_unit="ms").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("received_at"),
             pl.col("quantity").cast(pl.Float64, strict=False),
             pl.col("price").cast(pl.Float64, strict=False),
+            pl.col("p_shown").cast(pl.Float64, strict=False),
             pl.col("timestamp").str.to_datetime(TIMESTAMP_FORMAT, strict=False, time_unit="us", time_zone="UTC"),
         )
         .select(list(EVENT_SCHEMA))
     )
 
 
-_TEXT_FIELDS = (*STRING_FIELDS, "quantity", "price", "timestamp")
+_TEXT_FIELDS = (*STRING_FIELDS, "quantity", "price", "p_shown", "timestamp")
 
 
 def _json_frame(payloads: list[bytes]) -> pl.DataFrame:

@@ -72,9 +72,9 @@ def complete_journey_history(
 def complete_journey_purchases(transactions: pl.DataFrame) -> pl.DataFrame:
     """Return CJ ``transactions`` as standard purchase lines with the optional ``discount`` column.
 
-    Every line with a positive ``sales_value`` counts (the standard loader rejects the many zero-quantity lines,
-    which are real baskets here); ``discount`` is the coupon discount (``coupon_disc``) — coupon-prone
-    households redeem campaign coupons more.
+    Every line with a ``sales_value`` of zero or more counts (the standard loader rejects the many zero-quantity
+    lines, which are real baskets here; a line made free by a coupon is a trip and a coupon used); ``discount``
+    is the coupon discount (``coupon_disc``) — coupon-prone households redeem campaign coupons more.
     """
     from recsys.columns import Columns
     from recsys.nba.response_features import DISCOUNT
@@ -82,7 +82,7 @@ def complete_journey_purchases(transactions: pl.DataFrame) -> pl.DataFrame:
     ts = pl.col("transaction_timestamp")
     if getattr(transactions.schema["transaction_timestamp"], "time_zone", None) is not None:
         ts = ts.dt.replace_time_zone(None)
-    return transactions.filter(pl.col("sales_value") > 0).select(
+    return transactions.filter(pl.col("sales_value") >= 0).select(
         pl.col("household_id").cast(pl.String).alias(Columns.customer_id),
         pl.col("product_id").cast(pl.String).alias(Columns.item_id),
         pl.col("basket_id").cast(pl.String).alias(Columns.order_id),
@@ -90,3 +90,18 @@ def complete_journey_purchases(transactions: pl.DataFrame) -> pl.DataFrame:
         pl.col("sales_value").cast(pl.Float64).alias(Columns.amount),
         pl.col("coupon_disc").cast(pl.Float64).alias(DISCOUNT),
     )
+
+
+def complete_journey_profiles(transactions: pl.DataFrame) -> pl.DataFrame:
+    """Return customer profiles (``build_profiles``: RFM segment, lifecycle, value tier, CLV) of CJ households,
+    from their positive-value purchase lines."""
+    from recsys.analytics.profiles import build_profiles
+    from recsys.columns import Columns
+
+    lines = complete_journey_purchases(transactions).filter(pl.col(Columns.amount) > 0)
+    lines = lines.with_columns(
+        pl.lit(1.0).alias(Columns.quantity),
+        pl.col(Columns.amount).alias(Columns.price),
+        pl.col(Columns.timestamp).dt.replace_time_zone("UTC"),
+    )
+    return build_profiles(lines).profiles

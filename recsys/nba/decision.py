@@ -21,11 +21,12 @@ from recsys.nba.affinity import offer_affinity
 from recsys.nba.arbitration import Assignment, Budgets, assign
 from recsys.nba.fields import NbaFields, conform
 from recsys.nba.offers import Catalog, Offer
-from recsys.nba.propensity import LogisticPropensity, prior_probability
+from recsys.nba.propensity import prior_probability
 from recsys.nba.propensity_fit import design
 from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_features import KIND_PREFIX, features_as_of
 from recsys.nba.response_history import ResponseHistory
+from recsys.nba.uplift import TwoModelUplift
 
 DECISION_COLUMNS = ("customer_id", "channel", "offer_id", "rank", "expected_value", "p_accept", "reason", "arm")
 NO_ARM = "none"
@@ -80,10 +81,10 @@ class FeatureContext:
 def _propensity(
     frame: pl.DataFrame,
     offer: Offer,
-    model: LogisticPropensity | PropensityModel | None,
+    model: PropensityModel | None,
     context: FeatureContext | None,
 ) -> np.ndarray:
-    if isinstance(model, PropensityModel):
+    if model is not None and not model.profile_features:
         if context is None:
             raise DataError("a fitted propensity model needs purchases to compute its features; pass transactions")
         pairs = pl.DataFrame({"customer_id": frame.get_column(ProfileColumns.customer_id), "offer_id": offer.id})
@@ -113,9 +114,10 @@ def decide(
     *,
     recommendations: pl.DataFrame | None = None,
     items: pl.DataFrame | None = None,
-    model: LogisticPropensity | PropensityModel | None = None,
+    model: PropensityModel | None = None,
     context: FeatureContext | None = None,
     now: dt.datetime | None = None,
+    uplift: Uplift | None = None,
 ) -> DecisionResult:
     """Return ranked decisions for every customer of ``frame`` (from :func:`build_frame`).
 
@@ -155,9 +157,14 @@ def decide(
             per_channel[channel] = ok
         channel_ok.append(per_channel)
         eligible = np.logical_or.reduce(list(per_channel.values()))
-        p_j = _propensity(local, offer, model, context)
         value = float(offer.value) + offer.value_clv_share * np.maximum(clv, 0)
-        ev_j = p_j * (value - float(offer.cost)) - float(offer.contact_cost)
+        if uplift is not None and uplift.covers(offer.id):
+            # incremental value: the cost is paid per redemption, so it is expected at the treated probability
+            p_j, p_control = uplift.model.predict(local)
+            ev_j = (p_j - p_control) * value - p_j * float(offer.cost) - float(offer.contact_cost)
+        else:
+            p_j = _propensity(local, offer, model, context)
+            ev_j = p_j * (value - float(offer.cost)) - float(offer.contact_cost)
         p[:, j], ev[:, j] = p_j, ev_j
         score[:, j] = np.where(eligible, ev_j * offer.lever, -np.inf)
     budgets = Budgets(
@@ -186,14 +193,28 @@ def decide(
             for r in per_offer.iter_rows(named=True)
         },
         "propensity": _model_label(model),
+        "objective": "response" if uplift is None else f"uplift (experiment {uplift.experiment}, two-model)",
     }
     return DecisionResult(decisions, summary, result)
 
 
-def _model_label(model: LogisticPropensity | PropensityModel | None) -> str:
+@dataclass(frozen=True)
+class Uplift:
+    """Rank the offers of ``experiment`` (all offers when it names none) by incremental value from ``model``."""
+
+    model: TwoModelUplift
+    experiment: str
+    offers: frozenset[str] = frozenset()
+
+    def covers(self, offer_id: str) -> bool:
+        """Whether ``offer_id`` is ranked by uplift."""
+        return not self.offers or offer_id in self.offers
+
+
+def _model_label(model: PropensityModel | None) -> str:
     if model is None:
         return "prior"
-    if isinstance(model, PropensityModel):
+    if not model.profile_features:
         r = model.report
         return f"model {r.get('version', '?')} ({model.learner}, validation AUC {r.get('auc', float('nan')):.3f})"
     return "model"

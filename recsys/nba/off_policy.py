@@ -69,10 +69,12 @@ def estimate(
     w = pn / pl_
     kinds = ["ips", "snips"] + (["dr"] if q_logged is not None and q_new is not None else [])
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(r), (n_boot, len(r)))
+    boots = np.empty((n_boot, len(kinds)))
+    for b in range(n_boot):  # one resample at a time: memory stays O(rows) for millions of logged rows
+        i = rng.integers(0, len(r), len(r))
+        boots[b] = [_point(kind, w[i], r[i], ql[i], qn[i]) for kind in kinds]
     out = []
-    for kind in kinds:
-        boots = np.asarray([_point(kind, w[i], r[i], ql[i], qn[i]) for i in idx])
-        low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    for j, kind in enumerate(kinds):
+        low, high = np.quantile(boots[:, j], [alpha / 2, 1 - alpha / 2])
         out.append(Estimate(kind, _point(kind, w, r, ql, qn), float(low), float(high)))
     return out

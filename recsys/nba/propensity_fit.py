@@ -2,9 +2,13 @@
 
 Protocol: exposures are labelled (``response_history.label_exposures``), given features as of their own start
 (``response_features``), and split by time: exposures starting on/after ``valid_from`` (default: the start at
-which the last ``valid_share`` of exposures begins) are the validation set; earlier ones train the model, whose
-last 20 % (in time order) fit the Platt calibration. The saved model is the one validated — its report is
-exactly what it scored on data it never saw.
+which the last ``valid_share`` of exposures begins) are the validation set. Earlier ones train: the learner on
+all but a **time-later calibration fold** — the exposures whose decision moment is at or after the start at
+which the last ``CALIBRATION_SHARE`` of training exposures begins (whole decision moments: exposures of one
+moment are never split by an arbitrary id order) — and the calibration (Platt or isotonic) on that fold. The
+validation period is used for nothing but the report. The saved model is the one validated: its report is
+exactly what it scored on data it never saw (AUC, ECE on 10 equal-mass bins with its noise floor, see
+``recsys.nba.calibration``).
 
 Models are saved as ``<dir>/propensity/<version>.json``; the version sorts by fit time, so the newest is last.
 """
@@ -25,13 +29,14 @@ from sklearn.metrics import roc_auc_score
 
 from recsys.clock import utcnow
 from recsys.exceptions import DataError
-from recsys.nba.propensity import calibration_table
+from recsys.nba.calibration import ECE_BINS, calibration_table, ece_noise_floor
 from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_features import LOG_FEATURES, feature_names, kind_features, training_features
 from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory, label_exposures
 
 MODEL_DIR = "propensity"
 VALID_SHARE = 0.25
+CALIBRATION_SHARE = 0.2
 
 
 def design(frame: pl.DataFrame, features: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -53,11 +58,38 @@ def _split(table: pl.DataFrame, valid_from: dt.datetime | None) -> dt.datetime:
     return starts[int(len(starts) * (1 - VALID_SHARE))]
 
 
+def calibration_fold(starts: pl.Series, share: float = CALIBRATION_SHARE) -> np.ndarray:
+    """Return the mask of the time-later calibration fold: rows starting at or after the moment at which the last
+    ``share`` of rows begins (so whole decision moments fall on one side)."""
+    ordered = starts.sort()
+    moment = ordered[min(int(len(ordered) * (1 - share)), len(ordered) - 1)]
+    fold = (starts >= moment).to_numpy()
+    if fold.all():  # a single decision moment: fall back to the later rows in the given order
+        fold = np.arange(len(starts)) >= int(len(starts) * (1 - share))
+    return np.asarray(fold, dtype=bool)
+
+
+def response_table(
+    history: ResponseHistory,
+    purchases: pl.DataFrame,
+    *,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    day_grain: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """Return the labelled exposures with their features as of each start (in time order), and the feature names."""
+    kinds = kind_features(history.offer_kinds.get_column("kind").to_list())
+    labelled = label_exposures(history, window_days).sort("start", "offer_id", "customer_id")
+    table = training_features(labelled, purchases, history, kinds, day_grain=day_grain, on_progress=on_progress)
+    return table, feature_names(purchases, kinds)
+
+
 def fit_propensity(
     history: ResponseHistory,
     purchases: pl.DataFrame,
     *,
     learner: str = "logistic",
+    calibration: str = "platt",
     window_days: int = DEFAULT_WINDOW_DAYS,
     valid_from: dt.datetime | None = None,
     day_grain: bool = False,
@@ -71,19 +103,21 @@ def fit_propensity(
     started = time.perf_counter()
     if history.exposures.is_empty():
         raise DataError(f"{history.source}: no exposures to learn from")
-    kinds = kind_features(history.offer_kinds.get_column("kind").to_list())
-    labelled = label_exposures(history, window_days).sort("start", "offer_id", "customer_id")
-    table = training_features(labelled, purchases, history, kinds, day_grain=day_grain, on_progress=on_progress)
-    features = feature_names(purchases, kinds)
+    table, features = response_table(
+        history, purchases, window_days=window_days, day_grain=day_grain, on_progress=on_progress
+    )
     cut = _split(table, valid_from)
     train, valid = table.filter(pl.col("start") < cut), table.filter(pl.col("start") >= cut)
     y_train = train.get_column("accepted").to_numpy().astype(np.float64)
     y_valid = valid.get_column("accepted").to_numpy().astype(np.float64)
     if len(np.unique(y_valid)) < 2:
         raise DataError(f"{history.source}: the validation exposures (from {cut:%Y-%m-%d}) are all of one outcome")
-    model = PropensityModel(features, LOG_FEATURES, learner).fit(design(train, features), y_train)
+    fold = calibration_fold(train.get_column("start"))
+    model = PropensityModel(features, LOG_FEATURES, learner, calibration=calibration).fit(
+        design(train, features), y_train, fold
+    )
     p = model.predict_proba(design(valid, features))
-    cal = calibration_table(p, y_valid, bins=10)
+    cal = calibration_table(p, y_valid, bins=ECE_BINS)
     model.report = {
         "source": history.source,
         "fitted_at": utcnow().isoformat(),
@@ -91,12 +125,17 @@ def fit_propensity(
         "split": {
             "valid_from": cut.isoformat(),
             "train_exposures": train.height,
+            "calibration_exposures": int(fold.sum()),
+            "calibration_from": train.get_column("start").filter(pl.Series(fold)).min().isoformat(),  # type: ignore[union-attr]
             "valid_exposures": valid.height,
             "train_accept_rate": round(float(y_train.mean()), 4),
             "valid_accept_rate": round(float(y_valid.mean()), 4),
         },
         "auc": round(float(roc_auc_score(y_valid, p)), 4),
         "ece": round(cal["ece"], 4),
+        "ece_binning": f"{ECE_BINS} equal-mass bins",
+        "ece_noise_floor": round(ece_noise_floor(p, ECE_BINS), 4),
+        "calibration_method": calibration,
         "brier": round(cal["brier"], 4),
         "calibration": cal["bins"],
         "fit_seconds": round(time.perf_counter() - started, 2),

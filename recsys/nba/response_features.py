@@ -8,7 +8,7 @@ plants such rows and checks that nothing changes).
 Features (``log_`` ones are log1p-transformed by the model):
 
 * ``days_since_last_purchase`` — days from the last purchase to ``as_of`` (missing: never bought);
-* ``orders_90d``, ``spend_90d`` — orders and spend in the 90 days before ``as_of``;
+* ``orders_90d``, ``spend_90d`` — orders and spend in the 90 days before ``as_of`` (missing: never bought);
 * ``order_value`` — mean spend per order, all history before ``as_of``;
 * ``target_spend_share``, ``target_items_bought`` — share of spend on the offer's items, and how many of them;
 * ``past_redemptions``, ``past_exposures`` — the customer's redemptions and exposures (any offer) before;
@@ -149,7 +149,13 @@ def features_as_of(
         .with_columns(
             (pl.col("_target").fill_null(0.0) / pl.col("_spend")).alias("target_spend_share"),
             pl.col("target_items_bought").fill_null(0).cast(pl.Float64),
-            *[pl.col(c).fill_null(0.0) for c in ("orders_90d", "spend_90d", "offer_size")],
+            # no purchase before ``as_of`` is unknown history (a customer the data has not seen yet), not zero
+            # activity: left missing, the model counts it as the training mean, as it does the recency
+            *[
+                pl.when(pl.col("_spend").is_not_null()).then(pl.col(c).fill_null(0.0))
+                for c in ("orders_90d", "spend_90d")
+            ],
+            pl.col("offer_size").fill_null(0.0),
             *[pl.col(c).fill_null(0.0) for c in ("past_redemptions", "past_exposures")],
             *[
                 (pl.col("_kind") == k.removeprefix(KIND_PREFIX)).fill_null(False).cast(pl.Float64).alias(k)

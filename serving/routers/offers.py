@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from serving.auth import require_scope
-from serving.deps import KeysDep, RedisDep, StoreDep
+from serving.deps import ExplorerDep, KeysDep, RedisDep, StoreDep
 from serving.params import CustomerId
 from serving.routing import StrictQueryRoute
 from serving.schemas.offers import CustomerOffersPublic
@@ -25,10 +25,11 @@ async def get_customer_offers(
     redis: RedisDep,
     keys: KeysDep,
     store: StoreDep,
+    explorer: ExplorerDep,
     customer_id: CustomerId,
     channel: Annotated[str, Query(pattern=r"^(web|app|email|push)$")] = "app",
     k: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> CustomerOffersPublic:
     """Ranked offers with expected value, P(accept), reason and experiment arm, after live contact policy and
-    budgets."""
-    return await service.customer_offers(redis, keys, store, customer_id, channel=channel, k=k)
+    budgets; with exploration on for the channel, each offer's probability of being shown (``p_shown``)."""
+    return await service.customer_offers(redis, keys, store, customer_id, channel=channel, k=k, explorer=explorer)

@@ -33,6 +33,12 @@ class EventCreate(BaseModel):
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
     timestamp: dt.datetime | None = Field(None, description="ISO 8601; without a zone it is taken as UTC; default: now")
     arm: str | None = Field(None, max_length=64)
+    # what an impression logs for off-policy evaluation: echo them from the offers answer that showed the offer
+    p_shown: float | None = Field(
+        None, gt=0, le=1, allow_inf_nan=False, description="impression: the offer's `p_shown` in the offers answer"
+    )
+    policy: str | None = Field(None, max_length=64, description="impression: the answer's exploration `policy`")
+    version: str | None = Field(None, max_length=64, description="impression: the answer's snapshot `version`")
 
     @field_validator("timestamp")
     @classmethod
@@ -44,7 +50,7 @@ class EventCreate(BaseModel):
         except OverflowError:
             raise ValueError(f"timestamp {value.isoformat()} is outside the range of UTC datetimes") from None
 
-    @field_validator("customer_id", "item_id", "offer_id", "order_id", "channel", "arm")
+    @field_validator("customer_id", "item_id", "offer_id", "order_id", "channel", "arm", "policy", "version")
     @classmethod
     def _utf8(cls, value: str | None) -> str | None:
         # JSON may carry lone surrogates ("\ud800"), which no UTF-8 store can hold

@@ -13,6 +13,11 @@ class OfferPublic(BaseModel):
     p_accept: float
     reason: str
     arm: str
+    p_shown: float = Field(
+        1.0,
+        description="Probability that the channel's policy showed this offer (1 without exploration); log it "
+        "with the impression, with `policy` and `version`",
+    )
 
 
 class CustomerOffersPublic(BaseModel):
@@ -21,6 +26,7 @@ class CustomerOffersPublic(BaseModel):
     customer_id: str
     version: str | None
     offers: list[OfferPublic]
+    policy: str = Field("greedy", description="The exploration policy that chose the offers (greedy: none)")
 
 
 class AudienceCreate(BaseModel):

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
 from recsys.nba.audience import Audience, select_audience
+from recsys.nba.exploration import Explorer, Shown, choose
 from recsys.nba.policy import live_offers
 from recsys.store.base import OfferCatalog, OfferDecisions
 from recsys.store.keys import Fields, Keys
@@ -48,18 +49,24 @@ async def customer_offers(
     channel: str,
     k: int,
     now: dt.datetime | None = None,
+    explorer: Explorer | None = None,
 ) -> CustomerOffersPublic:
     """Return up to ``k`` offers for the customer on ``channel``, after contact policy, budgets and suppression.
 
-    A customer without decisions gets an empty list. Raises ``StoreUnavailable`` when Redis fails while
-    reading live state (offers are never served without their budget check).
+    With an ``explorer`` whose policy for ``channel`` explores, the offers are chosen among every candidate still
+    allowed (``recsys.nba.exploration``), each with its probability of being shown; otherwise (and without an
+    explorer) they are the first ``k`` candidates, each with probability 1. A customer without decisions gets an
+    empty list. Raises ``StoreUnavailable`` when Redis fails while reading live state (offers are never served
+    without their budget check).
     """
     now = now or utcnow()
     published = await source.get_customer_offers(customer_id)
     version = published.version
     rows = [d for d in published.decisions if d.channel == channel]
+    policy = explorer.policy(channel) if explorer is not None else None
+    label = policy.label if policy is not None else "greedy"
     if not rows:
-        return CustomerOffersPublic(customer_id=customer_id, version=version, offers=[])
+        return CustomerOffersPublic(customer_id=customer_id, version=version, offers=[], policy=label)
     catalog = await catalog_by_id(source)
     offer_ids = sorted({d.offer_id for d in rows})
     try:
@@ -71,15 +78,30 @@ async def customer_offers(
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read offer budgets and contact state: {exc}") from exc
     redemptions = {oid: int(v or 0) for oid, v in zip(offer_ids, answers[1:])}
-    kept = live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=k, now=now)
+    if policy is None or policy.kind == "greedy":
+        shown = [
+            Shown(d, 1.0)
+            for d in live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=k, now=now)
+        ]
+    else:
+        # every candidate the contact policy still allows (the channel's cap bounds them as it bounds the slate)
+        candidates = live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=len(rows), now=now)
+        assert explorer is not None
+        shown = choose(candidates, k, policy, explorer.rng)
     return CustomerOffersPublic(
         customer_id=customer_id,
         version=version,
+        policy=label,
         offers=[
             OfferPublic(
-                offer_id=d.offer_id, expected_value=d.expected_value, p_accept=d.p_accept, reason=d.reason, arm=d.arm
+                offer_id=s.decision.offer_id,
+                expected_value=s.decision.expected_value,
+                p_accept=s.decision.p_accept,
+                reason=s.decision.reason,
+                arm=s.decision.arm,
+                p_shown=s.probability,
             )
-            for d in kept
+            for s in shown
         ],
     )
 

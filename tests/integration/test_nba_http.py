@@ -55,7 +55,8 @@ def test_customer_offers_endpoint_serves_ranked_offers_and_stops_an_exhausted_on
     )
     body = http.get(f"/v1/customers/{customer}/offers?channel=app&k=3", headers=read).json()
     assert body["customer_id"] == customer and body["version"] == "v7"
-    assert set(body["offers"][0]) == {"offer_id", "expected_value", "p_accept", "reason", "arm"}
+    assert set(body["offers"][0]) == {"offer_id", "expected_value", "p_accept", "reason", "arm", "p_shown"}
+    assert body["policy"] == "greedy" and {o["p_shown"] for o in body["offers"]} == {1.0}
     evs = body["offers"][0]["expected_value"], body["offers"][-1]["expected_value"]
     assert evs[0] >= evs[1]
     # the events endpoint may not exist in every checkout; the service is what it calls

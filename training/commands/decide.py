@@ -41,6 +41,18 @@ def register(app: typer.Typer) -> None:
         ),
         schema: str = typer.Option("standard", "--schema", help="Schema of --transactions."),
         prior: bool = typer.Option(False, "--prior", help="Use the documented prior even when a model is fitted."),
+        objective: str = typer.Option(
+            "response",
+            "--objective",
+            help="response: P(accept) × value − cost; uplift: (P(accept|offer) − P(accept|no offer)) × value − cost, "
+            "learned from an experiment's arms.",
+        ),
+        experiment: str | None = typer.Option(
+            None, "--experiment", help="uplift: the experiment with a holdout arm (default: the first such)."
+        ),
+        events: Path | None = typer.Option(
+            None, "--events", help="uplift: events file or event store (default: the event store under the home)."
+        ),
     ) -> None:
         """Choose the next best offers for every customer under budgets, caps and experiments."""
         from recsys.settings import Settings
@@ -55,6 +67,12 @@ def register(app: typer.Typer) -> None:
 
             with step("reading transactions"):
                 purchases = purchases_frame(load_transactions(transactions, schema=schema).transactions)
+        logged = None
+        if objective == "uplift":
+            from training.jobs.report_policy import read_logged_events
+
+            with step("reading the experiment's events"):
+                logged = read_logged_events(events, Settings().events_path())
         with step("deciding offers"):
             summary = run_decide(
                 out,
@@ -64,11 +82,15 @@ def register(app: typer.Typer) -> None:
                 propensity_path=propensity,
                 purchases=purchases,
                 use_prior=prior,
+                objective=objective,
+                events=logged,
+                experiment_id=experiment,
             )
         console.print(
             f"decided {summary['decisions']:,} offers for {summary['customers_with_offers']:,} of "
             f"{summary['customers']:,} customers "
-            f"({summary['offers']} offers, propensity: {summary['propensity']}, expected value "
+            f"({summary['offers']} offers, objective: {summary['objective']}, propensity: {summary['propensity']}, "
+            f"expected value "
             f"{summary['expected_value']:,.2f}, "
             f"arbitration gap {summary['arbitration_gap']:.2%}) → {out}"
         )

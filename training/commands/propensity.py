@@ -34,6 +34,9 @@ def fit(
     schema: str = typer.Option("standard", "--schema", help="Schema of --transactions."),
     offers: Path | None = typer.Option(None, "--offers", help="events: offer catalog (items and kinds of offers)."),
     learner: str = typer.Option("logistic", "--learner", help="logistic (scikit-learn) or gbm (LightGBM)."),
+    calibration: str = typer.Option(
+        "platt", "--calibration", help="platt (default) or isotonic, fitted on a time-later fold of the training rows."
+    ),
     window_days: int = typer.Option(14, "--window-days", min=1, help="Attribution window after an impression."),
     valid_from: str | None = typer.Option(
         None, "--valid-from", help="YYYY-MM-DD: exposures from this day validate (default: the last 25 %)."
@@ -64,7 +67,14 @@ def fit(
             bar.update(task, completed=done, total=total)
 
         report = run_propensity_fit(
-            history, purchases, out, learner=learner, window_days=window_days, valid_from=cut, on_progress=moved
+            history,
+            purchases,
+            out,
+            learner=learner,
+            calibration=calibration,
+            window_days=window_days,
+            valid_from=cut,
+            on_progress=moved,
         )
     split = report["split"]
     table = Table(title=f"propensity model {report['version']} ({learner}) from {report['source']}")
@@ -76,7 +86,14 @@ def fit(
         "accept rate train / validation", f"{split['train_accept_rate']:.3f} / {split['valid_accept_rate']:.3f}"
     )
     table.add_row("validation AUC", f"{report['auc']:.3f}")
-    table.add_row("validation ECE / Brier", f"{report['ece']:.4f} / {report['brier']:.4f}")
+    table.add_row(
+        "calibration fold (time-later)", f"{split['calibration_exposures']:,} from {split['calibration_from'][:10]}"
+    )
+    table.add_row(
+        f"validation ECE ({report['ece_binning']}) / noise floor",
+        f"{report['ece']:.4f} / {report['ece_noise_floor']:.4f}",
+    )
+    table.add_row("validation Brier", f"{report['brier']:.4f}")
     table.add_row("fit time", f"{report['fit_seconds']:.1f} s")
     console.print(table)
     console.print(f"wrote {report['path']}; `centric decide --out {out}` uses the newest model")

@@ -10,13 +10,13 @@ from typing import Any
 import polars as pl
 
 from recsys.clock import utcnow
-from recsys.exceptions import DataError
-from recsys.nba.decision import FeatureContext, build_frame, decide
+from recsys.columns import Columns
+from recsys.exceptions import ConfigError, DataError
+from recsys.nba.decision import FeatureContext, Uplift, build_frame, decide
 from recsys.nba.event_history import catalog_offer_table
-from recsys.nba.offers import load_catalog
-from recsys.nba.propensity import LogisticPropensity
+from recsys.nba.offers import Catalog, load_catalog
 from recsys.nba.propensity_fit import newest_model
-from recsys.nba.propensity_model import SCHEMA_VERSION, PropensityModel
+from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_history import ResponseHistory
 
 
@@ -37,6 +37,9 @@ def run_decide(
     purchases: pl.DataFrame | None = None,
     history: ResponseHistory | None = None,
     use_prior: bool = False,
+    objective: str = "response",
+    events: pl.DataFrame | None = None,
+    experiment_id: str | None = None,
 ) -> dict[str, Any]:
     """Write ``decisions.parquet``, ``offers.json`` and ``experiments.json`` into ``out_dir``; return a summary.
 
@@ -47,7 +50,9 @@ def run_decide(
     model (``centric propensity fit``); without it the newest ``out_dir/propensity/*.json`` is used, and the
     documented prior only when there is none (or ``use_prior``). A fitted model computes its features from
     ``purchases`` (``response_features.purchases_frame``) and ``history`` (past exposures and redemptions) as of now.
-    Raises ``ConfigError`` (catalog), ``DataError`` (inputs) or ``ArtifactError`` (model).
+    ``objective="uplift"`` ranks the offers of an experiment with a control (holdout) arm by incremental value,
+    from a two-model learner fitted on ``events`` (purchases) of its arms (``uplift_from_experiment``).
+    Raises ``ConfigError`` (catalog, objective), ``DataError`` (inputs) or ``ArtifactError`` (model).
     """
     out_dir = Path(out_dir)
     catalog = load_catalog(offers_path)
@@ -61,9 +66,9 @@ def run_decide(
     recommendations = _read(recs_path) if recs_path.exists() else None
     items = _read(items_path) if items_path.exists() else None
     path = None if use_prior else (Path(propensity_path) if propensity_path else newest_model(out_dir))
-    model = _load_model(path) if path else None
+    model = PropensityModel.load(path) if path else None
     context = None
-    if isinstance(model, PropensityModel):
+    if model is not None and not model.profile_features:
         if purchases is None:
             raise DataError(
                 f"{path}: the fitted propensity model computes its features from purchases; pass --transactions "
@@ -78,7 +83,14 @@ def run_decide(
         )
         catalog_history = ResponseHistory(past.exposures, past.outcomes, offer_items, offer_kinds)
         context = FeatureContext(purchases, catalog_history, features_as_of_moment(purchases))
-    result = decide(frame, catalog, recommendations=recommendations, items=items, model=model, context=context)
+    uplift = None
+    if objective == "uplift":
+        uplift = uplift_from_experiment(frame, catalog, events, experiment_id)
+    elif objective != "response":
+        raise ConfigError(f"--objective must be 'response' or 'uplift', got {objective!r}")
+    result = decide(
+        frame, catalog, recommendations=recommendations, items=items, model=model, context=context, uplift=uplift
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     result.decisions.write_parquet(out_dir / "decisions.parquet")
     # every published offer says which propensity its p_accept came from
@@ -88,15 +100,6 @@ def run_decide(
     )
     (out_dir / "experiments.json").write_text(json.dumps([e.to_dict() for e in catalog.experiments], indent=2))
     return result.summary
-
-
-def _load_model(path: Path) -> LogisticPropensity | PropensityModel:
-    """Load a model of either schema (``LogisticPropensity`` files predate ``centric propensity fit``)."""
-    try:
-        version = json.loads(Path(path).read_text()).get("schema_version")
-    except (OSError, ValueError):
-        version = None
-    return PropensityModel.load(path) if version == SCHEMA_VERSION else LogisticPropensity.load(path)
 
 
 def features_as_of_moment(purchases: pl.DataFrame) -> dt.datetime:
@@ -111,3 +114,30 @@ def features_as_of_moment(purchases: pl.DataFrame) -> dt.datetime:
         day_after = dt.datetime.combine(last.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         return min(now, day_after)
     return now
+
+
+def uplift_from_experiment(
+    frame: pl.DataFrame, catalog: Catalog, events: pl.DataFrame | None, experiment_id: str | None
+) -> Uplift:
+    """Return the two-model uplift of an experiment: treated = its non-holdout arms, control = its holdout arms,
+    outcome = at least one ``purchase`` event. Raises ``ConfigError`` when no experiment has a control arm (or
+    ``experiment_id`` is unknown) and ``DataError`` without events."""
+    from recsys.nba.uplift import TwoModelUplift
+
+    candidates = [e for e in catalog.experiments if e.holdout_arms() and experiment_id in (None, e.id)]
+    if not candidates:
+        known = [e.id for e in catalog.experiments]
+        raise ConfigError(
+            f"--objective uplift needs an experiment with a holdout (control) arm"
+            f"{f' named {experiment_id!r}' if experiment_id else ''}; the catalog's experiments: {known}"
+        )
+    experiment = candidates[0]
+    if events is None or events.is_empty():
+        raise DataError("--objective uplift learns from the experiment's outcomes: pass --events or sync the events")
+    customers = frame.get_column(Columns.customer_id).cast(pl.String)
+    arms = experiment.assign(customers.to_list())
+    treated = ~arms.is_in(sorted(experiment.holdout_arms())).to_numpy()
+    buyers = set(events.filter(pl.col("type") == "purchase").get_column("customer_id").cast(pl.String).to_list())
+    converted = customers.is_in(sorted(buyers)).to_numpy().astype(float)
+    model = TwoModelUplift().fit(frame, treated, converted)
+    return Uplift(model, experiment.id, frozenset(experiment.offers))

@@ -20,6 +20,8 @@ import redis
 from recsys.columns import Columns
 from recsys.exceptions import ArtifactError, DataError, NotFound
 from recsys.nba.experiments import experiment_from_dict, report
+from recsys.nba.fields import NbaFields
+from recsys.nba.segment_lift import DIMENSIONS, segment_lifts
 from recsys.store.keys import Keys
 
 EVENT_SCHEMA = {
@@ -97,6 +99,7 @@ def run_experiment_report(
     *,
     metric: str = "purchase",
     control: str | None = None,
+    loyalty: Path | None = None,
 ) -> dict[str, Any]:
     """Return ``{"experiment", "control", "metric", "arms": [ArmResult as dict]}``.
 
@@ -128,6 +131,7 @@ def run_experiment_report(
         .sort()
     )
     assignments = pl.DataFrame({Columns.customer_id: customers, "arm": experiment.assign(customers.to_list())})
+    segments = _segments(source, loyalty)
     holdouts = sorted(experiment.holdout_arms())
     control = control or (holdouts[0] if holdouts else experiment.arms[-1].name)
     purchases = (
@@ -146,4 +150,26 @@ def run_experiment_report(
         purchases, on=Columns.customer_id, how="full", coalesce=True
     )
     results = report(assignments, outcomes, control)
-    return {"experiment": experiment_id, "control": control, "metric": metric, "arms": [asdict(r) for r in results]}
+    by_segment = segment_lifts(assignments.join(segments, on=Columns.customer_id, how="left"), outcomes, control)
+    return {
+        "experiment": experiment_id,
+        "control": control,
+        "metric": metric,
+        "arms": [asdict(r) for r in results],
+        "segments": by_segment,
+    }
+
+
+def _segments(source: Path, loyalty: Path | None) -> pl.DataFrame:
+    """Return ``customer_id`` with the segment columns the profiles (and a loyalty snapshot's ``tier``) hold."""
+    available = pl.read_parquet_schema(source)
+    wanted = [c for c in DIMENSIONS.values() if c in available]
+    frame = pl.read_parquet(source, columns=[Columns.customer_id, *wanted]).with_columns(
+        pl.col(Columns.customer_id).cast(pl.String)
+    )
+    if loyalty is not None:
+        tiers = (pl.read_csv(loyalty) if Path(loyalty).suffix == ".csv" else pl.read_parquet(loyalty)).select(
+            pl.col(Columns.customer_id).cast(pl.String), pl.col(NbaFields.tier).cast(pl.String)
+        )
+        frame = frame.drop(NbaFields.tier, strict=False).join(tiers, on=Columns.customer_id, how="left")
+    return frame.unique(Columns.customer_id)

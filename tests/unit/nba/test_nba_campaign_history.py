@@ -1,25 +1,26 @@
-"""Response data from campaign history: features only from before the campaign, labels from redemptions."""
+"""The Complete Journey's campaigns through the CLI's path: features only from before the campaign, labels from
+redemptions in the campaign's window, and the time-split targets on the real data."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
-from recsys.nba.propensity import LogisticPropensity
-from tests.helpers.campaign_history import FEATURES, LOG_FEATURES, CompleteJourney, response_table
-from tests.helpers.scoring import roc_auc
+from recsys.nba.cj_history import complete_journey_history, complete_journey_purchases, read_complete_journey
+from recsys.nba.propensity_fit import fit_propensity, response_table
+from recsys.nba.response_features import purchases_frame
 
 START = dt.datetime(2017, 6, 1)
+VALID_FROM = dt.datetime(2017, 8, 1, tzinfo=dt.UTC)
 
 
-def tiny(extra_after_start: bool) -> CompleteJourney:
+def tiny(extra_after_start: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     tx_rows = [
         (1, 10, 100, 5.0, 0.0, START - dt.timedelta(days=10)),
-        (1, 11, 200, 3.0, 1.0, START - dt.timedelta(days=40)),
+        (1, 11, 200, 3.0, -1.0, START - dt.timedelta(days=40)),
         (2, 12, 200, 8.0, 0.0, START - dt.timedelta(days=5)),
     ]
     if extra_after_start:
@@ -32,10 +33,9 @@ def tiny(extra_after_start: bool) -> CompleteJourney:
         schema=["household_id", "basket_id", "product_id", "sales_value", "coupon_disc", "transaction_timestamp"],
         orient="row",
     )
-    return CompleteJourney(
-        transactions=tx,
+    history = complete_journey_history(
         campaigns=pl.DataFrame({"campaign_id": [7, 7], "household_id": [1, 2]}),
-        descriptions=pl.DataFrame(
+        campaign_descriptions=pl.DataFrame(
             {
                 "campaign_id": [7],
                 "campaign_type": ["Type A"],
@@ -44,7 +44,7 @@ def tiny(extra_after_start: bool) -> CompleteJourney:
             }
         ),
         coupons=pl.DataFrame({"coupon_upc": [1], "product_id": [100], "campaign_id": [7]}),
-        redemptions=pl.DataFrame(
+        coupon_redemptions=pl.DataFrame(
             {
                 "household_id": [1],
                 "coupon_upc": [1],
@@ -53,28 +53,27 @@ def tiny(extra_after_start: bool) -> CompleteJourney:
             }
         ),
     )
+    table, features = response_table(history, purchases_frame(complete_journey_purchases(tx)))
+    return table, pl.DataFrame({"feature": features})
 
 
 def test_features_use_only_transactions_before_the_campaign_start() -> None:
-    before, after = response_table(tiny(False)), response_table(tiny(True))
-    assert before.select(FEATURES).equals(after.select(FEATURES))
-    row = before.filter(pl.col("household_id") == 1).row(0, named=True)
-    assert row["redeemed"] is True and row["target_spend_share"] == pytest.approx(5.0 / 8.0)
-    assert row["days_since_last_purchase"] == pytest.approx(10.0) and row["type_a"] == 1.0
-    assert before.filter(pl.col("household_id") == 2).get_column("redeemed").to_list() == [False]
+    (before, features), (after, _) = tiny(False), tiny(True)
+    names = features.get_column("feature").to_list()
+    assert before.select(names).equals(after.select(names))
+    row = before.filter(pl.col("customer_id") == "1").row(0, named=True)
+    assert row["accepted"] is True and row["target_spend_share"] == pytest.approx(5.0 / 8.0)
+    assert row["days_since_last_purchase"] == pytest.approx(10.0) and row["kind=Type A"] == 1.0
+    assert row["discount_share"] == pytest.approx(1.0 / 8.0)
+    assert before.filter(pl.col("customer_id") == "2").get_column("accepted").to_list() == [False]
 
 
 @pytest.mark.shared_data
-def test_time_split_propensity_beats_the_target_auc_on_the_complete_journey(shared_data: Path) -> None:
+def test_the_cli_fit_reaches_the_target_auc_on_the_benchmark_time_split(shared_data: Path) -> None:
     folder = shared_data / "completejourney"
-    names = ("transactions", "campaigns", "campaign_descriptions", "coupons", "coupon_redemptions")
-    table = response_table(CompleteJourney(*(pl.read_parquet(folder / f"{n}.parquet") for n in names)))
-    cut = dt.datetime(2017, 8, 1)
-    train, test = table.filter(pl.col("start_date") < cut), table.filter(pl.col("start_date") >= cut)
-    model = LogisticPropensity(FEATURES, LOG_FEATURES).fit(
-        train.select(FEATURES).to_numpy(), train.get_column("redeemed").to_numpy()
-    )
-    p = model.predict_proba(test.select(FEATURES).to_numpy())
-    y = test.get_column("redeemed").to_numpy()
-    assert roc_auc(p, y) >= 0.75
-    assert abs(float(np.mean(p)) - float(np.mean(y))) < 0.03
+    history = read_complete_journey(folder)
+    purchases = purchases_frame(complete_journey_purchases(pl.read_parquet(folder / "transactions.parquet")))
+    report = fit_propensity(history, purchases, valid_from=VALID_FROM).report
+    assert report["split"]["train_exposures"] == 2_850 and report["split"]["valid_exposures"] == 3_739
+    assert report["auc"] >= 0.80
+    assert report["ece"] < 0.03 and report["ece_noise_floor"] < report["ece"]
