@@ -164,7 +164,7 @@ async def grants_apply(
         return render.problem(request, session, 403, "Not allowed", str(exc.detail))
     upload = bulk_grants.parse(text, reason)
     results = await bulk_grants.apply(loyalty, upload, reason, utcnow())
-    cache.forget("loyalty_summary")
+    await cache.forget(service.SUMMARY)
     ctx = await _loyalty_context(loyalty, cache)
     replayed = sum(r.replayed for r in results)
     ctx["preview"] = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,11 +13,15 @@ import polars as pl
 import pytest
 import redis
 
+from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
 from serving.auth import create_api_key, revoke_api_key
 from tests.helpers.ui_demo import UiDemo, sign_in, ui_client
 from training.jobs.campaign import run_select
 from training.jobs.publish import run_publish
+from training.pipeline.config import PipelineConfig
+from training.pipeline.runner import run_pipeline
+from training.pipeline.state import STAGES, RunReport, StageReport
 
 pytestmark = pytest.mark.xdist_group("ui")
 PAGES = ("/ui", "/ui/customers", "/ui/models", "/ui/campaigns", "/ui/loyalty")
@@ -279,37 +282,50 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(ui_demo: UiDemo) -> 
 
 def test_the_warm_up_at_startup_computes_the_figures_pages_read(ui_demo: UiDemo) -> None:
     from serving.app import create_app
-    from serving.services.dashboard import cache_of
+    from serving.services.dashboard import HISTORY, SUMMARY, cache_of
 
     async def body() -> set[str]:
         app = create_app(ui_demo.settings().model_copy(update={"dashboard_warmup": True}), gc_tuning=False)
         async with app.router.lifespan_context(app):
             for _ in range(300):
-                if "loyalty_history" in cache_of(app).entries:
+                if HISTORY in cache_of(app).entries:
                     break
                 await asyncio.sleep(0.1)
             return set(cache_of(app).entries)
 
     names = asyncio.run(body())
-    assert {"loyalty_summary", "loyalty_history"} <= names
+    assert {SUMMARY, HISTORY} <= names
     assert any(n.startswith("offers:") for n in names) and any(n.startswith("experiments:") for n in names)
 
 
-def test_overview_lists_the_last_pipeline_runs_from_their_reports(ui_demo: UiDemo, tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    report = {
-        "schema_version": 1,
-        "run_id": "20261205T221503Z-3f9a1c",
-        "status": "refused",
-        "exit_code": 3,
-        "started_at": "2026-12-05T22:15:03.120000+00:00",
-        "finished_at": "2026-12-05T22:16:40.871000+00:00",
-        "seconds": 97.75,
-        "stages": [{"name": "guard", "status": "refused", "seconds": 1.5}, {"name": "publish", "status": "not_run"}],
-        "error": {"stage": "guard", "message": "ndcg@10 fell 12%"},
-    }
-    (runs / f"{report['run_id']}.json").write_text(json.dumps(report))
+def _pipeline_reports(work: Path, client: redis.Redis, keys: Keys) -> tuple[RunReport, RunReport]:
+    """Two run reports written by the pipeline's own code: a run of ``run_pipeline`` that fails at ``history`` (its
+    transactions file is missing), and an earlier refused run saved by ``RunReport.save``."""
+    refused = RunReport(
+        run_id="20261201T021503Z-3f9a1c",
+        started_at="2026-12-01T02:15:03+00:00",
+        work_dir=str(work),
+        config={},
+        stages=[StageReport(name) for name in STAGES],
+    )
+    for stage in refused.stages[:3]:
+        stage.status, stage.seconds = "done", 12.5
+    refused.stages[3].status, refused.stages[3].message = "refused", "ndcg@10 fell 12%"
+    for stage in refused.stages[4:]:
+        stage.status = "not_run"
+    refused.status, refused.exit_code, refused.seconds = "refused", 3, 97.75
+    refused.error = {"stage": "guard", "message": "ndcg@10 fell 12%"}
+    refused.save(work)
+    config = PipelineConfig(transactions=str(work / "missing.csv"), work_dir=str(work), events_dir=str(work / "ev"))
+    failed = run_pipeline(config, client, keys, work)
+    return refused, failed
+
+
+def test_overview_lists_the_last_pipeline_runs_from_the_pipelines_reports(
+    ui_demo: UiDemo, tmp_path: Path, redis_client: redis.Redis, keys: Keys
+) -> None:
+    refused, failed = _pipeline_reports(tmp_path, redis_client, keys)
+    assert failed.status == "failed" and failed.error and "missing.csv" in failed.error["message"]
 
     async def script(client: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
         api = (await client.get("/v1/dashboard/overview", headers=_bearer(ui_demo.read_key))).json()
@@ -321,9 +337,17 @@ def test_overview_lists_the_last_pipeline_runs_from_their_reports(ui_demo: UiDem
             return await script(client)
 
     api, html = asyncio.run(body())
-    assert [r["run_id"] for r in api["runs"]] == ["20261205T221503Z-3f9a1c"]
-    assert 'data-run="20261205T221503Z-3f9a1c"' in html and "ndcg@10 fell 12%" in html and "guard refused" in html
-    assert "publish not_run" not in html
+    assert [r["run_id"] for r in api["runs"]] == [failed.run_id, refused.run_id]  # newest first
+    shown = api["runs"][0]
+    assert shown["status"] == "failed" and shown["exit_code"] == failed.exit_code != 0
+    assert shown["error"] == failed.error and shown["seconds"] == failed.seconds
+    assert [s["name"] for s in shown["stages"]] == list(STAGES)
+    assert [s["status"] for s in shown["stages"][:3]] == [s.status for s in failed.stages[:3]]
+    assert shown["stages"][0] == {"name": "sync", "status": "done", "seconds": failed.stages[0].seconds}
+    assert f'data-run="{failed.run_id}"' in html and f'data-run="{refused.run_id}"' in html
+    assert "ndcg@10 fell 12%" in html and "guard refused" in html
+    assert "missing.csv" in html  # the failed stage's message names the file
+    assert "publish not_run" not in html  # stages not reached are not listed
 
 
 def test_a_sign_in_posted_from_another_site_is_refused(ui_demo: UiDemo) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from serving.services.bulk_grants import parse
-from serving.services.dashboard import DashboardCache
+from serving.services.dashboard_cache import DashboardCache
 from serving.ui import charts
 
 
@@ -32,6 +32,7 @@ def test_cache_computes_once_within_its_ttl_and_again_after() -> None:
 
 def test_a_stale_entry_is_answered_at_once_and_refreshed_behind() -> None:
     cache = DashboardCache()
+    cache.REFRESH_DELAY_S = 0.0
     values = iter([1, 2, 3])
 
     async def compute() -> int:
@@ -43,7 +44,7 @@ def test_a_stale_entry_is_answered_at_once_and_refreshed_behind() -> None:
         stale = await cache.get("y", 0.05, compute)  # expired: answered stale, recomputed in the background
         await asyncio.sleep(0.01)
         fresh = await cache.get("y", 0.05, compute)
-        cache.forget("y")
+        await cache.forget("y")
         return [first, stale, fresh, await cache.get("y", 0.05, compute)]
 
     assert asyncio.run(body()) == [1, 1, 2, 3]
