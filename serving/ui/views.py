@@ -132,7 +132,33 @@ def loyalty_charts(history: dict[str, Any], summary: dict[str, Any]) -> dict[str
         out["tiers"] = charts.hbars(
             [Bar(t["tier"], t["members"]) for t in summary["tiers"]], "Members per tier", label_w=90
         )
+    moves = {row["month"]: row for row in history.get("tier_movements") or []}
+    if months and moves:
+        labels = [m["month"] for m in months]
+        out["movements"] = charts.lines(
+            labels,
+            [
+                ("Upgrades", [moves.get(m, {}).get("upgrades", 0) for m in labels]),
+                ("Downgrades", [moves.get(m, {}).get("downgrades", 0) for m in labels]),
+            ],
+            "Tier upgrades and downgrades per month (members)",
+            every=max(len(labels) // 6, 1),
+        )
     return out
+
+
+def tier_check(history: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Compare the members per tier that replaying the statements gives with the accounts' tiers today.
+
+    Returns ``{"same": bool, "rows": [{"tier", "accounts", "replayed"}]}``, or ``None`` when either is missing.
+    """
+    replayed = {t["tier"]: t["members"] for t in history.get("tiers_replayed") or []}
+    if not replayed or not summary.get("tiers"):
+        return None
+    rows = [
+        {"tier": t["tier"], "accounts": t["members"], "replayed": replayed.get(t["tier"], 0)} for t in summary["tiers"]
+    ]
+    return {"same": all(r["accounts"] == r["replayed"] for r in rows), "rows": rows}
 
 
 def holdout_chart(holdout: dict[str, Any] | None) -> Markup | None:

@@ -390,3 +390,65 @@ def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_de
         assert RedisSnapshotStore(client, ui_demo.keys).active_version() == first
     finally:
         client.close()
+
+
+def test_loyalty_page_tier_movements_match_a_replay_of_every_statement(ui_demo: UiDemo) -> None:
+    from recsys.analytics.tier_movements import TierMovements, TierRules, replay_customer
+    from recsys.clock import utcnow
+    from recsys.loyalty.ledger import RedisLedger
+    from recsys.loyalty.program import load_program
+    from tests.helpers.ui_demo import PROGRAM
+
+    async def script(client: httpx.AsyncClient) -> str:
+        await sign_in(client, ui_demo.read_key)
+        return (await client.get("/ui/loyalty")).text
+
+    html = _run(ui_demo, script)
+    program = load_program(PROGRAM)
+    client = redis.Redis.from_url(ui_demo.redis_url)
+    try:
+        ledger = RedisLedger(client, ui_demo.keys, program)
+        expected = TierMovements(len(program.tiers))
+        accounts = [0] * len(program.tiers)
+        for customer in ledger.customers():
+            expected.add(replay_customer(ledger.entries(customer), TierRules.of(program), utcnow()))
+            accounts[ledger.account(customer)["tier"]] += 1
+    finally:
+        client.close()
+    rows = expected.table([t.name for t in program.tiers])
+    assert sum(r["upgrades"] for r in rows) > 0, "the demo should move some members up a tier"
+    for row in rows[-12:]:
+        found = re.search(rf'<tr data-month="{row["month"]}">(.*?)</tr>', html, re.S)
+        assert found, f"month {row['month']} missing from the tier movements table"
+        assert f'data-value="{row["upgrades"]}"' in found.group(1)
+        assert f'data-value="{row["downgrades"]}"' in found.group(1)
+    assert 'id="chart-movements"' in html
+    # the demo's accounts were never reviewed at a period end, yet all its history is inside the 12-month window
+    assert expected.current == accounts and "gives these same tiers" in html
+
+
+def test_dashboard_endpoints_are_typed_in_openapi_and_the_loyalty_figures_match_the_page(ui_demo: UiDemo) -> None:
+    async def script(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
+        spec = (await client.get("/openapi.json")).json()
+        api = (await client.get("/v1/dashboard/loyalty", headers=_bearer(ui_demo.read_key))).json()
+        await sign_in(client, ui_demo.read_key)
+        return spec, api, (await client.get("/ui/loyalty")).text
+
+    spec, api, html = _run(ui_demo, script)
+    for path, model in (
+        ("/v1/dashboard/overview", "OverviewPublic"),
+        ("/v1/dashboard/loyalty", "LoyaltyFiguresPublic"),
+    ):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+    parts = spec["components"]["schemas"]
+    assert parts["DashboardDocument"]["properties"]["rfm"]["items"] == {"$ref": "#/components/schemas/RfmCell"}
+    assert set(parts["EvaluationRow"]["properties"]) >= {"model", "ndcg@10", "recall@10"}
+    assert set(parts["TierMove"]["properties"]) == {"from", "to", "customers"}
+    assert api["summary"]["members"] == 120 and api["months"]
+    assert f"{api['summary']['liability_points']:,} pts" in html
+    for month in api["tier_movements"][-12:]:
+        row = re.search(rf'<tr data-month="{month["month"]}">(.*?)</tr>', html, re.S)
+        assert row and f'data-value="{month["upgrades"]}"' in row.group(1)
+        for move in month["moves"]:
+            assert f"{move['from']} → {move['to']}: {move['customers']:,}" in row.group(1)
