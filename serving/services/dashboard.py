@@ -35,6 +35,7 @@ CHUNK = 1000
 HISTORY_CHUNK = 200  # ledgers whose entries are read per round trip
 # Names of the cached figures; a new version of a figure's document gets a new name, so processes running an older
 # release (sharing the figures in Redis) never read a document they do not know.
+PREPARE_TIMEOUT_S = 10.0  # the most a start waits for the snapshot and the shared figures before serving
 SUMMARY = "loyalty_summary:1"
 HISTORY = "loyalty_history:2"
 
@@ -285,19 +286,57 @@ async def cached_campaigns(
     return offers, await cache.get(experiments_name(snap), LIVE_TTL_S, experiments)
 
 
-async def warm(app: Any) -> None:
-    """Give the first page loads after a start what they need (run in the background at startup).
+async def prepare(app: Any, timeout_s: float = PREPARE_TIMEOUT_S) -> asyncio.Task[None]:
+    """Warm the dashboard before the service accepts requests (the lifespan awaits this); return the warm-up task.
 
-    Templates are compiled; each figure is taken from Redis when another process (or this one, before a restart)
-    computed it, and computed now only when it is nowhere: a restart never scans the ledger before its first pages,
-    and a figure found stale is refreshed behind the page that next reads it. Errors are left for the pages to report
-    (nothing published yet, Redis down): warming is only a head start.
+    The templates are compiled, the active snapshot loaded and the figures other processes shared read from Redis;
+    figures found nowhere (the first start on this ledger) are computed by ``warm``, awaited too. After ``timeout_s``
+    in all the service starts anyway and ``warm`` goes on in the background (the pages that need a figure still
+    missing wait for it). Errors (nothing published, Redis down) are left for the pages to report.
     """
     from serving.services.loyalty import loyalty_of
     from serving.ui import render
 
-    try:
+    async def steps() -> None:
         await asyncio.to_thread(render.compile_templates)
+        await loyalty_of(app)
+        cache, store = cache_of(app), getattr(app.state, "store", None)
+        names = [SUMMARY, HISTORY]
+        if store is not None:
+            try:
+                snap = await snapshot_overview(store, utcnow())  # loads the active version (item table and all)
+                names += [offers_name(snap), experiments_name(snap)]
+            except NoActiveSnapshot:
+                pass
+        for name in names:
+            await cache.load(name)
+
+    started = asyncio.get_running_loop().time()
+    try:
+        await asyncio.wait_for(steps(), timeout_s)
+    except TimeoutError:
+        pass
+    except (CentricError, RedisError, OSError) as exc:
+        log.info("dashboard preparation stopped: %s", exc)
+    task = asyncio.create_task(warm(app))
+    left = timeout_s - (asyncio.get_running_loop().time() - started)
+    if left > 0:
+        await asyncio.wait({task}, timeout=left)
+    if not task.done():
+        log.warning("dashboard warm-up takes over %.0f s; serving already, it goes on in the background", timeout_s)
+    return task
+
+
+async def warm(app: Any) -> None:
+    """Compute each figure found nowhere, neither in this process nor shared in Redis (``prepare`` runs it).
+
+    A restart never scans the ledger before its first pages; a figure found stale is refreshed behind the page that
+    next reads it. Errors are left for the pages to report (nothing published yet, Redis down): warming is only a
+    head start.
+    """
+    from serving.services.loyalty import loyalty_of
+
+    try:
         svc = await loyalty_of(app)
         cache, now = cache_of(app), utcnow()
 

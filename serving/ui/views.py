@@ -143,6 +143,7 @@ def loyalty_charts(history: dict[str, Any], summary: dict[str, Any]) -> dict[str
             ],
             "Tier upgrades and downgrades per month (members)",
             every=max(len(labels) // 6, 1),
+            styles=(0, 3),
         )
     return out
 

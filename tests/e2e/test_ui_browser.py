@@ -9,15 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from recsys.store.keys import Keys
 from tests.helpers.http import ROOT, uvicorn_server
-from tests.helpers.ui_demo import PROGRAM, UiDemo
+from tests.helpers.ui_demo import PROGRAM, UiDemo, write_pipeline_reports
 from training.jobs.campaign import run_select
 
 pytestmark = pytest.mark.xdist_group("ui")
@@ -41,9 +44,18 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(ui_demo: UiDemo) -> Iterator[str]:
+def server(ui_demo: UiDemo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service as `centric serve` runs it, on the demo's namespace; yields its base URL."""
-    with uvicorn_server(ui_demo.redis_url, ui_demo.keys, CENTRIC_LOYALTY_PROGRAM=str(PROGRAM)) as base:
+    work = tmp_path_factory.mktemp("pipeline")
+    client, keys = redis.Redis.from_url(ui_demo.redis_url), Keys(f"pl{uuid.uuid4().hex[:10]}")
+    try:
+        write_pipeline_reports(work, client, keys)  # so that the overview shows runs as the pipeline reports them
+    finally:
+        for key in client.scan_iter(match=keys.pattern()):
+            client.delete(key)
+        client.close()
+    env = {"CENTRIC_LOYALTY_PROGRAM": str(PROGRAM), "CENTRIC_PIPELINE_DIR": str(work)}
+    with uvicorn_server(ui_demo.redis_url, ui_demo.keys, **env) as base:
         yield base
 
 

@@ -12,16 +12,15 @@ import httpx
 import polars as pl
 import pytest
 import redis
+import redis.asyncio
 
 from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
 from serving.auth import create_api_key, revoke_api_key
-from tests.helpers.ui_demo import UiDemo, sign_in, ui_client
+from tests.helpers.ui_demo import UiDemo, sign_in, ui_client, write_pipeline_reports
 from training.jobs.campaign import run_select
 from training.jobs.publish import run_publish
-from training.pipeline.config import PipelineConfig
-from training.pipeline.runner import run_pipeline
-from training.pipeline.state import STAGES, RunReport, StageReport
+from training.pipeline.state import STAGES
 
 pytestmark = pytest.mark.xdist_group("ui")
 PAGES = ("/ui", "/ui/customers", "/ui/models", "/ui/campaigns", "/ui/loyalty")
@@ -280,51 +279,48 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(ui_demo: UiDemo) -> 
     assert _run(ui_demo, script) == [403, 303, 303]
 
 
-def test_the_warm_up_at_startup_computes_the_figures_pages_read(ui_demo: UiDemo) -> None:
+def test_a_start_readies_every_figure_before_serving_and_a_restart_reads_them_instead_of_scanning(
+    ui_demo: UiDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from serving.app import create_app
-    from serving.services.dashboard import HISTORY, SUMMARY, cache_of
+    from serving.services import dashboard
+    from serving.services.dashboard_cache import DashboardCache, cache_of
 
-    async def body() -> set[str]:
-        app = create_app(ui_demo.settings().model_copy(update={"dashboard_warmup": True}), gc_tuning=False)
+    scans: list[str] = []
+    real = dashboard.loyalty_history
+
+    async def counted(svc: Any, now: Any, months: int = 24) -> dict[str, Any]:
+        scans.append("history")
+        return await real(svc, now, months)
+
+    monkeypatch.setattr(dashboard, "loyalty_history", counted)
+    settings = ui_demo.settings().model_copy(update={"dashboard_warmup": True})
+
+    async def start() -> dict[str, float]:
+        app = create_app(settings, gc_tuning=False)
         async with app.router.lifespan_context(app):
-            for _ in range(300):
-                if HISTORY in cache_of(app).entries:
-                    break
-                await asyncio.sleep(0.1)
-            return set(cache_of(app).entries)
+            # the lifespan returned: the figures are there before any request, no polling needed
+            return {name: hit.at for name, hit in cache_of(app).entries.items()}
 
-    names = asyncio.run(body())
-    assert {SUMMARY, HISTORY} <= names
-    assert any(n.startswith("offers:") for n in names) and any(n.startswith("experiments:") for n in names)
+    async def body() -> tuple[dict[str, float], dict[str, float]]:
+        client = redis.asyncio.Redis.from_url(ui_demo.redis_url)
+        try:
+            await DashboardCache(client, ui_demo.keys).forget(dashboard.HISTORY)  # as if never computed
+        finally:
+            await client.aclose()
+        return await start(), await start()
 
-
-def _pipeline_reports(work: Path, client: redis.Redis, keys: Keys) -> tuple[RunReport, RunReport]:
-    """Two run reports written by the pipeline's own code: a run of ``run_pipeline`` that fails at ``history`` (its
-    transactions file is missing), and an earlier refused run saved by ``RunReport.save``."""
-    refused = RunReport(
-        run_id="20261201T021503Z-3f9a1c",
-        started_at="2026-12-01T02:15:03+00:00",
-        work_dir=str(work),
-        config={},
-        stages=[StageReport(name) for name in STAGES],
-    )
-    for stage in refused.stages[:3]:
-        stage.status, stage.seconds = "done", 12.5
-    refused.stages[3].status, refused.stages[3].message = "refused", "ndcg@10 fell 12%"
-    for stage in refused.stages[4:]:
-        stage.status = "not_run"
-    refused.status, refused.exit_code, refused.seconds = "refused", 3, 97.75
-    refused.error = {"stage": "guard", "message": "ndcg@10 fell 12%"}
-    refused.save(work)
-    config = PipelineConfig(transactions=str(work / "missing.csv"), work_dir=str(work), events_dir=str(work / "ev"))
-    failed = run_pipeline(config, client, keys, work)
-    return refused, failed
+    first, second = asyncio.run(body())
+    assert {dashboard.SUMMARY, dashboard.HISTORY} <= set(first)
+    assert any(n.startswith("offers:") for n in first) and any(n.startswith("experiments:") for n in first)
+    assert scans == ["history"]  # the restart scanned nothing: it read what the first start shared
+    assert second[dashboard.HISTORY] == first[dashboard.HISTORY]
 
 
 def test_overview_lists_the_last_pipeline_runs_from_the_pipelines_reports(
     ui_demo: UiDemo, tmp_path: Path, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    refused, failed = _pipeline_reports(tmp_path, redis_client, keys)
+    succeeded, refused, failed = write_pipeline_reports(tmp_path, redis_client, keys)
     assert failed.status == "failed" and failed.error and "missing.csv" in failed.error["message"]
 
     async def script(client: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
@@ -337,7 +333,7 @@ def test_overview_lists_the_last_pipeline_runs_from_the_pipelines_reports(
             return await script(client)
 
     api, html = asyncio.run(body())
-    assert [r["run_id"] for r in api["runs"]] == [failed.run_id, refused.run_id]  # newest first
+    assert [r["run_id"] for r in api["runs"]] == [failed.run_id, refused.run_id, succeeded.run_id]  # newest first
     shown = api["runs"][0]
     assert shown["status"] == "failed" and shown["exit_code"] == failed.exit_code != 0
     assert shown["error"] == failed.error and shown["seconds"] == failed.seconds
