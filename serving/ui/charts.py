@@ -86,7 +86,7 @@ def hbars(bars: Sequence[Bar], title: str, fmt: Fmt = number, *, width: int = 56
             f'<rect class="bar" x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row - 10}" rx="3"/>'
             f'<text class="val" x="{label_w + w + 6:.1f}" y="{y + 19}">{shown}</text></g>'
         )
-    return _svg(width, height, title, "".join(parts))
+    return _svg(width, height, title, "".join(parts), cls="chart hbars")
 
 
 def vbars(

@@ -18,6 +18,19 @@ STAGE_LABELS = {
     "reactivated": "Reactivated",
 }
 
+SOURCE_LABELS = {
+    "personalized": "Personalized",
+    "buy_again": "Buy again",
+    "similar": "Similar items",
+    "cross_sell": "Cross-sell",
+    "fallback": "Popular",
+}
+
+
+def source_label(source: str) -> str:
+    """Return how a recommendation source reads on a page (``buy_again`` → ``Buy again``; unknown ones tidied)."""
+    return SOURCE_LABELS.get(source) or source.replace("_", " ").capitalize()
+
 
 def overview_charts(snapshot: dict[str, Any] | None, loyalty: dict[str, Any] | None) -> dict[str, Markup]:
     """Return the overview's charts: ``rfm``, ``lifecycle``, ``clv``, ``p_alive``, ``tiers`` (those with data)."""
@@ -146,6 +159,17 @@ def loyalty_charts(history: dict[str, Any], summary: dict[str, Any]) -> dict[str
             styles=(0, 3),
         )
     return out
+
+
+def unbooked_expiry(history: dict[str, Any], summary: dict[str, Any]) -> int:
+    """Return the points the booked ledger still counts that the live liability leaves out: lots past their expiry
+    date that ``centric loyalty expire`` has not booked yet (0 when none, or when the history is older than the
+    summary's ledger and shows less)."""
+    months = history.get("months") or []
+    if not months or summary.get("liability_points") is None:
+        return 0
+    # the monthly running sum of entry amounts is the booked balance (debt is never in the balance)
+    return max(int(months[-1]["liability_points"]) - int(summary["liability_points"]), 0)
 
 
 def tier_check(history: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any] | None:

@@ -442,7 +442,7 @@ def test_dashboard_endpoints_are_typed_in_openapi_and_the_loyalty_figures_match_
     assert set(parts["EvaluationRow"]["properties"]) >= {"model", "ndcg@10", "recall@10"}
     assert set(parts["TierMove"]["properties"]) == {"from", "to", "customers"}
     assert api["summary"]["members"] == 120 and api["months"]
-    assert f"{api['summary']['liability_points']:,} pts" in html
+    assert f'data-value="{api["summary"]["liability_points"]}">{api["summary"]["liability_points"]:,}<' in html
     for month in api["tier_movements"][-12:]:
         row = re.search(rf'<tr data-month="{month["month"]}">(.*?)</tr>', html, re.S)
         assert row and f'data-value="{month["upgrades"]}"' in row.group(1)

@@ -90,3 +90,12 @@ def test_chart_marks_carry_the_exact_values_and_escape_labels() -> None:
     svg = str(charts.hbars([charts.Bar("<b>", 3.0), charts.Bar("ok", 1234.0)], "t"))
     assert 'data-value="3.0"' in svg and 'data-value="1234.0"' in svg and "&lt;b&gt;" in svg and "<b>" not in svg
     assert "1,234" in svg and 'role="img"' in svg
+
+
+def test_points_past_expiry_not_yet_booked_are_the_booked_sum_less_the_live_liability() -> None:
+    from serving.ui.views import unbooked_expiry
+
+    history = {"months": [{"liability_points": 900}, {"liability_points": 1_000}]}
+    assert unbooked_expiry(history, {"liability_points": 960, "debt_points": 25}) == 40
+    assert unbooked_expiry(history, {"liability_points": 1_200}) == 0  # a history older than new earnings
+    assert unbooked_expiry({"months": []}, {"liability_points": 5}) == 0
