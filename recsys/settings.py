@@ -65,5 +65,6 @@ class Settings(BaseSettings):
     )
     dashboard_warmup: bool = Field(
         default=True,
-        description="Compute the dashboard's loyalty and campaign figures in the background when the service starts.",
+        description="Ready the dashboard when the service starts, before its first request (at most 10 s): snapshot "
+        "loaded, loyalty and campaign figures read from Redis or computed.",
     )

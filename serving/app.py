@@ -60,8 +60,8 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
         app.state.keys = Keys(settings.env)
         app.state.settings = settings
         _attach_store(app)
-        # the dashboard's figures over every member take a scan of the ledger: start it now, not at the first page
-        warm = asyncio.create_task(dashboard.warm(app)) if settings.dashboard_warmup else None
+        # the dashboard's figures over every member take a scan of the ledger: ready them before the first page
+        warm = await dashboard.prepare(app) if settings.dashboard_warmup else None
         if gc_tuning:
             tune_gc()
         try:

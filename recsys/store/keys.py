@@ -185,6 +185,11 @@ class Keys:
         """String with TTL: a web UI session, JSON ``{key_id, digest, scope, csrf, created_at}`` (never the API key)."""
         return f"{self.ns}:ui:session:{_tag('s:' + session_id)}"
 
+    def ui_figure(self, name: str) -> str:
+        """String with TTL: one computed dashboard figure, JSON ``{at, value}`` (``serving.services.dashboard_cache``),
+        tagged by its name (each is read and written on its own)."""
+        return f"{self.ns}:ui:figure:{_tag('f:' + name)}"
+
 
 class Fields:
     """Every hash field name (and per-version table name) Centric builds, so a hash's writer and reader share it.

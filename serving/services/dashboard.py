@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,12 +18,14 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
+from recsys.analytics.tier_movements import TierMovements, TierRules, replay_customer
 from recsys.clock import utcnow
 from recsys.exceptions import CentricError, NoActiveSnapshot, StoreUnavailable
 from recsys.loyalty.ops import decode_account, expiring_points, live_balance
 from recsys.store.base import SnapshotReader
 from recsys.store.keys import Fields
 from serving.services import pipeline_runs
+from serving.services.dashboard_cache import DashboardCache, cache_of
 from serving.services.loyalty import LoyaltyService
 
 log = logging.getLogger(__name__)
@@ -33,60 +33,11 @@ LIVE_TTL_S = 15.0
 HISTORY_TTL_S = 300.0
 CHUNK = 1000
 HISTORY_CHUNK = 200  # ledgers whose entries are read per round trip
-
-
-@dataclass
-class _Cached:
-    value: Any
-    at: float
-
-
-@dataclass
-class DashboardCache:
-    """Per-process cache of computed figures: name → (value, monotonic time); one computation at a time per name.
-
-    A value older than its TTL is still answered at once while one background task recomputes it (stale while
-    revalidate), so a page never waits for a scan of the ledger once the figure exists; a value older than
-    ``MAX_STALE_S`` is recomputed before answering. Pages show when each figure was computed.
-    """
-
-    entries: dict[str, _Cached] = field(default_factory=dict)
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    refreshing: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
-
-    MAX_STALE_S = 3600.0
-
-    async def _compute(self, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
-        value = await compute()
-        self.entries[name] = _Cached(value, time.monotonic())
-        return value
-
-    async def get(self, name: str, ttl_s: float, compute: Callable[[], Awaitable[Any]]) -> Any:
-        """Return the value of ``name``: cached if younger than ``ttl_s``, stale (refreshed behind) if younger than
-        ``MAX_STALE_S``, else computed now."""
-        hit = self.entries.get(name)
-        if hit is not None:
-            age = time.monotonic() - hit.at
-            if age < ttl_s:
-                return hit.value
-            if age < max(self.MAX_STALE_S, ttl_s):
-                task = self.refreshing.get(name)
-                if task is None or task.done():
-                    self.refreshing[name] = asyncio.create_task(self._locked(name, compute))
-                return hit.value
-        return await self._locked(name, compute, ttl_s)
-
-    async def _locked(self, name: str, compute: Callable[[], Awaitable[Any]], ttl_s: float | None = None) -> Any:
-        lock = self.locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            hit = self.entries.get(name)
-            if ttl_s is not None and hit is not None and time.monotonic() - hit.at < ttl_s:
-                return hit.value  # computed by the request that held the lock
-            return await self._compute(name, compute)
-
-    def forget(self, name: str) -> None:
-        """Drop ``name`` so that the next read computes it (after a change this process made)."""
-        self.entries.pop(name, None)
+# Names of the cached figures; a new version of a figure's document gets a new name, so processes running an older
+# release (sharing the figures in Redis) never read a document they do not know.
+PREPARE_TIMEOUT_S = 10.0  # the most a start waits for the snapshot and the shared figures before serving
+SUMMARY = "loyalty_summary:1"
+HISTORY = "loyalty_history:2"
 
 
 async def members(svc: LoyaltyService) -> list[str]:
@@ -149,11 +100,18 @@ async def loyalty_summary(svc: LoyaltyService, now: datetime) -> dict[str, Any]:
     }
 
 
-def _add_entries(lists: list[list[bytes]], flows: dict[str, dict[str, int]], months: dict[int, str]) -> None:
+def _add_entries(
+    lists: list[list[bytes]],
+    flows: dict[str, dict[str, int]],
+    months: dict[int, str],
+    movements: TierMovements,
+    rules: TierRules,
+    now: datetime,
+) -> None:
     # month of an entry by its UTC day (entries of a day share it; formatting a date per entry would dominate)
-    for entries in lists:
-        for blob in entries:
-            entry = orjson.loads(blob)
+    for blobs in lists:
+        entries = [orjson.loads(blob) for blob in blobs]
+        for entry in entries:
             day = int(entry.get("at", 0)) // 86_400
             month = months.get(day)
             if month is None:
@@ -161,19 +119,23 @@ def _add_entries(lists: list[list[bytes]], flows: dict[str, dict[str, int]], mon
             row = flows.setdefault(month, {})
             kind = str(entry.get("type", "other"))
             row[kind] = row.get(kind, 0) + int(entry.get("amount", 0))
+        movements.add(replay_customer(entries, rules, now))
 
 
 async def loyalty_history(svc: LoyaltyService, now: datetime, months: int = 24) -> dict[str, Any]:
     """Return the monthly points flow of every member: earned, redeemed, reversed, expired, and the liability at
-    each month's end (the running sum of all entries), for the last ``months`` months."""
+    each month's end (the running sum of all entries), for the last ``months`` months; and the tier movements per
+    month with the members per tier that the replay gives today (``recsys.analytics.tier_movements``)."""
     ids = await members(svc)
     flows: dict[str, dict[str, int]] = {}
     labels: dict[int, str] = {}
+    names = [t.name for t in svc.program.tiers]
+    movements, rules = TierMovements(len(names)), TierRules.of(svc.program)
     # a few hundred ledgers per round trip, each batch parsed in a thread: the event loop stays free for requests
     for start in range(0, len(ids), HISTORY_CHUNK):
         part = ids[start : start + HISTORY_CHUNK]
         lists = await _chunked(svc, part, lambda pipe, cid: pipe.lrange(svc.keys.loyalty_entries(cid), 0, -1))
-        await asyncio.to_thread(_add_entries, lists, flows, labels)
+        await asyncio.to_thread(_add_entries, lists, flows, labels, movements, rules, now)
     series = []
     running = 0
     for month in sorted(flows):
@@ -189,7 +151,13 @@ async def loyalty_history(svc: LoyaltyService, now: datetime, months: int = 24) 
                 "liability_points": running,
             }
         )
-    return {"months": series[-months:], "computed_at": now.isoformat()}
+    shown = {row["month"] for row in series[-months:]}
+    return {
+        "months": series[-months:],
+        "tier_movements": [row for row in movements.table(names) if row["month"] in shown],
+        "tiers_replayed": [{"tier": n, "members": c} for n, c in zip(names, movements.current)],
+        "computed_at": now.isoformat(),
+    }
 
 
 async def snapshot_overview(store: SnapshotReader, now: datetime) -> dict[str, Any]:
@@ -284,22 +252,24 @@ def pipeline_dir_of(settings: Any) -> Path:
     return Path(settings.pipeline_dir or Path(settings.home) / "pipeline")
 
 
-def cache_of(app: Any) -> DashboardCache:
-    """Return the app's dashboard cache (made on first use; shared by the API and the web UI)."""
-    cache = getattr(app.state, "dashboard_cache", None)
-    if cache is None:
-        cache = app.state.dashboard_cache = DashboardCache()
-    return cache
-
-
 async def cached_summary(cache: DashboardCache, svc: LoyaltyService, now: datetime) -> dict[str, Any]:
     """``loyalty_summary`` through the cache (at most ``LIVE_TTL_S`` old, refreshed behind)."""
-    return await cache.get("loyalty_summary", LIVE_TTL_S, lambda: loyalty_summary(svc, now))
+    return await cache.get(SUMMARY, LIVE_TTL_S, lambda: loyalty_summary(svc, now))
 
 
 async def cached_history(cache: DashboardCache, svc: LoyaltyService, now: datetime) -> dict[str, Any]:
     """``loyalty_history`` through the cache (at most ``HISTORY_TTL_S`` old, refreshed behind)."""
-    return await cache.get("loyalty_history", HISTORY_TTL_S, lambda: loyalty_history(svc, now))
+    return await cache.get(HISTORY, HISTORY_TTL_S, lambda: loyalty_history(svc, now))
+
+
+def offers_name(snap: dict[str, Any]) -> str:
+    """The cached figure name of the offer table of snapshot ``snap``."""
+    return f"offers:1:{snap['version']}"
+
+
+def experiments_name(snap: dict[str, Any]) -> str:
+    """The cached figure name of the experiment reports of snapshot ``snap``."""
+    return f"experiments:1:{snap['version']}"
 
 
 async def cached_campaigns(
@@ -308,35 +278,83 @@ async def cached_campaigns(
     """Return the offer table and the experiment reports of the snapshot ``snap`` through the cache."""
     from serving.services import campaign_view
 
-    version = snap["version"]
-    offers = await cache.get(f"offers:{version}", LIVE_TTL_S, lambda: campaign_view.offer_table(store, svc, now))
+    offers = await cache.get(offers_name(snap), LIVE_TTL_S, lambda: campaign_view.offer_table(store, svc, now))
 
     async def experiments() -> list[dict[str, Any]]:
         return await campaign_view.experiment_reports(snap["experiments"], await members(svc), svc)
 
-    return offers, await cache.get(f"experiments:{version}", LIVE_TTL_S, experiments)
+    return offers, await cache.get(experiments_name(snap), LIVE_TTL_S, experiments)
+
+
+async def prepare(app: Any, timeout_s: float = PREPARE_TIMEOUT_S) -> asyncio.Task[None]:
+    """Warm the dashboard before the service accepts requests (the lifespan awaits this); return the warm-up task.
+
+    The templates are compiled, the active snapshot loaded and the figures other processes shared read from Redis;
+    figures found nowhere (the first start on this ledger) are computed by ``warm``, awaited too. After ``timeout_s``
+    in all the service starts anyway and ``warm`` goes on in the background (the pages that need a figure still
+    missing wait for it). Errors (nothing published, Redis down) are left for the pages to report.
+    """
+    from serving.services.loyalty import loyalty_of
+    from serving.ui import render
+
+    async def steps() -> None:
+        await asyncio.to_thread(render.compile_templates)
+        await loyalty_of(app)
+        cache, store = cache_of(app), getattr(app.state, "store", None)
+        names = [SUMMARY, HISTORY]
+        if store is not None:
+            try:
+                snap = await snapshot_overview(store, utcnow())  # loads the active version (item table and all)
+                names += [offers_name(snap), experiments_name(snap)]
+            except NoActiveSnapshot:
+                pass
+        for name in names:
+            await cache.load(name)
+
+    started = asyncio.get_running_loop().time()
+    try:
+        await asyncio.wait_for(steps(), timeout_s)
+    except TimeoutError:
+        pass
+    except (CentricError, RedisError, OSError) as exc:
+        log.info("dashboard preparation stopped: %s", exc)
+    task = asyncio.create_task(warm(app))
+    left = timeout_s - (asyncio.get_running_loop().time() - started)
+    if left > 0:
+        await asyncio.wait({task}, timeout=left)
+    if not task.done():
+        log.warning("dashboard warm-up takes over %.0f s; serving already, it goes on in the background", timeout_s)
+    return task
 
 
 async def warm(app: Any) -> None:
-    """Compute every cached figure once (run in the background at startup, so first page loads find them).
+    """Compute each figure found nowhere, neither in this process nor shared in Redis (``prepare`` runs it).
 
-    Errors are left for the pages to report (nothing published yet, Redis down): warming is only a head start.
+    A restart never scans the ledger before its first pages; a figure found stale is refreshed behind the page that
+    next reads it. Errors are left for the pages to report (nothing published yet, Redis down): warming is only a
+    head start.
     """
     from serving.services.loyalty import loyalty_of
 
     try:
         svc = await loyalty_of(app)
         cache, now = cache_of(app), utcnow()
-        await cached_summary(cache, svc, now)
+
+        async def need(name: str) -> bool:
+            return name not in cache.entries and await cache.load(name) is None
+
+        if await need(SUMMARY):
+            await cached_summary(cache, svc, now)
         store = getattr(app.state, "store", None)
         if store is not None:
             try:
                 snap = await snapshot_overview(store, now)
             except NoActiveSnapshot:
                 snap = None
-            if snap is not None:
+            if snap is not None and (await need(offers_name(snap)) or await need(experiments_name(snap))):
                 await cached_campaigns(cache, store, svc, snap, now)
-        await cached_history(cache, svc, now)
+        if await need(HISTORY):
+            await cached_history(cache, svc, now)
     except (CentricError, RedisError, OSError) as exc:
         log.info("dashboard warm-up stopped: %s", exc)
     except Exception:

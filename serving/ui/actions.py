@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.responses import RedirectResponse, Response
 
 from recsys.clock import utcnow
@@ -23,9 +23,14 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 MAX_UPLOAD_BYTES = 2 << 20
 
 
-def _guard(session: Session, csrf: str) -> None:
+async def require_admin_form(session: SessionDep, csrf: Annotated[str, Form(max_length=100)] = "") -> Session:
+    """Dependency of every state-changing form: the session, its CSRF token, an admin key (else a 403 page)."""
     sessions.check_csrf(session, csrf)
     sessions.require_admin(session)
+    return session
+
+
+AdminDep = Annotated[Session, Depends(require_admin_form)]
 
 
 async def _campaign_context(
@@ -84,18 +89,13 @@ async def campaigns(
 @router.post("/campaigns/audience.csv")
 async def audience_csv(
     request: Request,
-    session: SessionDep,
+    session: AdminDep,
     store: StoreDep,
     offer: Annotated[str, Form(min_length=1, max_length=64)],
     budget: Annotated[float, Form(ge=0, le=10_000_000)],
     channel: Annotated[str, Form(pattern=r"^(|web|app|email|push)$")] = "",
-    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Download the audience as CSV (admin, CSRF): the same rows and columns as ``centric campaign select``."""
-    try:
-        _guard(session, csrf)
-    except sessions.Forbidden as exc:
-        return render.problem(request, session, 403, "Not allowed", str(exc.detail))
     audience = await offers_service.select_campaign_audience(store, offer, budget=budget, channel=channel or None)
     name = f"audience-{offer}-{budget:g}.csv".replace("/", "_")
     return Response(
@@ -123,18 +123,13 @@ async def loyalty_page(request: Request, session: SessionDep, loyalty: LoyaltyDe
 @router.post("/loyalty/grants/preview")
 async def grants_preview(
     request: Request,
-    session: SessionDep,
+    session: AdminDep,
     loyalty: LoyaltyDep,
     cache: CacheDep,
     file: Annotated[UploadFile, File()],
     reason: Annotated[str, Form(min_length=1, max_length=200)],
-    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Check an uploaded grant file and show what it would do (admin, CSRF); nothing is applied yet."""
-    try:
-        _guard(session, csrf)
-    except sessions.Forbidden as exc:
-        return render.problem(request, session, 403, "Not allowed", str(exc.detail))
     raw = await file.read(MAX_UPLOAD_BYTES + 1)
     ctx = await _loyalty_context(loyalty, cache)
     if len(raw) > MAX_UPLOAD_BYTES:
@@ -150,21 +145,16 @@ async def grants_preview(
 @router.post("/loyalty/grants/apply")
 async def grants_apply(
     request: Request,
-    session: SessionDep,
+    session: AdminDep,
     loyalty: LoyaltyDep,
     cache: CacheDep,
     text: Annotated[str, Form(max_length=MAX_UPLOAD_BYTES)],
     reason: Annotated[str, Form(min_length=1, max_length=200)],
-    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Apply a previewed grant file (admin, CSRF); applying the same file again grants nothing more."""
-    try:
-        _guard(session, csrf)
-    except sessions.Forbidden as exc:
-        return render.problem(request, session, 403, "Not allowed", str(exc.detail))
     upload = bulk_grants.parse(text, reason)
     results = await bulk_grants.apply(loyalty, upload, reason, utcnow())
-    cache.forget("loyalty_summary")
+    await cache.forget(service.SUMMARY)
     ctx = await _loyalty_context(loyalty, cache)
     replayed = sum(r.replayed for r in results)
     ctx["preview"] = {
@@ -179,15 +169,10 @@ async def grants_apply(
 @router.post("/snapshots/rollback")
 async def rollback(
     request: Request,
-    session: SessionDep,
+    session: AdminDep,
     store: StoreDep,
-    csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Activate the snapshot published before the active one (admin, CSRF), as `centric publish --rollback`."""
-    try:
-        _guard(session, csrf)
-    except sessions.Forbidden as exc:
-        return render.problem(request, session, 403, "Not allowed", str(exc.detail))
     state = request.app.state
     settings = state.settings
     try:

@@ -86,7 +86,7 @@ def hbars(bars: Sequence[Bar], title: str, fmt: Fmt = number, *, width: int = 56
             f'<rect class="bar" x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row - 10}" rx="3"/>'
             f'<text class="val" x="{label_w + w + 6:.1f}" y="{y + 19}">{shown}</text></g>'
         )
-    return _svg(width, height, title, "".join(parts))
+    return _svg(width, height, title, "".join(parts), cls="chart hbars")
 
 
 def vbars(
@@ -131,8 +131,10 @@ def lines(
     width: int = 560,
     height: int = 220,
     every: int = 1,
+    styles: Sequence[int] | None = None,
 ) -> Markup:
-    """Return a line chart of one or more series over shared x labels, with a legend (series ``s0``, ``s1`` …)."""
+    """Return a line chart of one or more series over shared x labels, with a legend (series ``s0``, ``s1`` …;
+    ``styles`` picks each series' style number instead, e.g. 3 for a dashed warning line)."""
     pad_l, pad_r, pad_t, pad_b = 64, 12, 26, 30
     values = [v for _, ys in series for v in ys if v is not None]
     lo, hi = min([0.0, *values]), max([0.0, *values]) or 1.0
@@ -155,7 +157,8 @@ def lines(
             parts.append(
                 f'<text class="tick" x="{x:.1f}" y="{height - 10}" text-anchor="{anchor}">{escape(label)}</text>'
             )
-    for s, (name, ys) in enumerate(series):
+    for k, (name, ys) in enumerate(series):
+        s = styles[k] if styles else k
         pts = [xy(i, v) for i, v in enumerate(ys) if v is not None]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
         parts.append(f'<polyline class="line s{s}" points="{path}" fill="none"/>')
@@ -168,8 +171,8 @@ def lines(
                 f'<circle class="dot s{s}" cx="{x:.1f}" cy="{y:.1f}" r="3" data-label="{lbl}" data-value="{v}">'
                 f"<title>{lbl}: {escape(fmt(v))}</title></circle>"
             )
-        parts.append(f'<rect class="key s{s}" x="{pad_l + 130 * s}" y="4" width="12" height="12" rx="2"/>')
-        parts.append(f'<text class="tick" x="{pad_l + 130 * s + 17}" y="14">{escape(name)}</text>')
+        parts.append(f'<rect class="key s{s}" x="{pad_l + 130 * k}" y="4" width="12" height="12" rx="2"/>')
+        parts.append(f'<text class="tick" x="{pad_l + 130 * k + 17}" y="14">{escape(name)}</text>')
     return _svg(width, height, title, "".join(parts))
 
 

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from recsys.clock import utcnow
 from recsys.exceptions import CentricError, NoActiveSnapshot, UnknownCustomer
 from serving.deps import StoreDep
-from serving.routers.dashboard import get_cache
+from serving.routers.dashboard import CacheDep
 from serving.services import customer360
 from serving.services import dashboard as service
 from serving.services import loyalty as loyalty_service
@@ -22,9 +22,6 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 SessionDep = Annotated[Session, Depends(sessions.require_session)]
 LoyaltyDep = Annotated[loyalty_service.LoyaltyService, Depends(loyalty_service.get_loyalty)]
 STYLESHEET = (render.HERE / "static" / "ui.css").read_bytes()
-
-
-CacheDep = Annotated[service.DashboardCache, Depends(get_cache)]
 
 
 def _safe_next(target: str | None) -> str:

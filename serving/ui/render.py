@@ -44,6 +44,12 @@ NAV = (
 )
 
 
+def compile_templates() -> None:
+    """Compile every template now (the app's warm-up), so that no first page view pays for it."""
+    for name in templates.env.list_templates():
+        templates.env.get_template(name)
+
+
 def page(
     request: Request, name: str, context: dict[str, Any], *, session: Session | None, status: int = 200
 ) -> HTMLResponse:

@@ -18,6 +18,19 @@ STAGE_LABELS = {
     "reactivated": "Reactivated",
 }
 
+SOURCE_LABELS = {
+    "personalized": "Personalized",
+    "buy_again": "Buy again",
+    "similar": "Similar items",
+    "cross_sell": "Cross-sell",
+    "fallback": "Popular",
+}
+
+
+def source_label(source: str) -> str:
+    """Return how a recommendation source reads on a page (``buy_again`` → ``Buy again``; unknown ones tidied)."""
+    return SOURCE_LABELS.get(source) or source.replace("_", " ").capitalize()
+
 
 def overview_charts(snapshot: dict[str, Any] | None, loyalty: dict[str, Any] | None) -> dict[str, Markup]:
     """Return the overview's charts: ``rfm``, ``lifecycle``, ``clv``, ``p_alive``, ``tiers`` (those with data)."""
@@ -132,7 +145,45 @@ def loyalty_charts(history: dict[str, Any], summary: dict[str, Any]) -> dict[str
         out["tiers"] = charts.hbars(
             [Bar(t["tier"], t["members"]) for t in summary["tiers"]], "Members per tier", label_w=90
         )
+    moves = {row["month"]: row for row in history.get("tier_movements") or []}
+    if months and moves:
+        labels = [m["month"] for m in months]
+        out["movements"] = charts.lines(
+            labels,
+            [
+                ("Upgrades", [moves.get(m, {}).get("upgrades", 0) for m in labels]),
+                ("Downgrades", [moves.get(m, {}).get("downgrades", 0) for m in labels]),
+            ],
+            "Tier upgrades and downgrades per month (members)",
+            every=max(len(labels) // 6, 1),
+            styles=(0, 3),
+        )
     return out
+
+
+def unbooked_expiry(history: dict[str, Any], summary: dict[str, Any]) -> int:
+    """Return the points the booked ledger still counts that the live liability leaves out: lots past their expiry
+    date that ``centric loyalty expire`` has not booked yet (0 when none, or when the history is older than the
+    summary's ledger and shows less)."""
+    months = history.get("months") or []
+    if not months or summary.get("liability_points") is None:
+        return 0
+    # the monthly running sum of entry amounts is the booked balance (debt is never in the balance)
+    return max(int(months[-1]["liability_points"]) - int(summary["liability_points"]), 0)
+
+
+def tier_check(history: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Compare the members per tier that replaying the statements gives with the accounts' tiers today.
+
+    Returns ``{"same": bool, "rows": [{"tier", "accounts", "replayed"}]}``, or ``None`` when either is missing.
+    """
+    replayed = {t["tier"]: t["members"] for t in history.get("tiers_replayed") or []}
+    if not replayed or not summary.get("tiers"):
+        return None
+    rows = [
+        {"tier": t["tier"], "accounts": t["members"], "replayed": replayed.get(t["tier"], 0)} for t in summary["tiers"]
+    ]
+    return {"same": all(r["accounts"] == r["replayed"] for r in rows), "rows": rows}
 
 
 def holdout_chart(holdout: dict[str, Any] | None) -> Markup | None:

@@ -6,17 +6,21 @@ every page at desktop and phone width are written to ``artifacts/ui-screenshots/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from recsys.store.keys import Keys
 from tests.helpers.http import ROOT, uvicorn_server
-from tests.helpers.ui_demo import PROGRAM, UiDemo
+from tests.helpers.ui_demo import PROGRAM, UiDemo, write_pipeline_reports
 from training.jobs.campaign import run_select
 
 pytestmark = pytest.mark.xdist_group("ui")
@@ -40,9 +44,18 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(ui_demo: UiDemo) -> Iterator[str]:
+def server(ui_demo: UiDemo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service as `centric serve` runs it, on the demo's namespace; yields its base URL."""
-    with uvicorn_server(ui_demo.redis_url, ui_demo.keys, CENTRIC_LOYALTY_PROGRAM=str(PROGRAM)) as base:
+    work = tmp_path_factory.mktemp("pipeline")
+    client, keys = redis.Redis.from_url(ui_demo.redis_url), Keys(f"pl{uuid.uuid4().hex[:10]}")
+    try:
+        write_pipeline_reports(work, client, keys)  # so that the overview shows runs as the pipeline reports them
+    finally:
+        for key in client.scan_iter(match=keys.pattern()):
+            client.delete(key)
+        client.close()
+    env = {"CENTRIC_LOYALTY_PROGRAM": str(PROGRAM), "CENTRIC_PIPELINE_DIR": str(work)}
+    with uvicorn_server(ui_demo.redis_url, ui_demo.keys, **env) as base:
         yield base
 
 
@@ -74,6 +87,16 @@ class Tab:
         self.context.close()
 
 
+@contextlib.contextmanager
+def signed_in(browser: Any, base: str, api_key: str, viewport: str = "desktop") -> Iterator[Tab]:
+    """A signed-in tab, closed afterwards."""
+    tab = Tab(browser, base, api_key, viewport)
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
 def _api(base: str, key: str, path: str, **params: Any) -> Any:
     response = httpx.get(f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, params=params, timeout=10)
     assert response.status_code == 200, response.text
@@ -95,8 +118,7 @@ def test_every_page_loads_without_console_errors_and_fits_the_width(
     browser: Any, server: str, ui_demo: UiDemo, viewport: str
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    tab = Tab(browser, server, ui_demo.admin_key, viewport)
-    try:
+    with signed_in(browser, server, ui_demo.admin_key, viewport) as tab:
         for name, path in _pages(ui_demo).items():
             tab.open(path)
             tab.page.screenshot(path=str(SHOTS / f"{name}-{viewport}.png"), full_page=True)
@@ -104,13 +126,10 @@ def test_every_page_loads_without_console_errors_and_fits_the_width(
             overflow = tab.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, f"{path} is {overflow}px wider than the {viewport} viewport"
         assert tab.errors == []
-    finally:
-        tab.close()
 
 
 def test_keyboard_reaches_the_skip_link_and_the_navigation(browser: Any, server: str, ui_demo: UiDemo) -> None:
-    tab = Tab(browser, server, ui_demo.read_key)
-    try:
+    with signed_in(browser, server, ui_demo.read_key) as tab:
         tab.open("/ui")
         tab.page.keyboard.press("Tab")
         assert tab.page.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -120,8 +139,6 @@ def test_keyboard_reaches_the_skip_link_and_the_navigation(browser: Any, server:
         tab.page.keyboard.press("Enter")
         tab.page.wait_for_url(f"{server}/ui/customers")
         assert tab.page.get_by_label("Customer id").is_visible()
-    finally:
-        tab.close()
 
 
 def test_customer_search_finds_a_real_customer_with_recommendations_and_offers(
@@ -130,8 +147,7 @@ def test_customer_search_finds_a_real_customer_with_recommendations_and_offers(
     cid = ui_demo.customer_id
     recs = _api(server, ui_demo.read_key, f"/v1/customers/{cid}/recommendations", k=10)
     offers = _api(server, ui_demo.read_key, f"/v1/customers/{cid}/offers", channel="app", k=5)
-    tab = Tab(browser, server, ui_demo.read_key)
-    try:
+    with signed_in(browser, server, ui_demo.read_key) as tab:
         tab.open("/ui")
         tab.page.get_by_role("link", name="Customer 360").click()
         tab.page.get_by_label("Customer id").fill(cid)
@@ -145,15 +161,12 @@ def test_customer_search_finds_a_real_customer_with_recommendations_and_offers(
         assert tab.page.locator("#statement tbody tr").count() > 0
         assert tab.page.locator("#chart-timeline svg .mark").count() > 0
         assert tab.errors == []
-    finally:
-        tab.close()
 
 
 def test_charts_draw_the_numbers_the_api_gives(browser: Any, server: str, ui_demo: UiDemo) -> None:
     api = _api(server, ui_demo.read_key, "/v1/dashboard/overview")
     doc, loyalty = api["snapshot"]["dashboard"], api["loyalty"]
-    tab = Tab(browser, server, ui_demo.read_key)
-    try:
+    with signed_in(browser, server, ui_demo.read_key) as tab:
         tab.open("/ui")
 
         def marks(chart: str) -> list[tuple[str, float]]:
@@ -171,13 +184,10 @@ def test_charts_draw_the_numbers_the_api_gives(browser: Any, server: str, ui_dem
         customers = tab.page.locator("#kpi-customers .v").inner_text()
         assert customers == f"{doc['customers']:,}"
         assert tab.page.locator("#kpi-liability .v").inner_text() == f"{loyalty['liability_points']:,} pts"
-    finally:
-        tab.close()
 
 
 def test_a_read_key_cannot_export_an_audience_or_grant_points(browser: Any, server: str, ui_demo: UiDemo) -> None:
-    tab = Tab(browser, server, ui_demo.read_key)
-    try:
+    with signed_in(browser, server, ui_demo.read_key) as tab:
         tab.open("/ui/campaigns?offer=snacks_crosssell&budget=5")
         assert tab.page.locator("#download-csv").is_disabled()
         token = tab.csrf()
@@ -192,28 +202,22 @@ def test_a_read_key_cannot_export_an_audience_or_grant_points(browser: Any, serv
             form={"text": f"customer_id,points\n{ui_demo.customer_id},5\n", "reason": "x", "csrf": token},
         )
         assert grant.status == 403
-    finally:
-        tab.close()
 
 
 def test_a_post_without_the_csrf_token_is_refused(browser: Any, server: str, ui_demo: UiDemo) -> None:
-    tab = Tab(browser, server, ui_demo.admin_key)
-    try:
+    with signed_in(browser, server, ui_demo.admin_key) as tab:
         tab.open("/ui/campaigns")
         refused = tab.page.request.post(
             f"{server}/ui/campaigns/audience.csv", form={"offer": "snacks_crosssell", "budget": "5"}
         )
         assert refused.status == 403 and "CSRF" in refused.text()
         assert refused.headers["content-type"].startswith("text/html")
-    finally:
-        tab.close()
 
 
 def test_the_downloaded_audience_csv_matches_centric_campaign_select(
     browser: Any, server: str, ui_demo: UiDemo, tmp_path: Path
 ) -> None:
-    tab = Tab(browser, server, ui_demo.admin_key)
-    try:
+    with signed_in(browser, server, ui_demo.admin_key) as tab:
         tab.open("/ui/campaigns")
         tab.page.select_option("#offer", "snacks_crosssell")
         tab.page.fill("#budget", "4")
@@ -228,5 +232,25 @@ def test_the_downloaded_audience_csv_matches_centric_campaign_select(
         shown = int(str(tab.page.locator("#audience-summary strong").first.get_attribute("data-value")))
         assert shown == len(got.read_text().splitlines()) - 1
         assert tab.errors == []
-    finally:
-        tab.close()
+
+
+def test_loyalty_charts_draw_the_months_and_tier_movements_the_api_gives(
+    browser: Any, server: str, ui_demo: UiDemo
+) -> None:
+    api = _api(server, ui_demo.read_key, "/v1/dashboard/loyalty")
+    with signed_in(browser, server, ui_demo.read_key) as tab:
+        tab.open("/ui/loyalty")
+
+        def dots(chart: str, series: str) -> list[tuple[str, float]]:
+            pairs = tab.page.locator(f"#{chart} circle.dot").evaluate_all(
+                "ms => ms.map(m => [m.dataset.label, m.dataset.value])"
+            )
+            return [(label.removeprefix(series + " "), float(v)) for label, v in pairs if label.startswith(series)]
+
+        months = [m["month"] for m in api["months"]]
+        liability = [(m["month"], float(m["liability_points"])) for m in api["months"]]
+        assert dots("chart-liability", "Liability (points)") == liability
+        moved = {m["month"]: m for m in api["tier_movements"]}
+        ups = [(month, float(moved.get(month, {}).get("upgrades", 0))) for month in months]
+        assert dots("chart-movements", "Upgrades") == ups and any(v for _, v in ups)
+        assert tab.errors == []

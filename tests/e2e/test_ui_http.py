@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,12 +12,15 @@ import httpx
 import polars as pl
 import pytest
 import redis
+import redis.asyncio
 
+from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
 from serving.auth import create_api_key, revoke_api_key
-from tests.helpers.ui_demo import UiDemo, sign_in, ui_client
+from tests.helpers.ui_demo import UiDemo, sign_in, ui_client, write_pipeline_reports
 from training.jobs.campaign import run_select
 from training.jobs.publish import run_publish
+from training.pipeline.state import STAGES
 
 pytestmark = pytest.mark.xdist_group("ui")
 PAGES = ("/ui", "/ui/customers", "/ui/models", "/ui/campaigns", "/ui/loyalty")
@@ -277,39 +279,49 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(ui_demo: UiDemo) -> 
     assert _run(ui_demo, script) == [403, 303, 303]
 
 
-def test_the_warm_up_at_startup_computes_the_figures_pages_read(ui_demo: UiDemo) -> None:
+def test_a_start_readies_every_figure_before_serving_and_a_restart_reads_them_instead_of_scanning(
+    ui_demo: UiDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from serving.app import create_app
-    from serving.services.dashboard import cache_of
+    from serving.services import dashboard
+    from serving.services.dashboard_cache import DashboardCache, cache_of
 
-    async def body() -> set[str]:
-        app = create_app(ui_demo.settings().model_copy(update={"dashboard_warmup": True}), gc_tuning=False)
+    scans: list[str] = []
+    real = dashboard.loyalty_history
+
+    async def counted(svc: Any, now: Any, months: int = 24) -> dict[str, Any]:
+        scans.append("history")
+        return await real(svc, now, months)
+
+    monkeypatch.setattr(dashboard, "loyalty_history", counted)
+    settings = ui_demo.settings().model_copy(update={"dashboard_warmup": True})
+
+    async def start() -> dict[str, float]:
+        app = create_app(settings, gc_tuning=False)
         async with app.router.lifespan_context(app):
-            for _ in range(300):
-                if "loyalty_history" in cache_of(app).entries:
-                    break
-                await asyncio.sleep(0.1)
-            return set(cache_of(app).entries)
+            # the lifespan returned: the figures are there before any request, no polling needed
+            return {name: hit.at for name, hit in cache_of(app).entries.items()}
 
-    names = asyncio.run(body())
-    assert {"loyalty_summary", "loyalty_history"} <= names
-    assert any(n.startswith("offers:") for n in names) and any(n.startswith("experiments:") for n in names)
+    async def body() -> tuple[dict[str, float], dict[str, float]]:
+        client = redis.asyncio.Redis.from_url(ui_demo.redis_url)
+        try:
+            await DashboardCache(client, ui_demo.keys).forget(dashboard.HISTORY)  # as if never computed
+        finally:
+            await client.aclose()
+        return await start(), await start()
+
+    first, second = asyncio.run(body())
+    assert {dashboard.SUMMARY, dashboard.HISTORY} <= set(first)
+    assert any(n.startswith("offers:") for n in first) and any(n.startswith("experiments:") for n in first)
+    assert scans == ["history"]  # the restart scanned nothing: it read what the first start shared
+    assert second[dashboard.HISTORY] == first[dashboard.HISTORY]
 
 
-def test_overview_lists_the_last_pipeline_runs_from_their_reports(ui_demo: UiDemo, tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    report = {
-        "schema_version": 1,
-        "run_id": "20261205T221503Z-3f9a1c",
-        "status": "refused",
-        "exit_code": 3,
-        "started_at": "2026-12-05T22:15:03.120000+00:00",
-        "finished_at": "2026-12-05T22:16:40.871000+00:00",
-        "seconds": 97.75,
-        "stages": [{"name": "guard", "status": "refused", "seconds": 1.5}, {"name": "publish", "status": "not_run"}],
-        "error": {"stage": "guard", "message": "ndcg@10 fell 12%"},
-    }
-    (runs / f"{report['run_id']}.json").write_text(json.dumps(report))
+def test_overview_lists_the_last_pipeline_runs_from_the_pipelines_reports(
+    ui_demo: UiDemo, tmp_path: Path, redis_client: redis.Redis, keys: Keys
+) -> None:
+    succeeded, refused, failed = write_pipeline_reports(tmp_path, redis_client, keys)
+    assert failed.status == "failed" and failed.error and "missing.csv" in failed.error["message"]
 
     async def script(client: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
         api = (await client.get("/v1/dashboard/overview", headers=_bearer(ui_demo.read_key))).json()
@@ -321,9 +333,17 @@ def test_overview_lists_the_last_pipeline_runs_from_their_reports(ui_demo: UiDem
             return await script(client)
 
     api, html = asyncio.run(body())
-    assert [r["run_id"] for r in api["runs"]] == ["20261205T221503Z-3f9a1c"]
-    assert 'data-run="20261205T221503Z-3f9a1c"' in html and "ndcg@10 fell 12%" in html and "guard refused" in html
-    assert "publish not_run" not in html
+    assert [r["run_id"] for r in api["runs"]] == [failed.run_id, refused.run_id, succeeded.run_id]  # newest first
+    shown = api["runs"][0]
+    assert shown["status"] == "failed" and shown["exit_code"] == failed.exit_code != 0
+    assert shown["error"] == failed.error and shown["seconds"] == failed.seconds
+    assert [s["name"] for s in shown["stages"]] == list(STAGES)
+    assert [s["status"] for s in shown["stages"][:3]] == [s.status for s in failed.stages[:3]]
+    assert shown["stages"][0] == {"name": "sync", "status": "done", "seconds": failed.stages[0].seconds}
+    assert f'data-run="{failed.run_id}"' in html and f'data-run="{refused.run_id}"' in html
+    assert "ndcg@10 fell 12%" in html and "guard refused" in html
+    assert "missing.csv" in html  # the failed stage's message names the file
+    assert "publish not_run" not in html  # stages not reached are not listed
 
 
 def test_a_sign_in_posted_from_another_site_is_refused(ui_demo: UiDemo) -> None:
@@ -366,3 +386,65 @@ def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_de
         assert RedisSnapshotStore(client, ui_demo.keys).active_version() == first
     finally:
         client.close()
+
+
+def test_loyalty_page_tier_movements_match_a_replay_of_every_statement(ui_demo: UiDemo) -> None:
+    from recsys.analytics.tier_movements import TierMovements, TierRules, replay_customer
+    from recsys.clock import utcnow
+    from recsys.loyalty.ledger import RedisLedger
+    from recsys.loyalty.program import load_program
+    from tests.helpers.ui_demo import PROGRAM
+
+    async def script(client: httpx.AsyncClient) -> str:
+        await sign_in(client, ui_demo.read_key)
+        return (await client.get("/ui/loyalty")).text
+
+    html = _run(ui_demo, script)
+    program = load_program(PROGRAM)
+    client = redis.Redis.from_url(ui_demo.redis_url)
+    try:
+        ledger = RedisLedger(client, ui_demo.keys, program)
+        expected = TierMovements(len(program.tiers))
+        accounts = [0] * len(program.tiers)
+        for customer in ledger.customers():
+            expected.add(replay_customer(ledger.entries(customer), TierRules.of(program), utcnow()))
+            accounts[ledger.account(customer)["tier"]] += 1
+    finally:
+        client.close()
+    rows = expected.table([t.name for t in program.tiers])
+    assert sum(r["upgrades"] for r in rows) > 0, "the demo should move some members up a tier"
+    for row in rows[-12:]:
+        found = re.search(rf'<tr data-month="{row["month"]}">(.*?)</tr>', html, re.S)
+        assert found, f"month {row['month']} missing from the tier movements table"
+        assert f'data-value="{row["upgrades"]}"' in found.group(1)
+        assert f'data-value="{row["downgrades"]}"' in found.group(1)
+    assert 'id="chart-movements"' in html
+    # the demo's accounts were never reviewed at a period end, yet all its history is inside the 12-month window
+    assert expected.current == accounts and "gives these same tiers" in html
+
+
+def test_dashboard_endpoints_are_typed_in_openapi_and_the_loyalty_figures_match_the_page(ui_demo: UiDemo) -> None:
+    async def script(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
+        spec = (await client.get("/openapi.json")).json()
+        api = (await client.get("/v1/dashboard/loyalty", headers=_bearer(ui_demo.read_key))).json()
+        await sign_in(client, ui_demo.read_key)
+        return spec, api, (await client.get("/ui/loyalty")).text
+
+    spec, api, html = _run(ui_demo, script)
+    for path, model in (
+        ("/v1/dashboard/overview", "OverviewPublic"),
+        ("/v1/dashboard/loyalty", "LoyaltyFiguresPublic"),
+    ):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+    parts = spec["components"]["schemas"]
+    assert parts["DashboardDocument"]["properties"]["rfm"]["items"] == {"$ref": "#/components/schemas/RfmCell"}
+    assert set(parts["EvaluationRow"]["properties"]) >= {"model", "ndcg@10", "recall@10"}
+    assert set(parts["TierMove"]["properties"]) == {"from", "to", "customers"}
+    assert api["summary"]["members"] == 120 and api["months"]
+    assert f'data-value="{api["summary"]["liability_points"]}">{api["summary"]["liability_points"]:,}<' in html
+    for month in api["tier_movements"][-12:]:
+        row = re.search(rf'<tr data-month="{month["month"]}">(.*?)</tr>', html, re.S)
+        assert row and f'data-value="{month["upgrades"]}"' in row.group(1)
+        for move in month["moves"]:
+            assert f"{move['from']} → {move['to']}: {move['customers']:,}" in row.group(1)

@@ -22,6 +22,9 @@ from recsys.store.keys import Keys
 from serving.app import create_app
 from serving.auth import create_api_key
 from training.jobs.demo import run_demo
+from training.pipeline.config import PipelineConfig
+from training.pipeline.runner import run_pipeline
+from training.pipeline.state import STAGES, RunReport, StageReport
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "examples" / "loyalty.toml"
@@ -85,3 +88,35 @@ async def ui_client(
 async def sign_in(client: httpx.AsyncClient, api_key: str) -> httpx.Response:
     """Post the sign-in form; the client keeps the session cookie."""
     return await client.post("/ui/login", data={"api_key": api_key, "next": "/ui"})
+
+
+def _saved_run(work: Path, run_id: str, status: str, exit_code: int, done: int, error: str | None) -> RunReport:
+    """A run report saved by the pipeline's ``RunReport.save``: ``done`` stages done, then ``status`` (refused: the
+    next stage refused with ``error``), the rest not run."""
+    report = RunReport(
+        run_id=run_id,
+        started_at=f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}T{run_id[9:11]}:{run_id[11:13]}:{run_id[13:15]}+00:00",
+        work_dir=str(work),
+        config={},
+        stages=[StageReport(name) for name in STAGES],
+    )
+    for stage in report.stages[:done]:
+        stage.status, stage.seconds = "done", 12.5
+    for stage in report.stages[done:]:
+        stage.status = "not_run"
+    if error is not None:
+        report.stages[done].status, report.stages[done].message = status, error
+        report.error = {"stage": report.stages[done].name, "message": error}
+    report.status, report.exit_code, report.seconds = status, exit_code, 12.5 * done + 1.25
+    report.save(work)
+    return report
+
+
+def write_pipeline_reports(work: Path, client: redis.Redis, keys: Keys) -> tuple[RunReport, RunReport, RunReport]:
+    """Three run reports under ``work/runs``, written by the pipeline's own code: a succeeded and a refused run
+    (``RunReport.save``), then a real ``run_pipeline`` that fails because its transactions file is missing."""
+    succeeded = _saved_run(work, "20261130T021500Z-1b2c3d", "succeeded", 0, len(STAGES), None)
+    refused = _saved_run(work, "20261201T021503Z-3f9a1c", "refused", 3, 3, "ndcg@10 fell 12% (tolerance 10%)")
+    config = PipelineConfig(transactions=str(work / "missing.csv"), work_dir=str(work), events_dir=str(work / "ev"))
+    failed = run_pipeline(config, client, keys, work)
+    return succeeded, refused, failed

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from serving.services.bulk_grants import parse
-from serving.services.dashboard import DashboardCache
+from serving.services.dashboard_cache import DashboardCache
 from serving.ui import charts
 
 
@@ -32,6 +32,7 @@ def test_cache_computes_once_within_its_ttl_and_again_after() -> None:
 
 def test_a_stale_entry_is_answered_at_once_and_refreshed_behind() -> None:
     cache = DashboardCache()
+    cache.REFRESH_DELAY_S = 0.0
     values = iter([1, 2, 3])
 
     async def compute() -> int:
@@ -43,7 +44,7 @@ def test_a_stale_entry_is_answered_at_once_and_refreshed_behind() -> None:
         stale = await cache.get("y", 0.05, compute)  # expired: answered stale, recomputed in the background
         await asyncio.sleep(0.01)
         fresh = await cache.get("y", 0.05, compute)
-        cache.forget("y")
+        await cache.forget("y")
         return [first, stale, fresh, await cache.get("y", 0.05, compute)]
 
     assert asyncio.run(body()) == [1, 1, 2, 3]
@@ -89,3 +90,12 @@ def test_chart_marks_carry_the_exact_values_and_escape_labels() -> None:
     svg = str(charts.hbars([charts.Bar("<b>", 3.0), charts.Bar("ok", 1234.0)], "t"))
     assert 'data-value="3.0"' in svg and 'data-value="1234.0"' in svg and "&lt;b&gt;" in svg and "<b>" not in svg
     assert "1,234" in svg and 'role="img"' in svg
+
+
+def test_points_past_expiry_not_yet_booked_are_the_booked_sum_less_the_live_liability() -> None:
+    from serving.ui.views import unbooked_expiry
+
+    history = {"months": [{"liability_points": 900}, {"liability_points": 1_000}]}
+    assert unbooked_expiry(history, {"liability_points": 960, "debt_points": 25}) == 40
+    assert unbooked_expiry(history, {"liability_points": 1_200}) == 0  # a history older than new earnings
+    assert unbooked_expiry({"months": []}, {"liability_points": 5}) == 0
