@@ -1,7 +1,8 @@
 """Customer lifetime value: discounted expected margin over a horizon.
 
 Method: the horizon is cut into months of 30 days. For month k the expected number of purchases is
-``E[X(k·30d)] − E[X((k−1)·30d)]`` from the BG/NBD conditional expectation; it is multiplied by the Gamma-Gamma
+``E[X(k·30d)] − E[X((k−1)·30d)]`` from the chosen purchase model's conditional expectation (BG/NBD, MBG/NBD or
+Pareto/NBD); it is multiplied by the Gamma-Gamma
 expected spend per purchase and by the margin, and discounted by ``(1 + monthly_rate)^k`` where
 ``monthly_rate = (1 + annual_discount)^(1/12) − 1``. Defaults: 365-day horizon, margin 0.30, 10 % a year.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.analytics.bgnbd import BetaGeoModel
+from recsys.analytics.btyd import PurchaseModel
 from recsys.exceptions import ConfigError
 
 MONTH_DAYS = 30.0
@@ -36,7 +37,7 @@ class ClvConfig:
 
 
 def customer_lifetime_value(
-    model: BetaGeoModel,
+    model: PurchaseModel,
     frequency: np.ndarray,
     recency: np.ndarray,
     T: np.ndarray,
