@@ -55,3 +55,34 @@ def simulate_mbgnbd(
     dead_at_start = rng.random(n) < p
     x, t_x, T, hold = _run(np.where(dead_at_start, 0.0, lam), T, holdout, None, p, rng)
     return x, t_x, T, hold
+
+
+def to_transactions(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, end: str, seed: int = 0):
+    """Return purchase lines (``customer_id`` ``c0``…, ``item_id``, ``timestamp`` UTC, ``amount``, ``quantity``,
+    ``price``) of customers summarised in days, their calibration ending on day ``end`` (ISO date).
+
+    The first purchase is ``T`` days before ``end``, the last repeat one ``t_x`` days after the first, the others
+    uniform in between (how a Poisson process places them given their count).
+    """
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    last_day = np.datetime64(end)
+    first = last_day - np.round(T).astype("timedelta64[D]")
+    counts = x.astype(np.int64)
+    owner = np.repeat(np.arange(x.size), counts)
+    offsets = rng.uniform(0, 1, owner.size) * t_x[owner]
+    offsets[(np.cumsum(counts) - 1)[counts > 0]] = t_x[counts > 0]
+    customer = np.concatenate([np.arange(x.size), owner])
+    days = np.concatenate([first, first[owner] + np.round(offsets).astype("timedelta64[D]")])
+    amount = rng.gamma(4.0, 5.0, customer.size)
+    return pl.DataFrame(
+        {
+            "customer_id": [f"c{c}" for c in customer],
+            "item_id": "i1",
+            "timestamp": pl.Series(days.astype("datetime64[us]")).dt.replace_time_zone("UTC"),
+            "amount": amount,
+            "quantity": 1.0,
+            "price": amount,
+        }
+    )
