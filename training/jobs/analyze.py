@@ -28,6 +28,8 @@ from recsys.analytics.selection import (
     DEFAULT_MODEL,
     HOLDOUT_FRACTION,
     METRIC,
+    PREFERENCE,
+    TIE,
     HoldoutSplit,
     ModelScore,
     choose,
@@ -42,6 +44,7 @@ from recsys.columns import Columns
 from recsys.columns import ProfileColumns as P
 from recsys.exceptions import DataError
 
+AUTO_REASON = f"auto: lowest {METRIC} on the holdout (within {100 * TIE:g} %: first of {', '.join(PREFERENCE)})"
 STEPS = (
     "choose the CLV model on a holdout",
     "fit models and build profiles",
@@ -99,7 +102,7 @@ def _select(
         return Selection(clv_model, "forced by --clv-model", split, frame, score_models(frame, (clv_model,)))
     scores = score_models(frame, tuple(MODELS))
     best = choose(scores)
-    return Selection(best.name, f"auto: lowest {METRIC} on the holdout", split, frame, scores)
+    return Selection(best.name, AUTO_REASON, split, frame, scores)
 
 
 def _holdout(

@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys.analytics.btyd import MODELS
+from recsys.analytics.btyd import MODELS, make_model
+from recsys.analytics.selection import ModelScore, choose
 from recsys.columns import ProfileColumns as P
-from recsys.exceptions import ConfigError
+from recsys.exceptions import ConfigError, DataError
 from tests.helpers.btyd_sim import simulate_pnbd, to_transactions
 from training.jobs.analyze import run_analyze
 
@@ -109,3 +110,18 @@ def test_without_a_holdout_the_default_model_is_used_and_the_reason_recorded(
 def test_bad_model_options_are_clear_errors(data: SimpleNamespace, tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         run_analyze(data, tmp_path, time_unit="day", plots=False, **options)
+
+
+def _score(name: str, mae: float) -> ModelScore:
+    return ModelScore(name, make_model(name), np.zeros(1), {"mae_per_customer": mae}, 0.0)
+
+
+def test_the_lowest_holdout_error_wins_and_a_near_tie_goes_to_the_faster_model() -> None:
+    assert choose([_score("bgnbd", 0.80), _score("mbgnbd", 0.79), _score("pnbd", 0.75)]).name == "pnbd"
+    # all three reduce to the NBD when the data show no dropout: equal errors up to rounding
+    tied = [_score("bgnbd", 0.9397397), _score("mbgnbd", 0.9397398), _score("pnbd", 0.9397396)]
+    assert choose(tied).name == "mbgnbd"
+    failed = ModelScore("pnbd", None, None, {}, 0.0, "did not converge")
+    assert choose([failed, _score("bgnbd", 1.0)]).name == "bgnbd"
+    with pytest.raises(DataError, match="did not converge"):
+        choose([failed])
