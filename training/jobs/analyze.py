@@ -165,6 +165,40 @@ def _distribution(values: np.ndarray) -> dict[str, float]:
     }
 
 
+def _profiles(
+    tx: pl.DataFrame,
+    catalog: pl.DataFrame | None,
+    calibration_end: date | datetime | str | None,
+    selection: Selection,
+    time_unit: str,
+    clv_config: ClvConfig,
+) -> AnalyticsResult:
+    """Build the profiles with the chosen model, warm-started from its calibration fit. In auto mode, when it cannot
+    be fitted on the profile period, the next best by holdout error is used and the selection says so."""
+    scored = sorted((s for s in selection.scores if s.model is not None), key=lambda s: s.errors[METRIC])
+    names = [selection.chosen] + ([s.name for s in scored if s.name != selection.chosen] if selection.scores else [])
+    if len(selection.scores) < 2:
+        names = names[:1]  # a forced model, or no holdout: no fallback
+    first_error: DataError | None = None
+    for name in names:
+        model = make_model(name)
+        fitted = next((s.model for s in scored if s.name == name), None)
+        if fitted is not None:
+            model.init = tuple(float(v) for v in fitted.params_)  # warm start from the calibration fit
+        config = AnalyticsConfig(time_unit=time_unit, model=name, clv=clv_config)
+        try:
+            analysis = build_profiles(tx, catalog=catalog, calibration_end=calibration_end, config=config, model=model)
+        except DataError as exc:
+            first_error = first_error or exc
+            continue
+        if name != selection.chosen:
+            selection.reason += f"; {selection.chosen} failed on the profile period ({first_error}), used {name}"
+            selection.chosen = name
+        return analysis
+    assert first_error is not None
+    raise first_error
+
+
 def _bgnbd_params(analysis: AnalyticsResult) -> dict[str, float] | None:
     # models.json keeps a "bgnbd" entry for its readers (the dashboard's P(alive) curve): the BG/NBD fit on the
     # profile period, whichever model the profiles use
@@ -217,12 +251,8 @@ def run_analyze(
     clv_config = ClvConfig(horizon_days=horizon_days, margin=margin, annual_discount=annual_discount)
     notify(STEPS[0])
     selection = _select(tx, calibration_end, clv_model, holdout_fraction, time_unit)
-    config = AnalyticsConfig(time_unit=time_unit, model=selection.chosen, clv=clv_config)
     notify(STEPS[1])
-    model = make_model(selection.chosen)
-    if selection.best is not None and selection.best.model is not None:
-        model.init = tuple(float(v) for v in selection.best.model.params_)  # warm start from the calibration fit
-    analysis = build_profiles(tx, catalog=catalog, calibration_end=calibration_end, config=config, model=model)
+    analysis = _profiles(tx, catalog, calibration_end, selection, time_unit, clv_config)
     profiles = analysis.profiles
     notify(STEPS[2])
     holdout = _holdout(tx, selection, time_unit, out_dir, plots)

@@ -125,3 +125,27 @@ def test_the_lowest_holdout_error_wins_and_a_near_tie_goes_to_the_faster_model()
     assert choose([failed, _score("bgnbd", 1.0)]).name == "bgnbd"
     with pytest.raises(DataError, match="did not converge"):
         choose([failed])
+
+
+def test_when_the_chosen_model_fails_on_the_profile_period_the_next_best_is_used_and_said(
+    data: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.jobs.analyze as job
+
+    real = job.build_profiles
+    refused: list[str] = []
+
+    def first_refused(*args, **kwargs):
+        if not refused:
+            refused.append(kwargs["config"].model)
+            raise DataError("non-finite predictions (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "build_profiles", first_refused)
+    summary = run_analyze(data, tmp_path, time_unit="day", plots=False)
+    selection = json.loads((tmp_path / "models.json").read_text())["model_selection"]
+    ranked = sorted(selection["models"], key=lambda n: selection["models"][n]["mae_per_customer"])
+    assert selection["chosen"] != refused[0]
+    assert selection["chosen"] == next(n for n in ranked if n != refused[0])
+    assert f"{refused[0]} failed on the profile period" in selection["reason"]
+    assert summary["clv_model"] == selection["chosen"] == summary["holdout"]["model"]
