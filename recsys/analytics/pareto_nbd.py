@@ -85,13 +85,19 @@ def _grow(k: float, span: np.ndarray, start: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ParetoNBDModel:
-    """Pareto/NBD model. ``fit`` learns ``params_`` = (r, alpha, s, beta) and ``loglik_`` (total log-likelihood)."""
+    """Pareto/NBD model. ``fit`` learns ``params_`` = (r, alpha, s, beta), ``loglik_`` (total log-likelihood) and
+    ``fitted_on_`` (customers the parameters were fitted on: all of them, or the sample of ``max_customers``)."""
 
     name: ClassVar[str] = "pnbd"
     label: ClassVar[str] = "Pareto/NBD"
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     max_iter: int = 1000
     init: tuple[float, ...] | None = None  # (r, alpha, s, beta) to start from, e.g. an earlier fit (warm start)
+    # With more distinct (x, t_x, T) patterns than this, fit on a seeded sample of this many customers (each
+    # evaluation costs two hypergeometric functions per pattern). Scaled from CLVTools' CDNOW standard errors,
+    # 50,000 customers give about 2 % on r and alpha, 7 % on s and 12 % on beta. ``loglik_`` is always over every
+    # customer. None: fit on all.
+    max_customers: int | None = 50_000
 
     def _starts(self, scale: float) -> list[np.ndarray]:
         # Slow purchase and dropout rates in [0, 1]-scaled time (converged in the fewest steps on CDNOW and the
@@ -117,12 +123,20 @@ class ParetoNBDModel:
                 "calibration end day (T = 0); choose a later --calibration-end"
             )
         scale = float(T_.max())
+        fx, ft, fT, fw = x, t_x, T_, w
+        self.fitted_on_ = int(w.sum())
+        if self.max_customers is not None and len(x) > self.max_customers:
+            # a seeded random sample of customers (drawn by pattern weight) bounds the cost of every evaluation
+            counts = np.random.default_rng(0).multinomial(self.max_customers, w / w.sum()).astype(float)
+            keep = counts > 0
+            fx, ft, fT, fw = x[keep], t_x[keep], T_[keep], counts[keep]
+            self.fitted_on_ = self.max_customers
         best = None
         for start in self._starts(scale):
             res = minimize(
                 _objective,
                 start,
-                args=(x, t_x / scale, T_ / scale, w),
+                args=(fx, ft / scale, fT / scale, fw),
                 method="L-BFGS-B",
                 bounds=[(-10.0, 10.0)] * 4,
                 options={"maxiter": self.max_iter, "ftol": 1e-11, "gtol": 1e-7, "eps": 1e-7},

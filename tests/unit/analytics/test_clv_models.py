@@ -85,16 +85,19 @@ def test_only_bgnbd_calls_every_one_time_buyer_alive() -> None:
 
 def test_mbgnbd_fit_recovers_the_parameters_of_its_own_process() -> None:
     true = (0.8, 6.0, 0.9, 2.5)
-    x, t_x, T, _ = simulate_mbgnbd(40_000, *true, T_max=60.0, holdout=0.0, seed=5)
+    x, t_x, T, _ = simulate_mbgnbd(20_000, *true, T_max=60.0, holdout=0.0, seed=5)
     fitted = ModifiedBetaGeoModel().fit(x, t_x, T).params_
-    np.testing.assert_allclose(fitted, true, rtol=0.15)
+    # the purchase process is pinned closely; the dropout's Beta parameters less so (sampling error of ~10 %)
+    np.testing.assert_allclose(fitted[:2], true[:2], rtol=0.1)
+    np.testing.assert_allclose(fitted[2:], true[2:], rtol=0.35)
 
 
 def test_pareto_nbd_fit_recovers_the_parameters_of_its_own_process() -> None:
     true = (0.8, 6.0, 0.9, 12.0)
-    x, t_x, T, _ = simulate_pnbd(40_000, *true, T_max=60.0, holdout=0.0, seed=6)
+    x, t_x, T, _ = simulate_pnbd(20_000, *true, T_max=60.0, holdout=0.0, seed=6)
     fitted = ParetoNBDModel().fit(x, t_x, T).params_
-    np.testing.assert_allclose(fitted, true, rtol=0.2)
+    np.testing.assert_allclose(fitted[:2], true[:2], rtol=0.1)
+    np.testing.assert_allclose(fitted[2:], true[2:], rtol=0.35)
 
 
 @pytest.mark.parametrize(
@@ -118,3 +121,15 @@ def test_unknown_model_names_are_refused_with_the_choices() -> None:
         check_model_name("pareto")
     with pytest.raises(ConfigError, match="missing"):
         model_from_dict("pnbd", {"r": 1.0, "alpha": 1.0})
+
+
+def test_pareto_nbd_on_many_customers_fits_a_seeded_sample_and_still_recovers_the_process() -> None:
+    true = (0.8, 6.0, 0.9, 12.0)
+    x, t_x, T, _ = simulate_pnbd(60_000, *true, T_max=60.0, holdout=0.0, seed=9)
+    model = ParetoNBDModel(max_customers=8_000).fit(x, t_x, T)
+    assert model.fitted_on_ == 8_000
+    np.testing.assert_allclose(model.params_, true, rtol=0.3)
+    # the same seed gives the same fit, and the log-likelihood is over every customer
+    again = ParetoNBDModel(max_customers=8_000).fit(x, t_x, T)
+    np.testing.assert_array_equal(again.params_, model.params_)
+    assert model.loglik_ == pytest.approx(float(pnbd_loglik(model.params_, x, t_x, T).sum()), rel=1e-9)
