@@ -39,6 +39,17 @@ def compress(
     return uniq[:, 0], uniq[:, 1], uniq[:, 2], np.bincount(inverse.ravel(), weights=w)
 
 
+def sample_customers(weights: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Return how many of a seeded random sample of ``n`` customers fall on each compressed pattern.
+
+    Without replacement when the weights are whole customer counts (the usual case), else proportional draws.
+    """
+    rng = np.random.default_rng(seed)
+    if np.all(weights == np.round(weights)) and weights.sum() >= n:
+        return rng.multivariate_hypergeometric(weights.astype(np.int64), n).astype(float)
+    return rng.multinomial(n, weights / weights.sum()).astype(float)
+
+
 def loglik_terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Return the per-customer log-likelihood for ``params = (r, alpha, a, b)``."""
     r, alpha, a, b = params

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
-from recsys.analytics.bgnbd import ArrayLike, _check, compress
+from recsys.analytics.bgnbd import ArrayLike, _check, compress, sample_customers
 from recsys.exceptions import DataError
 
 
@@ -127,7 +127,7 @@ class ParetoNBDModel:
         self.fitted_on_ = int(w.sum())
         if self.max_customers is not None and len(x) > self.max_customers:
             # a seeded random sample of customers (drawn by pattern weight) bounds the cost of every evaluation
-            counts = np.random.default_rng(0).multinomial(self.max_customers, w / w.sum()).astype(float)
+            counts = sample_customers(w, self.max_customers)
             keep = counts > 0
             fx, ft, fT, fw = x[keep], t_x[keep], T_[keep], counts[keep]
             self.fitted_on_ = self.max_customers
