@@ -17,6 +17,7 @@ from recsys.analytics.btyd import PurchaseModel
 from recsys.exceptions import ConfigError
 
 MONTH_DAYS = 30.0
+CHUNK = 100_000  # customers per vectorised call (customers × months floats)
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,13 @@ def customer_lifetime_value(
     """Return ``(clv, expected_purchases)`` per customer over ``config.horizon_days`` (times in model units)."""
     monthly = (1.0 + config.annual_discount) ** (1.0 / 12.0) - 1.0
     edges = np.append(np.arange(MONTH_DAYS, config.horizon_days, MONTH_DAYS), config.horizon_days) / unit_days
-    clv = np.zeros(len(frequency))
-    previous = np.zeros(len(frequency))
-    for k, edge in enumerate(edges, start=1):  # one vectorised pass per month (12 for a year)
-        cumulative = model.conditional_expected(edge, frequency, recency, T)
-        clv += (cumulative - previous) / (1.0 + monthly) ** k
-        previous = cumulative
-    return clv * np.asarray(expected_spend, dtype=float) * config.margin, previous
+    discount = (1.0 + monthly) ** -np.arange(1, len(edges) + 1)
+    x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    clv, expected = np.zeros(len(x)), np.zeros(len(x))
+    # customers × months in one call per chunk: the model's P(alive) is computed once per customer, not per month
+    for lo in range(0, len(x), CHUNK):
+        part = slice(lo, lo + CHUNK)
+        cumulative = model.conditional_expected(edges[None, :], x[part, None], t_x[part, None], T_[part, None])
+        clv[part] = np.diff(cumulative, axis=1, prepend=0.0) @ discount
+        expected[part] = cumulative[:, -1]
+    return clv * np.asarray(expected_spend, dtype=float) * config.margin, expected

@@ -171,3 +171,14 @@ def test_the_conditional_tracking_on_a_sample_of_customers_matches_the_full_comp
     # threshold (100,000 customers) it is well under 1 %
     assert approx == pytest.approx(total, rel=0.3)
     assert approx != total
+
+
+def test_the_choice_on_many_customers_is_made_on_a_seeded_sample(data: SimpleNamespace) -> None:
+    from recsys.analytics.selection import split_by_fraction
+
+    split = split_by_fraction(data.transactions)
+    full = holdout_frame(data.transactions, split, "day")
+    sample = holdout_frame(data.transactions, split, "day", max_customers=100)
+    assert sample.height == 100 < full.height
+    assert sample.equals(holdout_frame(data.transactions, split, "day", max_customers=100))
+    assert set(sample["customer_id"]) <= set(full["customer_id"])

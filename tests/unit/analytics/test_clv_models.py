@@ -133,3 +133,27 @@ def test_pareto_nbd_on_many_customers_fits_a_seeded_sample_and_still_recovers_th
     again = ParetoNBDModel(max_customers=8_000).fit(x, t_x, T)
     np.testing.assert_array_equal(again.params_, model.params_)
     assert model.loglik_ == pytest.approx(float(pnbd_loglik(model.params_, x, t_x, T).sum()), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_clv_in_chunks_equals_the_month_by_month_discounted_forecast(name: str, monkeypatch) -> None:
+    import recsys.analytics.clv as clv_module
+
+    model = _model(name)
+    rng = np.random.default_rng(3)
+    T = rng.uniform(5, 39, 25)
+    x = rng.integers(0, 8, 25).astype(float)
+    t_x = np.where(x > 0, rng.uniform(0, 1, 25) * T, 0.0)
+    spend = rng.uniform(10, 50, 25)
+    config = clv_module.ClvConfig(horizon_days=365, margin=0.3, annual_discount=0.1)
+    monkeypatch.setattr(clv_module, "CHUNK", 7)
+    clv, expected = clv_module.customer_lifetime_value(model, x, t_x, T, spend, unit_days=7.0, config=config)
+    monthly = 1.1 ** (1 / 12) - 1
+    edges = [30.0 * k / 7 for k in range(1, 13)] + [365 / 7]
+    by_hand, previous = np.zeros(25), np.zeros(25)
+    for k, edge in enumerate(edges, start=1):
+        cumulative = model.conditional_expected(edge, x, t_x, T)
+        by_hand += (cumulative - previous) / (1 + monthly) ** k
+        previous = cumulative
+    np.testing.assert_allclose(clv, by_hand * spend * 0.3, rtol=1e-10)
+    np.testing.assert_allclose(expected, previous, rtol=1e-10)
