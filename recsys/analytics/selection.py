@@ -101,7 +101,8 @@ def holdout_frame(
     with more than ``max_customers`` calibration customers, a seeded random sample of that many."""
     frame = calibration_holdout(transactions, split.calibration_end, split.observation_end, time_unit=time_unit)
     if max_customers is not None and frame.height > max_customers:
-        frame = frame.sample(n=max_customers, seed=0).sort(Columns.customer_id)
+        # sorted first: the join in calibration_holdout does not promise an order, and the sample must not vary
+        frame = frame.sort(Columns.customer_id).sample(n=max_customers, seed=0).sort(Columns.customer_id)
     return frame
 
 
