@@ -2,10 +2,11 @@
 The Complete Journey and Online Retail; published CDNOW estimates reproduced), BG/NBD holdout accuracy and fit times
 (CDNOW, Complete Journey, synthetic customers drawn from the BG/NBD process).
 
-    .venv/bin/python -m benchmarks.bench_clv [--quick] [--models-only] [--plots DIR]
+    .venv/bin/python -m benchmarks.bench_clv [--quick] [--models-only] [--plots DIR] [--scale N]
 
 ``--quick`` uses 100k synthetic customers instead of 1M; ``--models-only`` prints only the model comparison, the
-reproduced estimates and the analyze timings; ``--plots DIR`` writes the weekly tracking plots there. Prints markdown.
+reproduced estimates and the analyze timings; ``--plots DIR`` writes the weekly tracking plots there; ``--scale N``
+times ``run_analyze`` with the automatic model choice on N synthetic customers. Prints markdown.
 """
 
 from __future__ import annotations
@@ -219,6 +220,26 @@ def analyze_rows() -> list[dict]:
     return rows
 
 
+def analyze_scale_row(n: int) -> dict:
+    """Time ``run_analyze`` (auto model choice, weeks, no plots) on ``n`` synthetic BG/NBD customers."""
+    from types import SimpleNamespace
+
+    from training.jobs.analyze import run_analyze
+
+    tx = synthetic_transactions(n).with_columns(pl.lit("i1").alias(Columns.item_id))
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = run_analyze(SimpleNamespace(transactions=tx, catalog=None), Path("/tmp/bench_clv_scale"), plots=False)
+    maes = ", ".join(f"{k} {v['mae_per_customer']:.4f}" for k, v in summary["holdout"]["models"].items())
+    return {
+        "data": f"synthetic BG/NBD, {n:,} customers",
+        "rows": f"{tx.height:,}",
+        "chosen": summary["clv_model"],
+        "holdout MAE per model": maes,
+        "analyze wall s": f"{time.perf_counter() - t0:.1f}",
+        "analyze CPU s (all threads)": f"{time.process_time() - c0:.1f}",
+    }
+
+
 def table(rows: list[dict]) -> str:
     head = list(rows[0])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -231,9 +252,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k synthetic customers instead of 1M")
     parser.add_argument("--models-only", action="store_true", help="only the CLV model comparison (issue 19)")
     parser.add_argument("--plots", type=Path, default=None, help="write the tracking plots of the chosen models here")
+    parser.add_argument(
+        "--scale", type=int, default=0, help="also time analyze (auto) on this many synthetic customers"
+    )
     args = parser.parse_args()
     n_syn = 100_000 if args.quick else 1_000_000
     flags = "".join(f" {f}" for f, on in (("--quick", args.quick), ("--models-only", args.models_only)) if on)
+    flags += f" --scale {args.scale}" if args.scale else ""
     print(f"machine: {machine()}; command: .venv/bin/python -m benchmarks.bench_clv{flags}\n")
     cdnow = read_cdnow(DATA / "cdnow" / "CDNOW_sample.txt")
     retail = online_retail()
@@ -247,6 +272,9 @@ def main() -> None:
     print(table(estimate_rows()))
     print("\n### `run_analyze` on the demo data (Complete Journey, default options, no plots)\n")
     print(table(analyze_rows()))
+    if args.scale:
+        print(f"\n### `run_analyze` (auto) on {args.scale:,} synthetic customers\n")
+        print(table([analyze_scale_row(args.scale)]))
     if args.models_only:
         return
     print("\n### BG/NBD holdout accuracy (purchase days; predicted = conditional expectation over the holdout)\n")
