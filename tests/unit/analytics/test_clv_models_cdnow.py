@@ -7,7 +7,7 @@ References (see ../shared/data/README.md, section 4a):
   CLVTools' correctness test and lifetimes; the BTYD walkthrough's E[X(52) | 26, 30.86, 31] = 25.46 and
   P(alive | 26, 30.86, 31) = 0.9979 at its own estimates (0.5534, 10.5802, 0.6061, 11.6562).
 * MBG/NBD: r = 0.525, α = 6.183, a = 0.891, b = 1.614 — BTYDplus (Platzer), as quoted by lifetimes' test. Batislam
-  et al. (2007) fitted MBG/NBD on a Turkish grocery panel, not on CDNOW, so this is the reference there is.
+  et al. (2007) introduced MBG/NBD on grocery retail data, not on CDNOW, so this is the reference there is.
 """
 
 from __future__ import annotations
