@@ -9,6 +9,7 @@ identical ``(x, t_x, T)`` rows are compressed into weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -36,6 +37,17 @@ def compress(
     stacked = np.column_stack([x, t_x, T])
     uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
     return uniq[:, 0], uniq[:, 1], uniq[:, 2], np.bincount(inverse.ravel(), weights=w)
+
+
+def sample_customers(weights: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Return how many of a seeded random sample of ``n`` customers fall on each compressed pattern.
+
+    Without replacement when the weights are whole customer counts (the usual case), else proportional draws.
+    """
+    rng = np.random.default_rng(seed)
+    if np.all(weights == np.round(weights)) and weights.sum() >= n:
+        return rng.multivariate_hypergeometric(weights.astype(np.int64), n).astype(float)
+    return rng.multinomial(n, weights / weights.sum()).astype(float)
 
 
 def loglik_terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -74,7 +86,19 @@ def _objective(
 class BetaGeoModel:
     """BG/NBD model. ``fit`` learns ``params_`` = (r, alpha, a, b) and ``loglik_`` (total log-likelihood)."""
 
+    name: ClassVar[str] = "bgnbd"
+    label: ClassVar[str] = "BG/NBD"
+    param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     max_iter: int = 500
+    init: tuple[float, ...] | None = None  # (r, alpha, a, b) to start from, e.g. an earlier fit (warm start)
+
+    def _starts(self, scale: float) -> list[np.ndarray]:
+        # The usual all-ones start and one with a small dropout rate; a given ``init`` first
+        starts = [np.zeros(4), np.log([0.5, 0.5, 0.5, 5.0])]
+        if self.init is not None:
+            r, alpha, a, b = self.init
+            starts.insert(0, np.clip(np.log([r, alpha / scale, a, b]), -12.0, 12.0))
+        return starts
 
     def fit(
         self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
@@ -90,8 +114,7 @@ class BetaGeoModel:
             )
         scale = float(T_.max()) or 1.0
         best = None
-        # Two starting points: the usual all-ones start, and a start with a small dropout rate.
-        for start in (np.zeros(4), np.log([0.5, 0.5, 0.5, 5.0])):
+        for start in self._starts(scale):
             res = minimize(
                 _objective,
                 start,

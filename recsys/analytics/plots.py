@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from recsys.analytics.bgnbd import BetaGeoModel
+from recsys.analytics.btyd import PurchaseModel
 from recsys.analytics.summary import FREQUENCY_HOLDOUT
 from recsys.columns import ProfileColumns as P
 
@@ -30,7 +31,7 @@ def _save(fig, out_dir: Path, name: str, svg: bool) -> list[Path]:
 
 
 def plot_p_alive_matrix(
-    model: BetaGeoModel, T: float, max_frequency: int, out_dir: Path, *, svg: bool = True
+    model: PurchaseModel, T: float, max_frequency: int, out_dir: Path, *, svg: bool = True
 ) -> list[Path]:
     """Write the P(alive) heat map over frequency × recency for a customer observed for ``T``; return the paths."""
     plt = _pyplot()
@@ -42,7 +43,7 @@ def plot_p_alive_matrix(
     ax.set(
         xlabel="recency (time of last purchase)",
         ylabel="frequency (repeat purchases)",
-        title="P(alive) by frequency and recency",
+        title=f"P(alive) by frequency and recency ({model.label})",
     )
     fig.colorbar(im, ax=ax, label="P(alive)")
     paths = _save(fig, out_dir, "p_alive_matrix", svg)
@@ -51,7 +52,13 @@ def plot_p_alive_matrix(
 
 
 def plot_calibration_holdout(
-    summary: pl.DataFrame, predicted: np.ndarray, out_dir: Path, *, max_frequency: int = 7, svg: bool = True
+    summary: pl.DataFrame,
+    predicted: np.ndarray,
+    out_dir: Path,
+    *,
+    label: str = "BG/NBD",
+    max_frequency: int = 7,
+    svg: bool = True,
 ) -> list[Path]:
     """Write mean actual vs predicted holdout purchases by calibration frequency; return the paths."""
     plt = _pyplot()
@@ -63,7 +70,7 @@ def plot_calibration_holdout(
     )
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(agg["_f"], agg["actual"], "o-", label="actual")
-    ax.plot(agg["_f"], agg["predicted"], "s--", label="BG/NBD prediction")
+    ax.plot(agg["_f"], agg["predicted"], "s--", label=f"{label} prediction")
     ax.set(
         xlabel=f"purchases in calibration (repeat; {max_frequency} = {max_frequency}+)",
         ylabel="mean purchases in holdout",
@@ -83,5 +90,29 @@ def plot_clv_distribution(clv: np.ndarray, out_dir: Path, *, svg: bool = True) -
     ax.hist(np.clip(clv, 0, upper), bins=50, log=True)
     ax.set(xlabel="CLV (clipped at the 99th percentile)", ylabel="customers", title="CLV distribution")
     paths = _save(fig, out_dir, "clv_distribution", svg)
+    plt.close(fig)
+    return paths
+
+
+def plot_tracking(rows: list[dict[str, Any]], out_dir: Path, *, label: str, svg: bool = True) -> list[Path]:
+    """Write weekly and cumulative repeat purchases, actual vs predicted, with the calibration end marked (the
+    tracking plots of the BTYD papers); ``rows`` from :func:`recsys.analytics.tracking.weekly_tracking`."""
+    plt = _pyplot()
+    k = np.arange(1, len(rows) + 1)
+    hold = np.array([r["phase"] == "holdout" for r in rows])
+    cal_end = int((~hold).sum()) + 0.5
+    fig, (weekly, cumulative) = plt.subplots(1, 2, figsize=(12, 4.5))
+    weekly.plot(k, [r["actual"] for r in rows], "-", color="black", label="actual")
+    weekly.plot(k, [r["predicted"] for r in rows], "--", color="tab:blue", label=f"{label} (unconditional)")
+    if hold.any():
+        cond = [r["predicted_conditional"] for r in rows if r["phase"] == "holdout"]
+        weekly.plot(k[hold], cond, ":", color="tab:red", label=f"{label} (conditional on calibration)")
+    cumulative.plot(k, [r["actual_cumulative"] for r in rows], "-", color="black", label="actual")
+    cumulative.plot(k, [r["predicted_cumulative"] for r in rows], "--", color="tab:blue", label=label)
+    for ax, title in ((weekly, "Repeat purchases per week"), (cumulative, "Cumulative repeat purchases")):
+        ax.axvline(cal_end, color="grey", linestyle="-.", linewidth=1)
+        ax.set(xlabel="week (calibration | holdout)", ylabel="repeat purchase days", title=title)
+        ax.legend()
+    paths = _save(fig, out_dir, "holdout_tracking", svg)
     plt.close(fig)
     return paths

@@ -1,5 +1,6 @@
-"""The customer profile: one row per customer joining summary, RFM segment, BG/NBD, Gamma-Gamma, CLV,
-lifecycle, value tier and favourite categories (columns = ``recsys.columns.ProfileColumns``)."""
+"""The customer profile: one row per customer joining summary, RFM segment, the purchase model (BG/NBD, MBG/NBD or
+Pareto/NBD), Gamma-Gamma, CLV, lifecycle, value tier and favourite categories (columns =
+``recsys.columns.ProfileColumns``; ``expected_purchases`` and ``clv`` are over ``ClvConfig.horizon_days``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from recsys.analytics.bgnbd import BetaGeoModel
+from recsys.analytics.btyd import PurchaseModel, check_model_name, make_model
 from recsys.analytics.clv import ClvConfig, customer_lifetime_value
 from recsys.analytics.gamma_gamma import GammaGammaModel
 from recsys.analytics.lifecycle import LifecycleConfig, lifecycle_stage
@@ -18,7 +19,7 @@ from recsys.analytics.summary import as_utc_day, rfm_summary, unit_days
 from recsys.analytics.tiers import DEFAULT_TIERS, value_tier
 from recsys.columns import Columns
 from recsys.columns import ProfileColumns as P
-from recsys.exceptions import DataError
+from recsys.exceptions import ConfigError, DataError
 
 PROFILE_COLUMNS = tuple(v for k, v in vars(P).items() if not k.startswith("_") and isinstance(v, str))
 TOP_CATEGORIES = 3
@@ -29,10 +30,15 @@ class AnalyticsConfig:
     """Every analytics option in one place, with the documented defaults of each part."""
 
     time_unit: str = "week"
+    model: str = "mbgnbd"  # bgnbd | mbgnbd | pnbd (``centric analyze`` chooses on a holdout; see selection.py)
     clv: ClvConfig = field(default_factory=ClvConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     segment_rules: tuple[SegmentRule, ...] = DEFAULT_RULES
     tiers: tuple[tuple[str, float], ...] = DEFAULT_TIERS
+
+    def __post_init__(self) -> None:
+        if check_model_name(self.model) == "auto":
+            raise ConfigError("AnalyticsConfig.model must name a model; 'auto' is resolved by the analyze job")
 
 
 @dataclass
@@ -40,7 +46,7 @@ class AnalyticsResult:
     """Profiles (one row per customer) and the fitted models."""
 
     profiles: pl.DataFrame
-    bgnbd: BetaGeoModel
+    model: PurchaseModel
     gamma_gamma: GammaGammaModel | None
     as_of: datetime
 
@@ -76,8 +82,11 @@ def build_profiles(
     catalog: pl.DataFrame | None = None,
     calibration_end: date | datetime | str | None = None,
     config: AnalyticsConfig = AnalyticsConfig(),
+    model: PurchaseModel | None = None,
 ) -> AnalyticsResult:
-    """Fit BG/NBD and Gamma-Gamma on the calibration summary and return the profiles "as of" its end.
+    """Fit ``config.model`` and Gamma-Gamma on the calibration summary and return the profiles "as of" its end.
+
+    ``model``, when given, is the (unfitted, e.g. warm-started) purchase model to fit instead of ``config.model``.
 
     Raises ``DataError`` when there is nothing to analyse.
     """
@@ -86,7 +95,7 @@ def build_profiles(
         summary.select(pl.col(P.last_purchase).max()).item() if calibration_end is None else calibration_end
     )
     x, t_x, T = (summary[c].to_numpy().astype(float) for c in (P.frequency, P.recency, P.T))
-    bg = BetaGeoModel().fit(x, t_x, T)
+    bg = (model or make_model(config.model)).fit(x, t_x, T)
     monetary = summary[P.monetary].to_numpy()
     gg: GammaGammaModel | None
     try:
@@ -103,7 +112,7 @@ def build_profiles(
     if not (np.isfinite(clv).all() and np.isfinite(expected).all() and np.isfinite(p_alive).all()):
         # e.g. a handful of customers drive a parameter to its bound, where the hypergeometric terms overflow
         raise DataError(
-            f"the BG/NBD fit on these data ({len(x)} customers, {int((x > 0).sum())} with repeat purchases) "
+            f"the {bg.label} fit on these data ({len(x)} customers, {int((x > 0).sum())} with repeat purchases) "
             "gives non-finite predictions; use more customers or a longer calibration period"
         )
     profiles = (

@@ -1,4 +1,5 @@
-"""`centric analyze`: customer profiles, BG/NBD + Gamma-Gamma CLV, churn, lifecycle and RFM segments."""
+"""`centric analyze`: customer profiles, CLV (BG/NBD, MBG/NBD or Pareto/NBD, chosen on a holdout, + Gamma-Gamma),
+churn, lifecycle and RFM segments."""
 
 from __future__ import annotations
 
@@ -22,9 +23,21 @@ def _print_summary(summary: dict, out: Path) -> None:
         table.add_row("lifecycle", stage, f"{count:,}")
     for name, value in summary["clv"].items():
         table.add_row("CLV", name, f"{value:,.2f}")
+    table.add_row("CLV model", "profiles use", summary["clv_model"])
+    one_time = summary["one_time_buyers"]
+    table.add_row(
+        "one-time buyers", "churn risk >= 0.5", f"{one_time['churn_risk_at_least_0_5']:,} of {one_time['customers']:,}"
+    )
     if summary.get("holdout"):
         h = summary["holdout"]
-        table.add_row("holdout", "MAE per customer", f"{h['mae_per_customer']:.3f}")
+        table.add_row("holdout", "period", f"{h['holdout_start']} → {h['holdout_end']}")
+        for name, scores in h["models"].items():
+            mark = " (chosen)" if name == h["model"] else ""
+            table.add_row(
+                "holdout",
+                f"{name}{mark}",
+                f"MAE {scores['mae_per_customer']:.3f}, total {scores['aggregate_error_pct']:+.1f} %",
+            )
         table.add_row("holdout", "predicted / actual", f"{h['predicted_total']:,.0f} / {h['actual_total']:,.0f}")
     console.print(table)
     console.print(f"wrote profiles.parquet, segment_top_items.parquet, models.json, summary.json, plots/ to {out}")
@@ -51,9 +64,23 @@ def register(app: typer.Typer) -> None:
         horizon_days: Annotated[int, typer.Option(help="CLV horizon in days.")] = 365,
         margin: Annotated[float, typer.Option(help="Share of spend kept as margin in CLV (0..1).")] = 0.30,
         annual_discount: Annotated[float, typer.Option(help="Annual discount rate for CLV.")] = 0.10,
+        clv_model: Annotated[
+            str,
+            typer.Option(
+                help="Purchase model for P(alive), churn risk and CLV: auto (lowest holdout error), bgnbd, mbgnbd "
+                "or pnbd (Pareto/NBD)."
+            ),
+        ] = "auto",
+        holdout_fraction: Annotated[
+            float,
+            typer.Option(
+                help="Without --calibration-end: share of the data's span (the last days) held out to choose the model."
+            ),
+        ] = 0.5,
         plots: Annotated[bool, typer.Option(help="Write PNG/SVG plots into OUT/plots.")] = True,
     ) -> None:
-        """Fit BG/NBD and Gamma-Gamma, score RFM segments, churn risk, lifecycle and CLV; write profiles and plots."""
+        """Choose and fit the CLV model and Gamma-Gamma, score RFM segments, churn risk, lifecycle and CLV; write
+        profiles, models.json (with the model choice and holdout errors), summary.json and plots."""
         from recsys.data import load_transactions
         from training.jobs.analyze import STEPS, run_analyze
 
@@ -74,6 +101,8 @@ def register(app: typer.Typer) -> None:
                 horizon_days=horizon_days,
                 margin=margin,
                 annual_discount=annual_discount,
+                clv_model=clv_model,
+                holdout_fraction=holdout_fraction,
                 plots=plots,
                 on_step=on_step,
             )

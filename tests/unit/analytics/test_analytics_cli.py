@@ -51,3 +51,23 @@ def test_analyze_command_reports_bad_calibration_end_in_one_line(shared_data: Pa
     )
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_analyze_command_forces_a_clv_model_and_refuses_an_unknown_one(shared_data: Path, tmp_path: Path) -> None:
+    from training.cli import app
+
+    path = tmp_path / "tx.csv"
+    read_cdnow(shared_data / "cdnow" / "CDNOW_sample.txt").select(
+        "customer_id", "item_id", "timestamp", "quantity", "price"
+    ).write_csv(path)
+    out = tmp_path / "out"
+    args = ["analyze", "--transactions", str(path), "--out", str(out), "--no-plots", "--holdout-fraction", "0.25"]
+    result = CliRunner().invoke(app, [*args, "--clv-model", "mbgnbd"])
+    assert result.exit_code == 0, result.output
+    assert "mbgnbd (chosen)" in result.output
+    models = json.loads((out / "models.json").read_text())
+    assert models["clv_model"]["name"] == "mbgnbd"
+    assert "25 % holdout" in models["model_selection"]["split"]["rule"]
+    bad = CliRunner().invoke(app, [*args, "--clv-model", "pareto"])
+    assert bad.exit_code != 0
+    assert "unknown CLV model 'pareto'" in bad.output and "Traceback" not in bad.output

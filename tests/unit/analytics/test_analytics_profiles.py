@@ -125,8 +125,8 @@ def test_profiles_have_contract_columns_and_one_row_per_customer(tx: pl.DataFram
     assert (prof[P.clv] >= 0).all()
     assert set(prof[P.lifecycle]) <= set(STAGES)
     assert prof[P.top_categories].list.len().max() == 2
-    # recovered BG/NBD parameters are in the right region for daily data (r=0.9, alpha=20)
-    assert 0.5 < result.bgnbd.params_[0] < 1.5
+    # recovered purchase-rate parameters are in the right region for daily data (r=0.9, alpha=20)
+    assert 0.5 < result.model.params_[0] < 1.5
     risky = at_risk_customers(prof, min_churn=0.5)
     assert (risky[P.churn_risk] >= 0.5).all() and risky[P.clv].is_sorted(descending=True)
 
