@@ -192,6 +192,9 @@ def build_dashboard(
     doc["evaluation"] = evaluation_table(evaluation)
     bgnbd = (models or {}).get("bgnbd") or None
     doc["bgnbd"] = {k: bgnbd[k] for k in ("r", "alpha", "a", "b")} if bgnbd else None
+    chosen = (models or {}).get("clv_model") or None
+    # the profile's p_alive comes from the chosen CLV model, so the customer page's curve must use that one too
+    doc["clv_model"] = {"name": chosen["name"], "params": chosen["params"]} if chosen else None
     doc["time_unit"] = (models or {}).get("time_unit")
     manifest = train_manifest or {}
     doc["training"] = {

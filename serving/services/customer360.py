@@ -10,6 +10,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from recsys.analytics.bgnbd import BetaGeoModel
+from recsys.analytics.btyd import PurchaseModel, model_from_dict
 from recsys.exceptions import CentricError, StoreUnavailable, UnknownCustomer
 from recsys.store.base import SnapshotReader
 from serving.services import loyalty as loyalty_service
@@ -23,14 +24,28 @@ EVENTS_SCANNED = 2000  # the newest stream entries searched for the customer's r
 CURVE_POINTS = 27
 
 
-def p_alive_curve(profile: dict[str, Any], bgnbd: dict[str, Any] | None, weeks: int = 52) -> list[dict[str, float]]:
+def p_alive_curve(
+    profile: dict[str, Any],
+    bgnbd: dict[str, Any] | None,
+    weeks: int = 52,
+    *,
+    clv_model: dict[str, Any] | None = None,
+) -> list[dict[str, float]]:
     """Return P(alive) if the customer stays silent for 0..``weeks`` more time units: ``[{"weeks", "p_alive"}]``.
 
-    Empty when the snapshot has no BG/NBD parameters or the profile lacks frequency/recency/T.
+    Uses the snapshot's chosen CLV model (``clv_model``: ``{"name", "params"}`` from models.json), the one that
+    computed the profile's ``p_alive``; snapshots from before the model choice have only BG/NBD parameters.
+    Empty when the snapshot has neither or the profile lacks frequency/recency/T.
     """
-    if not bgnbd or any(profile.get(k) is None for k in ("frequency", "recency", "T")):
+    if any(profile.get(k) is None for k in ("frequency", "recency", "T")):
         return []
-    model = BetaGeoModel.from_params(*(float(bgnbd[k]) for k in ("r", "alpha", "a", "b")))
+    model: PurchaseModel | BetaGeoModel
+    if clv_model:
+        model = model_from_dict(str(clv_model["name"]), clv_model["params"])
+    elif bgnbd:
+        model = BetaGeoModel.from_params(*(float(bgnbd[k]) for k in ("r", "alpha", "a", "b")))
+    else:
+        return []
     ahead = np.linspace(0, weeks, CURVE_POINTS)
     n = len(ahead)
     values = model.p_alive(
@@ -79,6 +94,7 @@ async def customer_view(
     now: datetime,
     *,
     bgnbd: dict[str, Any] | None,
+    clv_model: dict[str, Any] | None = None,
     statement_limit: int = 25,
 ) -> dict[str, Any]:
     """Return everything the customer-360 page shows. Raises ``UnknownCustomer`` when the snapshot and the
@@ -112,7 +128,7 @@ async def customer_view(
     return {
         "customer_id": customer_id,
         "profile": profile,
-        "curve": p_alive_curve(profile or {}, bgnbd),
+        "curve": p_alive_curve(profile or {}, bgnbd, clv_model=clv_model),
         "loyalty": account,
         "statement": statement,
         "purchases": await purchases_by_month(loyalty, customer_id),

@@ -107,10 +107,13 @@ async def customer(
         try:
             snap = await service.snapshot_overview(store, now)
             bgnbd = (snap["dashboard"] or {}).get("bgnbd")
+            clv_model = (snap["dashboard"] or {}).get("clv_model")
         except NoActiveSnapshot:
-            bgnbd = None
+            bgnbd = clv_model = None
         try:
-            ctx["view"] = await customer360.customer_view(store, loyalty, ctx["query"], now, bgnbd=bgnbd)
+            ctx["view"] = await customer360.customer_view(
+                store, loyalty, ctx["query"], now, bgnbd=bgnbd, clv_model=clv_model
+            )
         except UnknownCustomer as exc:
             ctx["error"] = str(exc)
             return render.page(request, "customer.html", ctx, session=session, status=404)

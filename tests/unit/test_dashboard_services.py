@@ -99,3 +99,21 @@ def test_points_past_expiry_not_yet_booked_are_the_booked_sum_less_the_live_liab
     assert unbooked_expiry(history, {"liability_points": 960, "debt_points": 25}) == 40
     assert unbooked_expiry(history, {"liability_points": 1_200}) == 0  # a history older than new earnings
     assert unbooked_expiry({"months": []}, {"liability_points": 5}) == 0
+
+
+def test_customer_curve_follows_the_chosen_clv_model_not_bgnbd() -> None:
+    """A one-time buyer long gone: BG/NBD says P(alive) = 1 whatever the silence, the chosen Pareto/NBD does not,
+    and the customer page's curve must agree with the profile's p_alive (computed by the chosen model)."""
+    from recsys.analytics.pareto_nbd import ParetoNBDModel
+    from serving.services.customer360 import p_alive_curve
+
+    profile = {"frequency": 0.0, "recency": 0.0, "T": 60.0}
+    bgnbd = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    pnbd = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+    old_curve = p_alive_curve(profile, bgnbd)
+    assert old_curve and all(point["p_alive"] == 1.0 for point in old_curve)
+    curve = p_alive_curve(profile, bgnbd, clv_model={"name": "pnbd", "params": pnbd})
+    expected = ParetoNBDModel.from_params(*pnbd.values()).p_alive([0.0], [0.0], [60.0])[0]
+    assert curve[0]["p_alive"] == round(float(expected), 4) < 0.5
+    assert [p["p_alive"] for p in curve] == sorted((p["p_alive"] for p in curve), reverse=True)
+    assert p_alive_curve(profile, None) == []
