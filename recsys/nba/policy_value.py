@@ -129,12 +129,11 @@ def candidate_terms(
     policies: Mapping[str, ExplorationPolicy] | None = None,
     *,
     k: int = 1,
-    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return, per logged slot, the candidate's inclusion probability of the logged offer, ``q̂`` of the logged
-    offer, and ``Σ_a π_new(a|x)·q̂(x, a)`` (see the module docstring)."""
+    offer, and ``Σ_a π_new(a|x)·q̂(x, a)`` (see the module docstring). Thompson probabilities are the service's
+    deterministic estimate (the same candidates give the probability the service would log)."""
     policies = policies or {}
-    rng = np.random.default_rng(seed)
     rate = slots.group_by("offer_id").agg(pl.col("reward").mean().alias("_rate"))
     overall = float(np.mean(slots.get_column("reward").to_numpy()))
     wanted = slots.select(CONTEXT).unique()
@@ -169,7 +168,7 @@ def candidate_terms(
         ):
             part = cand.slice(first, length)
             offers = [OfferDecision.from_row(r) for r in part.iter_rows(named=True)]
-            incl[first : first + length] = inclusion_probabilities(offers, k, policies.get(channel, GREEDY_POLICY), rng)
+            incl[first : first + length] = inclusion_probabilities(offers, k, policies.get(channel, GREEDY_POLICY))
     cand = cand.with_columns(pl.Series("_incl", incl))
     per_context = cand.group_by(CONTEXT).agg(
         ((pl.col("_incl") * pl.col("p_accept")).sum() / pl.col("_incl").sum()).alias("_q_new")
@@ -202,7 +201,7 @@ def evaluate_policy(
         raise DataError("the candidate decisions are empty: nothing to evaluate")
     reward = slots.get_column("reward").to_numpy().astype(np.float64)
     p_log = slots.get_column("p_shown").to_numpy().astype(np.float64)
-    p_new, q_logged, q_new = candidate_terms(slots, decisions, policies, k=k, seed=seed)
+    p_new, q_logged, q_new = candidate_terms(slots, decisions, policies, k=k)
     estimates = estimate(reward, p_log, p_new, q_logged, q_new, n_boot=n_boot, seed=seed)
     observed = estimate(reward, np.ones_like(reward), np.ones_like(reward), n_boot=n_boot, seed=seed)[0]
     return PolicyValue(
