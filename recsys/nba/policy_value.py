@@ -196,14 +196,25 @@ def evaluate_policy(
     seed: int = 0,
 ) -> PolicyValue:
     """Return IPS, SNIPS and DR estimates of the candidate (with bootstrap intervals) and the observed value of the
-    logging policy (the mean logged reward, bootstrap interval). Raises ``DataError`` for empty inputs."""
+    logging policy (the mean logged reward, bootstrap interval); the bootstrap resamples customers. Raises
+    ``DataError`` for empty inputs or when no logged impression shows an offer the candidate could show."""
     if decisions.is_empty():
         raise DataError("the candidate decisions are empty: nothing to evaluate")
     reward = slots.get_column("reward").to_numpy().astype(np.float64)
     p_log = slots.get_column("p_shown").to_numpy().astype(np.float64)
     p_new, q_logged, q_new = candidate_terms(slots, decisions, policies, k=k)
-    estimates = estimate(reward, p_log, p_new, q_logged, q_new, n_boot=n_boot, seed=seed)
-    observed = estimate(reward, np.ones_like(reward), np.ones_like(reward), n_boot=n_boot, seed=seed)[0]
+    if not np.any(p_new > 0):
+        raise DataError(
+            f"none of the {len(reward):,} logged impressions shows an offer the candidate would show that customer "
+            "on that channel (no overlap): the logs say nothing about this candidate. Pass decisions for the logged "
+            "customers, or log with exploration on (CENTRIC_EXPLORATION) so the candidate's offers are shown too"
+        )
+    # the bootstrap resamples customers: one customer's impressions (a slate's k slots, their visits) are not
+    # independent, and resampling them one by one would give too narrow intervals
+    customers = slots.get_column("customer_id").fill_null("").to_numpy()
+    estimates = estimate(reward, p_log, p_new, q_logged, q_new, n_boot=n_boot, seed=seed, groups=customers)
+    ones = np.ones_like(reward)
+    observed = estimate(reward, ones, ones, n_boot=n_boot, seed=seed, groups=customers)[0]
     return PolicyValue(
         slots=len(reward),
         contexts=slots.select(CONTEXT).n_unique(),
