@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from recsys import clock
 from recsys.events.sync import entries_frame
+from recsys.exceptions import ConfigError
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.exploration import Explorer
 from recsys.nba.offers import catalog_from_dict
@@ -140,3 +141,27 @@ def test_the_impression_carries_the_served_probability_policy_and_version_into_t
     frame = entries_frame([[eid, [k for kv in fields.items() for k in kv]] for eid, fields in entries])
     row = frame.filter(pl.col("type") == "impression").row(0, named=True)
     assert (row["p_shown"], row["policy"], row["version"]) == (shown["p_shown"], "epsilon_greedy:1", "v9")
+
+
+def test_a_bad_exploration_setting_stops_the_service_at_start_naming_the_channel() -> None:
+    # parsed lazily, it answered every offers request with the configuration error instead
+    bad = Settings(
+        redis_url="redis://127.0.0.1:1/0", exploration='{"email": {"policy": "epsilon_greedy", "epsilon": 2}}'
+    )
+    with pytest.raises(ConfigError, match="channel 'email'.*epsilon must be in"):
+        app_module.create_app(bad, gc_tuning=False)
+
+
+def test_centric_serve_refuses_a_bad_exploration_setting_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("uvicorn started with a bad CENTRIC_EXPLORATION")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setenv("CENTRIC_EXPLORATION", '{"push": {"policy": "softmax"}}')
+    out = CliRunner().invoke(app, ["serve"])
+    assert out.exit_code == 2 and "channel 'push'" in out.output, out.output
