@@ -41,7 +41,8 @@ def logged_slots(events: pl.DataFrame, window_days: int = 14) -> pl.DataFrame:
     """Return one row per logged offer impression: ``customer_id, channel, offer_id, timestamp, p_shown, policy,
     version, reward`` (reward: a ``redeem`` of that offer by that customer in ``[timestamp, + window_days)``).
 
-    Raises ``DataError`` when there are no offer impressions or a logged probability is outside (0, 1].
+    Raises ``DataError`` when there are no offer impressions, a logged probability is outside (0, 1], or an
+    impression of an exploring policy lacks its probability (only a greedy one may omit it: it is 1).
     """
     frame = events
     for name, dtype in (
@@ -53,6 +54,20 @@ def logged_slots(events: pl.DataFrame, window_days: int = 14) -> pl.DataFrame:
     ):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    unlogged = frame.filter(
+        (pl.col("type") == "impression")
+        & pl.col("offer_id").is_not_null()
+        & pl.col("p_shown").is_null()
+        & pl.col("policy").is_not_null()
+        & (pl.col("policy") != "greedy")
+    )
+    if unlogged.height:
+        raise DataError(
+            f"{unlogged.height:,} impression(s) name the exploring policy {unlogged.get_column('policy')[0]!r} but "
+            "log no p_shown (first: customer "
+            f"{unlogged.get_column('customer_id')[0]!r}, offer {unlogged.get_column('offer_id')[0]!r}); "
+            "only a greedy impression may omit it: echo the offers answer's p_shown with every impression"
+        )
     ts = pl.col("timestamp")
     if frame.schema["timestamp"] == pl.String:
         ts = ts.str.to_datetime(time_zone="UTC", strict=False)

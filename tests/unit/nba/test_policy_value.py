@@ -188,3 +188,14 @@ def test_a_candidate_with_no_overlap_with_the_logs_is_refused_not_reported_as_ze
     never_logged = _decisions().with_columns(pl.lit("o9").alias("offer_id"))
     with pytest.raises(DataError, match="no overlap"):
         evaluate_policy(slots, never_logged, n_boot=50)
+
+
+def test_an_exploring_impression_without_its_probability_is_refused_not_read_as_one() -> None:
+    # a client that echoes the policy but forgets p_shown: counting it as probability 1 would bias every weight
+    events = _events().with_columns(
+        pl.when(pl.col("type") == "impression").then(pl.lit("epsilon_greedy:0.3")).alias("policy")
+    )
+    with pytest.raises(DataError, match="'epsilon_greedy:0.3' but log no p_shown.*customer 'c', offer 'o1'"):
+        logged_slots(events)
+    greedy = events.with_columns(pl.when(pl.col("p_shown").is_null()).then(pl.lit("greedy")).alias("policy"))
+    assert logged_slots(greedy).get_column("p_shown").to_list() == [0.8, 0.2, 1.0]
