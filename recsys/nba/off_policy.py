@@ -45,9 +45,9 @@ def _check(p_log: np.ndarray, *arrays: np.ndarray) -> None:
 def _resampler(n: int, groups: np.ndarray | None) -> Callable[[np.random.Generator], np.ndarray]:
     """Return ``draw(rng) -> row indices`` of one bootstrap resample: as many groups as there are, with replacement,
     each with all its rows (one row per group without ``groups``: the plain row bootstrap)."""
-    if groups is None:
+    codes = None if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if codes is None or codes.max(initial=-1) + 1 == n:  # one row per group: the row bootstrap (same draws)
         return lambda rng: rng.integers(0, n, n)
-    _, codes = np.unique(np.asarray(groups), return_inverse=True)
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
