@@ -41,8 +41,9 @@ def logged_slots(events: pl.DataFrame, window_days: int = 14) -> pl.DataFrame:
     """Return one row per logged offer impression: ``customer_id, channel, offer_id, timestamp, p_shown, policy,
     version, reward`` (reward: a ``redeem`` of that offer by that customer in ``[timestamp, + window_days)``).
 
-    Raises ``DataError`` when there are no offer impressions, a logged probability is outside (0, 1], or an
-    impression of an exploring policy lacks its probability (only a greedy one may omit it: it is 1).
+    Raises ``DataError`` when there are no offer impressions, a timestamp or probability does not parse, a logged
+    probability is outside (0, 1], or an impression of an exploring policy lacks its probability (only a greedy
+    one may omit it: it is 1).
     """
     frame = events
     for name, dtype in (
@@ -71,7 +72,20 @@ def logged_slots(events: pl.DataFrame, window_days: int = 14) -> pl.DataFrame:
     ts = pl.col("timestamp")
     if frame.schema["timestamp"] == pl.String:
         ts = ts.str.to_datetime(time_zone="UTC", strict=False)
-    frame = frame.with_columns(ts.cast(pl.Datetime("us", "UTC")).alias("timestamp"))
+    parsed = frame.with_row_index("_line", offset=1).with_columns(
+        ts.cast(pl.Datetime("us", "UTC")).alias("_timestamp"),
+        pl.col("p_shown").cast(pl.Float64, strict=False).alias("_p_shown"),
+    )
+    for column in ("timestamp", "p_shown"):
+        # a value that does not parse would be read as missing: no reward, or probability 1
+        bad = parsed.filter(pl.col(column).is_not_null() & pl.col(f"_{column}").is_null())
+        if bad.height:
+            first = bad.row(0, named=True)
+            raise DataError(
+                f"{bad.height:,} event(s) have an unreadable {column!r} (first: event {first['_line']}, value "
+                f"{first[column]!r}); write timestamps as ISO 8601 and p_shown as a number in (0, 1]"
+            )
+    frame = parsed.drop("timestamp", "p_shown", "_line").rename({"_timestamp": "timestamp", "_p_shown": "p_shown"})
     shown = (
         frame.filter((pl.col("type") == "impression") & pl.col("offer_id").is_not_null())
         .select(

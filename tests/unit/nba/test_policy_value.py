@@ -199,3 +199,21 @@ def test_an_exploring_impression_without_its_probability_is_refused_not_read_as_
         logged_slots(events)
     greedy = events.with_columns(pl.when(pl.col("p_shown").is_null()).then(pl.lit("greedy")).alias("policy"))
     assert logged_slots(greedy).get_column("p_shown").to_list() == [0.8, 0.2, 1.0]
+
+
+def test_an_unreadable_timestamp_or_probability_is_named_not_read_as_missing() -> None:
+    # CSV events arrive as text: "soon" must not become a slot without reward, "high" not a probability of 1
+    text = _events().with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"), pl.col("p_shown").cast(str))
+    assert logged_slots(text).get_column("reward").to_list() == [1.0, 0.0, 1.0]
+    late = text.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("soon")).otherwise("timestamp").alias("timestamp")
+    )
+    with pytest.raises(
+        DataError, match="1 event\\(s\\) have an unreadable 'timestamp' \\(first: event 4, value 'soon'"
+    ):
+        logged_slots(late)
+    high = text.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("high")).otherwise("p_shown").alias("p_shown")
+    )
+    with pytest.raises(DataError, match="unreadable 'p_shown' \\(first: event 3, value 'high'"):
+        logged_slots(high)
