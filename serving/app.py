@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from recsys.nba.exploration import Explorer
 from recsys.settings import Settings
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
@@ -86,6 +87,9 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # parsed here, once: a bad CENTRIC_EXPLORATION stops the service at start (ConfigError naming the channel),
+    # not every offers request after it
+    app.state.explorer = Explorer.from_config(settings.exploration, settings.exploration_seed)
     app.state.metrics = Metrics()
     # Added first, so they run inside the metrics middleware (fast answers are timed like the rest).
     if hotpath:

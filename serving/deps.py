@@ -36,7 +36,8 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_explorer(request: Request) -> Explorer:
-    """Return the app's offer explorer (per-channel policies and seeded generator), made from its settings once."""
+    """Return the app's offer explorer (per-channel policies and seeded generator), made from its settings once
+    (``create_app`` makes it, so a bad configuration fails at start)."""
     state = request.app.state
     explorer = getattr(state, "explorer", None)
     if explorer is None:

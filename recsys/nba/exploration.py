@@ -15,9 +15,11 @@ Policies (configured per channel, :func:`parse_config`):
 * ``thompson`` — Thompson sampling on the calibrated propensities: each candidate's P(accept) is drawn from
   ``Beta(p̂·s, (1 − p̂)·s)`` (``s`` = ``strength``, the number of observations the calibrated p̂ counts as), the
   value per acceptance is the decision's ``expected_value / p_accept``, and the slate is the ``k`` best sampled
-  values. Its inclusion probabilities have no closed form: they are estimated from ``draws`` further seeded
-  samples (as Open Bandit Pipeline does for its Thompson policies) and floored at ``1 / (draws + 1)`` (the shown
-  offer was drawn, so its probability is not zero).
+  values. Its inclusion probabilities have no closed form: they are estimated from ``draws`` further samples (as
+  Open Bandit Pipeline does for its Thompson policies) from a generator seeded with :data:`ESTIMATE_SEED` alone, so
+  the same candidates always log the same probability (whatever the serving generator's state) and an off-policy
+  evaluation recomputes exactly what was logged; floored at ``1 / (draws + 1)`` (the shown offer was drawn, so its
+  probability is not zero).
 
 Randomness comes from a ``numpy.random.Generator`` the caller passes (the service seeds one per process from its
 settings; tests pass a seeded one), so every choice is reproducible.
@@ -37,6 +39,7 @@ from recsys.store.base import OfferDecision
 
 POLICIES = ("greedy", "epsilon_greedy", "thompson")
 GREEDY = "greedy"
+ESTIMATE_SEED = 0  # the Thompson inclusion estimate's own seed: a probability is a function of the candidates
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,11 @@ def _thompson_slates(p: np.ndarray, value: np.ndarray, k: int, strength: float, 
 def inclusion_probabilities(
     candidates: Sequence[OfferDecision], k: int, policy: ExplorationPolicy, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Return, per candidate (in rank order), the probability that ``policy`` puts it into a slate of ``k``."""
+    """Return, per candidate (in rank order), the probability that ``policy`` puts it into a slate of ``k``.
+
+    Thompson's are estimated from draws of ``rng``, by default a generator seeded with :data:`ESTIMATE_SEED` (the
+    deterministic estimate the service logs).
+    """
     n = len(candidates)
     size = min(k, n)
     greedy = (np.arange(n) < size).astype(np.float64)
@@ -143,7 +150,8 @@ def inclusion_probabilities(
     if policy.kind == "epsilon_greedy":
         return (1 - policy.epsilon) * greedy + policy.epsilon * size / n
     p, value = _values(candidates)
-    slates = _thompson_slates(p, value, size, policy.strength, policy.draws, rng or np.random.default_rng(0))
+    rng = rng or np.random.default_rng(ESTIMATE_SEED)
+    slates = _thompson_slates(p, value, size, policy.strength, policy.draws, rng)
     counts = np.bincount(slates.ravel(), minlength=n).astype(np.float64)
     return np.maximum(counts / policy.draws, 1.0 / (policy.draws + 1))
 
@@ -169,7 +177,7 @@ def choose(
     else:
         p, value = _values(ranked)
         picked = np.sort(_thompson_slates(p, value, size, policy.strength, 1, rng)[0])
-    probs = inclusion_probabilities(ranked, size, policy, rng)
+    probs = inclusion_probabilities(ranked, size, policy)  # never from ``rng``: the same candidates, the same p
     return [Shown(ranked[i], float(probs[i])) for i in picked]
 
 

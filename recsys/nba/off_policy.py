@@ -9,12 +9,15 @@ action and ``q_new`` = Σ_a π_new(a|x)·q̂(x, a), its expected reward under th
 * SNIPS  = Σ w·r / Σ w;
 * DR     = mean(q_new + w·(r − q_logged)).
 
-Intervals are percentile bootstrap intervals over logged rows (seeded). These are the standard formulas of
+Intervals are percentile bootstrap intervals (seeded) that resample whole **groups** of rows when the caller
+names them (``centric report policy``: the customer, whose impressions share one customer's propensity to redeem
+and one slate's draw, so they are not independent), single rows otherwise. These are the standard formulas of
 Dudík et al. (2011) and Swaminathan & Joachims (2015), as implemented by Open Bandit Pipeline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +42,25 @@ def _check(p_log: np.ndarray, *arrays: np.ndarray) -> None:
         raise DataError("logged rows and candidate probabilities must have the same length")
 
 
+def _resampler(n: int, groups: np.ndarray | None) -> Callable[[np.random.Generator], np.ndarray]:
+    """Return ``draw(rng) -> row indices`` of one bootstrap resample: as many groups as there are, with replacement,
+    each with all its rows (one row per group without ``groups``: the plain row bootstrap)."""
+    codes = None if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if codes is None or codes.max(initial=-1) + 1 == n:  # one row per group: the row bootstrap (same draws)
+        return lambda rng: rng.integers(0, n, n)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        g = rng.integers(0, len(sizes), len(sizes))
+        lengths = sizes[g]
+        offsets = np.repeat(starts[g] - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        return order[offsets]
+
+    return draw
+
+
 def _point(kind: str, w: np.ndarray, r: np.ndarray, q_logged: np.ndarray, q_new: np.ndarray) -> float:
     if kind == "ips":
         return float(np.mean(w * r))
@@ -57,21 +79,25 @@ def estimate(
     n_boot: int = 500,
     alpha: float = 0.05,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> list[Estimate]:
     """Return IPS, SNIPS and (with a reward model) DR estimates with (1 − alpha) bootstrap intervals.
 
-    Raises ``DataError`` for a logged probability outside (0, 1] or arrays of different lengths.
+    ``groups`` (one label per row) makes the bootstrap resample whole groups, the independent units (without it,
+    every row is its own group). Raises ``DataError`` for a logged probability outside (0, 1] or arrays of
+    different lengths.
     """
     r, pl_, pn = (np.asarray(a, dtype=np.float64) for a in (reward, p_log, p_new))
     ql = np.zeros_like(r) if q_logged is None else np.asarray(q_logged, dtype=np.float64)
     qn = np.zeros_like(r) if q_new is None else np.asarray(q_new, dtype=np.float64)
-    _check(pl_, r, pn, ql, qn)
+    _check(pl_, r, pn, ql, qn, *(() if groups is None else (np.asarray(groups),)))
     w = pn / pl_
+    resample = _resampler(len(r), groups)
     kinds = ["ips", "snips"] + (["dr"] if q_logged is not None and q_new is not None else [])
     rng = np.random.default_rng(seed)
     boots = np.empty((n_boot, len(kinds)))
     for b in range(n_boot):  # one resample at a time: memory stays O(rows) for millions of logged rows
-        i = rng.integers(0, len(r), len(r))
+        i = resample(rng)
         boots[b] = [_point(kind, w[i], r[i], ql[i], qn[i]) for kind in kinds]
     out = []
     for j, kind in enumerate(kinds):

@@ -71,6 +71,25 @@ def live_offers(
     the cooldown, offers redeemed within the suppression window or up to their per-customer cap. The
     number returned is also capped by the impressions left on the channel in the current period.
     """
+    allowed, slate = live_candidates(decisions, catalog, contact_state, redemptions, channel=channel, k=k, now=now)
+    return allowed[:slate]
+
+
+def live_candidates(
+    decisions: Sequence[OfferDecision],
+    catalog: Mapping[str, Mapping[str, Any]],
+    contact_state: Mapping[Any, Any],
+    redemptions: Mapping[str, int],
+    *,
+    channel: str,
+    k: int,
+    now: dt.datetime,
+) -> tuple[list[OfferDecision], int]:
+    """Return every decision of ``channel`` still allowed at ``now`` (best rank first, the rules of
+    :func:`live_offers`) and the slate size left: ``k``, or fewer when the channel's impressions cap for the period
+    is nearly used. :func:`live_offers` is the first ``slate`` of them; an exploring policy chooses its ``slate``
+    among all of them (the cap bounds how many offers are shown, not which ones may be).
+    """
     state = _decode(contact_state)
     rows = sorted((r for r in decisions if r.channel == channel), key=lambda r: (r.rank, r.offer_id))
     now_s = now.timestamp()
@@ -86,8 +105,6 @@ def live_offers(
             if cap is not None:
                 used = sum(int(state.get(f, 0)) for f in period_fields(channel, now, int(policy.get("period_days", 7))))
                 remaining = min(k, max(int(cap) - used, 0))
-        if remaining <= len(kept):
-            break
         start, end = _parse_time(offer.get("valid_from")), _parse_time(offer.get("valid_to"))
         if (start and now < start) or (end and now >= end):
             continue
@@ -104,4 +121,4 @@ def live_offers(
         if limit is not None and int(state.get(Fields.redemptions(oid), 0)) >= int(limit):
             continue
         kept.append(row)
-    return kept[:remaining]
+    return kept, remaining

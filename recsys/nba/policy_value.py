@@ -41,7 +41,9 @@ def logged_slots(events: pl.DataFrame, window_days: int = 14) -> pl.DataFrame:
     """Return one row per logged offer impression: ``customer_id, channel, offer_id, timestamp, p_shown, policy,
     version, reward`` (reward: a ``redeem`` of that offer by that customer in ``[timestamp, + window_days)``).
 
-    Raises ``DataError`` when there are no offer impressions or a logged probability is outside (0, 1].
+    Raises ``DataError`` when there are no offer impressions, a timestamp or probability does not parse, a logged
+    probability is outside (0, 1], or an impression of an exploring policy lacks its probability (only a greedy
+    one may omit it: it is 1).
     """
     frame = events
     for name, dtype in (
@@ -53,10 +55,37 @@ def logged_slots(events: pl.DataFrame, window_days: int = 14) -> pl.DataFrame:
     ):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    unlogged = frame.filter(
+        (pl.col("type") == "impression")
+        & pl.col("offer_id").is_not_null()
+        & pl.col("p_shown").is_null()
+        & pl.col("policy").is_not_null()
+        & (pl.col("policy") != "greedy")
+    )
+    if unlogged.height:
+        raise DataError(
+            f"{unlogged.height:,} impression(s) name the exploring policy {unlogged.get_column('policy')[0]!r} but "
+            "log no p_shown (first: customer "
+            f"{unlogged.get_column('customer_id')[0]!r}, offer {unlogged.get_column('offer_id')[0]!r}); "
+            "only a greedy impression may omit it: echo the offers answer's p_shown with every impression"
+        )
     ts = pl.col("timestamp")
     if frame.schema["timestamp"] == pl.String:
         ts = ts.str.to_datetime(time_zone="UTC", strict=False)
-    frame = frame.with_columns(ts.cast(pl.Datetime("us", "UTC")).alias("timestamp"))
+    parsed = frame.with_row_index("_line", offset=1).with_columns(
+        ts.cast(pl.Datetime("us", "UTC")).alias("_timestamp"),
+        pl.col("p_shown").cast(pl.Float64, strict=False).alias("_p_shown"),
+    )
+    for column in ("timestamp", "p_shown"):
+        # a value that does not parse would be read as missing: no reward, or probability 1
+        bad = parsed.filter(pl.col(column).is_not_null() & pl.col(f"_{column}").is_null())
+        if bad.height:
+            first = bad.row(0, named=True)
+            raise DataError(
+                f"{bad.height:,} event(s) have an unreadable {column!r} (first: event {first['_line']}, value "
+                f"{first[column]!r}); write timestamps as ISO 8601 and p_shown as a number in (0, 1]"
+            )
+    frame = parsed.drop("timestamp", "p_shown", "_line").rename({"_timestamp": "timestamp", "_p_shown": "p_shown"})
     shown = (
         frame.filter((pl.col("type") == "impression") & pl.col("offer_id").is_not_null())
         .select(
@@ -129,12 +158,11 @@ def candidate_terms(
     policies: Mapping[str, ExplorationPolicy] | None = None,
     *,
     k: int = 1,
-    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return, per logged slot, the candidate's inclusion probability of the logged offer, ``q̂`` of the logged
-    offer, and ``Σ_a π_new(a|x)·q̂(x, a)`` (see the module docstring)."""
+    offer, and ``Σ_a π_new(a|x)·q̂(x, a)`` (see the module docstring). Thompson probabilities are the service's
+    deterministic estimate (the same candidates give the probability the service would log)."""
     policies = policies or {}
-    rng = np.random.default_rng(seed)
     rate = slots.group_by("offer_id").agg(pl.col("reward").mean().alias("_rate"))
     overall = float(np.mean(slots.get_column("reward").to_numpy()))
     wanted = slots.select(CONTEXT).unique()
@@ -169,7 +197,7 @@ def candidate_terms(
         ):
             part = cand.slice(first, length)
             offers = [OfferDecision.from_row(r) for r in part.iter_rows(named=True)]
-            incl[first : first + length] = inclusion_probabilities(offers, k, policies.get(channel, GREEDY_POLICY), rng)
+            incl[first : first + length] = inclusion_probabilities(offers, k, policies.get(channel, GREEDY_POLICY))
     cand = cand.with_columns(pl.Series("_incl", incl))
     per_context = cand.group_by(CONTEXT).agg(
         ((pl.col("_incl") * pl.col("p_accept")).sum() / pl.col("_incl").sum()).alias("_q_new")
@@ -197,14 +225,25 @@ def evaluate_policy(
     seed: int = 0,
 ) -> PolicyValue:
     """Return IPS, SNIPS and DR estimates of the candidate (with bootstrap intervals) and the observed value of the
-    logging policy (the mean logged reward, bootstrap interval). Raises ``DataError`` for empty inputs."""
+    logging policy (the mean logged reward, bootstrap interval); the bootstrap resamples customers. Raises
+    ``DataError`` for empty inputs or when no logged impression shows an offer the candidate could show."""
     if decisions.is_empty():
         raise DataError("the candidate decisions are empty: nothing to evaluate")
     reward = slots.get_column("reward").to_numpy().astype(np.float64)
     p_log = slots.get_column("p_shown").to_numpy().astype(np.float64)
-    p_new, q_logged, q_new = candidate_terms(slots, decisions, policies, k=k, seed=seed)
-    estimates = estimate(reward, p_log, p_new, q_logged, q_new, n_boot=n_boot, seed=seed)
-    observed = estimate(reward, np.ones_like(reward), np.ones_like(reward), n_boot=n_boot, seed=seed)[0]
+    p_new, q_logged, q_new = candidate_terms(slots, decisions, policies, k=k)
+    if not np.any(p_new > 0):
+        raise DataError(
+            f"none of the {len(reward):,} logged impressions shows an offer the candidate would show that customer "
+            "on that channel (no overlap): the logs say nothing about this candidate. Pass decisions for the logged "
+            "customers, or log with exploration on (CENTRIC_EXPLORATION) so the candidate's offers are shown too"
+        )
+    # the bootstrap resamples customers: one customer's impressions (a slate's k slots, their visits) are not
+    # independent, and resampling them one by one would give too narrow intervals
+    customers = slots.get_column("customer_id").fill_null("").to_numpy()
+    estimates = estimate(reward, p_log, p_new, q_logged, q_new, n_boot=n_boot, seed=seed, groups=customers)
+    ones = np.ones_like(reward)
+    observed = estimate(reward, ones, ones, n_boot=n_boot, seed=seed, groups=customers)[0]
     return PolicyValue(
         slots=len(reward),
         contexts=slots.select(CONTEXT).n_unique(),

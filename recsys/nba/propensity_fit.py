@@ -108,6 +108,13 @@ def fit_propensity(
     )
     cut = _split(table, valid_from)
     train, valid = table.filter(pl.col("start") < cut), table.filter(pl.col("start") >= cut)
+    for part, where in ((train, "before"), (valid, "on or after")):
+        if part.is_empty():
+            first, last = (table.get_column("start").dt.strftime("%Y-%m-%d").sort()[i] for i in (0, -1))
+            raise DataError(
+                f"{history.source}: no exposures start {where} the validation cut {cut:%Y-%m-%d}; the exposures "
+                f"start from {first} to {last}: choose a --valid-from between them"
+            )
     y_train = train.get_column("accepted").to_numpy().astype(np.float64)
     y_valid = valid.get_column("accepted").to_numpy().astype(np.float64)
     if len(np.unique(y_valid)) < 2:

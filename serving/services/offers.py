@@ -19,7 +19,7 @@ from recsys.clock import utcnow
 from recsys.exceptions import StoreUnavailable, UnknownOffer
 from recsys.nba.audience import Audience, select_audience
 from recsys.nba.exploration import Explorer, Shown, choose
-from recsys.nba.policy import live_offers
+from recsys.nba.policy import live_candidates, live_offers
 from recsys.store.base import OfferCatalog, OfferDecisions
 from recsys.store.keys import Fields, Keys
 from serving.schemas.offers import AudienceMember, AudiencePublic, CustomerOffersPublic, OfferPublic
@@ -84,10 +84,10 @@ async def customer_offers(
             for d in live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=k, now=now)
         ]
     else:
-        # every candidate the contact policy still allows (the channel's cap bounds them as it bounds the slate)
-        candidates = live_offers(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=len(rows), now=now)
+        # every candidate the contact policy still allows; the channel's impressions cap bounds the slate's size
+        candidates, slate = live_candidates(rows, catalog, answers[0] or {}, redemptions, channel=channel, k=k, now=now)
         assert explorer is not None
-        shown = choose(candidates, k, policy, explorer.rng)
+        shown = choose(candidates, slate, policy, explorer.rng)
     return CustomerOffersPublic(
         customer_id=customer_id,
         version=version,

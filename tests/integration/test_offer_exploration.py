@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from recsys import clock
 from recsys.events.sync import entries_frame
+from recsys.exceptions import ConfigError
 from recsys.nba.decision import build_frame, decide
 from recsys.nba.exploration import Explorer
 from recsys.nba.offers import catalog_from_dict
@@ -140,3 +141,47 @@ def test_the_impression_carries_the_served_probability_policy_and_version_into_t
     frame = entries_frame([[eid, [k for kv in fields.items() for k in kv]] for eid, fields in entries])
     row = frame.filter(pl.col("type") == "impression").row(0, named=True)
     assert (row["p_shown"], row["policy"], row["version"]) == (shown["p_shown"], "epsilon_greedy:1", "v9")
+
+
+def test_a_bad_exploration_setting_stops_the_service_at_start_naming_the_channel() -> None:
+    # parsed lazily, it answered every offers request with the configuration error instead
+    bad = Settings(
+        redis_url="redis://127.0.0.1:1/0", exploration='{"email": {"policy": "epsilon_greedy", "epsilon": 2}}'
+    )
+    with pytest.raises(ConfigError, match="channel 'email'.*epsilon must be in"):
+        app_module.create_app(bad, gc_tuning=False)
+
+
+def test_centric_serve_refuses_a_bad_exploration_setting_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("uvicorn started with a bad CENTRIC_EXPLORATION")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setenv("CENTRIC_EXPLORATION", '{"push": {"policy": "softmax"}}')
+    out = CliRunner().invoke(app, ["serve"])
+    assert out.exit_code == 2 and "channel 'push'" in out.output, out.output
+
+
+def test_a_channel_cap_bounds_the_slate_size_not_which_candidates_may_be_explored(redis_url: str, keys: Keys) -> None:
+    # a cap of 2 app impressions per period with k=2: the explorer must still choose among every allowed offer
+    # (it was handed only the top 2, so it never explored and logged p_shown 1)
+    catalog = catalog_from_dict(CATALOG | {"policy": {"max_per_channel": {"app": 2}}, "experiment": []})
+    frame = build_frame(pl.DataFrame({"customer_id": ["c1"], "p_alive": [0.9]}))
+    capped = FakeOfferStore(decide(frame, catalog, now=NOW).decisions, [o.to_dict() for o in catalog.offers], "v9")
+    candidates = len(capped.rows)
+    assert candidates > 2
+    explorer = Explorer.from_config(EXPLORE, seed=3)
+    slates = set()
+    for _ in range(30):
+        answer = _serve(redis_url, keys, capped, "c1", explorer)
+        assert len(answer.offers) == 2
+        assert [o.p_shown for o in answer.offers] == pytest.approx([2 / candidates] * 2)
+        slates.add(tuple(o.offer_id for o in answer.offers))
+    assert len(slates) > 1
+    greedy = _serve(redis_url, keys, capped, "c1", None)
+    assert [o.p_shown for o in greedy.offers] == [1.0, 1.0]

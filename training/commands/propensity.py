@@ -45,7 +45,12 @@ def fit(
     """Fit and validate the acceptance model on a time split; save it with its AUC and calibration table."""
     from training.jobs.propensity import load_history, run_propensity_fit
 
-    cut = dt.datetime.fromisoformat(valid_from).replace(tzinfo=dt.UTC) if valid_from else None
+    try:
+        cut = dt.datetime.fromisoformat(valid_from) if valid_from else None
+    except ValueError:
+        raise typer.BadParameter(f"{valid_from!r} is not a date: use YYYY-MM-DD", param_hint="--valid-from") from None
+    if cut is not None and cut.tzinfo is None:
+        cut = cut.replace(tzinfo=dt.UTC)
     with progress() as bar:
         task = bar.add_task("reading history", total=None)
         history, purchases = load_history(

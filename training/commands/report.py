@@ -121,7 +121,7 @@ def policy(
     ),
     window_days: int = typer.Option(14, "--window-days", min=1, help="Attribution window after an impression."),
     bootstrap: int = typer.Option(500, "--bootstrap", min=50, help="Bootstrap resamples for the 95 % intervals."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (and of Thompson inclusion draws)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resamples."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
     """Off-policy value of a candidate policy on the logged impressions: IPS, SNIPS and DR with 95 % bootstrap

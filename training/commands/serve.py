@@ -24,11 +24,13 @@ def serve(
     with every worker."""
     import uvicorn
 
+    from recsys.nba.exploration import parse_config
     from recsys.settings import Settings
     from recsys.store.embedded import mask_url, redis_url
     from serving.hotpath.http_protocol import PROTOCOL
 
     settings = Settings()
+    parse_config(settings.exploration)  # a bad CENTRIC_EXPLORATION is said here, not as a worker's traceback
     bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers
     metrics_dir = None
     if n_workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

@@ -83,3 +83,19 @@ def test_configuration_is_per_channel_and_errors_name_the_channel() -> None:
         parse_config('{"push": {"policy": "thompson", "temperature": 1}}')
     with pytest.raises(ConfigError, match="not JSON"):
         parse_config("{app")
+
+
+def test_thompson_logs_the_same_probability_for_the_same_candidates_whatever_the_generator_state() -> None:
+    # the logged p_shown is an estimate: it must be a function of the candidates, not of the process's generator
+    # state (two requests with the same candidates log the same probability, and OPE can reproduce it)
+    offers = candidates([0.30, 0.25, 0.10, 0.05, 0.02])
+    policy = ExplorationPolicy("thompson", strength=20)
+    expected = inclusion_probabilities(offers, 2, policy)
+    logged: dict[str, set[float]] = {}
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        for s in choose(offers, 2, policy, rng):
+            logged.setdefault(s.decision.offer_id, set()).add(s.probability)
+    assert len(logged) > 2
+    for offer_id, seen in logged.items():
+        assert seen == {float(expected[int(offer_id[1:])])}

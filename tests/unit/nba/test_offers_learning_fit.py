@@ -105,3 +105,27 @@ def test_newest_model_is_none_without_a_fit_and_a_foreign_file_is_refused(tmp_pa
     (tmp_path / "m.json").write_text('{"schema_version": 1}')
     with pytest.raises(ArtifactError, match="m.json: not a propensity model"):
         PropensityModel.load(tmp_path / "m.json")
+
+
+def test_a_validation_cut_outside_the_exposures_is_a_clear_error_not_a_traceback() -> None:
+    data = synthetic_history(1_000, 100, days=20, seed=1)
+    purchases = purchases_frame(data.transactions)
+    starts = data.history.exposures.get_column("start")
+    with pytest.raises(DataError, match="no exposures start before the validation cut"):
+        fit_propensity(data.history, purchases, valid_from=starts.min(), day_grain=True)
+    with pytest.raises(DataError, match="no exposures start on or after the validation cut"):
+        fit_propensity(
+            data.history,
+            purchases,
+            valid_from=starts.max() + dt.timedelta(days=1),
+            day_grain=True,
+        )
+
+
+def test_propensity_fit_names_a_bad_valid_from_instead_of_a_traceback() -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    out = CliRunner().invoke(app, ["propensity", "fit", "--source", "files", "--valid-from", "2026-13-01"])
+    assert out.exit_code == 2 and "--valid-from" in out.output and "2026-13-01" in out.output, out.output

@@ -141,3 +141,79 @@ def test_report_policy_command_prints_the_estimates_and_writes_json(tmp_path: Pa
         app, ["report", "policy", "--events", str(tmp_path / "events.parquet"), "--artifacts", str(tmp_path / "no")]
     )
     assert missing.exit_code == 2 and "candidate decisions not found" in missing.output
+
+
+def _one_slot_per_customer(customers: int = 60) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rng = np.random.default_rng(4)
+    ids = [f"c{i:03d}" for i in range(customers)]  # sorted: group i is customer i
+    slots = pl.DataFrame(
+        {
+            "customer_id": ids,
+            "channel": "app",
+            "offer_id": rng.choice(["o1", "o2"], customers).tolist(),
+            "p_shown": rng.choice([0.25, 0.75], customers).tolist(),
+            "policy": "epsilon_greedy:0.5",
+            "reward": (rng.random(customers) < 0.3).astype(float).tolist(),
+        }
+    )
+    decisions = pl.DataFrame(
+        {
+            "customer_id": np.repeat(ids, 2),
+            "channel": "app",
+            "offer_id": ["o1", "o2"] * customers,
+            "rank": [1, 2] * customers,
+            "expected_value": [0.3, 0.2] * customers,
+            "p_accept": [0.3, 0.2] * customers,
+        }
+    )
+    return slots, decisions
+
+
+def test_the_bootstrap_resamples_customers_so_repeated_impressions_do_not_narrow_the_intervals() -> None:
+    # ten identical impressions per customer carry no more information than one: resampled by customer, the
+    # intervals are exactly those of one impression each; resampled by row they would shrink by about √10
+    slots, decisions = _one_slot_per_customer()
+    repeated = pl.concat([slots] * 10)
+    once = evaluate_policy(slots, decisions, n_boot=200, seed=3)
+    ten = evaluate_policy(repeated, decisions, n_boot=200, seed=3)
+    for a, b in zip([once.observed, *once.estimates], [ten.observed, *ten.estimates], strict=True):
+        assert (b.value, b.low, b.high) == pytest.approx((a.value, a.low, a.high)), a.name
+
+
+def test_a_candidate_with_no_overlap_with_the_logs_is_refused_not_reported_as_zero() -> None:
+    slots = logged_slots(_events())
+    elsewhere = _decisions().with_columns(("x" + pl.col("customer_id")).alias("customer_id"))
+    with pytest.raises(DataError, match="no overlap"):
+        evaluate_policy(slots, elsewhere, n_boot=50)
+    never_logged = _decisions().with_columns(pl.lit("o9").alias("offer_id"))
+    with pytest.raises(DataError, match="no overlap"):
+        evaluate_policy(slots, never_logged, n_boot=50)
+
+
+def test_an_exploring_impression_without_its_probability_is_refused_not_read_as_one() -> None:
+    # a client that echoes the policy but forgets p_shown: counting it as probability 1 would bias every weight
+    events = _events().with_columns(
+        pl.when(pl.col("type") == "impression").then(pl.lit("epsilon_greedy:0.3")).alias("policy")
+    )
+    with pytest.raises(DataError, match="'epsilon_greedy:0.3' but log no p_shown.*customer 'c', offer 'o1'"):
+        logged_slots(events)
+    greedy = events.with_columns(pl.when(pl.col("p_shown").is_null()).then(pl.lit("greedy")).alias("policy"))
+    assert logged_slots(greedy).get_column("p_shown").to_list() == [0.8, 0.2, 1.0]
+
+
+def test_an_unreadable_timestamp_or_probability_is_named_not_read_as_missing() -> None:
+    # CSV events arrive as text: "soon" must not become a slot without reward, "high" not a probability of 1
+    text = _events().with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S"), pl.col("p_shown").cast(str))
+    assert logged_slots(text).get_column("reward").to_list() == [1.0, 0.0, 1.0]
+    late = text.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("soon")).otherwise("timestamp").alias("timestamp")
+    )
+    with pytest.raises(
+        DataError, match="1 event\\(s\\) have an unreadable 'timestamp' \\(first: event 4, value 'soon'"
+    ):
+        logged_slots(late)
+    high = text.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("high")).otherwise("p_shown").alias("p_shown")
+    )
+    with pytest.raises(DataError, match="unreadable 'p_shown' \\(first: event 3, value 'high'"):
+        logged_slots(high)
