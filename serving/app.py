@@ -13,11 +13,15 @@ from recsys.settings import Settings
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from recsys.store.redis_reader import RedisSnapshotReader
+from serving.auth import KeyCache
 from serving.errors import install_error_handlers
+from serving.guard import Limits, RequestGuard
+from serving.hotpath import http_protocol
 from serving.hotpath.reads import FastReadPath
 from serving.hotpath.redis_mux import MuxRedis
 from serving.hotpath.writes import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.ratelimit import AddressLimiter, KeyRateLimiter
 from serving.redis_client import create_client
 from serving.responses import OrjsonResponse
 from serving.routers import ROUTERS
@@ -91,6 +95,10 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
     if hotpath:
         app.add_middleware(FastReadPath)
         app.add_middleware(FastWritePath)
+    # In front of both paths: limits, auth and rate limits before any body is read (serving.guard).
+    limits = Limits.from_settings(settings)
+    app.add_middleware(RequestGuard, limits=limits)
+    http_protocol.configure(limits, header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for router in (*ROUTERS, ui_pages.router, ui_actions.router):
@@ -112,6 +120,12 @@ def _install_ui(app: FastAPI) -> None:
 
 
 def _attach_store(app: FastAPI) -> None:
-    app.state.mux = MuxRedis.for_client(app.state.redis)
+    state, settings = app.state, app.state.settings
+    state.mux = MuxRedis.for_client(state.redis)
+    state.key_cache = KeyCache(grace_s=settings.auth_grace_s)
+    state.rate_limiter = KeyRateLimiter(
+        state.redis, state.keys, settings.rate_limit_per_s, settings.rate_limit_burst, mux=state.mux
+    )
+    state.address_limiter = AddressLimiter(settings.auth_lookups_per_s)
     app.state.store = RedisSnapshotReader(app.state.redis, app.state.keys, mux=app.state.mux)
     app.state.foldin = FoldIn()
