@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.routing import APIRoute
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.exceptions import CentricError
+from recsys.exceptions import CentricError, StoreUnavailable
 from serving.auth import VERIFIED, AuthError, _key_id, admit, bearer_token, lookup_scope, required_scope
 from serving.errors import domain_error_response, error_response
 from serving.ratelimit import RateLimited
@@ -118,6 +119,12 @@ class RequestGuard:
         except BodyTooLarge as exc:
             if not started:
                 await self._answer(exc)(scope, receive, tracked_send)
+        except RedisError as exc:  # from a middleware path (the routes' handlers map it already): 503, not 500
+            if not started:
+                unavailable = StoreUnavailable(f"Redis is unreachable ({type(exc).__name__}); retry shortly")
+                await domain_error_response(unavailable, getattr(scope["app"].state, "metrics", None))(
+                    scope, receive, tracked_send
+                )
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
