@@ -63,6 +63,10 @@ class IdempotencyConflict(Conflict):
     """An idempotency key was reused with a different payload."""
 
 
+class DuplicateGrantCustomer(IdempotencyConflict):
+    """A bulk grant lists a customer twice: both lines would apply under the same key ``<key>:<customer>``."""
+
+
 class StoreUnavailable(CentricError):
     """The store (Redis) cannot be reached."""
 

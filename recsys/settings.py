@@ -32,7 +32,10 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, description="Request bodies above this many bytes answer 413."
     )
     max_header_bytes: int = Field(
-        default=16 * 1024, ge=1024, description="Request line plus headers above this many bytes answer 431."
+        default=64 * 1024,
+        ge=1024,
+        description="Request line plus headers above this many bytes answer 431 (the longest query the API's schema "
+        "allows, 4,000 characters percent-encoded, must fit).",
     )
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="A connection that has not sent a whole request head in this time is closed."

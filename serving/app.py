@@ -21,6 +21,7 @@ from serving.hotpath.reads import FastReadPath
 from serving.hotpath.redis_mux import MuxRedis
 from serving.hotpath.writes import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.openapi import install_openapi
 from serving.ratelimit import AddressLimiter, KeyRateLimiter
 from serving.redis_client import create_client
 from serving.responses import OrjsonResponse
@@ -101,10 +102,25 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
     http_protocol.configure(limits, header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
+    install_openapi(app, _description(settings))
     for router in (*ROUTERS, ui_pages.router, ui_actions.router):
         app.include_router(router)
     _install_ui(app)
     return app
+
+
+def _description(settings: Settings) -> str:
+    return (
+        "Authenticate with `Authorization: Bearer <API key>`. Every error answers `ErrorPublic` "
+        "(`detail`, `code`, and `problems` for 422).\n\n"
+        f"Limits: request bodies up to {settings.max_body_bytes:,} bytes (413 beyond), request line plus headers up "
+        f"to {settings.max_header_bytes:,} bytes (431 beyond); a request head must arrive within "
+        f"{settings.header_timeout_s:g} s and its body within {settings.body_timeout_s:g} s. Rate limit per key: "
+        f"{settings.rate_limit_per_s:g} requests/s, burst {settings.rate_limit_burst} (429 with Retry-After; 0 = off). "
+        "Batches: up to 1000 events, 1000 order lines, 100 basket items.\n\n"
+        "While Redis is unreachable, reads answer from the in-process fallback with `degraded: true`, writes answer "
+        "503 with Retry-After, and `/readyz` answers 503. See docs/operations.md."
+    )
 
 
 def _install_ui(app: FastAPI) -> None:

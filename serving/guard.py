@@ -48,7 +48,7 @@ class Limits:
     """The request limits the guard and the HTTP protocol enforce (from ``Settings``)."""
 
     max_body_bytes: int = 4 * 1024 * 1024
-    max_header_bytes: int = 16 * 1024
+    max_header_bytes: int = 64 * 1024
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:

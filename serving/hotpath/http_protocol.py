@@ -64,7 +64,7 @@ class _HeadTooLarge(Exception):
 class ProtocolLimits:
     """The limits every connection of this process obeys (set by ``configure`` from the app's settings)."""
 
-    max_header_bytes: int = 16 * 1024
+    max_header_bytes: int = 64 * 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
 
