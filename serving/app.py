@@ -8,8 +8,10 @@ import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 
 from recsys.settings import Settings
+from recsys.store import scripts
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from recsys.store.redis_reader import RedisSnapshotReader
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
         app.state.keys = Keys(settings.env)
         app.state.settings = settings
         _attach_store(app)
+        with contextlib.suppress(RedisError, OSError):  # the first rate-limited requests then cost one round trip
+            await client.script_load(scripts.RATE_LIMIT.source)
         # the dashboard's figures over every member take a scan of the ledger: start it now, not at the first page
         warm = asyncio.create_task(dashboard.warm(app)) if settings.dashboard_warmup else None
         if gc_tuning:

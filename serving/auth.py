@@ -12,6 +12,7 @@ degraded for the whole outage (docs/operations.md). Scopes are ordered: admin im
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -125,6 +126,9 @@ class KeyCache:
         self.ttl_s, self.grace_s, self.negative_ttl_s, self.clock = ttl_s, grace_s, negative_ttl_s, clock
         self._entries: dict[str, tuple[str, str, float]] = {}
         self._unknown: dict[str, float] = {}
+        # key id -> the Redis lookup in flight: concurrent requests with one uncached key share it (no stampede
+        # when an entry expires under load)
+        self.inflight: dict[str, asyncio.Future[Any]] = {}
 
     def get(self, key_id: str) -> tuple[str, str] | None:
         """Return ``(digest, scope)`` if cached and fresh."""
@@ -208,9 +212,10 @@ def key_cache(state: Any) -> KeyCache:
 async def lookup_scope(state: Any, token: str, client: str | None = None) -> str | None:
     """Return the scope of ``token`` if it is a live key of this service, else ``None``.
 
-    Cached keys cost no Redis call; ids Redis did not know are remembered briefly (``KeyCache.is_unknown``); other
-    lookups are limited per client address (``state.address_limiter``, 429 ``RateLimited`` beyond). While Redis is
-    unreachable a key verified within the grace time keeps its scope (``KeyCache.stale``).
+    Cached keys cost no Redis call; ids Redis did not know are remembered briefly (``KeyCache.is_unknown``);
+    concurrent lookups of one id share one call; failed lookups are limited per client address
+    (``state.address_limiter``, 429 ``RateLimited`` once used up). While Redis is unreachable a key verified within
+    the grace time keeps its scope (``KeyCache.stale``).
     Raises ``StoreUnavailable`` when Redis is needed, unreachable, and the key was not verified recently.
     """
     key_id = _key_id(token)
@@ -225,7 +230,7 @@ async def lookup_scope(state: Any, token: str, client: str | None = None) -> str
         if limiter is not None and client is not None:
             limiter.check(client)
         try:
-            stored = await state.redis.hget(state.keys.api_keys(), key_id)
+            stored = await _shared_lookup(state, cache, key_id)
         except (RedisError, OSError) as exc:
             record = cache.stale(key_id)
             if record is None:
@@ -234,12 +239,28 @@ async def lookup_scope(state: Any, token: str, client: str | None = None) -> str
             if stored is None:
                 cache.forget(key_id)
                 cache.put_unknown(key_id)
+                if limiter is not None and client is not None:
+                    limiter.spend(client)
                 return None
             parsed = orjson.loads(stored)
             record = (str(parsed.get("sha256", "")), str(parsed.get("scope", "")))
             cache.put(key_id, *record)
     digest, scope = record
-    return scope if hmac.compare_digest(digest, hash_key(token)) else None
+    if hmac.compare_digest(digest, hash_key(token)):
+        return scope
+    limiter = getattr(state, "address_limiter", None)
+    if limiter is not None and client is not None:
+        limiter.spend(client)  # a known id with a wrong secret: guessing
+    return None
+
+
+async def _shared_lookup(state: Any, cache: KeyCache, key_id: str) -> Any:
+    pending = cache.inflight.get(key_id)
+    if pending is None:
+        pending = asyncio.ensure_future(state.redis.hget(state.keys.api_keys(), key_id))
+        cache.inflight[key_id] = pending
+        pending.add_done_callback(lambda _done: cache.inflight.pop(key_id, None))
+    return await asyncio.shield(pending)
 
 
 def _client(request: Request) -> str | None:

@@ -9,9 +9,11 @@ A refused request gets 429 with ``Retry-After`` (whole seconds, rounded up). Whi
 not refused for their rate (reads answer degraded; writes fail with 503 anyway).
 
 **Per client address.** A key that is not in the in-process cache costs a Redis lookup. ``AddressLimiter`` allows
-``rate`` such lookups a second per client address (burst ``2 × rate``) in each worker; beyond that the request gets
-429 without touching Redis. Unknown key ids are also remembered for a short time (``serving.auth.KeyCache``), so
-the same wrong key sent again costs nothing.
+``rate`` *failed* lookups (unknown key id, wrong secret) a second per client address (burst ``2 × rate``) in each
+worker; once they are used up, a request with an uncached key from that address gets 429 without touching Redis.
+Valid keys never use them up, so many clients behind one address (a NAT, a backend) are not refused. Unknown key
+ids are also remembered for a short time (``serving.auth.KeyCache``), so the same wrong key sent again costs
+nothing, and concurrent lookups of one key id share one Redis call.
 
 Why a small Lua bucket and not a library: the limiters on PyPI for Starlette (slowapi, limits) send one Redis
 command per request and cannot share our multiplexed connection; the bucket is 20 lines of Lua beside our others.
@@ -19,6 +21,8 @@ command per request and cannot share our multiplexed connection; the bucket is 2
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -61,6 +65,7 @@ class KeyRateLimiter:
         self.lease = max(1, min(burst, math.ceil(rate / 20)))
         self._leases: dict[str, tuple[int, float]] = {}  # key id -> (tokens left, lease expiry)
         self._refused_until: dict[str, float] = {}  # key id -> when Redis said a token will be there
+        self._inflight: dict[str, asyncio.Future[None]] = {}  # key id -> the lease being taken now
 
     @property
     def enabled(self) -> bool:
@@ -71,18 +76,35 @@ class KeyRateLimiter:
         """Admit one request of ``key_id`` or raise ``RateLimited``; a Redis failure admits it."""
         if not self.enabled:
             return
-        now = self.clock()
-        left, expiry = self._leases.get(key_id, (0, 0.0))
-        if left > 0 and expiry > now:
-            self._leases[key_id] = (left - 1, expiry)
-            return
-        until = self._refused_until.get(key_id, 0.0)
-        if until > now:  # Redis already said no: do not ask again before a token can be there
-            raise self._refusal(key_id, until - now)
+        while True:
+            now = self.clock()
+            left, expiry = self._leases.get(key_id, (0, 0.0))
+            if left > 0 and expiry > now:
+                self._leases[key_id] = (left - 1, expiry)
+                return
+            until = self._refused_until.get(key_id, 0.0)
+            if until > now:  # Redis already said no: do not ask again before a token can be there
+                raise self._refusal(key_id, until - now)
+            pending = self._inflight.get(key_id)
+            if pending is None:
+                break
+            # another request of this key is taking a lease: wait for it and spend from it (one call, not many)
+            with contextlib.suppress(RedisError, OSError):
+                await asyncio.shield(pending)
+            if pending.exception() is not None:
+                return
+        pending = asyncio.get_running_loop().create_future()
+        self._inflight[key_id] = pending
         try:
             granted, wait_ms = await self._take(key_id)
-        except (RedisError, OSError):
+        except (RedisError, OSError) as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: waiters see it, nobody is warned
             return
+        finally:
+            self._inflight.pop(key_id, None)
+            if not pending.done():
+                pending.set_result(None)
         if granted <= 0:
             if len(self._refused_until) >= _MAX_ENTRIES:
                 self._refused_until.clear()
@@ -115,20 +137,28 @@ class AddressLimiter:
         self.rate, self.burst, self.clock = rate, max(1.0, 2 * rate), clock
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, last refill)
 
+    def _tokens(self, address: str, now: float) -> float:
+        tokens, last = self._buckets.get(address, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
     def check(self, address: str) -> None:
-        """Spend one lookup of ``address`` or raise ``RateLimited``."""
+        """Raise ``RateLimited`` if ``address`` has used up its failed lookups (spends nothing)."""
         if self.rate <= 0:
             return
-        now = self.clock()
-        tokens, last = self._buckets.get(address, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        tokens = self._tokens(address, self.clock())
         if tokens < 1:
-            self._buckets[address] = (tokens, now)
             raise RateLimited(
-                f"too many unknown or uncached API keys from {address} ({self.rate:g} lookups/s); "
+                f"too many unknown or wrong API keys from {address} ({self.rate:g} a second); "
                 "use a valid key and retry after the time in Retry-After",
                 (1 - tokens) / self.rate,
             )
+
+    def spend(self, address: str) -> None:
+        """Count one failed lookup (an unknown key id, a wrong secret) against ``address``."""
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        tokens = self._tokens(address, now)
         if len(self._buckets) >= _MAX_ENTRIES and address not in self._buckets:
             self._buckets.clear()
         self._buckets[address] = (tokens - 1, now)

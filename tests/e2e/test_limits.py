@@ -155,3 +155,34 @@ def test_an_unknown_key_flood_costs_few_redis_lookups_and_ends_in_429(redis_url:
     assert set(same) == {401}  # the same unknown key: one lookup, then remembered
     assert random_keys[:3] == [401, 401, 401] and 429 in random_keys
     assert lookups <= 1 + 4 + 1  # one for the repeated key, the address's burst (2 x rate), rounding
+
+
+def test_valid_keys_from_one_address_are_never_refused_and_share_their_lookups(
+    tmp_path: Path, redis_url: str, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """A backend behind one address sends 200 concurrent requests with 3 valid, uncached keys: no 429, and each
+    key costs one Redis lookup (concurrent misses share it), not one per request."""
+    run_publish(redis_client, keys, write_artifacts(tmp_path / "art"))
+    headers = [bearer(redis_url, keys, "read") for _ in range(3)]
+    lookups = 0
+
+    async def body() -> list[int]:
+        nonlocal lookups
+        async with limited_client(redis_url, keys, auth_lookups_per_s=1) as http:
+            state = http.app.state  # type: ignore[attr-defined]
+            original = state.redis.hget
+
+            async def counted(*args: Any) -> Any:
+                nonlocal lookups
+                lookups += 1
+                return await original(*args)
+
+            state.redis.hget = counted
+            answers = await asyncio.gather(
+                *(http.get(RECS, params={"k": 2}, headers=headers[n % 3]) for n in range(200))
+            )
+            return [a.status_code for a in answers]
+
+    statuses = asyncio.run(body())
+    assert set(statuses) == {200}
+    assert lookups == 3
