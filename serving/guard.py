@@ -109,13 +109,14 @@ class RequestGuard:
             await send(message)
 
         try:
+            has_body = _has_body(scope)
             refusal = await self._refuse(scope)
             if refusal is not None:
-                if _has_body(scope):  # the body is never read: end the connection rather than drain it
+                if has_body:  # the body is never read: end the connection rather than drain it
                     refusal.headers["Connection"] = "close"
                 await refusal(scope, receive, tracked_send)
                 return
-            await self.app(scope, self._counting(receive), tracked_send)
+            await self.app(scope, self._counting(receive) if has_body else receive, tracked_send)
         except BodyTooLarge as exc:
             if not started:
                 await self._answer(exc)(scope, receive, tracked_send)

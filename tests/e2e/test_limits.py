@@ -186,3 +186,19 @@ def test_valid_keys_from_one_address_are_never_refused_and_share_their_lookups(
     statuses = asyncio.run(body())
     assert set(statuses) == {200}
     assert lookups == 3
+
+
+def test_an_unexpected_error_answers_json_500_and_closes_the_connection(redis_url: str, keys: Keys) -> None:
+    async def body() -> httpx.Response:
+        async with limited_client(redis_url, keys) as http:
+            app = http.app  # type: ignore[attr-defined]
+
+            async def boom() -> None:
+                raise RuntimeError("a bug")
+
+            app.add_api_route("/boom", boom)
+            return await http.get("/boom")
+
+    answer = asyncio.run(body())
+    assert answer.status_code == 500 and answer.json()["code"] == "internal_error"
+    assert answer.headers["connection"] == "close"
