@@ -24,7 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from recsys.exceptions import CentricError, DataError, RewardUnavailable
+from recsys.exceptions import CentricError, DuplicateGrantCustomer, RewardUnavailable
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.program import Program, Reward
@@ -207,12 +207,14 @@ class LoyaltyFlow:
     ) -> Flow[list[tuple[str, dict[str, Any]]]]:
         """Grant points to many customers in one round trip; each grant is idempotent under ``<idem>:<customer>``.
 
-        Returns ``[(customer_id, result)]`` in order. Raises ``DataError`` (nothing applied) when a customer is
-        listed twice, since the two lines would share one key; else the first domain error a grant answered.
+        Returns ``[(customer_id, result)]`` in order. Raises ``DuplicateGrantCustomer`` (nothing applied) when a
+        customer is listed twice, since the two lines would share one key; else the first domain error a grant answered.
         """
         counts = Counter(cid for cid, _ in grants)
         if twice := sorted(cid for cid, n in counts.items() if n > 1):
-            raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
+            raise DuplicateGrantCustomer(
+                f"customers listed more than once in one grant: {twice[:10]}; send one line per customer"
+            )
         calls = [
             (
                 cid,

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 
 from recsys import clock
-from recsys.exceptions import CentricError, DuplicateGrantCustomer, RewardUnavailable
+from recsys.exceptions import CentricError, RewardUnavailable
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line
 from recsys.loyalty.flow import Batch, CustomerIndex, Flow, LoyaltyFlow, T, adrive
@@ -221,12 +221,6 @@ async def grant(
     Raises ``DuplicateGrantCustomer`` (409, nothing applied) when a customer is listed twice: the two lines would
     share one idempotency key. (A JSON schema cannot state "unique by customer_id", so this is not a 422.)
     """
-    seen: set[str] = set()
-    twice = sorted({cid for cid, _ in grants if cid in seen or seen.add(cid)})
-    if twice:
-        raise DuplicateGrantCustomer(
-            f"customers listed more than once: {twice[:10]}; send one line per customer with the total points"
-        )
     results = await svc.drive(svc.flow.grant_many(grants, reason, idem, now))
     return [_public(svc, cid, out) for cid, out in results]
 
