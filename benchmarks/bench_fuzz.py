@@ -110,7 +110,7 @@ def summary(output: str) -> dict[str, str]:
     """Pick the counts out of schemathesis's closing summary."""
     out: dict[str, str] = {}
     for name, pattern in (
-        ("operations", r"API Operations:\s+(\d+) selected"),
+        ("operations", r"Selected:\s+(\d+)/\d+"),
         ("cases", r"Test cases:\s+(\d+) generated"),
         ("failures", r"(\d+) unique failures"),
     ):
