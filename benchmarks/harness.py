@@ -66,6 +66,8 @@ def start(
     port accepts connections. Raises ``RuntimeError`` (after stopping it) when it is not ready in ``timeout_s``.
     """
     port = free_port()
+    # load tests send one key far above the default per-key rate limit: off unless the caller sets it
+    env = {"CENTRIC_RATE_LIMIT_PER_S": "0", **env}
     cmd = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers), "--no-access-log", "--log-level", "warning", *uvicorn_args]
     server = Server(subprocess.Popen(cmd, env=dict(env), cwd=ROOT, start_new_session=True), port)

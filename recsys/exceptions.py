@@ -63,6 +63,14 @@ class IdempotencyConflict(Conflict):
     """An idempotency key was reused with a different payload."""
 
 
+class DuplicateGrantCustomer(IdempotencyConflict, DataError):
+    """A bulk grant lists a customer twice: both lines would apply under the same key ``<key>:<customer>``.
+
+    A conflict (HTTP 409), since the input is well-formed but its lines collide on one idempotency key (a JSON schema
+    cannot state "unique by customer_id"); also a ``DataError`` for callers that catch bad input as such.
+    """
+
+
 class StoreUnavailable(CentricError):
     """The store (Redis) cannot be reached."""
 

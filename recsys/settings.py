@@ -27,6 +27,42 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the service binds to (loopback by default).")
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # --- limits and rate limits (docs/operations.md) -------------------------------------------------
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Request bodies above this many bytes answer 413."
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Request line plus headers above this many bytes answer 431 (the longest query the API's schema "
+        "allows, 4,000 characters percent-encoded, must fit).",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A connection that has not sent a whole request head in this time is closed."
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="A request body not received in full within this time closes the connection."
+    )
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0, description="Idle keep-alive connections close after this.")
+    limit_concurrency: int = Field(
+        default=2048,
+        ge=1,
+        description="Open connections plus running requests per worker above which uvicorn answers 503.",
+    )
+    rate_limit_per_s: float = Field(
+        default=1000.0, ge=0, description="Requests per second per API key (token bucket in Redis); 0 turns it off."
+    )
+    rate_limit_burst: int = Field(default=2000, ge=1, description="Requests a key may send at once above its rate.")
+    auth_lookups_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="Key lookups in Redis (keys not in the in-process cache) per second per client address; 0: off.",
+    )
+    auth_grace_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="While Redis is unreachable, a key verified within this many seconds stays valid (degraded mode).",
+    )
     snapshot_keep: int = Field(default=3, ge=1, description="Published versions kept for rollback.")
     snapshot_ttl_days: int = Field(default=7, ge=1, description="Inactive versions expire after this many days.")
     loyalty_program: Path = Field(default=Path("examples/loyalty.toml"))

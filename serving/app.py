@@ -8,17 +8,24 @@ import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 
 from recsys.nba.exploration import Explorer
 from recsys.settings import Settings
+from recsys.store import scripts
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Keys
 from recsys.store.redis_reader import RedisSnapshotReader
+from serving.auth import KeyCache
 from serving.errors import install_error_handlers
+from serving.guard import Limits, RequestGuard
+from serving.hotpath import http_protocol
 from serving.hotpath.reads import FastReadPath
 from serving.hotpath.redis_mux import MuxRedis
 from serving.hotpath.writes import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.openapi import install_openapi
+from serving.ratelimit import AddressLimiter, KeyRateLimiter
 from serving.redis_client import create_client
 from serving.responses import OrjsonResponse
 from serving.routers import ROUTERS
@@ -61,6 +68,8 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
         app.state.keys = Keys(settings.env)
         app.state.settings = settings
         _attach_store(app)
+        with contextlib.suppress(RedisError, OSError):  # the first rate-limited requests then cost one round trip
+            await client.script_load(scripts.RATE_LIMIT.source)
         # the dashboard's figures over every member take a scan of the ledger: ready them before the first page
         warm = await dashboard.prepare(app) if settings.dashboard_warmup else None
         if gc_tuning:
@@ -95,12 +104,31 @@ def create_app(settings: Settings | None = None, *, gc_tuning: bool = True, hotp
     if hotpath:
         app.add_middleware(FastReadPath)
         app.add_middleware(FastWritePath)
+    # In front of both paths: limits, auth and rate limits before any body is read (serving.guard).
+    limits = Limits.from_settings(settings)
+    app.add_middleware(RequestGuard, limits=limits)
+    http_protocol.configure(limits, header_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
+    install_openapi(app, _description(settings))
     for router in (*ROUTERS, ui_pages.router, ui_actions.router):
         app.include_router(router)
     _install_ui(app)
     return app
+
+
+def _description(settings: Settings) -> str:
+    return (
+        "Authenticate with `Authorization: Bearer <API key>`. Every error answers `ErrorPublic` "
+        "(`detail`, `code`, and `problems` for 422).\n\n"
+        f"Limits: request bodies up to {settings.max_body_bytes:,} bytes (413 beyond), request line plus headers up "
+        f"to {settings.max_header_bytes:,} bytes (431 beyond); a request head must arrive within "
+        f"{settings.header_timeout_s:g} s and its body within {settings.body_timeout_s:g} s. Rate limit per key: "
+        f"{settings.rate_limit_per_s:g} requests/s, burst {settings.rate_limit_burst} (429 with Retry-After; 0 = off). "
+        "Batches: up to 1000 events, 1000 order lines, 100 basket items.\n\n"
+        "While Redis is unreachable, reads answer from the in-process fallback with `degraded: true`, writes answer "
+        "503 with Retry-After, and `/readyz` answers 503. See docs/operations.md."
+    )
 
 
 def _install_ui(app: FastAPI) -> None:
@@ -116,6 +144,12 @@ def _install_ui(app: FastAPI) -> None:
 
 
 def _attach_store(app: FastAPI) -> None:
-    app.state.mux = MuxRedis.for_client(app.state.redis)
+    state, settings = app.state, app.state.settings
+    state.mux = MuxRedis.for_client(state.redis)
+    state.key_cache = KeyCache(grace_s=settings.auth_grace_s)
+    state.rate_limiter = KeyRateLimiter(
+        state.redis, state.keys, settings.rate_limit_per_s, settings.rate_limit_burst, mux=state.mux
+    )
+    state.address_limiter = AddressLimiter(settings.auth_lookups_per_s)
     app.state.store = RedisSnapshotReader(app.state.redis, app.state.keys, mux=app.state.mux)
     app.state.foldin = FoldIn()

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from recsys.exceptions import CentricError, DataError, RewardUnavailable
+from recsys.exceptions import CentricError, DuplicateGrantCustomer, RewardUnavailable
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line, months_window
 from recsys.loyalty.program import Program
@@ -227,11 +227,13 @@ class LoyaltyFlow:
     ) -> Flow[list[tuple[str, dict[str, Any]]]]:
         """Grant points to many customers in one round trip; each grant is idempotent under ``<idem>:<customer>``.
 
-        Returns ``[(customer_id, result)]`` in order. Raises ``DataError`` (nothing applied) when a customer is
-        listed twice, since the two lines would share one key; else the first domain error a grant answered.
+        Returns ``[(customer_id, result)]`` in order. Raises ``DuplicateGrantCustomer`` (nothing applied) when a
+        customer is listed twice, since the two lines would share one key; else the first domain error a grant answered.
         """
         if twice := ops.repeated_customers(cid for cid, _ in grants):
-            raise DataError(f"customers listed more than once in one grant: {twice[:10]}; send one line per customer")
+            raise DuplicateGrantCustomer(
+                f"customers listed more than once in one grant: {twice[:10]}; send one line per customer"
+            )
         calls = [
             (
                 cid,

@@ -2,12 +2,19 @@
 
 With no ``CENTRIC_REDIS_URL`` Centric starts one of these, reuses it if a previous
 run left it running, cleans up after one that crashed, and stops it on exit.
+
+Nobody else on the machine can touch it: the Centric home and ``<home>/redis`` are mode 0700, and the server
+requires a random password (``requirepass``) kept in ``<home>/redis/password`` (mode 0600) and handed to
+redis-server in a 0600 config file, never on its command line (which every local user can read in ``ps``).
+Every CLI command and the service find the password there themselves. Printed or logged URLs go through
+``mask_url``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -107,6 +114,43 @@ class EmbeddedRedis:
     def _url_file(self) -> Path:
         return self.data_dir / "redis.url"
 
+    @property
+    def password_file(self) -> Path:
+        """The 0600 file holding the server's password (made on first start)."""
+        return self.data_dir / "password"
+
+    def _private_dirs(self) -> None:
+        # 0700 whatever the umask, also for a home made by an older version with 0755
+        for directory in (self.home, self.data_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if directory.stat().st_mode & 0o077:
+                directory.chmod(0o700)
+
+    def password(self) -> str:
+        """Return the server's password, creating it (random, 0600 file) the first time."""
+        path = self.password_file
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+            return path.read_text().strip()
+        value = secrets.token_urlsafe(32)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        return value
+
+    def _with_password(self, url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f":{self.password()}@{host}"))
+
+    def _write_private(self, path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        path.chmod(0o600)
+
     def _pid_file(self) -> Path:
         return self.data_dir / "redis.pid"
 
@@ -118,7 +162,7 @@ class EmbeddedRedis:
             pid = int(pid_file.read_text().strip())
         except ValueError:
             return None
-        url = url_file.read_text().strip()
+        url = self._with_password(url_file.read_text().strip())
         if _pid_alive(pid) and _ping(url):
             return url
         return None
@@ -128,7 +172,7 @@ class EmbeddedRedis:
 
         Raises ``StoreUnavailable`` if no binary exists or the server does not come up in time.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._private_dirs()
         running = self._running_url()
         if running:
             self.url, self.owned = running, False
@@ -138,8 +182,11 @@ class EmbeddedRedis:
             stale.unlink(missing_ok=True)
         binary = self.binary or find_redis_server()
         port = _free_port()
+        config = self.data_dir / "redis.conf"
+        self._write_private(config, f"requirepass {self.password()}\n")
         args = [
             str(binary),
+            str(config.resolve()),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -165,11 +212,13 @@ class EmbeddedRedis:
             "--daemonize",
             "no",
         ]
-        # A new session keeps Ctrl-C in the terminal from killing Redis before we shut it down cleanly.
+        # A new session keeps Ctrl-C in the terminal from killing Redis before we shut it down cleanly;
+        # umask 077: the AOF and log files are the owner's only.
         self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, umask=0o077
         )
-        url = f"redis://127.0.0.1:{port}/0"
+        plain_url = f"redis://127.0.0.1:{port}/0"
+        url = self._with_password(plain_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -181,9 +230,9 @@ class EmbeddedRedis:
                     f"{err or ' | '.join(tail) or 'no message'}. See {log}."
                 )
             if _ping(url, timeout=0.2):
-                self._url_file().write_text(url + "\n")
+                self._write_private(self._url_file(), plain_url + "\n")  # the password stays in its own file
                 if not self._pid_file().exists():
-                    self._pid_file().write_text(f"{self._process.pid}\n")
+                    self._write_private(self._pid_file(), f"{self._process.pid}\n")
                 self.url, self.owned = url, True
                 return url
             time.sleep(0.05)

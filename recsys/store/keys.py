@@ -53,6 +53,10 @@ class Keys:
         """Hash: sha256(api key) -> JSON {scope, created_at, name}."""
         return f"{self.ns}:auth:api_keys"
 
+    def rate_limit(self, key_id: str) -> str:
+        """Hash: the token bucket (tokens, ts) of one API key; its own slot (tag ``rl:<id>``), one script per call."""
+        return f"{self.ns}:auth:rl:{_tag('rl:' + key_id)}"
+
     # --- events -------------------------------------------------------------------
     def events_stream(self) -> str:
         """Stream of events posted to /v1/events, read by the offline side."""

@@ -6,15 +6,17 @@ Protocol of one publish (all control keys share the ``{snap}`` slot, see ``Keys`
    and delete versions left in the pending set by publishes that died;
 2. add the version to the pending set and write its metadata (status ``writing``);
 3. write tables (items, labels, fallbacks, offers) and per-customer/per-item bucket hashes with
-   pipelined multi-field ``HSET``s;
+   pipelined multi-field ``HSET``s; every key written carries the TTL ``PENDING_TTL_S`` until step 5;
 4. verify: every bucket's field count and the sha1 of its fields and values, computed by Redis, must
    equal what was sent; tables are read back and compared;
-5. one Lua script checks the lock is still ours, switches the pointer, records the version and
-   clears it from pending — the only step that makes anything visible to serving;
+5. the version's keys are made persistent, then one Lua script checks the lock is still ours, switches the
+   pointer, records the version and clears it from pending — the only step that makes anything visible to
+   serving (if it refuses, the keys get their TTL back);
 6. retention: the active version's keys persist; other kept versions expire after ``ttl_s``;
    versions beyond ``keep`` are deleted.
 
-A publish killed at any point before step 5 leaves the pointer on the old version.
+A publish killed at any point before step 5 leaves the pointer on the old version, its lock expires within
+``LOCK_TTL_S`` and its keys within ``PENDING_TTL_S`` (or at the next publish, which deletes pending versions).
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ from recsys.store.keys import Fields, Keys
 from recsys.store.memory import new_version_id
 from recsys.store.prepare import prepare
 
-LOCK_TTL_S = 60  # seconds; read at call time, so tests may shorten it
+# The publish lock's TTL, kept alive by the heartbeat every LOCK_TTL_S / 3: a killed publish blocks the next one
+# for at most this long. Read at call time, so tests may shorten it.
+LOCK_TTL_S = 5
+# Everything a publish writes expires after this long until the version is activated (then it persists), so a
+# publish that dies leaves nothing behind for long; a publish must finish writing and verifying within it.
+PENDING_TTL_S = 6 * 3600
 
 
 class RedisSnapshotStore:
@@ -130,6 +137,8 @@ class RedisSnapshotStore:
             writer = VersionWriter(self, version, prepared, report_progress)
             notes = writer.write()
             checksums = writer.verify()
+            # Persist first: a publish killed after activation must not leave the active version expiring.
+            self._persist(version)
             # The only step that makes the version visible; the script re-checks that the lock is ours,
             # so a lock the heartbeat lost (expired or taken over) always refuses activation.
             try:
@@ -140,6 +149,8 @@ class RedisSnapshotStore:
                     [version, utcnow().timestamp(), "1"],
                 )
             except ResponseError as exc:
+                with contextlib.suppress(RedisError):
+                    self._each_key(self.version_keys(version), "EXPIRE", PENDING_TTL_S)
                 why = f" ({heartbeat.lost})" if heartbeat.lost else ""
                 raise Conflict(f"publish of {version} not activated: {exc}{why}") from exc
             removed = self._retain(keep, ttl_s)

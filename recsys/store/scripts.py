@@ -54,10 +54,22 @@ REFRESH_LOCK = _load("refresh_lock")
 # serving reads and counters (recsys/store/redis_reader.py, serving/services/offer_events.py)
 READ_RECS = _load("read_recs")
 HASH_UPDATE = _load("hash_update")
+# per-key request rate limit (serving/ratelimit.py)
+RATE_LIMIT = _load("rate_limit")
 
 BY_SHA = {
     s.sha: s
-    for s in (LEDGER, STOCK, VERIFY_BUCKET, ACTIVATE_VERSION, RELEASE_LOCK, REFRESH_LOCK, READ_RECS, HASH_UPDATE)
+    for s in (
+        LEDGER,
+        STOCK,
+        VERIFY_BUCKET,
+        ACTIVATE_VERSION,
+        RELEASE_LOCK,
+        REFRESH_LOCK,
+        READ_RECS,
+        HASH_UPDATE,
+        RATE_LIMIT,
+    )
 }
 
 

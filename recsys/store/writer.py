@@ -100,15 +100,17 @@ class VersionWriter:
     def write(self) -> list[str]:
         """Write metadata, tables and buckets; return notes for the report. Raises ``RedisError`` on failure."""
         self.info = self._plan()
+        ttl = pending_ttl_s()
         self.client.sadd(self.keys.snapshot_pending(), self.version)
-        self.client.hset(
-            self.keys.snapshot_meta(self.version),
-            mapping={Fields.META_INFO: orjson.dumps(self.info), Fields.META_STATUS: "writing"},
-        )
+        meta = self.keys.snapshot_meta(self.version)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(meta, mapping={Fields.META_INFO: orjson.dumps(self.info), Fields.META_STATUS: "writing"})
+        pipe.expire(meta, ttl)  # until activated: a publish that dies leaves nothing behind for long
+        pipe.execute()
         self._ensure_listpack()
         pipe = self.client.pipeline(transaction=False)
         for name, blob in self.tables.items():
-            pipe.set(self.keys.snapshot_table(self.version, name), blob)
+            pipe.set(self.keys.snapshot_table(self.version, name), blob, ex=ttl)
         pipe.execute()
         p = self.prepared
         dtype = codec.dtype_from_json(self.info["list_dtype"])
@@ -190,6 +192,7 @@ class VersionWriter:
         fields = [owners[i].encode() for i in order.tolist()]
         values = [blobs[i] for i in order.tolist()]
         expected: dict[int, tuple[int, str]] = {}
+        ttl = pending_ttl_s()
         pipe = self.client.pipeline(transaction=False)
         pending_bytes = 0
         total = len(fields)
@@ -202,7 +205,9 @@ class VersionWriter:
             args[0::2] = fields[lo:hi]
             args[1::2] = values[lo:hi]
             expected[b] = (hi - lo, hashlib.sha1(b"".join(args)).hexdigest())
-            pipe.execute_command("HSET", self.keys.snapshot_bucket(self.version, kind, b), *args)
+            bucket_key = self.keys.snapshot_bucket(self.version, kind, b)
+            pipe.execute_command("HSET", bucket_key, *args)
+            pipe.expire(bucket_key, ttl)
             pending_bytes += sum(map(len, values[lo:hi]))
             done += hi - lo
             if pending_bytes >= BATCH_BYTES:
@@ -267,6 +272,13 @@ class VersionWriter:
         raise ArtifactError(
             f"verification failed for {kind} bucket {bucket} of {self.version}: {what}; the version was not activated"
         )
+
+
+def pending_ttl_s() -> int:
+    """The TTL of a version's keys until it is activated (``redis_store.PENDING_TTL_S``, read at call time)."""
+    from recsys.store import redis_store
+
+    return int(redis_store.PENDING_TTL_S)
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:

@@ -19,7 +19,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.auth import KeyCache, _key_id, hash_key, scope_rank
+from serving.auth import VERIFIED, KeyCache, _key_id, hash_key, scope_rank
 from serving.hotpath.routes import HotHandlers, HotRoute, derive_routes, match
 from serving.routers import ROUTERS
 from serving.routers import items as items_router
@@ -102,6 +102,9 @@ class FastReadPath:
 
 def authorised(scope: Scope, cache: KeyCache | None, needed: str = "read") -> bool:
     """Return whether the request's key is in the auth cache, matches its digest and has ``needed`` scope or higher."""
+    verified = scope.get(VERIFIED)  # checked by the request guard already (serving.guard)
+    if verified is not None:
+        return scope_rank(verified[1]) >= scope_rank(needed)
     if cache is None:
         return False
     token = next((v for k, v in scope["headers"] if k == b"authorization"), None)

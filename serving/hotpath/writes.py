@@ -20,9 +20,10 @@ from datetime import datetime
 
 import orjson
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.exceptions import CentricError
+from recsys.exceptions import CentricError, StoreUnavailable
 from recsys.loyalty import ops
 from serving.errors import domain_error_response
 from serving.hotpath.reads import authorised
@@ -91,9 +92,11 @@ class FastWritePath:
         scope["route"] = route
         try:
             answer = await loyalty.step(svc, call, customer_id, idem)
-        except CentricError as exc:
-            # the ledger ran: answer here (a second run through the route would not be the same request)
-            await domain_error_response(exc, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
+        except (CentricError, RedisError) as exc:
+            # the ledger ran (or Redis failed under it): answer here, a second run through the route would not be
+            # the same request; a Redis failure is the route's 503 with Retry-After
+            error = exc if isinstance(exc, CentricError) else StoreUnavailable(f"Redis is unreachable ({exc}); retry")
+            await domain_error_response(error, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
             return True
         out = orjson.dumps(answer)
         await send(

@@ -30,7 +30,15 @@ async def readyz(redis: RedisDep, keys: KeysDep, settings: SettingsDep) -> Orjso
         version = await redis.get(keys.snapshot_pointer())
     except (RedisError, OSError) as exc:
         return OrjsonResponse(
-            {"status": "unavailable", "detail": f"Redis is unreachable: {exc}", "code": "store_unavailable"},
+            {
+                "status": "unavailable",
+                "detail": (
+                    f"Redis is unreachable ({exc}): reads answer from the in-process fallback (degraded: true) "
+                    "for keys verified before the outage, writes answer 503; recovers by itself when Redis is back"
+                ),
+                "code": "store_unavailable",
+                "degraded": True,
+            },
             status_code=503,
         )
     if version is None:

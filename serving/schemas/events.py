@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recsys.nba.offers import CHANNELS
-from serving.schemas.common import ExternalId
+from serving.schemas.common import ExternalId, JsonNumber
 
 EventType = Literal["view", "add_to_cart", "purchase", "return", "impression", "click", "dismiss", "redeem"]
 MAX_EVENTS = 1000
+
+
+def _needs(*fields: str) -> dict[str, Any]:
+    return {"required": list(fields), "properties": {f: {"type": "string"} for f in fields}}
+
+
+# The rules of ``EventCreate._needs_target`` as JSON Schema, so the OpenAPI document states them (if/then).
+TARGET_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"enum": ["purchase", "return", "view", "add_to_cart"]}}},
+            "then": _needs("item_id"),
+        },
+        {"if": {"properties": {"type": {"enum": ["dismiss", "redeem"]}}}, "then": _needs("offer_id")},
+        {
+            "if": {"properties": {"type": {"enum": ["impression", "click"]}}},
+            "then": {"anyOf": [_needs("item_id"), _needs("offer_id")]},
+        },
+        {"if": _needs("offer_id", "channel"), "then": {"properties": {"channel": {"enum": list(CHANNELS)}}}},
+    ]
+}
 
 
 class EventCreate(BaseModel):
@@ -21,7 +42,7 @@ class EventCreate(BaseModel):
     names the order it returns from when known.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=TARGET_RULES)
 
     type: EventType
     customer_id: ExternalId
@@ -29,8 +50,9 @@ class EventCreate(BaseModel):
     offer_id: ExternalId | None = None
     order_id: ExternalId | None = None
     channel: str | None = Field(None, max_length=32)
-    quantity: float | None = Field(None, gt=0, allow_inf_nan=False)
-    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    # "2" (a string) is not the number the schema says; a timestamp is an ISO 8601 string, not epoch seconds
+    quantity: Annotated[float | None, JsonNumber] = Field(None, gt=0, allow_inf_nan=False)
+    price: Annotated[float | None, JsonNumber] = Field(None, ge=0, allow_inf_nan=False)
     timestamp: dt.datetime | None = Field(None, description="ISO 8601; without a zone it is taken as UTC; default: now")
     arm: str | None = Field(None, max_length=64)
     # what an impression logs for off-policy evaluation: echo them from the offers answer that showed the offer
@@ -39,6 +61,13 @@ class EventCreate(BaseModel):
     )
     policy: str | None = Field(None, max_length=64, description="impression: the answer's exploration `policy`")
     version: str | None = Field(None, max_length=64, description="impression: the answer's snapshot `version`")
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str | dt.datetime):
+            raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-12-01T10:30:00Z")
+        return value
 
     @field_validator("timestamp")
     @classmethod

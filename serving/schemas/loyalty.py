@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from recsys.loyalty.ops import repeated_customers
-from serving.schemas.common import ExternalId
+from serving.schemas.common import ExternalId, JsonNumber, decimal_amount
 
 
 class RewardPublic(BaseModel):
@@ -42,8 +40,8 @@ class OrderLine(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     item_id: ExternalId
-    quantity: Decimal = Field(gt=0, le=1_000_000)
-    price: Decimal = Field(ge=0, le=10_000_000)
+    quantity: decimal_amount(6, positive=True, description="Units bought, > 0 and at most 1,000,000")  # type: ignore[valid-type]
+    price: decimal_amount(7, positive=False, description="Unit price, 0 to 10,000,000")  # type: ignore[valid-type]
 
 
 class EarnCreate(BaseModel):
@@ -51,7 +49,7 @@ class EarnCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     order_id: ExternalId
-    amount: Decimal = Field(ge=0, le=100_000_000)
+    amount: decimal_amount(8, positive=False, description="Order value, 0 to 100,000,000")  # type: ignore[valid-type]
     items: list[OrderLine] = Field(default_factory=list, max_length=1000)
 
 
@@ -60,7 +58,7 @@ class RedeemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reward_id: ExternalId
-    quantity: int = Field(default=1, ge=1, le=1000)
+    quantity: Annotated[int, JsonNumber] = Field(default=1, ge=1, le=1000)
 
 
 class ReverseCreate(BaseModel):
@@ -77,7 +75,7 @@ class GrantLine(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     customer_id: ExternalId
-    points: int = Field(gt=0, le=10_000_000)
+    points: Annotated[int, JsonNumber] = Field(gt=0, le=10_000_000)
 
 
 class GrantCreate(BaseModel):
@@ -85,17 +83,9 @@ class GrantCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=200)
-    grants: list[GrantLine] = Field(min_length=1, max_length=1000)
-
-    @field_validator("grants")
-    @classmethod
-    def _one_line_per_customer(cls, grants: list[GrantLine]) -> list[GrantLine]:
-        # the flow refuses the same (``DataError``); checked here too so the API answers with a validation error
-        if twice := repeated_customers(g.customer_id for g in grants):
-            raise ValueError(
-                f"customers listed more than once: {twice[:10]}; send one line per customer with the total points"
-            )
-        return grants
+    grants: list[GrantLine] = Field(
+        min_length=1, max_length=1000, description="One line per customer (a customer listed twice: 409)"
+    )
 
 
 class LedgerResultPublic(BaseModel):

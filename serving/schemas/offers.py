@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
+
+from serving.schemas.common import JsonNumber
 
 
 class OfferPublic(BaseModel):
@@ -32,7 +36,7 @@ class CustomerOffersPublic(BaseModel):
 class AudienceCreate(BaseModel):
     """Ask for a campaign audience: ``budget`` = redemptions the campaign can pay for."""
 
-    budget: float = Field(ge=0, le=1e9)
+    budget: Annotated[float, JsonNumber] = Field(ge=0, le=1e9)
     channel: str | None = Field(default=None, pattern=r"^(web|app|email|push)$")
 
 

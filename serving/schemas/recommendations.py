@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.schemas.common import ExternalId, ItemPublic
+from serving.schemas.common import ExternalId, ItemPublic, JsonNumber
 
 
 class RecommendationsQuery(BaseModel):
@@ -47,7 +49,7 @@ class BasketCreate(BaseModel):
 
     item_ids: list[str] = Field(min_length=1, max_length=100, description="External ids of the items in the cart")
     customer_id: ExternalId | None = None
-    k: int = Field(10, ge=1, le=100)
+    k: Annotated[int, JsonNumber] = Field(10, ge=1, le=100)
     exclude: list[str] = Field(default_factory=list, max_length=100)
 
 

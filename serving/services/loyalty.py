@@ -211,7 +211,8 @@ async def grant(
 ) -> list[LedgerResultPublic]:
     """Grant points to many customers; each customer's grant is idempotent under ``<key>:<customer>``.
 
-    Raises ``DataError`` (nothing applied) when a customer is listed twice: the two lines would share one key.
+    Raises ``DuplicateGrantCustomer`` (409, nothing applied) when a customer is listed twice: the two lines would
+    share one idempotency key. (A JSON schema cannot state "unique by customer_id", so this is not a 422.)
     """
     results = await svc.drive(svc.flow.grant_many(grants, reason, idem, now))
     return [_public(svc, cid, out) for cid, out in results]

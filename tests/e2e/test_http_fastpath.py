@@ -34,7 +34,9 @@ def test_fast_answers_equal_the_routed_answers_and_errors_fall_through(
     async def body() -> list[Any]:
         async with app_client(redis_url, keys) as http:
             return [
-                await http.get(url, params={"k": 3, "exclude": "eggs"}, headers=headers),  # key not cached yet: routed
+                await http.get(
+                    url, params={"k": 3, "exclude": "eggs"}, headers=headers
+                ),  # key checked by the guard: fast
                 await http.get(url, params={"k": 3, "exclude": "eggs"}, headers=headers),  # cached key: fast
                 await http.get(url, params={"k": 0}, headers=headers),
                 await http.get(url, params={"limit": 3}, headers=headers),
@@ -47,13 +49,13 @@ def test_fast_answers_equal_the_routed_answers_and_errors_fall_through(
             ]
 
     routed, fast, bad_k, unknown_param, bad_key, fallback, profile, similar, no_profile, metrics = asyncio.run(body())
-    assert fast_answers[:2] == [False, True]
+    assert fast_answers[:2] == [True, True]
     assert routed.status_code == fast.status_code == 200 and routed.json() == fast.json()
     assert fast.headers["content-type"] == "application/json"
     assert bad_k.status_code == 422 and unknown_param.status_code == 422 and bad_key.status_code == 401
-    assert fast_answers[2:5] == [False, False, False]
+    assert fast_answers[2:4] == [False, False]  # the unknown key is refused by the guard, before either path
     assert fallback.status_code == 200 and all(i["source"] == "fallback" for i in fallback.json()["items"])
-    assert fast_answers[5:9] == [True, True, True, False]  # fallback, profile, similar fast; unknown profile deferred
+    assert fast_answers[4:8] == [True, True, True, False]  # fallback, profile, similar fast; unknown profile deferred
     assert profile.json()["segment"] == "champions" and [i["item_id"] for i in similar.json()["items"]] == [
         "eggs",
         "bread",

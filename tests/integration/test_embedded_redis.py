@@ -24,7 +24,7 @@ def test_start_binds_loopback_with_aof_and_stop_cleans_up(tmp_path: Path) -> Non
     server = EmbeddedRedis(tmp_path / "home")
     url = server.start()
     try:
-        assert url.startswith("redis://127.0.0.1:")
+        assert url.startswith("redis://:") and "@127.0.0.1:" in url  # with its password
         client = _client(url)
         assert client.config_get("appendonly")["appendonly"] == "yes"
         assert client.config_get("appendfsync")["appendfsync"] == "always"

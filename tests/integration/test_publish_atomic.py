@@ -176,7 +176,8 @@ def test_oversized_lists_fall_back_to_unordered_verification_and_read_back(
 
 def _url(client: redis.Redis) -> str:
     kw = client.connection_pool.connection_kwargs
-    return f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+    auth = f":{kw['password']}@" if kw.get("password") else ""  # the embedded Redis has a password
+    return f"redis://{auth}{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
 
 
 def test_publish_with_keep_1_does_not_pull_the_version_readers_still_serve(

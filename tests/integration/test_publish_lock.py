@@ -38,10 +38,10 @@ def test_refresh_does_not_retake_an_expired_lock(keys: Keys, redis_client: redis
 
 def test_refresh_extends_our_own_lock(keys: Keys, redis_client: redis.Redis) -> None:
     store = RedisSnapshotStore(redis_client, keys)
-    redis_client.set(keys.snapshot_lock(), "mine", ex=5)
+    redis_client.set(keys.snapshot_lock(), "mine", px=1_000)
     store.refresh_lock("mine")
     assert redis_client.get(keys.snapshot_lock()) == b"mine"
-    assert redis_client.pttl(keys.snapshot_lock()) > 5_000  # now LOCK_TTL_S (60 s)
+    assert redis_client.pttl(keys.snapshot_lock()) > 1_000  # now LOCK_TTL_S (5 s)
 
 
 def _slow_verify(monkeypatch: pytest.MonkeyPatch, seconds: float, during: object = None) -> None:

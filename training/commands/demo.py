@@ -90,7 +90,9 @@ def demo(
         import uvicorn
 
         from serving.hotpath.http_protocol import PROTOCOL
+        from training.commands.serve import exit_cleanly_on_sigterm
 
+        exit_cleanly_on_sigterm()  # the embedded Redis stops on SIGTERM too
         os.environ["CENTRIC_REDIS_URL"] = url
         uvicorn.run(
             "serving.app:create_app",

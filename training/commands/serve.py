@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from typing import Annotated
 
@@ -31,6 +32,7 @@ def serve(
 
     settings = Settings()
     parse_config(settings.exploration)  # a bad CENTRIC_EXPLORATION is said here, not as a worker's traceback
+    exit_cleanly_on_sigterm()
     bind_host, bind_port, n_workers = host or settings.host, port or settings.port, workers or settings.workers
     metrics_dir = None
     if n_workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -54,10 +56,28 @@ def serve(
                 log_level=settings.log_level,
                 access_log=False,
                 http=PROTOCOL,
+                # uvicorn's own limits: idle keep-alive connections, and 503 above this many connections/tasks;
+                # h11's head limit applies when run with --http h11 (our protocol enforces max_header_bytes)
+                timeout_keep_alive=settings.keep_alive_timeout_s,
+                limit_concurrency=settings.limit_concurrency,
+                h11_max_incomplete_event_size=settings.max_header_bytes,
             )
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM unwind the stack (``SystemExit``), so that ``redis_url()`` stops the embedded Redis.
+
+    uvicorn re-raises the SIGTERM it handled once the server has shut down; under the default handler that kills
+    the process at once, before any ``finally`` runs, and the embedded redis-server was left running.
+    """
+    signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def register(app: typer.Typer) -> None:
