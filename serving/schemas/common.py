@@ -46,11 +46,11 @@ def decimal_amount(max_digits: int, *, positive: bool, description: str) -> Any:
 
     number: dict[str, Any] = {"type": "number", "maximum": top}
     number["exclusiveMinimum" if positive else "minimum"] = 0
-    bounds = {"gt": 0} if positive else {"ge": 0}
+    bounds: dict[str, Any] = {"gt": 0} if positive else {"ge": 0}
     return Annotated[
         Decimal,
         BeforeValidator(check),
-        Field(le=top, description=description, **bounds),  # type: ignore[arg-type]
+        Field(le=top, description=description, **bounds),
         WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": pattern}], "description": description}),
     ]
 

@@ -153,7 +153,7 @@ def test_live_earn_applies_the_category_multiplier_from_the_snapshot(
     assert drinks.json()["balance"] == unknown.json()["balance"] == 50 + bonus
 
 
-def test_a_grant_listing_a_customer_twice_is_a_validation_error_naming_them(redis_url: str, keys: Keys) -> None:
+def test_a_grant_listing_a_customer_twice_is_refused_naming_them_and_applies_nothing(redis_url: str, keys: Keys) -> None:
     admin = bearer(redis_url, keys, "admin")
     lines = [{"customer_id": c, "points": 5} for c in ("b", "a", "b", "c", "a")]
 
@@ -165,6 +165,7 @@ def test_a_grant_listing_a_customer_twice_is_a_validation_error_naming_them(redi
         return [twice, standing]
 
     twice, standing = _run(redis_url, keys, script)
-    assert twice.status_code == 422 and twice.json()["code"] == "validation_error"
-    assert "customers listed more than once: ['a', 'b']" in twice.text
+    # 409, not 422: the schema cannot state "unique by customer_id", so the refusal is the flow's domain error
+    assert twice.status_code == 409 and twice.json()["code"] == "duplicate_grant_customer"
+    assert "customers listed more than once in one grant: ['a', 'b']" in twice.text
     assert standing.json()["balance"] == 0
