@@ -153,7 +153,7 @@ def test_live_earn_applies_the_category_multiplier_from_the_snapshot(
     assert drinks.json()["balance"] == unknown.json()["balance"] == 50 + bonus
 
 
-def test_a_grant_listing_a_customer_twice_is_refused_naming_them_and_applies_nothing(redis_url: str, keys: Keys) -> None:
+def test_a_grant_listing_a_customer_twice_is_refused_naming_them(redis_url: str, keys: Keys) -> None:
     admin = bearer(redis_url, keys, "admin")
     lines = [{"customer_id": c, "points": 5} for c in ("b", "a", "b", "c", "a")]
 
