@@ -18,13 +18,14 @@ from training.console import console, handle_errors, progress
 
 
 def _print_result(result: object) -> None:
-    table = Table(title="Centric demo: The Complete Journey (84.51°), end to end")
+    table = Table(title="Centric demo: The Complete Journey (84.51°), the daily cycle (`centric pipeline run`)")
     table.add_column("stage")
+    table.add_column("status")
     table.add_column("seconds", justify="right")
     table.add_column("summary")
     for stage in result.stages:  # type: ignore[attr-defined]
         shown = {k: v for k, v in stage.summary.items() if isinstance(v, (int, float, str, bool))}
-        table.add_row(stage.name, f"{stage.seconds:.1f}", json.dumps(shown, default=str)[:300])
+        table.add_row(stage.name, stage.status, f"{stage.seconds:.1f}", json.dumps(shown, default=str)[:300])
     console.print(table)
     console.print(f"artifacts: {result.artifact_dir}")  # type: ignore[attr-defined]
 
@@ -43,7 +44,8 @@ def demo(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port for --serve (default CENTRIC_PORT or 8000).")] = None,
 ) -> None:
-    """Load and validate The Complete Journey, train, analyze, decide offers, publish to Redis, backfill loyalty.
+    """Run the daily cycle (`centric pipeline run`'s stages) on The Complete Journey: sync events, load and validate
+    the history, train, guard, analyze, decide offers, publish to Redis, apply loyalty.
 
     With --serve, keep Redis up and serve the API until Ctrl-C. Uses CENTRIC_REDIS_URL when set,
     else a private redis-server under .centric/.

@@ -20,10 +20,10 @@ from recsys.exceptions import ConfigError
 DEMO = "demo"  # transactions = "demo": The Complete Journey shipped with Centric
 ENV_PREFIX = "CENTRIC_PIPELINE_"
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "data": ("transactions", "schema", "catalog", "events_dir"),
+    "data": ("transactions", "schema", "catalog", "events_dir", "rebase_dates"),
     "catalogs": ("offers", "loyalty"),
     "outputs": ("work_dir", "artifacts"),
-    "train": ("primary", "k", "customers"),
+    "train": ("primary", "k", "customers", "implicit_weight"),
     "quality": ("tolerance",),
     "loyalty": ("backfill_base",),
 }
@@ -38,6 +38,9 @@ class PipelineConfig:
     schema: str = "standard"  # input layout of ``transactions``
     catalog: str | None = None  # optional catalog file
     events_dir: str | None = None  # event store (default <home>/events)
+    # move the base file's dates so that it ends the day before the first run (the demo's 2017 data made recent,
+    # so that today's events are its next day); the shift is fixed at the first run and kept in state.json
+    rebase_dates: bool = False
     offers: str = "examples/offers.toml"
     loyalty: str = "examples/loyalty.toml"
     work_dir: str | None = None  # state, history cache and run reports (default <home>/pipeline)
@@ -45,6 +48,9 @@ class PipelineConfig:
     primary: str = "hybrid_ltr"
     k: int = 20
     customers: int | None = None  # train on a random sample of this many customers (quick runs)
+    # weight of one view or click relative to one purchase in the explore models' matrix; 0 = off (the default:
+    # benchmarks/bench_implicit_feedback.py did not show it helping, see benchmarks/README.md)
+    implicit_weight: float = 0.0
     tolerance: float = 0.10  # the quality guard refuses a drop of validation NDCG@10 larger than this (relative)
     backfill_base: bool = True  # replay the base file's orders into the ledger (once per base file)
 
@@ -134,6 +140,8 @@ def load_config(
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     config = PipelineConfig(**values)
+    if not 0 <= config.implicit_weight <= 10:
+        raise ConfigError(f"implicit_weight = {config.implicit_weight}: give a weight in [0, 10] (0 = off)")
     if not 0 <= config.tolerance < 1:
         raise ConfigError(f"tolerance = {config.tolerance}: give a fraction in [0, 1), e.g. 0.10 for 10 %")
     return config

@@ -9,6 +9,7 @@ Every stage calls the same job function as its own command (``centric train`` â€
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,9 @@ import polars as pl
 import redis
 
 from recsys.clock import utcnow
+from recsys.columns import Columns
 from recsys.data.report import LoadResult, ValidationReport
-from recsys.events.history import file_fingerprint, load_history
+from recsys.events.history import base_end, file_fingerprint, load_history
 from recsys.events.store import EventStore
 from recsys.exceptions import CentricError, ConfigError, DataError
 from recsys.store.keys import Keys
@@ -47,6 +49,20 @@ class QualityRefused(CentricError):
     """The quality guard refused to publish: the new model's validation figures fell too far."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Extras:
+    """Work a caller adds to two stages (``centric demo``: dashboard checks, a fitted propensity model).
+
+    ``after_analyze(ctx)`` runs at the end of the analyze stage and returns counts for its report;
+    ``decide_inputs(ctx)`` runs before ``run_decide`` and returns (counts, keyword arguments for ``run_decide``).
+    ``name`` enters the fingerprints of both stages, so a work directory run with other extras reruns them.
+    """
+
+    name: str
+    after_analyze: Callable[[Context], dict[str, Any]] | None = None
+    decide_inputs: Callable[[Context], tuple[dict[str, Any], dict[str, Any]]] | None = None
+
+
 @dataclasses.dataclass
 class Context:
     """What the stages share during one run."""
@@ -61,6 +77,7 @@ class Context:
     state: dict[str, Any]
     fps: dict[str, str] = dataclasses.field(default_factory=dict)
     history: LoadResult | None = None
+    extras: Extras | None = None
 
     @property
     def store(self) -> EventStore:
@@ -81,6 +98,22 @@ class Context:
     def schema(self) -> str:
         """The base file's layout."""
         return "complete-journey" if self.config.transactions == DEMO else self.config.schema
+
+    def shift(self) -> dt.timedelta | None:
+        """How far the base file's dates are moved (``rebase_dates``), fixed at the first run of this base file."""
+        if not self.config.rebase_dates:
+            return None
+        recorded = self.state.get("rebase") or {}
+        if recorded.get("base") != self.fps["base"]:
+            last = base_end(self.base_path(), self.schema(), self.config.path("catalog"), self.work / "history")
+            days = ((utcnow() - dt.timedelta(days=1)).date() - last.date()).days
+            recorded = {"base": self.fps["base"], "days": days, "base_ended": last.isoformat()}
+            self.state["rebase"] = recorded
+        return dt.timedelta(days=int(recorded["days"]))
+
+    def history_result(self, events_only: bool = False) -> LoadResult:
+        """The history the history stage saved (``events_only``: the lines that came from events)."""
+        return _load_history(self, events_only)
 
     def active_version(self) -> str | None:
         """The active snapshot version in Redis."""
@@ -141,10 +174,15 @@ def _history(ctx: Context) -> dict[str, Any]:
         schema=ctx.schema(),
         catalog=catalog,
         rejects_path=ctx.work / "history" / "event_rejects.csv",
+        shift=ctx.shift(),
     )
+    if ctx.config.customers:
+        history = _sample(history, ctx.config.customers)
     _save_history(ctx, history)
     report = history.result.report
     return {
+        "customers": history.result.transactions.get_column(Columns.customer_id).n_unique(),
+        "items": history.result.transactions.get_column(Columns.item_id).n_unique(),
         "rows_read": report.rows_read,
         "rows_used": report.rows_used,
         "rows_rejected": report.rows_rejected,
@@ -153,13 +191,27 @@ def _history(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _sample(history: Any, customers: int, seed: int = 7) -> Any:
+    """Keep ``customers`` customers of the base file, drawn at random with a fixed seed (so the same ones on every
+    run, whatever events arrive), in the history and its event lines alike; other customers' rows are dropped."""
+    base_rows = history.result.transactions.height - history.events.transactions.height
+    ids = history.result.transactions.slice(0, base_rows).get_column(Columns.customer_id).unique().sort()
+    if customers >= ids.len():
+        return history
+    keep = pl.col(Columns.customer_id).is_in(ids.sample(n=customers, seed=seed).implode())
+
+    def only(result: LoadResult) -> LoadResult:
+        return dataclasses.replace(
+            result, transactions=result.transactions.filter(keep), returns=result.returns.filter(keep)
+        )
+
+    return dataclasses.replace(history, result=only(history.result), events=only(history.events))
+
+
 def _train(ctx: Context) -> dict[str, Any]:
-    from training.jobs.demo import sample_customers
     from training.jobs.train import run_train
 
     result = _load_history(ctx)
-    if ctx.config.customers:
-        result = sample_customers(result, ctx.config.customers)
     summary = run_train(result, ctx.artifacts, k=ctx.config.k, primary=ctx.config.primary)
     write_json(summary, ctx.work / "train_summary.json")
     figure = (summary.get("blend_tuning") or {}).get("validation_ndcg@10")
@@ -195,14 +247,21 @@ def _analyze(ctx: Context) -> dict[str, Any]:
     from training.jobs.analyze import run_analyze
 
     summary = run_analyze(_load_history(ctx), ctx.artifacts, plots=False)
-    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    counts = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    if ctx.extras and ctx.extras.after_analyze:
+        counts.update(ctx.extras.after_analyze(ctx))
+    return counts
 
 
 def _decide(ctx: Context) -> dict[str, Any]:
     from training.jobs.decide import run_decide
 
-    summary = run_decide(ctx.artifacts, Path(ctx.config.offers))
-    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    counts: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
+    if ctx.extras and ctx.extras.decide_inputs:
+        counts, kwargs = ctx.extras.decide_inputs(ctx)
+    summary = run_decide(ctx.artifacts, Path(ctx.config.offers), **kwargs)
+    return {**counts, **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
 
 
 def _publish(ctx: Context) -> dict[str, Any]:
@@ -257,15 +316,17 @@ def _inputs(ctx: Context, name: str) -> list[Any]:
         fps["base"] = fingerprint(
             file_fingerprint(ctx.base_path()), ctx.schema(), file_fingerprint(catalog) if catalog else None
         )
-        return [fps["base"], fps["sync"]]
+        shift = ctx.shift()
+        return [fps["base"], fps["sync"], shift.days if shift else 0, c.customers]
     if name == "train":
         return [fps["history"], c.k, c.primary, c.customers]
     if name == "guard":
         return [fps["train"], c.tolerance, ctx.force]
+    extras = ctx.extras.name if ctx.extras else None
     if name == "analyze":
-        return [fps["history"]]
+        return [fps["history"], extras]
     if name == "decide":
-        return [fps["analyze"], fps["train"], file_fingerprint(Path(c.offers))]
+        return [fps["analyze"], fps["train"], file_fingerprint(Path(c.offers)), extras]
     if name == "publish":
         return [fps["train"], fps["analyze"], fps["decide"]]
     if name == "loyalty":
@@ -303,6 +364,7 @@ def run_pipeline(
     force: bool = False,
     on_stage: Notify | None = None,
     run_id: str | None = None,
+    extras: Extras | None = None,
 ) -> RunReport:
     """Run the cycle once (the caller holds the lock); return its report, saved under ``<work>/runs``.
 
@@ -318,6 +380,7 @@ def run_pipeline(
         keys=keys,
         force=force,
         state=read_json(work / "state.json", {}),
+        extras=extras,
     )
     report = RunReport(
         run_id=run_id or new_run_id(),
