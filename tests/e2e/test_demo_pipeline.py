@@ -75,3 +75,38 @@ def test_demo_command_prints_the_stages_and_a_working_key(
     finally:
         client.close()
     assert record["scope"] == "admin" and record["sha256"] == hash_key(key)
+
+
+@pytest.mark.slow
+def test_next_day_purchases_reach_history_recommendations_and_ledger(
+    redis_url: str, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    monkeypatch.setenv("CENTRIC_REDIS_URL", redis_url)
+    monkeypatch.setenv("CENTRIC_ENV", keys.env)
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "out"
+    first = CliRunner().invoke(app, ["demo", "--customers", "40", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    # a real service (uvicorn subprocess on a free loopback port) takes the day through HTTP
+    day = CliRunner().invoke(app, ["demo", "--next-day", "--shoppers", "8", "--out", str(out)])
+    assert day.exit_code == 0, day.output
+    text = " ".join(day.stdout.split())
+    assert "new purchases in the history: 8 of 8 orders" in text
+    assert "recommendations moved: 8 of 8 first-time items are no longer new-item suggestions" in text
+    assert "loyalty ledger: 8 of 8 orders earned points" in text
+    rewards = text.split("orders earned points (pipeline loyalty stage); ", 1)[1].split(" reward redemptions")[0]
+    on_statement, redeemed = rewards.split(" of ")
+    assert on_statement == redeemed
+    counters = text.split("offer counters: redemptions +", 1)[1].split(" redeem events")[0]
+    increase, events = counters.split(" for ")
+    assert int(increase) == int(events) > 0
+    runs = sorted((out / "pipeline" / "runs").glob("*.json"))
+    second = json.loads(runs[-1].read_text())
+    stages = {s["name"]: s for s in second["stages"]}
+    assert stages["history"]["status"] == "done" and stages["history"]["counts"]["base_cached"] is True
+    assert stages["loyalty"]["counts"]["event_orders"] == 8
+    assert "base_orders" not in stages["loyalty"]["counts"]  # the base file is replayed once, not every day
