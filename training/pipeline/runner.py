@@ -391,6 +391,7 @@ def run_pipeline(
     )
     started = time.perf_counter()
     notify = on_stage or (lambda _n, _i, _t: None)
+    _close_dead_runs(work)
     report.snapshot["before"] = ctx.active_version()
     report.save(work)
     ran = 0
@@ -450,6 +451,22 @@ def run_pipeline(
         report.save(work)
         notify("done", len(STAGES), len(STAGES))
     return report
+
+
+def _close_dead_runs(work: Path, look_back: int = 5) -> None:
+    """Mark reports still ``running`` as ``killed``: the caller holds the lock, so their process is gone (a
+    ``kill -9`` or a power cut leaves no chance to say so); the stage it was in becomes ``failed``."""
+    from training.pipeline.state import list_runs
+
+    for data in list_runs(work, look_back):
+        if data.get("status") != "running":
+            continue
+        stage = next((s for s in data["stages"] if s["status"] == "running"), None)
+        if stage is not None:
+            stage["status"], stage["message"] = "failed", "the run's process died during this stage"
+        data["status"] = "killed"
+        data["error"] = {"stage": stage["name"] if stage else "", "message": "the run's process died (killed?)"}
+        write_json(data, work / "runs" / f"{data['run_id']}.json")
 
 
 def _fail(report: RunReport, status: str, message: str, code: int) -> None:
