@@ -23,7 +23,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("transactions", "schema", "catalog", "events_dir", "rebase_dates"),
     "catalogs": ("offers", "loyalty"),
     "outputs": ("work_dir", "artifacts"),
-    "train": ("primary", "k", "customers", "implicit_weight"),
+    "train": ("primary", "k", "customers"),
     "quality": ("tolerance",),
     "loyalty": ("backfill_base",),
 }
@@ -48,9 +48,6 @@ class PipelineConfig:
     primary: str = "hybrid_ltr"
     k: int = 20
     customers: int | None = None  # train on a random sample of this many customers (quick runs)
-    # weight of one view or click relative to one purchase in the explore models' matrix; 0 = off (the default:
-    # benchmarks/bench_implicit_feedback.py did not show it helping, see benchmarks/README.md)
-    implicit_weight: float = 0.0
     tolerance: float = 0.10  # the quality guard refuses a drop of validation NDCG@10 larger than this (relative)
     backfill_base: bool = True  # replay the base file's orders into the ledger (once per base file)
 
@@ -140,8 +137,6 @@ def load_config(
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     config = PipelineConfig(**values)
-    if not 0 <= config.implicit_weight <= 10:
-        raise ConfigError(f"implicit_weight = {config.implicit_weight}: give a weight in [0, 10] (0 = off)")
     if not 0 <= config.tolerance < 1:
         raise ConfigError(f"tolerance = {config.tolerance}: give a fraction in [0, 1), e.g. 0.10 for 10 %")
     return config
