@@ -5,20 +5,21 @@
 No data set here has views or clicks of recommendations, so this uses the closest real signals The Complete Journey
 has, both from before the split's cutoff (nothing from the test weeks leaks in):
 
-- "views": the products on the coupons each household was sent (``campaigns`` × ``coupons``, campaigns started
-  before the cutoff) — items put in front of that customer, as a shown recommendation is;
-- "clicks": the products of the coupons each household redeemed (``coupon_redemptions`` before the cutoff).
+- "views": for each coupon each household was sent (``campaigns`` × ``coupons``, campaigns started before the
+  cutoff), the coupon's most bought product — an item put in front of that customer, as a shown recommendation is;
+- "clicks": the same product of each coupon the household redeemed (``coupon_redemptions`` before the cutoff).
 
 Each explore model (the hybrid's source of new items: user-kNN, ALS, item-kNN) is fitted on
-``purchases + weight × (views + clicks)`` (count matrix, ids of the purchases; pairs of unknown customers or items
-dropped) and scored on the test weeks' purchases (all items, and ``explore`` = items new to the customer). Prints a
-table to paste into benchmarks/README.md.
+``purchases + weight × (views + clicks)`` (the count matrix and the recency-weighted one alike, a view weighing as
+of the cutoff; ids of the purchases; pairs of unknown customers or items dropped) and scored on the test weeks'
+purchases (all items, and ``explore`` = items new to the customer). Prints a table for benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -37,23 +38,29 @@ from recsys.splits import temporal_split
 MODELS = ("user_knn", "als", "item_knn_cosine")
 
 
-def exposures(folder: Path, cutoff: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return (views, clicks) as ``customer_id, item_id`` string pairs from before ``cutoff`` (deduplicated)."""
+def exposures(folder: Path, cutoff: datetime, train: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (views, clicks) as ``customer_id, item_id`` string pairs from before ``cutoff`` (deduplicated).
+
+    A coupon covers up to thousands of products; the one it shows is taken to be its product most bought in
+    ``train`` (a coupon none of whose products were bought is left out).
+    """
+    bought = train.group_by(pl.col("item_id").alias("product_id")).len("buys")
+    coupons = pl.read_parquet(folder / "coupons.parquet").with_columns(pl.col("product_id").cast(pl.String))
+    shown = (
+        coupons.join(bought, on="product_id")
+        .sort("buys", "product_id", descending=[True, False])
+        .unique(["coupon_upc", "campaign_id"], keep="first", maintain_order=True)
+        .select("coupon_upc", "campaign_id", "product_id")
+    )
     campaigns = pl.read_parquet(folder / "campaign_descriptions.parquet")
     started = campaigns.filter(pl.col("start_date") < cutoff.replace(tzinfo=None)).select("campaign_id")
     sent = pl.read_parquet(folder / "campaigns.parquet").join(started, on="campaign_id")
-    coupons = pl.read_parquet(folder / "coupons.parquet")
-    views = sent.join(coupons, on="campaign_id").select(
-        pl.col("household_id").cast(pl.String).alias("customer_id"),
-        pl.col("product_id").cast(pl.String).alias("item_id"),
-    )
+    pairs = [pl.col("household_id").cast(pl.String).alias("customer_id"), pl.col("product_id").alias("item_id")]
+    views = sent.join(shown, on="campaign_id").select(pairs)
     redeemed = pl.read_parquet(folder / "coupon_redemptions.parquet").filter(
         pl.col("redemption_date") < cutoff.replace(tzinfo=None)
     )
-    clicks = redeemed.join(coupons, on=["coupon_upc", "campaign_id"]).select(
-        pl.col("household_id").cast(pl.String).alias("customer_id"),
-        pl.col("product_id").cast(pl.String).alias("item_id"),
-    )
+    clicks = redeemed.join(shown, on=["coupon_upc", "campaign_id"]).select(pairs)
     return views.unique(), clicks.unique()
 
 
@@ -78,20 +85,25 @@ def main() -> None:
     split = temporal_split(loaded.transactions, test_days=args.test_days).final
     data = prepare(split)
     cutoff = datetime.fromisoformat(str(split.stats["cutoff"]))
-    views, clicks = exposures(demo_dir(), cutoff)
+    views, clicks = exposures(demo_dir(), cutoff, split.train)
     extra = pair_matrix(views, data.train) + pair_matrix(clicks, data.train)
     extra.sum_duplicates()
     rows = []
     for name in args.models:
         for weight in args.weights:
             augmented = dataclasses.replace(data.train, matrix=(data.train.matrix + weight * extra).tocsr())
+            # the recency-weighted matrix too (user-kNN and buy-again score from it): a view counts as of the cutoff
+            recent = dataclasses.replace(data.recent, matrix=(data.recent.matrix + weight * extra).tocsr())
 
-            def factory(d: EvalData, matrix: PurchaseMatrix = augmented, model: str = name) -> object:
-                return make_model(model).fit(matrix, recent=d.recent)
+            def factory(
+                d: EvalData, matrix: PurchaseMatrix = augmented, decayed: PurchaseMatrix = recent, model: str = name
+            ) -> object:
+                return make_model(model).fit(matrix, recent=decayed)
 
             started = time.perf_counter()
             metrics = evaluate_model(factory, data, ks=(10,))  # type: ignore[arg-type]
             rows.append((name, weight, metrics["ndcg@10"], metrics["explore_ndcg@10"], time.perf_counter() - started))
+            print(f"{name} weight {weight:g}: ndcg@10 {metrics['ndcg@10']:.4f}", file=sys.stderr, flush=True)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"machine: {machine()}; load average {load} at the end")
     print(

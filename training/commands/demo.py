@@ -51,9 +51,11 @@ def demo(
             "show what moved.",
         ),
     ] = False,
-    url: Annotated[
+    service_url: Annotated[
         str | None,
-        typer.Option(help="--next-day: the running service's base URL (default: start one on a free loopback port)."),
+        typer.Option(
+            "--url", help="--next-day: the running service's base URL (default: start one on a free loopback port)."
+        ),
     ] = None,
     api_key: Annotated[
         str | None, typer.Option(help="--next-day: a write-scope key for --url (default: create one).")
@@ -71,7 +73,7 @@ def demo(
     settings = Settings()
     keys = Keys(settings.env)
     if next_day:
-        _next_day(settings, keys, out, customers, url, api_key, shoppers)
+        _next_day(settings, keys, out, customers, service_url, api_key, shoppers)
         return
     with redis_url(settings.redis_url, settings.home, appendfsync=settings.appendfsync) as url:
         client = sync_client(url)
