@@ -21,7 +21,7 @@ from recsys.columns import Columns
 from recsys.exceptions import CentricError
 from recsys.store.keys import Keys
 from training.pipeline.config import DEMO, PipelineConfig, load_config
-from training.pipeline.runner import Context, Extras
+from training.pipeline.context import Context, Extras
 from training.pipeline.state import RunReport
 
 PROPENSITY_VALID_FROM = dt.datetime(2017, 8, 1, tzinfo=dt.UTC)  # the time split of benchmarks/bench_nba.py

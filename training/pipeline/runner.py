@@ -9,23 +9,20 @@ Every stage calls the same job function as its own command (``centric train`` â€
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import redis
 
 from recsys.clock import utcnow
 from recsys.columns import Columns
-from recsys.data.report import LoadResult, ValidationReport
-from recsys.events.history import base_end, file_fingerprint, load_history
-from recsys.events.store import EventStore
+from recsys.events.history import file_fingerprint, load_history
 from recsys.exceptions import CentricError, ConfigError, DataError
 from recsys.store.keys import Keys
-from training.pipeline.config import DEMO, PipelineConfig
+from training.pipeline.config import PipelineConfig
+from training.pipeline.context import Context, Extras, load_saved_history, sample_history, save_history
 from training.pipeline.state import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -47,110 +44,6 @@ Notify = Callable[[str, int, int], None]
 
 class QualityRefused(CentricError):
     """The quality guard refused to publish: the new model's validation figures fell too far."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Extras:
-    """Work a caller adds to two stages (``centric demo``: dashboard checks, a fitted propensity model).
-
-    ``after_analyze(ctx)`` runs at the end of the analyze stage and returns counts for its report;
-    ``decide_inputs(ctx)`` runs before ``run_decide`` and returns (counts, keyword arguments for ``run_decide``).
-    ``name`` enters the fingerprints of both stages, so a work directory run with other extras reruns them.
-    """
-
-    name: str
-    after_analyze: Callable[[Context], dict[str, Any]] | None = None
-    decide_inputs: Callable[[Context], tuple[dict[str, Any], dict[str, Any]]] | None = None
-
-
-@dataclasses.dataclass
-class Context:
-    """What the stages share during one run."""
-
-    config: PipelineConfig
-    home: Path
-    work: Path
-    artifacts: Path
-    client: redis.Redis
-    keys: Keys
-    force: bool
-    state: dict[str, Any]
-    fps: dict[str, str] = dataclasses.field(default_factory=dict)
-    history: LoadResult | None = None
-    extras: Extras | None = None
-
-    @property
-    def store(self) -> EventStore:
-        """The event store."""
-        return EventStore(self.config.events(self.home))
-
-    def base_path(self) -> Path:
-        """The base transactions file (The Complete Journey's for ``demo``)."""
-        if self.config.transactions == DEMO:
-            from recsys.data.demo import demo_dir
-
-            return demo_dir() / "transactions.parquet"
-        path = Path(self.config.transactions)
-        if not path.exists():
-            raise DataError(f"{path}: transactions file not found; set [data] transactions in centric.toml")
-        return path
-
-    def schema(self) -> str:
-        """The base file's layout."""
-        return "complete-journey" if self.config.transactions == DEMO else self.config.schema
-
-    def shift(self) -> dt.timedelta | None:
-        """How far the base file's dates are moved (``rebase_dates``), fixed at the first run of this base file."""
-        if not self.config.rebase_dates:
-            return None
-        recorded = self.state.get("rebase") or {}
-        if recorded.get("base") != self.fps["base"]:
-            last = base_end(self.base_path(), self.schema(), self.config.path("catalog"), self.work / "history")
-            days = ((utcnow() - dt.timedelta(days=1)).date() - last.date()).days
-            recorded = {"base": self.fps["base"], "days": days, "base_ended": last.isoformat()}
-            self.state["rebase"] = recorded
-        return dt.timedelta(days=int(recorded["days"]))
-
-    def history_result(self, events_only: bool = False) -> LoadResult:
-        """The history the history stage saved (``events_only``: the lines that came from events)."""
-        return _load_history(self, events_only)
-
-    def active_version(self) -> str | None:
-        """The active snapshot version in Redis."""
-        value = self.client.get(self.keys.snapshot_pointer())
-        return value.decode() if value else None
-
-
-# --- history files ----------------------------------------------------------------------------------------------
-def _history_dir(ctx: Context) -> Path:
-    return ctx.work / "history" / "current"
-
-
-def _save_history(ctx: Context, history: Any) -> None:
-    folder = _history_dir(ctx)
-    folder.mkdir(parents=True, exist_ok=True)
-    result = history.result
-    result.transactions.write_parquet(folder / "transactions.parquet")
-    result.returns.write_parquet(folder / "returns.parquet")
-    if result.catalog is not None:
-        result.catalog.write_parquet(folder / "catalog.parquet")
-    else:
-        (folder / "catalog.parquet").unlink(missing_ok=True)
-    history.events.transactions.write_parquet(folder / "event_transactions.parquet")
-    history.events.returns.write_parquet(folder / "event_returns.parquet")
-    write_json(dataclasses.asdict(result.report), folder / "report.json")
-
-
-def _load_history(ctx: Context, events_only: bool = False) -> LoadResult:
-    folder = _history_dir(ctx)
-    catalog = folder / "catalog.parquet"
-    prefix = "event_" if events_only else ""
-    return LoadResult(
-        transactions=pl.read_parquet(folder / f"{prefix}transactions.parquet"),
-        returns=pl.read_parquet(folder / f"{prefix}returns.parquet"),
-        catalog=pl.read_parquet(catalog) if catalog.exists() else None,
-        report=ValidationReport(**read_json(folder / "report.json", {})),
-    )
 
 
 # --- stages: each returns its counts; ``inputs`` gives what its fingerprint covers -----------------------------
@@ -177,8 +70,8 @@ def _history(ctx: Context) -> dict[str, Any]:
         shift=ctx.shift(),
     )
     if ctx.config.customers:
-        history = _sample(history, ctx.config.customers)
-    _save_history(ctx, history)
+        history = sample_history(history, ctx.config.customers)
+    save_history(ctx, history)
     report = history.result.report
     return {
         "customers": history.result.transactions.get_column(Columns.customer_id).n_unique(),
@@ -191,27 +84,10 @@ def _history(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _sample(history: Any, customers: int, seed: int = 7) -> Any:
-    """Keep ``customers`` customers of the base file, drawn at random with a fixed seed (so the same ones on every
-    run, whatever events arrive), in the history and its event lines alike; other customers' rows are dropped."""
-    base_rows = history.result.transactions.height - history.events.transactions.height
-    ids = history.result.transactions.slice(0, base_rows).get_column(Columns.customer_id).unique().sort()
-    if customers >= ids.len():
-        return history
-    keep = pl.col(Columns.customer_id).is_in(ids.sample(n=customers, seed=seed).implode())
-
-    def only(result: LoadResult) -> LoadResult:
-        return dataclasses.replace(
-            result, transactions=result.transactions.filter(keep), returns=result.returns.filter(keep)
-        )
-
-    return dataclasses.replace(history, result=only(history.result), events=only(history.events))
-
-
 def _train(ctx: Context) -> dict[str, Any]:
     from training.jobs.train import run_train
 
-    result = _load_history(ctx)
+    result = load_saved_history(ctx)
     summary = run_train(result, ctx.artifacts, k=ctx.config.k, primary=ctx.config.primary)
     write_json(summary, ctx.work / "train_summary.json")
     figure = (summary.get("blend_tuning") or {}).get("validation_ndcg@10")
@@ -246,7 +122,7 @@ def _guard(ctx: Context) -> dict[str, Any]:
 def _analyze(ctx: Context) -> dict[str, Any]:
     from training.jobs.analyze import run_analyze
 
-    summary = run_analyze(_load_history(ctx), ctx.artifacts, plots=False)
+    summary = run_analyze(load_saved_history(ctx), ctx.artifacts, plots=False)
     counts = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
     if ctx.extras and ctx.extras.after_analyze:
         counts.update(ctx.extras.after_analyze(ctx))
@@ -288,8 +164,8 @@ def _loyalty(ctx: Context) -> dict[str, Any]:
     base_fp = ctx.fps["base"]
     if ctx.config.backfill_base and ctx.state.get("loyalty_base") != base_fp:
         # the base file's orders, once per base file (idempotent anyway: each order earns under its own key)
-        full = _load_history(ctx)
-        events = _load_history(ctx, events_only=True)
+        full = load_saved_history(ctx)
+        events = load_saved_history(ctx, events_only=True)
         base = dataclasses.replace(
             full,
             transactions=full.transactions.slice(0, full.transactions.height - events.transactions.height),
@@ -298,7 +174,7 @@ def _loyalty(ctx: Context) -> dict[str, Any]:
         summary = run_backfill(ctx.client, ctx.keys, program, base)
         counts["base_orders"] = summary["orders"]
         ctx.state["loyalty_base"] = base_fp
-    events = _load_history(ctx, events_only=True)
+    events = load_saved_history(ctx, events_only=True)
     summary = run_backfill(ctx.client, ctx.keys, program, events)
     counts.update(
         event_orders=summary["orders"], event_returns_applied=summary["returns_applied"], errors=summary["errors"]

@@ -9,7 +9,7 @@ from typing import Any
 from recsys.clock import frozen
 from recsys.store.keys import Keys
 from training.pipeline.config import load_config
-from training.pipeline.runner import Context
+from training.pipeline.context import Context
 
 
 def _context(tmp_path: Path, state: dict[str, Any], rebase: bool = True) -> Context:
