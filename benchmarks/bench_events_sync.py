@@ -23,6 +23,7 @@ from recsys.events.store import EventStore
 from recsys.events.sync import sync_events
 from recsys.store.embedded import EmbeddedRedis
 from recsys.store.keys import Fields, Keys
+from training.pipeline.state import PeakMemory
 
 
 def _fill(client: redis.Redis, keys: Keys, n: int) -> float:
@@ -65,18 +66,24 @@ def main() -> None:
                 keys = Keys(f"bench{run}")
                 _fill(client, keys, args.events)
                 store = EventStore(Path(tmp) / f"events{run}")
+                PeakMemory.reset()  # the sync's own high-water mark, not the fill's
                 result = sync_events(client, keys, store, batch=args.batch)
+                peak = PeakMemory.peak_mb() or 0.0
                 assert store.checkpoint().events == args.events and result.backlog == 0
-                rows.append((run + 1, result.events, result.batches, result.seconds, result.events / result.seconds))
+                rate = result.events / result.seconds
+                rows.append((run + 1, result.events, result.batches, result.seconds, rate, peak))
         finally:
             server.stop()
     print(f"machine: {machine()}; redis-server on the same machine; batch {args.batch:,}")
     print("command: .venv/bin/python benchmarks/bench_events_sync.py " + f"--events {args.events} --batch {args.batch}")
     print()
-    print("| run | events | batches | seconds | events/s |")
-    print("|---:|---:|---:|---:|---:|")
-    for run, events, batches, seconds, rate in rows:
-        print(f"| {run} | {events:,} | {batches} | {seconds:.2f} | {rate:,.0f} |")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"load average at the end: {load}")
+    print()
+    print("| run | events | batches | seconds | events/s | peak RSS of the process during the sync (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for run, events, batches, seconds, rate, peak in rows:
+        print(f"| {run} | {events:,} | {batches} | {seconds:.2f} | {rate:,.0f} | {peak:.0f} |")
     best = max(r[4] for r in rows)
     median = sorted(r[4] for r in rows)[len(rows) // 2]
     print(f"\nbest {best:,.0f} events/s, median {median:,.0f} (target ≥ 50,000 on 2 cores)")

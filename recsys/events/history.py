@@ -10,11 +10,14 @@
 - Incremental: each committed event file is validated once; its validated rows are cached under
   ``<work>/history`` and ``manifest.json`` lists the files read. The validated base file is cached by its
   fingerprint (path, size, modification time, schema).
+- ``shift`` moves the base file's dates by a fixed amount (the demo's year-old data made recent, so that events
+  posted today are its next day); event rows are never shifted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -80,6 +83,29 @@ def file_fingerprint(path: Path) -> str:
     """Return a cheap fingerprint of a file: its resolved path, size and modification time."""
     stat = path.stat()
     return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+
+
+def base_end(base: Path, schema: str, catalog: Path | None, work: Path) -> dt.datetime:
+    """Return the last purchase timestamp of the (validated, cached) base file; raises ``DataError`` when empty."""
+    from recsys.exceptions import DataError
+
+    loaded = _base(base, schema, catalog, work, HistorySummary())
+    last = loaded.transactions.get_column(Columns.timestamp).max()
+    if last is None:
+        raise DataError(f"{base}: no usable purchase rows; check {work / 'base' / 'rejects.csv'}")
+    return last  # type: ignore[return-value]
+
+
+def shifted(loaded: LoadResult, shift: dt.timedelta) -> LoadResult:
+    """Return ``loaded`` with ``shift`` added to the timestamps of its purchases and returns."""
+    ts = pl.col(Columns.timestamp)
+    return dataclasses.replace(
+        loaded,
+        transactions=loaded.transactions.with_columns(ts + shift),
+        returns=loaded.returns.with_columns(ts + shift)
+        if Columns.timestamp in loaded.returns.columns
+        else loaded.returns,
+    )
 
 
 def validate_events(frame: pl.DataFrame) -> pl.DataFrame:
@@ -232,14 +258,18 @@ def load_history(
     catalog: Path | None = None,
     implicit: bool = False,
     rejects_path: Path | None = None,
+    shift: dt.timedelta | None = None,
 ) -> History:
     """Return the history (base file + synced purchases and returns), the event lines alone, and implicit rows.
 
     The implicit rows (views and clicks, ``customer_id``/``item_id``/``timestamp``/``type``) are empty unless
-    ``implicit``. Raises ``DataError`` for an unusable base file.
+    ``implicit``. ``shift`` is added to the base file's timestamps (not the events'). Raises ``DataError`` for an
+    unusable base file.
     """
     summary = HistorySummary()
     loaded = _base(base, schema, catalog, work, summary)
+    if shift:
+        loaded = shifted(loaded, shift)
     summary.base_rows = loaded.report.rows_read
     if store is None:
         nothing = implicit_events(pl.DataFrame(schema=_event_schema()))

@@ -71,6 +71,12 @@ def run(
     backfill_base: Annotated[
         bool | None, typer.Option("--backfill-base/--no-backfill-base", help="Replay the base file into the ledger.")
     ] = None,
+    rebase_dates: Annotated[
+        bool | None,
+        typer.Option(
+            "--rebase-dates/--no-rebase-dates", help="Move the base file's dates to end the day before the first run."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
 ) -> None:
     """Run the daily cycle; skip stages whose inputs are unchanged, resume a crashed run where it stopped.
@@ -102,6 +108,7 @@ def run(
         "customers": customers,
         "tolerance": tolerance,
         "backfill_base": backfill_base,
+        "rebase_dates": rebase_dates,
     }
     try:
         settings = Settings()

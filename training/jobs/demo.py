@@ -1,13 +1,14 @@
-"""The main job end to end on the demo data: load → validate → train → analyze → decide → publish → loyalty.
+"""``centric demo``: the daily cycle (``centric pipeline run``, the same eight stages) on The Complete Journey.
 
-Every stage is the same function the stage's own command calls; the demo only chains them
-and collects their summaries.
+The demo is a pipeline run with a config of its own (``demo_config``: the demo data with its dates moved to end
+yesterday, artifacts in the demo folder) and two additions for the dashboard (``DEMO_EXTRAS``): after analyze, the
+CLV holdout check and a quick model evaluation; before decide, the acceptance model fitted on the data set's
+campaigns. Run it again after events arrived (``centric demo --next-day``) and only what changed reruns.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,18 @@ from typing import Any
 import polars as pl
 import redis
 
-from recsys.clock import utcnow
 from recsys.columns import Columns
+from recsys.exceptions import CentricError
 from recsys.store.keys import Keys
+from training.pipeline.config import DEMO, PipelineConfig, load_config
+from training.pipeline.context import Context, Extras
+from training.pipeline.state import RunReport
 
 PROPENSITY_VALID_FROM = dt.datetime(2017, 8, 1, tzinfo=dt.UTC)  # the time split of benchmarks/bench_nba.py
+
+
+class DemoFailed(CentricError):
+    """A stage of the demo's pipeline failed; the message names it."""
 
 
 @dataclass
@@ -30,6 +38,7 @@ class StageResult:
     name: str
     seconds: float
     summary: dict[str, Any] = field(default_factory=dict)
+    status: str = "done"  # or "skipped" (inputs unchanged since the last run)
 
 
 @dataclass
@@ -39,6 +48,7 @@ class DemoResult:
     artifact_dir: Path
     stages: list[StageResult] = field(default_factory=list)
     api_key: str | None = None
+    report: RunReport | None = None
 
 
 def sample_customers(result: Any, customers: int, seed: int = 7) -> Any:
@@ -91,21 +101,89 @@ def evaluate_quick(result: Any, artifact_dir: Path) -> dict[str, Any]:
     return {f"ndcg@10 {name}": round(stats.get("ndcg@10") or 0.0, 4) for name, stats in results["models"].items()}
 
 
-def _timed(name: str, func: Callable[[], dict[str, Any] | None], stages: list[StageResult]) -> dict[str, Any]:
-    start = time.perf_counter()
-    summary = func() or {}
-    stages.append(StageResult(name, time.perf_counter() - start, summary))
-    return summary
+def _after_analyze(ctx: Context) -> dict[str, Any]:
+    """The dashboard's model-quality pages: the CLV holdout check and a quick evaluation (written to artifacts)."""
+    history = ctx.history_result()
+    holdout = check_clv(history, ctx.artifacts)
+    counts: dict[str, Any] = {f"clv_holdout {k}": v for k, v in holdout.items() if isinstance(v, (int, float))}
+    return counts | evaluate_quick(history, ctx.artifacts)
 
 
-def _fit_propensity(holder: dict[str, Any], artifact_dir: Path) -> dict[str, Any]:
-    """Fit the acceptance model on The Complete Journey's campaigns (validated from 2017-08-01, as bench_nba)."""
+def _decide_inputs(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the acceptance model on The Complete Journey's campaigns (once), and give decide its features' inputs:
+    the campaigns and the data set's purchases moved by the history's date shift, plus the purchases from events.
+    """
+    from recsys.nba.propensity_fit import newest_model
+    from recsys.nba.response_features import DISCOUNT, purchases_frame
+    from recsys.nba.response_history import ResponseHistory
     from training.jobs.propensity import load_history, run_propensity_fit
 
     history, purchases = load_history("complete-journey")
-    holder["history"], holder["purchases"] = history, purchases
-    report = run_propensity_fit(history, purchases, artifact_dir, valid_from=PROPENSITY_VALID_FROM)
-    return {k: report[k] for k in ("version", "learner", "auc", "ece", "split")}
+    counts: dict[str, Any] = {}
+    if newest_model(ctx.artifacts) is None:
+        report = run_propensity_fit(history, purchases, ctx.artifacts, valid_from=PROPENSITY_VALID_FROM)
+        counts = {f"propensity {k}": report[k] for k in ("version", "learner", "auc", "ece")}
+    shift = ctx.shift() or dt.timedelta(0)
+    events = purchases_frame(ctx.history_result(events_only=True).transactions)
+    if DISCOUNT in purchases.columns:
+        events = events.with_columns(pl.lit(0.0).alias(DISCOUNT))
+    purchases = pl.concat([purchases.with_columns(pl.col("ts") + shift), events.select(purchases.columns)])
+    moved = ResponseHistory(
+        history.exposures.with_columns(pl.col("start") + shift),
+        history.outcomes.with_columns(pl.col("timestamp") + shift),
+        history.offer_items,
+        history.offer_kinds,
+        history.source,
+    )
+    return counts, {"purchases": purchases, "history": moved}
+
+
+DEMO_EXTRAS = Extras("demo-1", after_analyze=_after_analyze, decide_inputs=_decide_inputs)
+
+
+def demo_config(
+    artifact_dir: Path,
+    *,
+    loyalty_program: Path,
+    offers_catalog: Path,
+    customers: int | None = None,
+    events_dir: Path | None = None,
+) -> PipelineConfig:
+    """The demo's pipeline config: The Complete Journey moved to end yesterday; work files in ``<artifacts>/pipeline``,
+    the event store in ``<artifacts>/events`` unless ``events_dir``."""
+    return load_config(
+        None,
+        {
+            "transactions": DEMO,
+            "rebase_dates": True,
+            "work_dir": str(artifact_dir / "pipeline"),
+            "artifacts": str(artifact_dir),
+            "events_dir": str(events_dir or artifact_dir / "events"),
+            "offers": str(offers_catalog),
+            "loyalty": str(loyalty_program),
+            "customers": customers,
+        },
+        environ={},
+    )
+
+
+def run_demo_pipeline(
+    client: redis.Redis,
+    keys: Keys,
+    config: PipelineConfig,
+    home: Path,
+    on_stage: Callable[[str, int, int], None] | None = None,
+    force: bool = False,
+) -> RunReport:
+    """Run the demo's pipeline once under the pipeline lock; return its report (``PipelineLocked`` if held)."""
+    from training.pipeline.runner import run_pipeline
+    from training.pipeline.state import new_run_id, run_lock
+
+    run_id = new_run_id()
+    with run_lock(config.work(home), run_id):
+        return run_pipeline(
+            config, client, keys, home, force=force, on_stage=on_stage, run_id=run_id, extras=DEMO_EXTRAS
+        )
 
 
 def run_demo(
@@ -118,58 +196,22 @@ def run_demo(
     customers: int | None = None,
     on_stage: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
-    """Run every stage on The Complete Journey and publish it to Redis; return the stage summaries.
+    """Run the daily cycle on The Complete Journey (``centric pipeline run``'s stages) and publish it to Redis.
 
-    Raises whatever the stages raise (``CentricError`` subclasses carry user-facing messages).
+    Returns the stage summaries and an admin API key. Raises ``DemoFailed`` naming the stage that failed (its
+    message is the stage's), ``PipelineLocked`` when a demo run holds the folder.
     """
-    from recsys.data.demo import load_demo
     from serving.auth import create_api_key
-    from training.jobs.analyze import run_analyze
-    from training.jobs.decide import run_decide
-    from training.jobs.loyalty import run_backfill
-    from training.jobs.publish import run_publish
-    from training.jobs.train import run_train
 
-    notify = on_stage or (lambda _name, _index, _total: None)
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    demo = DemoResult(artifact_dir=artifact_dir)
-    holder: dict[str, Any] = {}
-
-    def load() -> dict[str, Any]:
-        result = load_demo()
-        if customers:
-            result = sample_customers(result, customers)
-        holder["data"] = result
-        report = result.report
-        return {
-            "rows_read": report.rows_read,
-            "rows_used": report.rows_used,
-            "rows_rejected": report.rows_rejected,
-            "customers": result.transactions.get_column(Columns.customer_id).n_unique(),
-            "items": result.transactions.get_column(Columns.item_id).n_unique(),
-        }
-
-    steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [
-        ("load + validate", load),
-        ("train recommenders", lambda: run_train(holder["data"], artifact_dir)),
-        ("analyze customers", lambda: run_analyze(holder["data"], artifact_dir)),
-        ("check the CLV model", lambda: check_clv(holder["data"], artifact_dir)),
-        ("evaluate models", lambda: evaluate_quick(holder["data"], artifact_dir)),
-        ("fit propensity", lambda: _fit_propensity(holder, artifact_dir)),
-        (
-            "decide offers",
-            lambda: run_decide(artifact_dir, offers_catalog, purchases=holder["purchases"], history=holder["history"]),
-        ),
-        ("publish snapshot", lambda: run_publish(client, keys, artifact_dir)),
-        # replayed as if the history ended now, so the app shows live balances, expiry dates and tiers
-        (
-            "loyalty backfill",
-            lambda: run_backfill(client, keys, loyalty_program, holder["data"], end_at=utcnow().replace(microsecond=0)),
-        ),
-    ]
-    for index, (name, func) in enumerate(steps):
-        notify(name, index, len(steps))
-        _timed(name, func, demo.stages)
-    notify("done", len(steps), len(steps))
+    config = demo_config(
+        artifact_dir, loyalty_program=loyalty_program, offers_catalog=offers_catalog, customers=customers
+    )
+    report = run_demo_pipeline(client, keys, config, artifact_dir, on_stage)
+    if report.error:
+        raise DemoFailed(f"stage {report.error['stage']}: {report.error['message']}")
+    demo = DemoResult(artifact_dir=artifact_dir, report=report)
+    for stage in report.stages:
+        demo.stages.append(StageResult(stage.name, stage.seconds or 0.0, dict(stage.counts), stage.status))
     demo.api_key = create_api_key(client, keys, "admin", name="demo")
     return demo

@@ -20,7 +20,7 @@ from recsys.exceptions import ConfigError
 DEMO = "demo"  # transactions = "demo": The Complete Journey shipped with Centric
 ENV_PREFIX = "CENTRIC_PIPELINE_"
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "data": ("transactions", "schema", "catalog", "events_dir"),
+    "data": ("transactions", "schema", "catalog", "events_dir", "rebase_dates"),
     "catalogs": ("offers", "loyalty"),
     "outputs": ("work_dir", "artifacts"),
     "train": ("primary", "k", "customers"),
@@ -38,6 +38,9 @@ class PipelineConfig:
     schema: str = "standard"  # input layout of ``transactions``
     catalog: str | None = None  # optional catalog file
     events_dir: str | None = None  # event store (default <home>/events)
+    # move the base file's dates so that it ends the day before the first run (the demo's 2017 data made recent,
+    # so that today's events are its next day); the shift is fixed at the first run and kept in state.json
+    rebase_dates: bool = False
     offers: str = "examples/offers.toml"
     loyalty: str = "examples/loyalty.toml"
     work_dir: str | None = None  # state, history cache and run reports (default <home>/pipeline)

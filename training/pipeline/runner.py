@@ -14,16 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import redis
 
 from recsys.clock import utcnow
-from recsys.data.report import LoadResult, ValidationReport
+from recsys.columns import Columns
 from recsys.events.history import file_fingerprint, load_history
-from recsys.events.store import EventStore
 from recsys.exceptions import CentricError, ConfigError, DataError
 from recsys.store.keys import Keys
-from training.pipeline.config import DEMO, PipelineConfig
+from training.pipeline.config import PipelineConfig
+from training.pipeline.context import Context, Extras, load_saved_history, sample_history, save_history
 from training.pipeline.state import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -47,79 +46,6 @@ class QualityRefused(CentricError):
     """The quality guard refused to publish: the new model's validation figures fell too far."""
 
 
-@dataclasses.dataclass
-class Context:
-    """What the stages share during one run."""
-
-    config: PipelineConfig
-    home: Path
-    work: Path
-    artifacts: Path
-    client: redis.Redis
-    keys: Keys
-    force: bool
-    state: dict[str, Any]
-    fps: dict[str, str] = dataclasses.field(default_factory=dict)
-    history: LoadResult | None = None
-
-    @property
-    def store(self) -> EventStore:
-        """The event store."""
-        return EventStore(self.config.events(self.home))
-
-    def base_path(self) -> Path:
-        """The base transactions file (The Complete Journey's for ``demo``)."""
-        if self.config.transactions == DEMO:
-            from recsys.data.demo import demo_dir
-
-            return demo_dir() / "transactions.parquet"
-        path = Path(self.config.transactions)
-        if not path.exists():
-            raise DataError(f"{path}: transactions file not found; set [data] transactions in centric.toml")
-        return path
-
-    def schema(self) -> str:
-        """The base file's layout."""
-        return "complete-journey" if self.config.transactions == DEMO else self.config.schema
-
-    def active_version(self) -> str | None:
-        """The active snapshot version in Redis."""
-        value = self.client.get(self.keys.snapshot_pointer())
-        return value.decode() if value else None
-
-
-# --- history files ----------------------------------------------------------------------------------------------
-def _history_dir(ctx: Context) -> Path:
-    return ctx.work / "history" / "current"
-
-
-def _save_history(ctx: Context, history: Any) -> None:
-    folder = _history_dir(ctx)
-    folder.mkdir(parents=True, exist_ok=True)
-    result = history.result
-    result.transactions.write_parquet(folder / "transactions.parquet")
-    result.returns.write_parquet(folder / "returns.parquet")
-    if result.catalog is not None:
-        result.catalog.write_parquet(folder / "catalog.parquet")
-    else:
-        (folder / "catalog.parquet").unlink(missing_ok=True)
-    history.events.transactions.write_parquet(folder / "event_transactions.parquet")
-    history.events.returns.write_parquet(folder / "event_returns.parquet")
-    write_json(dataclasses.asdict(result.report), folder / "report.json")
-
-
-def _load_history(ctx: Context, events_only: bool = False) -> LoadResult:
-    folder = _history_dir(ctx)
-    catalog = folder / "catalog.parquet"
-    prefix = "event_" if events_only else ""
-    return LoadResult(
-        transactions=pl.read_parquet(folder / f"{prefix}transactions.parquet"),
-        returns=pl.read_parquet(folder / f"{prefix}returns.parquet"),
-        catalog=pl.read_parquet(catalog) if catalog.exists() else None,
-        report=ValidationReport(**read_json(folder / "report.json", {})),
-    )
-
-
 # --- stages: each returns its counts; ``inputs`` gives what its fingerprint covers -----------------------------
 def _sync(ctx: Context) -> dict[str, Any]:
     from recsys.events.sync import sync_events
@@ -141,10 +67,15 @@ def _history(ctx: Context) -> dict[str, Any]:
         schema=ctx.schema(),
         catalog=catalog,
         rejects_path=ctx.work / "history" / "event_rejects.csv",
+        shift=ctx.shift(),
     )
-    _save_history(ctx, history)
+    if ctx.config.customers:
+        history = sample_history(history, ctx.config.customers)
+    save_history(ctx, history)
     report = history.result.report
     return {
+        "customers": history.result.transactions.get_column(Columns.customer_id).n_unique(),
+        "items": history.result.transactions.get_column(Columns.item_id).n_unique(),
         "rows_read": report.rows_read,
         "rows_used": report.rows_used,
         "rows_rejected": report.rows_rejected,
@@ -154,12 +85,9 @@ def _history(ctx: Context) -> dict[str, Any]:
 
 
 def _train(ctx: Context) -> dict[str, Any]:
-    from training.jobs.demo import sample_customers
     from training.jobs.train import run_train
 
-    result = _load_history(ctx)
-    if ctx.config.customers:
-        result = sample_customers(result, ctx.config.customers)
+    result = load_saved_history(ctx)
     summary = run_train(result, ctx.artifacts, k=ctx.config.k, primary=ctx.config.primary)
     write_json(summary, ctx.work / "train_summary.json")
     figure = (summary.get("blend_tuning") or {}).get("validation_ndcg@10")
@@ -194,15 +122,22 @@ def _guard(ctx: Context) -> dict[str, Any]:
 def _analyze(ctx: Context) -> dict[str, Any]:
     from training.jobs.analyze import run_analyze
 
-    summary = run_analyze(_load_history(ctx), ctx.artifacts, plots=False)
-    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    summary = run_analyze(load_saved_history(ctx), ctx.artifacts, plots=False)
+    counts = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    if ctx.extras and ctx.extras.after_analyze:
+        counts.update(ctx.extras.after_analyze(ctx))
+    return counts
 
 
 def _decide(ctx: Context) -> dict[str, Any]:
     from training.jobs.decide import run_decide
 
-    summary = run_decide(ctx.artifacts, Path(ctx.config.offers))
-    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    counts: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
+    if ctx.extras and ctx.extras.decide_inputs:
+        counts, kwargs = ctx.extras.decide_inputs(ctx)
+    summary = run_decide(ctx.artifacts, Path(ctx.config.offers), **kwargs)
+    return {**counts, **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
 
 
 def _publish(ctx: Context) -> dict[str, Any]:
@@ -229,8 +164,8 @@ def _loyalty(ctx: Context) -> dict[str, Any]:
     base_fp = ctx.fps["base"]
     if ctx.config.backfill_base and ctx.state.get("loyalty_base") != base_fp:
         # the base file's orders, once per base file (idempotent anyway: each order earns under its own key)
-        full = _load_history(ctx)
-        events = _load_history(ctx, events_only=True)
+        full = load_saved_history(ctx)
+        events = load_saved_history(ctx, events_only=True)
         base = dataclasses.replace(
             full,
             transactions=full.transactions.slice(0, full.transactions.height - events.transactions.height),
@@ -239,7 +174,7 @@ def _loyalty(ctx: Context) -> dict[str, Any]:
         summary = run_backfill(ctx.client, ctx.keys, program, base)
         counts["base_orders"] = summary["orders"]
         ctx.state["loyalty_base"] = base_fp
-    events = _load_history(ctx, events_only=True)
+    events = load_saved_history(ctx, events_only=True)
     summary = run_backfill(ctx.client, ctx.keys, program, events)
     counts.update(
         event_orders=summary["orders"], event_returns_applied=summary["returns_applied"], errors=summary["errors"]
@@ -257,15 +192,17 @@ def _inputs(ctx: Context, name: str) -> list[Any]:
         fps["base"] = fingerprint(
             file_fingerprint(ctx.base_path()), ctx.schema(), file_fingerprint(catalog) if catalog else None
         )
-        return [fps["base"], fps["sync"]]
+        shift = ctx.shift()
+        return [fps["base"], fps["sync"], shift.days if shift else 0, c.customers]
     if name == "train":
         return [fps["history"], c.k, c.primary, c.customers]
     if name == "guard":
         return [fps["train"], c.tolerance, ctx.force]
+    extras = ctx.extras.name if ctx.extras else None
     if name == "analyze":
-        return [fps["history"]]
+        return [fps["history"], extras]
     if name == "decide":
-        return [fps["analyze"], fps["train"], file_fingerprint(Path(c.offers))]
+        return [fps["analyze"], fps["train"], file_fingerprint(Path(c.offers)), extras]
     if name == "publish":
         return [fps["train"], fps["analyze"], fps["decide"]]
     if name == "loyalty":
@@ -303,6 +240,7 @@ def run_pipeline(
     force: bool = False,
     on_stage: Notify | None = None,
     run_id: str | None = None,
+    extras: Extras | None = None,
 ) -> RunReport:
     """Run the cycle once (the caller holds the lock); return its report, saved under ``<work>/runs``.
 
@@ -318,6 +256,7 @@ def run_pipeline(
         keys=keys,
         force=force,
         state=read_json(work / "state.json", {}),
+        extras=extras,
     )
     report = RunReport(
         run_id=run_id or new_run_id(),
@@ -328,6 +267,7 @@ def run_pipeline(
     )
     started = time.perf_counter()
     notify = on_stage or (lambda _n, _i, _t: None)
+    _close_dead_runs(work)
     report.snapshot["before"] = ctx.active_version()
     report.save(work)
     ran = 0
@@ -387,6 +327,22 @@ def run_pipeline(
         report.save(work)
         notify("done", len(STAGES), len(STAGES))
     return report
+
+
+def _close_dead_runs(work: Path, look_back: int = 5) -> None:
+    """Mark reports still ``running`` as ``killed``: the caller holds the lock, so their process is gone (a
+    ``kill -9`` or a power cut leaves no chance to say so); the stage it was in becomes ``failed``."""
+    from training.pipeline.state import list_runs
+
+    for data in list_runs(work, look_back):
+        if data.get("status") != "running":
+            continue
+        stage = next((s for s in data["stages"] if s["status"] == "running"), None)
+        if stage is not None:
+            stage["status"], stage["message"] = "failed", "the run's process died during this stage"
+        data["status"] = "killed"
+        data["error"] = {"stage": stage["name"] if stage else "", "message": "the run's process died (killed?)"}
+        write_json(data, work / "runs" / f"{data['run_id']}.json")
 
 
 def _fail(report: RunReport, status: str, message: str, code: int) -> None:

@@ -74,3 +74,22 @@ def test_event_files_already_validated_are_not_parsed_again(tmp_path: Path) -> N
     assert (first.event_files_parsed, first.base_cached) == (1, False)
     assert (second.summary.event_files, second.summary.event_files_parsed, second.summary.base_cached) == (2, 1, True)
     assert second.result.transactions.height == 4
+
+
+def test_shift_moves_the_base_dates_and_leaves_event_dates_alone(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events")
+    _append(store, [{"type": "purchase", "customer_id": "c1", "item_id": "kiwi", "order_id": "o9"}], 0)
+    history = load_history(_base(tmp_path), store, tmp_path / "work", shift=dt.timedelta(days=30))
+    when = dict(
+        zip(
+            history.result.transactions.get_column("item_id").to_list(),
+            history.result.transactions.get_column("timestamp").to_list(),
+            strict=True,
+        )
+    )
+    assert when["apple"] == dt.datetime(2026, 10, 31, 10, tzinfo=dt.UTC)  # 2026-10-01 + 30 days
+    assert when["kiwi"] == T0  # an event keeps the date it was posted with
+    # the base's own order sent again is still a duplicate after the shift (lines are matched without the date)
+    _append(store, [{"type": "purchase", "customer_id": "c1", "item_id": "apple", "order_id": "o1", "price": 2.0}], 5)
+    again = load_history(_base(tmp_path), store, tmp_path / "work", shift=dt.timedelta(days=30))
+    assert again.summary.event_rejected == {DUPLICATE: 1}
