@@ -369,11 +369,11 @@ def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_de
     async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
         await sign_in(http, ui_demo.read_key)
         token = _csrf((await http.get("/ui/models")).text)
-        out = [await http.post("/ui/snapshots/rollback", data={"csrf": token})]
+        out = [await http.post("/ui/snapshots/rollback", data={"csrf": token, "active": second})]
         await sign_in(http, ui_demo.admin_key)
         page = await http.get("/ui/models")
-        out.append(await http.post("/ui/snapshots/rollback", data={}))
-        out.append(await http.post("/ui/snapshots/rollback", data={"csrf": _csrf(page.text)}))
+        out.append(await http.post("/ui/snapshots/rollback", data={"active": second}))
+        out.append(await http.post("/ui/snapshots/rollback", data={"csrf": _csrf(page.text), "active": second}))
         out.append(await http.get(out[-1].headers.get("location", "/ui/models")))
         return out
 
@@ -386,6 +386,40 @@ def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_de
         assert RedisSnapshotStore(client, ui_demo.keys).active_version() == first
     finally:
         client.close()
+
+
+def test_a_rollback_form_submitted_twice_rolls_back_once(ui_demo: UiDemo) -> None:
+    client = redis.Redis.from_url(ui_demo.redis_url)
+    try:
+        older = run_publish(client, ui_demo.keys, ui_demo.artifacts)["version"]
+        newest = run_publish(client, ui_demo.keys, ui_demo.artifacts)["version"]
+    finally:
+        client.close()
+
+    async def script(http: httpx.AsyncClient) -> tuple[str, list[httpx.Response]]:
+        await sign_in(http, ui_demo.admin_key)
+        page = (await http.get("/ui/models")).text
+        form = {"csrf": _csrf(page), "active": newest}
+        # a double click: the same form twice, the second before the page of the first is shown
+        return page, [await http.post("/ui/snapshots/rollback", data=form) for _ in range(2)]
+
+    try:
+        page, (first, again) = _run(ui_demo, script)
+        assert first.status_code == 303 and first.headers["location"] == f"/ui/models?rolled_back={older}"
+        assert again.status_code == 409 and "no longer the active one" in again.text
+        assert f'name="active" value="{newest}"' in page  # the form names the version it rolls back from
+        client = redis.Redis.from_url(ui_demo.redis_url)
+        try:
+            assert RedisSnapshotStore(client, ui_demo.keys).active_version() == older  # not one further back
+            assert client.get(ui_demo.keys.snapshot_lock()) is None  # the rollback released the publish lock
+        finally:
+            client.close()
+    finally:
+        client = redis.Redis.from_url(ui_demo.redis_url)
+        try:  # the other tests expect the newest kept version to be active
+            RedisSnapshotStore(client, ui_demo.keys).activate(newest)
+        finally:
+            client.close()
 
 
 def test_loyalty_page_tier_movements_match_a_replay_of_every_statement(ui_demo: UiDemo) -> None:
