@@ -19,7 +19,7 @@ import polars as pl
 from redis.exceptions import RedisError
 
 from recsys.exceptions import StoreUnavailable
-from recsys.nba.audience import Audience
+from recsys.nba.audience import Audience, write_csv
 from recsys.nba.experiments import experiment_from_dict, report
 from recsys.nba.policy import live_offers
 from recsys.store.base import OfferDecision, SnapshotReader
@@ -145,7 +145,8 @@ async def experiment_reports(experiments: Any, population: list[str], svc: Loyal
 
 
 def audience_csv(audience: Audience) -> bytes:
-    """Return the audience as the CSV ``centric campaign select`` writes (same columns, same order)."""
+    """Return the audience as the CSV ``centric campaign select`` writes (same columns, same order, formulas
+    neutralised the same way)."""
     buffer = io.BytesIO()
-    audience.customers.write_csv(buffer)
+    write_csv(audience, buffer)
     return buffer.getvalue()
