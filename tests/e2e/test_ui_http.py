@@ -248,6 +248,36 @@ def test_loyalty_history_pages_through_the_whole_statement_newest_first(ui_demo:
     assert nobody["total"] == 0 and nobody["entries"] == [] and nobody["next_offset"] is None
 
 
+def test_loyalty_history_cursor_does_not_repeat_entries_when_new_ones_arrive_between_pages(ui_demo: UiDemo) -> None:
+    cid = ui_demo.customer_id
+
+    async def script(client: httpx.AsyncClient) -> list[Any]:
+        read, admin = _bearer(ui_demo.read_key), _bearer(ui_demo.admin_key)
+        url = f"/v1/customers/{cid}/loyalty/history"
+        first = (await client.get(url, headers=read, params={"limit": 3})).json()
+        grant = {"grants": [{"customer_id": cid, "points": 5}], "reason": "between two pages"}
+        granted = await client.post("/v1/loyalty/grants", json=grant, headers={**admin, "Idempotency-Key": "r17-page"})
+        assert granted.status_code == 200, granted.text
+        second = (await client.get(url, headers=read, params={"limit": 3, "before": first["next_before"]})).json()
+        bounds = [
+            (await client.get(url, headers=read, params={"before": b})).status_code for b in ("0", "-1", str(2**40))
+        ]
+        oldest = (await client.get(url, headers=read, params={"before": 1})).json()
+        huge = (await client.get(url, headers=read, params={"before": 2**31, "limit": 1})).json()
+        return [first, second, bounds, oldest, huge]
+
+    first, second, bounds, oldest, huge = _run(ui_demo, script)
+    total = first["total"]
+    assert [e["entry_id"] for e in first["entries"]] == [f"{cid}:{n}" for n in range(total, total - 3, -1)]
+    assert first["next_before"] == total - 2
+    # the new entry is not on the second page, and nothing of the first page comes again
+    assert second["total"] == total + 1
+    assert [e["entry_id"] for e in second["entries"]] == [f"{cid}:{n}" for n in range(total - 3, total - 6, -1)]
+    assert bounds == [422, 422, 422]
+    assert oldest["entries"] == [] and oldest["next_before"] is None and oldest["next_offset"] is None
+    assert huge["entries"][0]["entry_id"] == f"{cid}:{total + 1}"  # a cursor past the end starts at the newest
+
+
 def test_revoking_the_key_ends_its_sessions(ui_demo: UiDemo) -> None:
     client = redis.Redis.from_url(ui_demo.redis_url)
     try:
