@@ -99,3 +99,50 @@ def test_points_past_expiry_not_yet_booked_are_the_booked_sum_less_the_live_liab
     assert unbooked_expiry(history, {"liability_points": 960, "debt_points": 25}) == 40
     assert unbooked_expiry(history, {"liability_points": 1_200}) == 0  # a history older than new earnings
     assert unbooked_expiry({"months": []}, {"liability_points": 5}) == 0
+
+
+def test_experiment_reports_decode_events_and_assign_arms_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    import orjson
+
+    from recsys.store.keys import Fields, Keys
+    from serving.services import campaign_view
+
+    members = [f"c{i}" for i in range(200)]
+    purchases = [
+        (b"1-0", {Fields.EVENT.encode(): orjson.dumps({"type": "purchase", "customer_id": c, "price": 2.5})})
+        for c in members[::2]
+    ]
+
+    class Stream:
+        async def xrevrange(self, name: str, count: int) -> list[object]:
+            return purchases
+
+    seen: list[int] = []
+    real_decode, real_report = campaign_view.decode_entry, campaign_view.report
+
+    def decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+        seen.append(threading.get_ident())
+        return real_decode(fields)
+
+    def report(*args: object) -> object:
+        seen.append(threading.get_ident())
+        return real_report(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(campaign_view, "decode_entry", decode)
+    monkeypatch.setattr(campaign_view, "report", report)
+    experiment = {
+        "id": "e1",
+        "arms": [{"name": "nba", "weight": 0.5}, {"name": "hold", "weight": 0.5, "holdout": True}],
+    }
+    svc = SimpleNamespace(redis=Stream(), keys=Keys(env="t"))
+
+    async def body() -> tuple[int, list[dict[str, object]]]:
+        return threading.get_ident(), await campaign_view.experiment_reports([experiment], members, svc)  # type: ignore[arg-type]
+
+    loop_thread, reports = asyncio.run(body())
+    assert reports[0]["control"] == "hold" and reports[0]["events"] == 100
+    assert sum(a["customers"] for a in reports[0]["arms"]) == 200  # type: ignore[attr-defined]
+    assert len(seen) == 101 and loop_thread not in seen  # 100 events decoded and one report, none on the loop
