@@ -146,3 +146,26 @@ def test_experiment_reports_decode_events_and_assign_arms_off_the_event_loop(mon
     assert reports[0]["control"] == "hold" and reports[0]["events"] == 100
     assert sum(a["customers"] for a in reports[0]["arms"]) == 200  # type: ignore[attr-defined]
     assert len(seen) == 101 and loop_thread not in seen  # 100 events decoded and one report, none on the loop
+
+
+def test_a_figure_forgotten_while_a_refresh_runs_is_not_brought_back_by_that_refresh() -> None:
+    cache = DashboardCache()
+    cache.REFRESH_DELAY_S = 0.0
+    ledger = {"points": 100}
+
+    async def compute() -> int:
+        seen = ledger["points"]  # the scan reads the ledger first, then takes a while
+        await asyncio.sleep(0.05)
+        return seen
+
+    async def body() -> list[int]:
+        first = await cache.get("summary", 0.2, compute)
+        await asyncio.sleep(0.25)
+        stale = await cache.get("summary", 0.2, compute)  # answered stale; a refresh starts reading the ledger
+        await asyncio.sleep(0.01)
+        ledger["points"] = 170  # a bulk grant lands meanwhile, and the page that applied it forgets the figure
+        await cache.forget("summary")
+        after = await cache.get("summary", 0.2, compute)  # waits for the refresh, then must not take its value
+        return [first, stale, after, await cache.get("summary", 0.2, compute)]
+
+    assert asyncio.run(body()) == [100, 100, 170, 170]
