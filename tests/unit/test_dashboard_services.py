@@ -169,3 +169,36 @@ def test_a_figure_forgotten_while_a_refresh_runs_is_not_brought_back_by_that_ref
         return [first, stale, after, await cache.get("summary", 0.2, compute)]
 
     assert asyncio.run(body()) == [100, 100, 170, 170]
+
+
+def test_an_offer_table_computed_across_a_publish_is_not_kept_under_the_older_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+    from typing import Any
+
+    from serving.services import campaign_view, dashboard
+
+    class Store:
+        version = "A"
+
+        async def dashboard(self) -> dict[str, Any]:
+            return {"version": self.version}
+
+    store = Store()
+
+    async def offer_table(*_: object) -> list[dict[str, Any]]:
+        store.version = "B"  # a publish lands while the table is computed: it read B's catalog
+        return [{"offer_id": "only_in_b"}]
+
+    async def no_members(_: object) -> list[str]:
+        return []
+
+    monkeypatch.setattr(campaign_view, "offer_table", offer_table)
+    monkeypatch.setattr(dashboard, "members", no_members)
+    cache, snap = DashboardCache(), {"version": "A", "experiments": None}
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    offers, _ = asyncio.run(dashboard.cached_campaigns(cache, store, None, snap, now))  # type: ignore[arg-type]
+    assert offers == [{"offer_id": "only_in_b"}]  # the page being rendered gets the rows
+    # but a rollback to A must not find B's offers filed under A
+    assert dashboard.offers_name(snap) not in cache.entries
