@@ -431,7 +431,11 @@ def test_a_rollback_form_submitted_twice_rolls_back_once(ui_demo: UiDemo) -> Non
         page = (await http.get("/ui/models")).text
         form = {"csrf": _csrf(page), "active": newest}
         # a double click: the same form twice, the second before the page of the first is shown
-        return page, [await http.post("/ui/snapshots/rollback", data=form) for _ in range(2)]
+        posts = [await http.post("/ui/snapshots/rollback", data=form) for _ in range(2)]
+        # a link that claims a rollback which did not happen shows no such notice
+        spoof = await http.get("/ui/models", params={"rolled_back": "20991231T000000-dead"})
+        assert spoof.status_code == 200 and "Rolled back" not in spoof.text
+        return page, posts
 
     try:
         page, (first, again) = _run(ui_demo, script)
