@@ -202,3 +202,11 @@ def test_an_offer_table_computed_across_a_publish_is_not_kept_under_the_older_ve
     assert offers == [{"offer_id": "only_in_b"}]  # the page being rendered gets the rows
     # but a rollback to A must not find B's offers filed under A
     assert dashboard.offers_name(snap) not in cache.entries
+
+
+def test_a_grant_file_whose_quote_never_closes_is_a_problem_not_a_server_error() -> None:
+    lines = "".join(f"c{i},5\n" for i in range(30_000))  # ~250 kB swallowed into one field by the open quote
+    upload = parse(f'customer_id,points\nc,5\n"broken,5\n{lines}', "goodwill", "grants.csv")
+    assert upload.grants == [("c", 5)]
+    assert len(upload.problems) == 1 and upload.problems[0].startswith("grants.csv line 3: ")
+    assert "field larger than field limit" in upload.problems[0] and "quoting" in upload.problems[0]
