@@ -35,7 +35,10 @@ def rollback(redis_url: str, keys: Keys, *, expected: str, keep: int, ttl_s: int
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"cannot roll back: Redis is unreachable ({exc})") from exc
         if not locked:
-            raise Conflict("a publish or another rollback is running; nothing was rolled back, try again shortly")
+            raise Conflict(
+                "a publish or another rollback is running (it holds the publish lock, for at most a minute if it "
+                "died): nothing was rolled back; reload the page and try again shortly"
+            )
         try:
             store = RedisSnapshotStore(client, keys)
             active = store.active_version()
