@@ -126,12 +126,13 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-async def _redis_error(request: Request, exc: Exception) -> OrjsonResponse:
-    # A Redis failure a service did not turn into StoreUnavailable: still 503 with Retry-After, never a 500.
-    return domain_error_response(
-        StoreUnavailable(f"Redis is unreachable ({type(exc).__name__}); retry shortly"),
-        getattr(request.app.state, "metrics", None),
-    )
+async def _redis_error(request: Request, exc: Exception) -> Any:
+    # A Redis failure a service did not turn into StoreUnavailable: still 503 with Retry-After, never a 500
+    # (and on a UI page an HTML page, never raw JSON).
+    unavailable = StoreUnavailable(f"Redis is unreachable ({type(exc).__name__}); retry shortly")
+    if (handler := _page_handler(request)) is not None:
+        return await handler(request, unavailable)
+    return domain_error_response(unavailable, getattr(request.app.state, "metrics", None))
 
 
 async def _http_error(request: Request, exc: Exception) -> Any:

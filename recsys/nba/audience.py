@@ -9,11 +9,17 @@ for: customers are taken by expected value while the expected redemptions (Σ p_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import polars as pl
 
 from recsys.columns import Columns
 from recsys.exceptions import ConfigError
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection, e.g. a customer id sent in an
+# event as ``=HYPERLINK(...)``): such text is written with a leading apostrophe, which spreadsheets show as text.
+FORMULA_START = r"^[=+\-@\t\r]"
 
 
 @dataclass(frozen=True)
@@ -48,3 +54,19 @@ def select_audience(decisions: pl.DataFrame, offer_id: str, budget: float, chann
         float(chosen.get_column("p_accept").sum()),
         float(chosen.get_column("expected_value").sum()),
     )
+
+
+def write_csv(audience: Audience, out: Path | IO[bytes]) -> None:
+    """Write the audience's customers as CSV to ``out`` (a path or a binary buffer): a header, then one row per
+    customer, best first. A text cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return) gets a leading ``'``; numbers are written as they are."""
+    frame = audience.customers
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    safe = frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in text
+    )
+    safe.write_csv(out)

@@ -20,7 +20,7 @@ import polars as pl
 from recsys.columns import Columns
 from recsys.exceptions import ConfigError
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")  # \Z: "$" would accept a final newline
 Z95 = 1.959963984540054
 
 

@@ -41,7 +41,8 @@ BASE_RATES = {
     "service_recovery": 0.15,
     "content": 0.03,
 }
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, which would let an id carry "\n" into a header or a file name
+_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 _OFFER_FIELDS = {
     "id",
     "name",

@@ -44,9 +44,14 @@ async def get_loyalty_history(
     customer_id: CustomerId,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Entries to skip, newest first.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200, description="Entries per page.")] = 50,
+    before: Annotated[
+        int | None,
+        Query(ge=1, le=2**31, description="Only entries older than this cursor: the `next_before` of the last page."),
+    ] = None,
 ) -> LoyaltyHistoryPublic:
-    """The loyalty statement, newest first: earns, redemptions, reversals, expiries, grants; paginated."""
-    return await service.statement(loyalty, customer_id, offset, limit)
+    """The loyalty statement, newest first: earns, redemptions, reversals, expiries, grants; paginated by the
+    `next_before` cursor (stable while new entries arrive) or by offset."""
+    return await service.statement(loyalty, customer_id, offset, limit, before)
 
 
 @router.post(

@@ -117,11 +117,16 @@ class StatementEntryPublic(BaseModel):
 
 
 class LoyaltyHistoryPublic(BaseModel):
-    """A page of a customer's loyalty statement, newest first; ``next_offset`` is None on the last page."""
+    """A page of a customer's loyalty statement, newest first; ``next_offset`` and ``next_before`` are None on the
+    last page. Pass ``next_before`` as ``before`` for the next page: unlike an offset it does not shift (and repeat an
+    entry) when new entries arrive between two pages."""
 
     customer_id: str
     total: int
     offset: int
     limit: int
     next_offset: int | None
+    next_before: int | None = Field(
+        description="Cursor of the next (older) page: the number of this page's oldest entry; None on the last page."
+    )
     entries: list[StatementEntryPublic]

@@ -47,7 +47,16 @@ def parse(text: str, reason: str, filename: str = "upload") -> GrantFile:
         return out
     reader.fieldnames = fields
     seen: dict[str, int] = {}
-    for row_no, row in enumerate(reader, start=2):
+    rows = enumerate(reader, start=2)
+    while True:
+        line = reader.line_num + 1
+        try:
+            row_no, row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a quote never closed swallows the rest of the file into one huge field
+            out.problems.append(f"{filename} line {line}: {exc}; check the quoting from that line on")
+            break
         if len(out.grants) + len(out.problems) >= MAX_LINES:
             out.problems.append(f"{filename}: more than {MAX_LINES:,} lines; split the file")
             break

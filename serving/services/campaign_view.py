@@ -19,7 +19,7 @@ import polars as pl
 from redis.exceptions import RedisError
 
 from recsys.exceptions import StoreUnavailable
-from recsys.nba.audience import Audience
+from recsys.nba.audience import Audience, write_csv
 from recsys.nba.experiments import experiment_from_dict, report
 from recsys.nba.policy import live_offers
 from recsys.store.base import OfferDecision, SnapshotReader
@@ -104,11 +104,15 @@ async def offer_table(store: SnapshotReader, svc: LoyaltyService, now: datetime)
     return rows
 
 
-async def _purchases(svc: LoyaltyService) -> pl.DataFrame:
+async def _stream(svc: LoyaltyService) -> list[Any]:
     try:
-        rows = await svc.redis.xrevrange(svc.keys.events_stream(), count=EVENTS_READ)
+        rows: list[Any] = await svc.redis.xrevrange(svc.keys.events_stream(), count=EVENTS_READ)
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"cannot read the event stream: {exc}") from exc
+    return rows
+
+
+def _purchases(rows: list[Any]) -> pl.DataFrame:
     data: dict[str, float] = {}
     for _, fields in rows:
         f = decode_entry(fields)
@@ -122,14 +126,8 @@ async def _purchases(svc: LoyaltyService) -> pl.DataFrame:
     )
 
 
-async def experiment_reports(experiments: Any, population: list[str], svc: LoyaltyService) -> list[dict[str, Any]]:
-    """Return each experiment's arms with conversion (a purchase event) and revenue lift vs the holdout arm.
-
-    ``population`` is everyone who could be assigned (intention to treat); arms come from the same hash as decide.
-    """
-    if not experiments or not population:
-        return []
-    outcomes = await _purchases(svc)
+def _reports(experiments: Any, population: list[str], rows: list[Any]) -> list[dict[str, Any]]:
+    outcomes = _purchases(rows)
     out = []
     for raw in experiments:
         experiment = experiment_from_dict(raw, "published experiments")
@@ -144,8 +142,21 @@ async def experiment_reports(experiments: Any, population: list[str], svc: Loyal
     return out
 
 
+async def experiment_reports(experiments: Any, population: list[str], svc: LoyaltyService) -> list[dict[str, Any]]:
+    """Return each experiment's arms with conversion (a purchase event) and revenue lift vs the holdout arm.
+
+    ``population`` is everyone who could be assigned (intention to treat); arms come from the same hash as decide.
+    Decoding up to ``EVENTS_READ`` events and hashing every member into an arm is CPU work: it runs in a thread,
+    so the event loop keeps serving requests meanwhile.
+    """
+    if not experiments or not population:
+        return []
+    return await asyncio.to_thread(_reports, experiments, population, await _stream(svc))
+
+
 def audience_csv(audience: Audience) -> bytes:
-    """Return the audience as the CSV ``centric campaign select`` writes (same columns, same order)."""
+    """Return the audience as the CSV ``centric campaign select`` writes (same columns, same order, formulas
+    neutralised the same way)."""
     buffer = io.BytesIO()
-    audience.customers.write_csv(buffer)
+    write_csv(audience, buffer)
     return buffer.getvalue()

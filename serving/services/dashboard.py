@@ -278,7 +278,14 @@ async def cached_campaigns(
     """Return the offer table and the experiment reports of the snapshot ``snap`` through the cache."""
     from serving.services import campaign_view
 
-    offers = await cache.get(offers_name(snap), LIVE_TTL_S, lambda: campaign_view.offer_table(store, svc, now))
+    async def offer_table() -> list[dict[str, Any]]:
+        rows = await campaign_view.offer_table(store, svc, now)  # reads the catalog of the version active now
+        if (await store.dashboard())["version"] != snap["version"]:
+            # a publish or rollback landed meanwhile: these rows may be another version's; answer, never keep them
+            await cache.forget(offers_name(snap))
+        return rows
+
+    offers = await cache.get(offers_name(snap), LIVE_TTL_S, offer_table)
 
     async def experiments() -> list[dict[str, Any]]:
         return await campaign_view.experiment_reports(snap["experiments"], await members(svc), svc)

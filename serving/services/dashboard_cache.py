@@ -45,6 +45,8 @@ class DashboardCache:
     entries: dict[str, Cached] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     refreshing: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    # bumped by ``forget``: a computation that began before it read the data the change made stale, so it is not kept
+    generations: dict[str, int] = field(default_factory=dict)
 
     MAX_STALE_S = 3600.0
     # a refresh starts this long after the page that found the figure stale, so that page is sent first
@@ -99,9 +101,11 @@ class DashboardCache:
             hit = self.entries.get(name)
             if ttl_s is not None and hit is not None and time.time() - hit.at < ttl_s:
                 return hit.value  # computed by the request that held the lock
+            generation = self.generations.get(name, 0)
             value = await compute()
-            self.entries[name] = Cached(value, time.time())
-            await self._store(name)
+            if self.generations.get(name, 0) == generation:
+                self.entries[name] = Cached(value, time.time())
+                await self._store(name)
             return value
 
     async def _store(self, name: str) -> None:
@@ -115,7 +119,9 @@ class DashboardCache:
             log.info("dashboard figure %s not written to Redis: %s", name, exc)
 
     async def forget(self, name: str) -> None:
-        """Drop ``name`` here and in Redis so that the next read computes it (after a change this process made)."""
+        """Drop ``name`` here and in Redis so that the next read computes it (after a change this process made); a
+        computation of ``name`` still running (a refresh behind a page) answers its caller but is not kept."""
+        self.generations[name] = self.generations.get(name, 0) + 1
         self.entries.pop(name, None)
         if self.redis is None:
             return

@@ -17,9 +17,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from fastapi import Request
+from redis.exceptions import RedisError
 
 from recsys import clock
-from recsys.exceptions import CentricError, RewardUnavailable
+from recsys.exceptions import CentricError, RewardUnavailable, StoreUnavailable
 from recsys.loyalty import ops
 from recsys.loyalty.earning import Line
 from recsys.loyalty.flow import Batch, CustomerIndex, Flow, LoyaltyFlow, T, adrive
@@ -230,13 +231,24 @@ def utcnow() -> datetime:
     return clock.utcnow()
 
 
-async def statement(svc: LoyaltyService, customer_id: str, offset: int, limit: int) -> LoyaltyHistoryPublic:
-    """Return a page of the customer's ledger entries, newest first (an unknown customer has an empty statement)."""
+async def statement(
+    svc: LoyaltyService, customer_id: str, offset: int, limit: int, before: int | None = None
+) -> LoyaltyHistoryPublic:
+    """Return a page of the customer's ledger entries, newest first (an unknown customer has an empty statement).
+
+    Entries are numbered 1, 2, … in ledger order and the ledger only appends, so ``before`` (only entries numbered
+    below it) is a cursor that stays put while new entries arrive; ``offset`` counts from the newest entry, or from
+    ``before`` when given. Raises ``StoreUnavailable`` when Redis fails.
+    """
     key = svc.keys.loyalty_entries(customer_id)
-    total = int(await svc.redis.llen(key))
-    # entries are appended oldest first: the newest ``offset``..``offset+limit`` are at the tail
-    stop, start = total - 1 - offset, max(total - offset - limit, 0)
-    raw = await svc.redis.lrange(key, start, stop) if stop >= 0 else []
+    try:
+        total = int(await svc.redis.llen(key))
+        # entries are appended oldest first: the page is the ``limit`` entries just below ``end - offset``
+        end = total if before is None else min(before - 1, total)
+        stop, start = end - 1 - offset, max(end - offset - limit, 0)
+        raw = await svc.redis.lrange(key, start, stop) if stop >= start else []
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot read the loyalty statement of {customer_id!r}: {exc}") from exc
     entries = []
     for blob in reversed(raw):
         entry = orjson.loads(blob)
@@ -250,7 +262,13 @@ async def statement(svc: LoyaltyService, customer_id: str, offset: int, limit: i
                 source=str(entry.get("source") or ""),
             )
         )
-    nxt = offset + limit if offset + limit < total else None
+    more = bool(raw) and start > 0
     return LoyaltyHistoryPublic(
-        customer_id=customer_id, total=total, offset=offset, limit=limit, next_offset=nxt, entries=entries
+        customer_id=customer_id,
+        total=total,
+        offset=offset,
+        limit=limit,
+        next_offset=offset + limit if more else None,
+        next_before=start + 1 if more else None,
+        entries=entries,
     )

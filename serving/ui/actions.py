@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.responses import RedirectResponse, Response
 
 from recsys.clock import utcnow
-from recsys.exceptions import CentricError, NoActiveSnapshot, NotFound
+from recsys.exceptions import CentricError, Conflict, NoActiveSnapshot, NotFound
 from serving.deps import StoreDep
 from serving.services import bulk_grants, campaign_view, snapshots
 from serving.services import dashboard as service
@@ -171,8 +171,10 @@ async def rollback(
     request: Request,
     session: AdminDep,
     store: StoreDep,
+    active: Annotated[str, Form(min_length=1, max_length=64)],
 ) -> Response:
-    """Activate the snapshot published before the active one (admin, CSRF), as `centric publish --rollback`."""
+    """Activate the snapshot published before ``active`` (admin, CSRF), as `centric publish --rollback`; the form
+    names the version it was shown as active, so submitting it twice rolls back once."""
     state = request.app.state
     settings = state.settings
     try:
@@ -180,11 +182,14 @@ async def rollback(
             snapshots.rollback,
             state.redis_url,
             state.keys,
+            expected=active,
             keep=settings.snapshot_keep,
             ttl_s=settings.snapshot_ttl_days * 86_400,
         )
     except NotFound as exc:
         return render.problem(request, session, 409, "Nothing to roll back to", str(exc))
+    except Conflict as exc:
+        return render.problem(request, session, 409, "Not rolled back", str(exc))
     refresh = getattr(store, "refresh", None)
     if refresh is not None:
         await refresh()  # this process serves the version rolled back to at once (others within a second)

@@ -111,7 +111,8 @@ async def require_session(request: Request) -> Session:
 
 def check_csrf(session: Session, token: str | None) -> None:
     """Raise ``Forbidden`` unless ``token`` is the session's CSRF token."""
-    if not token or not hmac.compare_digest(token, session.csrf):
+    # bytes: compare_digest refuses (TypeError, a 500) a str with non-ASCII characters, which any form can send
+    if not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
         raise Forbidden("missing or wrong CSRF token: reload the page and submit the form again", "csrf_failed")
 
 

@@ -248,6 +248,36 @@ def test_loyalty_history_pages_through_the_whole_statement_newest_first(ui_demo:
     assert nobody["total"] == 0 and nobody["entries"] == [] and nobody["next_offset"] is None
 
 
+def test_loyalty_history_cursor_does_not_repeat_entries_when_new_ones_arrive_between_pages(ui_demo: UiDemo) -> None:
+    cid = ui_demo.customer_id
+
+    async def script(client: httpx.AsyncClient) -> list[Any]:
+        read, admin = _bearer(ui_demo.read_key), _bearer(ui_demo.admin_key)
+        url = f"/v1/customers/{cid}/loyalty/history"
+        first = (await client.get(url, headers=read, params={"limit": 3})).json()
+        grant = {"grants": [{"customer_id": cid, "points": 5}], "reason": "between two pages"}
+        granted = await client.post("/v1/loyalty/grants", json=grant, headers={**admin, "Idempotency-Key": "r17-page"})
+        assert granted.status_code == 200, granted.text
+        second = (await client.get(url, headers=read, params={"limit": 3, "before": first["next_before"]})).json()
+        bounds = [
+            (await client.get(url, headers=read, params={"before": b})).status_code for b in ("0", "-1", str(2**40))
+        ]
+        oldest = (await client.get(url, headers=read, params={"before": 1})).json()
+        huge = (await client.get(url, headers=read, params={"before": 2**31, "limit": 1})).json()
+        return [first, second, bounds, oldest, huge]
+
+    first, second, bounds, oldest, huge = _run(ui_demo, script)
+    total = first["total"]
+    assert [e["entry_id"] for e in first["entries"]] == [f"{cid}:{n}" for n in range(total, total - 3, -1)]
+    assert first["next_before"] == total - 2
+    # the new entry is not on the second page, and nothing of the first page comes again
+    assert second["total"] == total + 1
+    assert [e["entry_id"] for e in second["entries"]] == [f"{cid}:{n}" for n in range(total - 3, total - 6, -1)]
+    assert bounds == [422, 422, 422]
+    assert oldest["entries"] == [] and oldest["next_before"] is None and oldest["next_offset"] is None
+    assert huge["entries"][0]["entry_id"] == f"{cid}:{total + 1}"  # a cursor past the end starts at the newest
+
+
 def test_revoking_the_key_ends_its_sessions(ui_demo: UiDemo) -> None:
     client = redis.Redis.from_url(ui_demo.redis_url)
     try:
@@ -369,11 +399,11 @@ def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_de
     async def script(http: httpx.AsyncClient) -> list[httpx.Response]:
         await sign_in(http, ui_demo.read_key)
         token = _csrf((await http.get("/ui/models")).text)
-        out = [await http.post("/ui/snapshots/rollback", data={"csrf": token})]
+        out = [await http.post("/ui/snapshots/rollback", data={"csrf": token, "active": second})]
         await sign_in(http, ui_demo.admin_key)
         page = await http.get("/ui/models")
-        out.append(await http.post("/ui/snapshots/rollback", data={}))
-        out.append(await http.post("/ui/snapshots/rollback", data={"csrf": _csrf(page.text)}))
+        out.append(await http.post("/ui/snapshots/rollback", data={"active": second}))
+        out.append(await http.post("/ui/snapshots/rollback", data={"csrf": _csrf(page.text), "active": second}))
         out.append(await http.get(out[-1].headers.get("location", "/ui/models")))
         return out
 
@@ -386,6 +416,44 @@ def test_rollback_needs_admin_and_csrf_and_activates_the_previous_snapshot(ui_de
         assert RedisSnapshotStore(client, ui_demo.keys).active_version() == first
     finally:
         client.close()
+
+
+def test_a_rollback_form_submitted_twice_rolls_back_once(ui_demo: UiDemo) -> None:
+    client = redis.Redis.from_url(ui_demo.redis_url)
+    try:
+        older = run_publish(client, ui_demo.keys, ui_demo.artifacts)["version"]
+        newest = run_publish(client, ui_demo.keys, ui_demo.artifacts)["version"]
+    finally:
+        client.close()
+
+    async def script(http: httpx.AsyncClient) -> tuple[str, list[httpx.Response]]:
+        await sign_in(http, ui_demo.admin_key)
+        page = (await http.get("/ui/models")).text
+        form = {"csrf": _csrf(page), "active": newest}
+        # a double click: the same form twice, the second before the page of the first is shown
+        posts = [await http.post("/ui/snapshots/rollback", data=form) for _ in range(2)]
+        # a link that claims a rollback which did not happen shows no such notice
+        spoof = await http.get("/ui/models", params={"rolled_back": "20991231T000000-dead"})
+        assert spoof.status_code == 200 and "Rolled back" not in spoof.text
+        return page, posts
+
+    try:
+        page, (first, again) = _run(ui_demo, script)
+        assert first.status_code == 303 and first.headers["location"] == f"/ui/models?rolled_back={older}"
+        assert again.status_code == 409 and "no longer the active one" in again.text
+        assert f'name="active" value="{newest}"' in page  # the form names the version it rolls back from
+        client = redis.Redis.from_url(ui_demo.redis_url)
+        try:
+            assert RedisSnapshotStore(client, ui_demo.keys).active_version() == older  # not one further back
+            assert client.get(ui_demo.keys.snapshot_lock()) is None  # the rollback released the publish lock
+        finally:
+            client.close()
+    finally:
+        client = redis.Redis.from_url(ui_demo.redis_url)
+        try:  # the other tests expect the newest kept version to be active
+            RedisSnapshotStore(client, ui_demo.keys).activate(newest)
+        finally:
+            client.close()
 
 
 def test_loyalty_page_tier_movements_match_a_replay_of_every_statement(ui_demo: UiDemo) -> None:

@@ -117,3 +117,114 @@ def test_customer_curve_follows_the_chosen_clv_model_not_bgnbd() -> None:
     assert curve[0]["p_alive"] == round(float(expected), 4) < 0.5
     assert [p["p_alive"] for p in curve] == sorted((p["p_alive"] for p in curve), reverse=True)
     assert p_alive_curve(profile, None) == []
+
+
+def test_experiment_reports_decode_events_and_assign_arms_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    import orjson
+
+    from recsys.store.keys import Fields, Keys
+    from serving.services import campaign_view
+
+    members = [f"c{i}" for i in range(200)]
+    purchases = [
+        (b"1-0", {Fields.EVENT.encode(): orjson.dumps({"type": "purchase", "customer_id": c, "price": 2.5})})
+        for c in members[::2]
+    ]
+
+    class Stream:
+        async def xrevrange(self, name: str, count: int) -> list[object]:
+            return purchases
+
+    seen: list[int] = []
+    real_decode, real_report = campaign_view.decode_entry, campaign_view.report
+
+    def decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+        seen.append(threading.get_ident())
+        return real_decode(fields)
+
+    def report(*args: object) -> object:
+        seen.append(threading.get_ident())
+        return real_report(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(campaign_view, "decode_entry", decode)
+    monkeypatch.setattr(campaign_view, "report", report)
+    experiment = {
+        "id": "e1",
+        "arms": [{"name": "nba", "weight": 0.5}, {"name": "hold", "weight": 0.5, "holdout": True}],
+    }
+    svc = SimpleNamespace(redis=Stream(), keys=Keys(env="t"))
+
+    async def body() -> tuple[int, list[dict[str, object]]]:
+        return threading.get_ident(), await campaign_view.experiment_reports([experiment], members, svc)  # type: ignore[arg-type]
+
+    loop_thread, reports = asyncio.run(body())
+    assert reports[0]["control"] == "hold" and reports[0]["events"] == 100
+    assert sum(a["customers"] for a in reports[0]["arms"]) == 200  # type: ignore[attr-defined]
+    assert len(seen) == 101 and loop_thread not in seen  # 100 events decoded and one report, none on the loop
+
+
+def test_a_figure_forgotten_while_a_refresh_runs_is_not_brought_back_by_that_refresh() -> None:
+    cache = DashboardCache()
+    cache.REFRESH_DELAY_S = 0.0
+    ledger = {"points": 100}
+
+    async def compute() -> int:
+        seen = ledger["points"]  # the scan reads the ledger first, then takes a while
+        await asyncio.sleep(0.05)
+        return seen
+
+    async def body() -> list[int]:
+        first = await cache.get("summary", 0.2, compute)
+        await asyncio.sleep(0.25)
+        stale = await cache.get("summary", 0.2, compute)  # answered stale; a refresh starts reading the ledger
+        await asyncio.sleep(0.01)
+        ledger["points"] = 170  # a bulk grant lands meanwhile, and the page that applied it forgets the figure
+        await cache.forget("summary")
+        after = await cache.get("summary", 0.2, compute)  # waits for the refresh, then must not take its value
+        return [first, stale, after, await cache.get("summary", 0.2, compute)]
+
+    assert asyncio.run(body()) == [100, 100, 170, 170]
+
+
+def test_an_offer_table_computed_across_a_publish_is_not_kept_under_the_older_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+    from typing import Any
+
+    from serving.services import campaign_view, dashboard
+
+    class Store:
+        version = "A"
+
+        async def dashboard(self) -> dict[str, Any]:
+            return {"version": self.version}
+
+    store = Store()
+
+    async def offer_table(*_: object) -> list[dict[str, Any]]:
+        store.version = "B"  # a publish lands while the table is computed: it read B's catalog
+        return [{"offer_id": "only_in_b"}]
+
+    async def no_members(_: object) -> list[str]:
+        return []
+
+    monkeypatch.setattr(campaign_view, "offer_table", offer_table)
+    monkeypatch.setattr(dashboard, "members", no_members)
+    cache, snap = DashboardCache(), {"version": "A", "experiments": None}
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    offers, _ = asyncio.run(dashboard.cached_campaigns(cache, store, None, snap, now))  # type: ignore[arg-type]
+    assert offers == [{"offer_id": "only_in_b"}]  # the page being rendered gets the rows
+    # but a rollback to A must not find B's offers filed under A
+    assert dashboard.offers_name(snap) not in cache.entries
+
+
+def test_a_grant_file_whose_quote_never_closes_is_a_problem_not_a_server_error() -> None:
+    lines = "".join(f"c{i},5\n" for i in range(30_000))  # ~250 kB swallowed into one field by the open quote
+    upload = parse(f'customer_id,points\nc,5\n"broken,5\n{lines}', "goodwill", "grants.csv")
+    assert upload.grants == [("c", 5)]
+    assert len(upload.problems) == 1 and upload.problems[0].startswith("grants.csv line 3: ")
+    assert "field larger than field limit" in upload.problems[0] and "quoting" in upload.problems[0]

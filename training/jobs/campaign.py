@@ -9,13 +9,14 @@ from typing import Any
 import polars as pl
 
 from recsys.exceptions import ArtifactError, UnknownOffer
-from recsys.nba.audience import select_audience
+from recsys.nba.audience import select_audience, write_csv
 
 
 def run_select(
     artifact_dir: Path, offer_id: str, budget: float, out: Path, *, channel: str | None = None
 ) -> dict[str, Any]:
-    """Write the audience of ``offer_id`` (``customer_id``, ``expected_value``, ``p_accept``) as CSV; return totals.
+    """Write the audience of ``offer_id`` (``customer_id``, ``expected_value``, ``p_accept``) as CSV (text cells that
+    a spreadsheet would run as formulas neutralised, see ``recsys.nba.audience.write_csv``); return totals.
 
     Reads ``decisions.parquet`` and ``offers.json`` written by ``centric decide``. Raises ``ArtifactError``
     when they are missing and ``UnknownOffer`` when the offer is not in the catalog.
@@ -32,7 +33,7 @@ def run_select(
     audience = select_audience(pl.read_parquet(decisions_path), offer_id, budget, channel)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    audience.customers.write_csv(out)
+    write_csv(audience, out)
     return {
         "offer_id": offer_id,
         "customers": audience.customers.height,

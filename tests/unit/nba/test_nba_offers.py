@@ -56,6 +56,8 @@ def test_goal_without_eligibility_gets_the_lifecycle_default_and_money_is_decima
         (('goal = "retain"', 'eligibility = "clv >= \\"x\\""'), "offer 'a': eligibility: cannot compare"),
         (('goal = "retain"', 'colour = "red"'), "unknown field(s) ['colour']"),
         (('id = "a"', 'id = "has space"'), "'id' must be"),
+        # a final newline would reach the audience download's Content-Disposition header
+        (('id = "a"', 'id = "a\\n"'), "'id' must be"),
         (("cost = 2", "cost = 2\nvalid_from = 2025-01-01T00:00:00"), "has no time zone"),
         (("cost = 2", "cost = 2\nvalid_from = 2025-02-01\nvalid_to = 2025-01-01"), "must be after"),
         (("cost = 2", "cost = 2\nmax_redemptions = -3"), "'max_redemptions' must be a whole number"),
