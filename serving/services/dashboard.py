@@ -172,7 +172,7 @@ async def snapshot_overview(store: SnapshotReader, now: datetime) -> dict[str, A
         "published_at": created.isoformat(),
         "age_hours": round((now - created).total_seconds() / 3600, 1),
         "dashboard": found["dashboard"],
-        "experiments": found["experiments"],
+        "experiments": found["experiments"] or [],  # a snapshot published without experiments has none
     }
 
 
