@@ -71,6 +71,10 @@ class DuplicateGrantCustomer(IdempotencyConflict, DataError):
     """
 
 
+class BatchTooLarge(CentricError):
+    """A request carries more events, order lines or grant lines than the service's batch limit (413)."""
+
+
 class StoreUnavailable(CentricError):
     """The store (Redis) cannot be reached."""
 

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         description="Request line plus headers above this many bytes answer 431 (the longest query the API's schema "
         "allows, 4,000 characters percent-encoded, must fit).",
     )
+    max_batch: int = Field(
+        default=1000,
+        ge=1,
+        le=1000,
+        description="Most events, order lines or grant lines one request may carry (413 beyond); at most 1000, "
+        "the schema's own bound.",
+    )
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="A connection that has not sent a whole request head in this time is closed."
     )

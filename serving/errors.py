@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys.exceptions import (
     ArtifactError,
+    BatchTooLarge,
     CentricError,
     ConfigError,
     Conflict,
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: tuple[tuple[type[CentricError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (StoreUnavailable, 503),
+    (BatchTooLarge, 413),
     (NoActiveSnapshot, 503),
     (DataError, 422),
     (ConfigError, 422),

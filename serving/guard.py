@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsys.exceptions import CentricError, StoreUnavailable
+from serving import batch_limit
 from serving.auth import VERIFIED, AuthError, _key_id, admit, bearer_token, lookup_scope, required_scope
 from serving.errors import domain_error_response, error_response
 from serving.ratelimit import RateLimited
@@ -49,11 +50,12 @@ class Limits:
 
     max_body_bytes: int = 4 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
+    max_batch: int = batch_limit.HARD_MAX
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
-        """Return the limits of ``settings`` (``max_body_bytes``, ``max_header_bytes``)."""
-        return cls(settings.max_body_bytes, settings.max_header_bytes)
+        """Return the limits of ``settings`` (``max_body_bytes``, ``max_header_bytes``, ``max_batch``)."""
+        return cls(settings.max_body_bytes, settings.max_header_bytes, settings.max_batch)
 
 
 class BodyTooLarge(HTTPException):
@@ -101,6 +103,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         started = False
+        batch_token = batch_limit.set_limit(self.limits.max_batch)  # read by the schemas' list validators
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
@@ -136,6 +139,8 @@ class RequestGuard:
                     {"Connection": "close"},
                 )
                 await response(scope, receive, tracked_send)
+        finally:
+            batch_limit.reset(batch_token)
 
     async def _refuse(self, scope: Scope) -> Any:
         """Return the response refusing this request before its body, or ``None`` to let it through."""

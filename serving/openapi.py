@@ -31,7 +31,7 @@ WHY = {
     "404": "The customer, item, offer, reward or order is not known",
     "409": "The write conflicts with the ledger (idempotency key reused with another body, duplicate order, "
     "insufficient points, out of stock)",
-    "413": "The body is larger than the limit (CENTRIC_MAX_BODY_BYTES)",
+    "413": "The body is larger than the limit (CENTRIC_MAX_BODY_BYTES), or a list longer than CENTRIC_MAX_BATCH",
     "422": "The request is invalid: `problems` names each field and why",
     "429": "Rate limit of this key, or of unknown-key lookups from this address, exceeded; see Retry-After",
     "431": "The request headers are larger than the limit (CENTRIC_MAX_HEADER_BYTES)",

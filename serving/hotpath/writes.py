@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.exceptions import CentricError, StoreUnavailable
+from recsys.exceptions import BatchTooLarge, CentricError, StoreUnavailable
 from recsys.loyalty import ops
 from serving.errors import domain_error_response
 from serving.hotpath.reads import authorised
@@ -86,7 +86,7 @@ class FastWritePath:
             return False
         try:
             body = route.body.model_validate(data)
-        except ValidationError:
+        except (ValidationError, BatchTooLarge):  # the route answers these (422, 413) as for any request
             return False
         call = await route.call(svc, customer_id, body, idem, loyalty.utcnow())
         scope["route"] = route

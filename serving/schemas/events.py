@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recsys.nba.offers import CHANNELS
+from serving.batch_limit import HARD_MAX, bounded
 from serving.schemas.common import ExternalId, JsonNumber
 
 EventType = Literal["view", "add_to_cart", "purchase", "return", "impression", "click", "dismiss", "redeem"]
-MAX_EVENTS = 1000
+MAX_EVENTS = HARD_MAX
 
 
 def _needs(*fields: str) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class EventsCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    events: list[EventCreate] = Field(min_length=1, max_length=MAX_EVENTS)
+    events: Annotated[list[EventCreate], bounded("events")] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
 class EventsAccepted(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.batch_limit import HARD_MAX, bounded
 from serving.schemas.common import ExternalId, JsonNumber, decimal_amount
 
 
@@ -50,7 +51,7 @@ class EarnCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: ExternalId
     amount: decimal_amount(8, positive=False, description="Order value, 0 to 100,000,000")  # type: ignore[valid-type]
-    items: list[OrderLine] = Field(default_factory=list, max_length=1000)
+    items: Annotated[list[OrderLine], bounded("order lines")] = Field(default_factory=list, max_length=HARD_MAX)
 
 
 class RedeemCreate(BaseModel):
@@ -67,7 +68,9 @@ class ReverseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: ExternalId
     # omit ``items`` to reverse the whole order; an empty list would reverse nothing and is refused (422)
-    items: list[OrderLine] | None = Field(default=None, min_length=1, max_length=1000)
+    items: Annotated[list[OrderLine] | None, bounded("order lines")] = Field(
+        default=None, min_length=1, max_length=HARD_MAX
+    )
 
 
 class GrantLine(BaseModel):
@@ -83,8 +86,8 @@ class GrantCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=200)
-    grants: list[GrantLine] = Field(
-        min_length=1, max_length=1000, description="One line per customer (a customer listed twice: 409)"
+    grants: Annotated[list[GrantLine], bounded("grant lines")] = Field(
+        min_length=1, max_length=HARD_MAX, description="One line per customer (a customer listed twice: 409)"
     )
 
 
