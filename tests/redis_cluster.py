@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -137,3 +138,23 @@ class LocalRedisCluster:
 def cluster_from_env() -> str | None:
     """``CENTRIC_TEST_REDIS_CLUSTER_URL`` when a test run brings its own cluster (CI may)."""
     return os.environ.get("CENTRIC_TEST_REDIS_CLUSTER_URL") or None
+
+
+@contextlib.contextmanager
+def cluster_url_for_tests(home: Path) -> Iterator[str]:
+    """Yield a ``redis+cluster://`` url: CENTRIC_TEST_REDIS_CLUSTER_URL, else a private 6-node cluster in ``home``."""
+    configured = cluster_from_env()
+    if configured:
+        yield configured
+        return
+    cluster = LocalRedisCluster(home)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def drop_namespace(client: redis.RedisCluster | redis.Redis, pattern: str) -> None:
+    """Delete every key matching ``pattern`` (on a cluster: on every master), one key at a time (any slot)."""
+    for key in list(client.scan_iter(match=pattern, count=1000)):
+        client.delete(key)
