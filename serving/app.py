@@ -15,6 +15,7 @@ from recsys.store.keys import Keys
 from recsys.store.redis_reader import RedisSnapshotReader
 from serving.errors import install_error_handlers
 from serving.hotpath.reads import FastReadPath
+from serving.hotpath.redis_cluster_mux import ClusterMux
 from serving.hotpath.redis_mux import MuxRedis
 from serving.hotpath.writes import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
@@ -113,5 +114,8 @@ def _install_ui(app: FastAPI) -> None:
 
 def _attach_store(app: FastAPI) -> None:
     app.state.mux = MuxRedis.for_client(app.state.redis)
+    if isinstance(app.state.mux, ClusterMux):  # ledger writes acknowledged once on replicas (docs/scale.md)
+        app.state.mux.wait_replicas = app.state.settings.ledger_wait_replicas
+        app.state.mux.wait_timeout_ms = app.state.settings.ledger_wait_timeout_ms
     app.state.store = RedisSnapshotReader(app.state.redis, app.state.keys, mux=app.state.mux)
     app.state.foldin = FoldIn()

@@ -128,6 +128,25 @@ class LocalRedisCluster:
         process.send_signal(signal.SIGKILL)
         process.wait(5)
 
+    def restart(self, port: int, timeout: float = 15.0) -> None:
+        """Start a killed node again on its data directory: it rejoins the cluster (as a replica once its master was
+        replaced by a failover) and this returns when the cluster is healthy again."""
+        self._launch(port)
+        deadline = time.monotonic() + timeout
+        self._wait_ping(port, deadline)
+        self.wait_healthy(deadline)
+
+    def promoted(self, key: str, old_master: int) -> bool:
+        """Return whether a node other than ``old_master`` now serves ``key``'s slot (as any live node sees it)."""
+        for port in self.processes:
+            with contextlib.suppress(redis.RedisError, OSError, LookupError):
+                client = redis.Redis(port=port, socket_timeout=0.5)
+                slot = client.cluster("keyslot", key)
+                for start, end, master, *_ in client.cluster("slots"):
+                    if start <= slot <= end:
+                        return int(master[1]) != old_master
+        return False
+
     def stop(self) -> None:
         """Kill every node still running."""
         for port in list(self.processes):

@@ -20,9 +20,10 @@ from datetime import datetime
 
 import orjson
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsys.exceptions import CentricError
+from recsys.exceptions import CentricError, StoreUnavailable
 from recsys.loyalty import ops
 from serving.errors import domain_error_response
 from serving.hotpath.reads import authorised
@@ -98,6 +99,15 @@ class FastWritePath:
         except CentricError as exc:
             # the ledger ran: answer here (a second run through the route would not be the same request)
             await domain_error_response(exc, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
+            return True
+        except RedisError as exc:
+            # a dropped connection, a failover, a WAIT short of replicas: maybe applied, never acknowledged; the
+            # client retries with the same key (a replay if it was applied). 503 as on the routed path, not a 500.
+            unavailable = StoreUnavailable(
+                f"loyalty write not confirmed: Redis is unavailable ({type(exc).__name__}); retry with the same "
+                "Idempotency-Key"
+            )
+            await domain_error_response(unavailable, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
             return True
         out = orjson.dumps(answer)
         await send(

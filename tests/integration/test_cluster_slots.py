@@ -29,8 +29,9 @@ from recsys.loyalty.ledger import RedisLedger
 from recsys.loyalty.program import load_program
 from recsys.settings import Settings
 from recsys.store import scripts
-from recsys.store.connection import sync_client
+from recsys.store.connection import async_client, sync_client
 from recsys.store.keys import Keys
+from recsys.store.redis_reader import RedisSnapshotReader
 from recsys.store.redis_store import RedisSnapshotStore
 from serving.app import create_app
 from serving.auth import create_api_key, list_api_keys, revoke_api_key
@@ -160,6 +161,16 @@ def _serve_recommendations(url: str, keys: Keys, tmp: Path) -> None:
     assert bought.status_code in (200, 202), bought.text
     assert "eggs" not in [r["item_id"] for r in after.json()["items"]]  # the live purchase, read in the same script
     assert [r["item_id"] for r in similar.json()["items"]] == ["eggs", "bread"]
+
+    async def without_mux() -> Any:  # the redis-py cluster client's path (TLS clusters): one read_recs script call
+        client = async_client(url)
+        try:
+            return await RedisSnapshotReader(client, keys).recommendations("c1")
+        finally:
+            await client.aclose()
+
+    ranked, recent = asyncio.run(without_mux())
+    assert ranked is not None and ranked.items[0].item_id == "milk" and "eggs" in recent
 
 
 def _loyalty_over_http(url: str, keys: Keys, _tmp: Path) -> None:
