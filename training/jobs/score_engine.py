@@ -12,7 +12,7 @@ exactly the batches one process would: the recommendations are the same rows, by
 
 Why Dask distributed rather than Ray: the work is a map of one function over customer ranges of a NumPy/SciPy
 model, which Dask's futures do directly; ``distributed`` is pure Python (a few MB of wheels over packages we mostly
-have), starts a local cluster in about a second and runs on 2 cores, where Ray brings a ~100 MB wheel with its own
+have), starts a local cluster in about a second and runs on 2 cores, where Ray brings a much larger wheel with its own
 object store and raylet processes, a heavier footprint than the work needs here. Any job runner (Kubernetes
 indexed Jobs, Slurm arrays, Airflow) can instead run the ``shards`` form without any engine.
 """
