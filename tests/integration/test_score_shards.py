@@ -130,3 +130,15 @@ def test_scoring_on_a_dask_local_cluster_equals_one_process(trained: tuple[Path,
     on_dask = score_all(model, 6, engine="dask", workers=2)  # two worker processes: the model travels pickled
     assert local is not None and on_dask is not None
     assert on_dask.equals(local)
+
+
+def test_a_new_train_drops_the_shards_of_the_last_one(tmp_path: Path) -> None:
+    file = _write_shop(tmp_path / "tx.parquet")
+    result = load_transactions(file)
+    out = tmp_path / "artifacts"
+    run_train(result, out, engine="shards", **{**TRAIN, "models": ("buy_again",), "primary": "hybrid"})  # type: ignore[arg-type]
+    assert not (out / "recommendations.parquet").exists()
+    assert read_train_manifest(out)["scoring"] == {"k": 6, "engine": "shards"}
+    _score_shards(out, file, 2)
+    run_train(result, out, **{**TRAIN, "models": ("buy_again",), "primary": "hybrid"})  # type: ignore[arg-type]
+    assert not (out / "shards").exists() and (out / "recommendations.parquet").exists()

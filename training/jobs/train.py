@@ -10,6 +10,7 @@ training: there is no test split here; ``centric evaluate`` measures quality).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -34,6 +35,7 @@ from recsys.models import (
     tune_blend,
 )
 from recsys.models.external import similar_items_frame
+from training.jobs.score import SHARDS_DIR
 from training.jobs.score_engine import ENGINES, score_all
 from training.jobs.train_outputs import fallback_lists, items_table, with_reasons
 
@@ -161,6 +163,8 @@ def run_train(
     fallbacks = fallback_lists(popularity, trending, counts.items, items, item_filter, k)
     timings["reasons_and_fallbacks"] = time.perf_counter() - started
     started = time.perf_counter()
+    # shards of an earlier train score an earlier model: gone, so that publish never mixes them with this one
+    shutil.rmtree(out_dir / SHARDS_DIR, ignore_errors=True)
     if recs is not None:
         recs.write_parquet(out_dir / "recommendations.parquet")
     else:
