@@ -142,3 +142,17 @@ def test_a_new_train_drops_the_shards_of_the_last_one(tmp_path: Path) -> None:
     _score_shards(out, file, 2)
     run_train(result, out, **{**TRAIN, "models": ("buy_again",), "primary": "hybrid"})  # type: ignore[arg-type]
     assert not (out / "shards").exists() and (out / "recommendations.parquet").exists()
+
+
+def test_reasons_in_chunks_are_the_reasons_of_one_pass(trained: tuple[Path, Path]) -> None:
+    from training.jobs.score import reasons_in_chunks, score_range
+    from training.jobs.train_outputs import with_reasons
+
+    artifacts, file = trained
+    model = load_primary(artifacts, read_train_manifest(artifacts))
+    recs, lines = score_range(model, 0, model.n_customers, 6), load_transactions(file).transactions
+    until = lines.get_column("timestamp").max()
+    similar, items = (pl.read_parquet(artifacts / name) for name in ("similar_items.parquet", "items.parquet"))
+    whole = with_reasons(recs, lines, until, similar, items)
+    assert reasons_in_chunks(recs, lines, until, similar, items, chunk=97).equals(whole)  # 8 chunks, uneven
+    assert whole.equals(pl.read_parquet(artifacts / "recommendations.parquet"))

@@ -35,9 +35,9 @@ from recsys.models import (
     tune_blend,
 )
 from recsys.models.external import similar_items_frame
-from training.jobs.score import SHARDS_DIR
+from training.jobs.score import SHARDS_DIR, reasons_in_chunks
 from training.jobs.score_engine import ENGINES, score_all
-from training.jobs.train_outputs import fallback_lists, items_table, with_reasons
+from training.jobs.train_outputs import fallback_lists, items_table
 
 DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
 LINEAR_HYBRID = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
@@ -157,7 +157,7 @@ def run_train(
     timings["similar_items"] = time.perf_counter() - started
     started = time.perf_counter()
     # engine "shards": `centric score --shard i/n` writes the recommendations (with these same reasons) later
-    recs = with_reasons(scored, transactions, now, similar, items) if scored is not None else None
+    recs = reasons_in_chunks(scored, transactions, now, similar, items) if scored is not None else None
     popularity = np.diff(counts.matrix.tocsc().indptr).astype(np.float32)
     trending = fitted["trending"].item_scores_ if "trending" in fitted else None  # type: ignore[attr-defined]
     fallbacks = fallback_lists(popularity, trending, counts.items, items, item_filter, k)
