@@ -15,7 +15,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="Use this Redis (redis://, rediss://, unix://). Unset: start a private embedded redis-server.",
+        description="Use this Redis (redis://, rediss://, unix://; a cluster: redis+cluster://host:port,...). "
+        "Unset: start a private embedded redis-server.",
     )
     env: str = Field(default="dev", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Key namespace: centric:{env}:…")
     home: Path = Field(
@@ -24,6 +25,14 @@ class Settings(BaseSettings):
     appendfsync: str = Field(
         default="always", pattern=r"^(always|everysec|no)$", description="AOF fsync policy of the embedded Redis."
     )
+    ledger_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Redis Cluster: acknowledge a loyalty write only once this many replicas have it (WAIT); 1 keeps "
+        "acknowledged writes through a failover (docs/scale.md).",
+    )
+    ledger_wait_timeout_ms: int = Field(default=500, ge=1, description="How long a ledger write waits for replicas.")
     host: str = Field(default="127.0.0.1", description="Address the service binds to (loopback by default).")
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

@@ -21,6 +21,7 @@ from serving.errors import install_error_handlers
 from serving.guard import Limits, RequestGuard
 from serving.hotpath import http_protocol
 from serving.hotpath.reads import FastReadPath
+from serving.hotpath.redis_cluster_mux import ClusterMux
 from serving.hotpath.redis_mux import MuxRedis
 from serving.hotpath.writes import FastWritePath
 from serving.metrics import Metrics, MetricsMiddleware
@@ -151,5 +152,8 @@ def _attach_store(app: FastAPI) -> None:
         state.redis, state.keys, settings.rate_limit_per_s, settings.rate_limit_burst, mux=state.mux
     )
     state.address_limiter = AddressLimiter(settings.auth_lookups_per_s)
+    if isinstance(state.mux, ClusterMux):  # ledger writes acknowledged once on replicas (docs/scale.md)
+        state.mux.wait_replicas = settings.ledger_wait_replicas
+        state.mux.wait_timeout_ms = settings.ledger_wait_timeout_ms
     app.state.store = RedisSnapshotReader(app.state.redis, app.state.keys, mux=app.state.mux)
     app.state.foldin = FoldIn()

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -127,6 +128,25 @@ class LocalRedisCluster:
         process.send_signal(signal.SIGKILL)
         process.wait(5)
 
+    def restart(self, port: int, timeout: float = 15.0) -> None:
+        """Start a killed node again on its data directory: it rejoins the cluster (as a replica once its master was
+        replaced by a failover) and this returns when the cluster is healthy again."""
+        self._launch(port)
+        deadline = time.monotonic() + timeout
+        self._wait_ping(port, deadline)
+        self.wait_healthy(deadline)
+
+    def promoted(self, key: str, old_master: int) -> bool:
+        """Return whether a node other than ``old_master`` now serves ``key``'s slot (as any live node sees it)."""
+        for port in self.processes:
+            with contextlib.suppress(redis.RedisError, OSError, LookupError):
+                client = redis.Redis(port=port, socket_timeout=0.5)
+                slot = client.cluster("keyslot", key)
+                for start, end, master, *_ in client.cluster("slots"):
+                    if start <= slot <= end:
+                        return int(master[1]) != old_master
+        return False
+
     def stop(self) -> None:
         """Kill every node still running."""
         for port in list(self.processes):
@@ -137,3 +157,23 @@ class LocalRedisCluster:
 def cluster_from_env() -> str | None:
     """``CENTRIC_TEST_REDIS_CLUSTER_URL`` when a test run brings its own cluster (CI may)."""
     return os.environ.get("CENTRIC_TEST_REDIS_CLUSTER_URL") or None
+
+
+@contextlib.contextmanager
+def cluster_url_for_tests(home: Path) -> Iterator[str]:
+    """Yield a ``redis+cluster://`` url: CENTRIC_TEST_REDIS_CLUSTER_URL, else a private 6-node cluster in ``home``."""
+    configured = cluster_from_env()
+    if configured:
+        yield configured
+        return
+    cluster = LocalRedisCluster(home)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def drop_namespace(client: redis.RedisCluster | redis.Redis, pattern: str) -> None:
+    """Delete every key matching ``pattern`` (on a cluster: on every master), one key at a time (any slot)."""
+    for key in list(client.scan_iter(match=pattern, count=1000)):
+        client.delete(key)

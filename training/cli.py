@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "demo",
     "validate",
     "train",
+    "score",
     "evaluate",
     "analyze",
     "propensity",

@@ -63,8 +63,14 @@ class SyncResult:
         }
 
 
-def _raw(client: redis.Redis) -> redis.Redis:
-    """A client on the same pool whose stream replies are left as redis sends them (no per-entry dicts)."""
+def _raw(client: redis.Redis | redis.RedisCluster, stream: str) -> redis.Redis:
+    """A client on the same pool whose stream replies are left as redis sends them (no per-entry dicts).
+
+    On a Redis Cluster every command of the sync is on the stream's slot (the sync state shares its hash tag), so
+    this is the client of the master serving that slot; a failover during a sync fails it (rerun: nothing is lost).
+    """
+    if isinstance(client, redis.RedisCluster):
+        client = client.get_node_from_key(stream).redis_connection
     raw = redis.Redis(connection_pool=client.connection_pool)
     for command in ("XREADGROUP", "XACK", "XTRIM"):
         raw.set_response_callback(command, lambda response, **_: response)
@@ -216,7 +222,7 @@ def sync_events(
         ensure_group(client, keys, result.checkpoint.last_id)
         # the store's checkpoint is the acknowledgement: whatever a dead sync read but never committed is read again
         client.xgroup_setid(stream, group, result.checkpoint.last_id)
-        raw = _raw(client)
+        raw = _raw(client, stream)
         pipe = raw.pipeline(transaction=False)
         _read(pipe, keys, batch, None)
         reply = pipe.execute()[-1]

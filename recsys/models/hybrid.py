@@ -234,6 +234,9 @@ class BlendTrial:
     score: float
 
 
+TUNE_BATCH = 4096  # customers whose candidates tune_blend builds at once (dense explore scores: 4096 × items)
+
+
 def tune_blend(
     model: HybridRecommender,
     customer_idx: np.ndarray,
@@ -251,7 +254,10 @@ def tune_blend(
     from recsys.evaluation.metrics import ranking_metrics
 
     rows = np.asarray(customer_idx, dtype=np.int64)
-    cand = model.candidate_lists(rows)
+    # Candidates a batch of customers at a time (as ``recommend`` does): all at once, the explore model's dense scores
+    # are customers × items (100k × 5k items: 2 GB and its copies; 1M × 50k: 200 GB). The lists themselves are small.
+    parts = [model.candidate_lists(rows[s : s + TUNE_BATCH]) for s in range(0, max(rows.size, 1), TUNE_BATCH)]
+    cand = Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "scaled", "is_repeat")))
     ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
     target = truth[rows]
     trials = []

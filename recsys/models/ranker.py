@@ -57,6 +57,8 @@ from recsys.models.basket_features import (
     training_frame,
 )
 
+PREDICT_ROWS = 1 << 20  # candidates scored per LightGBM predict call (bounds the features' numpy copy: ~130 MB)
+
 
 class LearnedHybridRecommender(Recommender):
     """Buy-again and trending candidates re-ranked by a LambdaRank booster learned from basket history (module
@@ -173,7 +175,14 @@ class LearnedHybridRecommender(Recommender):
     def _predict(self, frame: pl.DataFrame) -> np.ndarray:
         if frame.is_empty():
             return np.empty(0, np.float64)
-        return self._booster().predict(frame.select(FEATURES).to_numpy().astype(np.float32))
+        # In slices: one float32 copy of every candidate's features at once is ~4 GB at 1M customers (30M candidates
+        # × 32 features); a slice costs PREDICT_ROWS rows. Each row's prediction depends on that row only.
+        booster = self._booster()
+        out = np.empty(frame.height, np.float64)
+        for start in range(0, frame.height, PREDICT_ROWS):
+            part = frame.slice(start, PREDICT_ROWS).select(FEATURES).to_numpy().astype(np.float32)
+            out[start : start + part.shape[0]] = booster.predict(part)
+        return out
 
     def _booster(self) -> Any:
         import lightgbm as lgb

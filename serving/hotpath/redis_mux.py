@@ -120,9 +120,13 @@ class MuxRedis:
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    def for_client(cls, client: aioredis.Redis) -> MuxRedis | None:
+    def for_client(cls, client: aioredis.Redis | aioredis.RedisCluster) -> Any:
         """Return a ``MuxRedis`` with ``client``'s connection settings, or ``None`` if they are not plain TCP/unix
-        ones. A cluster client gets ``None`` too: one connection cannot reach every slot."""
+        ones. A cluster client gets a ``ClusterMux`` (one ``MuxRedis`` per master, routed by slot)."""
+        if isinstance(client, aioredis.RedisCluster):
+            from serving.hotpath.redis_cluster_mux import ClusterMux
+
+            return ClusterMux.for_cluster(client)
         pool = getattr(client, "connection_pool", None)
         if pool is None:
             return None

@@ -92,11 +92,18 @@ class FastWritePath:
         scope["route"] = route
         try:
             answer = await loyalty.step(svc, call, customer_id, idem)
-        except (CentricError, RedisError) as exc:
-            # the ledger ran (or Redis failed under it): answer here, a second run through the route would not be
-            # the same request; a Redis failure is the route's 503 with Retry-After
-            error = exc if isinstance(exc, CentricError) else StoreUnavailable(f"Redis is unreachable ({exc}); retry")
-            await domain_error_response(error, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
+        except CentricError as exc:
+            # the ledger ran: answer here (a second run through the route would not be the same request)
+            await domain_error_response(exc, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
+            return True
+        except RedisError as exc:
+            # a dropped connection, a failover, a WAIT short of replicas: maybe applied, never acknowledged; the
+            # client retries with the same key (a replay if it was applied). 503 as on the routed path, not a 500.
+            unavailable = StoreUnavailable(
+                f"loyalty write not confirmed: Redis is unavailable ({type(exc).__name__}); retry with the same "
+                "Idempotency-Key"
+            )
+            await domain_error_response(unavailable, getattr(scope["app"].state, "metrics", None))(scope, receive, send)
             return True
         out = orjson.dumps(answer)
         await send(

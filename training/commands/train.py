@@ -44,6 +44,21 @@ def train(
         ),
     ] = "hybrid_ltr",
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where every customer is scored: local | dask (a Dask cluster: local worker processes, or "
+            "--scheduler) | shards (none here: run `centric score --shard i/n` per shard, then publish).",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="--engine dask: worker processes of the local Dask cluster.")
+    ] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="--engine dask: address of a running Dask scheduler (tcp://host:8786)."),
+    ] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
     from recsys.models import MODELS, explore_models
@@ -61,6 +76,10 @@ def train(
 
     if primary not in PRIMARY_MODELS:
         raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_MODELS)}")
+    from training.jobs.score_engine import ENGINES
+
+    if engine not in ENGINES:
+        raise fail(f"--engine: unknown engine {engine}; choose from {', '.join(ENGINES)}")
     with step(f"load + validate {transactions.name}"):
         result = load_transactions(transactions, schema=schema, rejects_path=rejects)
     with progress() as bar:
@@ -79,6 +98,9 @@ def train(
             explore=explore,
             primary=primary,
             on_progress=on_progress,
+            engine=engine,
+            workers=workers,
+            scheduler=scheduler,
         )
     _print_summary(summary, result.report)
 

@@ -15,6 +15,7 @@ from recsys.exceptions import ArtifactError, DataError
 from recsys.store.base import SnapshotData
 from recsys.store.keys import Keys
 from recsys.store.redis_store import RedisSnapshotStore
+from training.jobs.score_shards import merged as merged_shards
 
 FRAMES = {
     "recommendations": "recommendations.parquet",
@@ -86,6 +87,10 @@ def load_artifacts(artifact_dir: Path) -> tuple[SnapshotData, list[str]]:
         if path.exists():
             setattr(data, attr, _read_json(path))
             taken.append(name)
+    sharded = merged_shards(artifact_dir)  # `centric score --shard i/n`: all shards verified, or DataError
+    if sharded is not None:
+        data.recommendations = sharded[0]
+        taken = [name for name in taken if name != FRAMES["recommendations"]] + sharded[1]
     evaluation = next((_read_json(artifact_dir / n) for n in EVALUATION_FILES if (artifact_dir / n).exists()), None)
     summaries = [_read_json(artifact_dir / n) for n in SUMMARY_FILES if (artifact_dir / n).exists()]
     summary = dict(summaries[0]) if summaries else {}

@@ -10,6 +10,7 @@ training: there is no test split here; ``centric evaluate`` measures quality).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -34,8 +35,10 @@ from recsys.models import (
     repeat_category_items,
     tune_blend,
 )
-from recsys.models.external import recommendations_frame, similar_items_frame
-from training.jobs.train_outputs import fallback_lists, items_table, with_reasons
+from recsys.models.external import similar_items_frame
+from training.jobs.score import SHARDS_DIR, reasons_in_chunks
+from training.jobs.score_engine import ENGINES, score_all
+from training.jobs.train_outputs import fallback_lists, items_table
 
 DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
 LINEAR_HYBRID = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
@@ -70,6 +73,9 @@ def run_train(
     explore: str = "user_knn",
     primary: str = "hybrid_ltr",
     on_progress: Notify | None = None,
+    engine: str = "local",
+    workers: int = 2,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
 
@@ -81,11 +87,15 @@ def run_train(
     compares every customer with every other one — use ``als`` beyond about a million customers); ``primary``: the
         model whose top-k is written to ``recommendations.parquet`` — ``hybrid_ltr`` (the learned ranker, default:
         about 1.05× the linear hybrid's NDCG@10 on The Complete Journey, about a minute more per million lines) or
-        ``hybrid`` (the tuned linear blend).
+        ``hybrid`` (the tuned linear blend); ``engine``: where every customer is scored (``local``; ``dask`` over
+        ``workers`` local processes or the Dask ``scheduler`` address; ``shards``: left to ``centric score --shard
+        i/n``; see ``training.jobs.score_engine``).
         Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
     if primary not in PRIMARY_MODELS:
         raise ValueError(f"unknown primary model {primary!r}; choose from {', '.join(PRIMARY_MODELS)}")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown scoring engine {engine!r}; choose from {', '.join(ENGINES)}")
     notify = on_progress or _noop
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -128,9 +138,9 @@ def run_train(
 
     served = fitted[primary]
     started = time.perf_counter()
-    customers = np.arange(len(counts.customers))
-    ids, scores = served.recommend(customers, k)
-    recs = recommendations_frame(customers, ids, scores, counts.customers, counts.items)
+    scored = score_all(
+        served, k, engine=engine, workers=workers, scheduler=scheduler, on_progress=lambda d, t: notify("score", d, t)
+    )
     timings["recommend_all"] = time.perf_counter() - started
     notify("recommend", 1, 1)
 
@@ -147,13 +157,19 @@ def run_train(
     similar = similar_items_frame(query, sim_ids, sim_scores, counts.items)
     timings["similar_items"] = time.perf_counter() - started
     started = time.perf_counter()
-    recs = with_reasons(recs, transactions, now, similar, items)
+    # engine "shards": `centric score --shard i/n` writes the recommendations (with these same reasons) later
+    recs = reasons_in_chunks(scored, transactions, now, similar, items) if scored is not None else None
     popularity = np.diff(counts.matrix.tocsc().indptr).astype(np.float32)
     trending = fitted["trending"].item_scores_ if "trending" in fitted else None  # type: ignore[attr-defined]
     fallbacks = fallback_lists(popularity, trending, counts.items, items, item_filter, k)
     timings["reasons_and_fallbacks"] = time.perf_counter() - started
     started = time.perf_counter()
-    recs.write_parquet(out_dir / "recommendations.parquet")
+    # shards of an earlier train score an earlier model: gone, so that publish never mixes them with this one
+    shutil.rmtree(out_dir / SHARDS_DIR, ignore_errors=True)
+    if recs is not None:
+        recs.write_parquet(out_dir / "recommendations.parquet")
+    else:
+        (out_dir / "recommendations.parquet").unlink(missing_ok=True)  # never an older train's, beside new shards
     similar.write_parquet(out_dir / "similar_items.parquet")
     fallbacks.write_parquet(out_dir / "fallbacks.parquet")
     items.write_parquet(out_dir / "items.parquet")
@@ -174,13 +190,14 @@ def run_train(
             "items": len(counts.items),
             "pairs": counts.nnz,
             "lines": transactions.height,
-            "recommendations": recs.height,
+            "recommendations": recs.height if recs is not None else 0,
             "similar_items": similar.height,
             "fallback_rows": fallbacks.height,
             "repeat_categories": int(categories.get_column("repeat_category").sum()),
             "categories": categories.height,
         },
-        "sources": dict(recs.group_by(Columns.source).len().iter_rows()),
+        "sources": dict(recs.group_by(Columns.source).len().iter_rows()) if recs is not None else {},
+        "scoring": {"k": k, "engine": engine},
         "seconds": {key: round(value, 2) for key, value in timings.items()},
     }
     (out_dir / "train_manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
