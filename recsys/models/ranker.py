@@ -6,15 +6,18 @@ customer × item features, as in the Instacart-style rankers):
 
 - **Candidates** per customer: the ``candidates`` items they bought before with the best buy-again score
   (90-day decayed count × the item's repeat rate ** 0.5, the linear hybrid's repeat list) and the
-  ``explore_candidates`` most bought items of the last 28 days that they never bought.
+  ``explore_candidates`` items most bought in the 28 days before the day of their last basket that they never
+  bought.
 - **Features** (:data:`FEATURES`), all as of a cutoff: how often and how recently the customer bought the item
   (basket counts, order- and day-decayed sums, baskets and days since the last purchase, their own repurchase
-  interval), what the item is for everyone (buyers, repeat rate, purchases per buyer, last 28 days) and who the
-  customer is (baskets, basket size, share of repeat lines).
+  interval), what the item is for everyone (buyers, repeat rate, purchases per buyer, share of baskets, last 28
+  days) and who the customer is (baskets, basket size, share of repeat lines).
+- **Honest time**: item features and trending candidates are those of the customer's own reference day (the day of
+  their last basket before the cutoff), from everyone's purchases before that day — never of the newest date in
+  the data, which lies in the future of most training targets and of households that stopped shopping early.
 - **Training without leakage**: the ranker is trained on the fitted lines only. For ``r = 1 … target_baskets``
   the customer's ``r``-th last basket is the target and the customer's features are computed from their baskets
-  before it (item features use every customer's baskets before that customer's own ``r``-th last one: cutoffs are
-  per customer, not a date, as in the usual next-basket rankers);
+  before it (item features from everyone's purchases before the day of the basket before the target);
   the labels are "this candidate was in the target basket" (with ``horizon_days``: in any basket that starts
   within that many days of the target basket — "the next 30 days" rather than "the next basket"). Scores served are
   the ranker's output on features computed from all fitted baskets. So a model fitted on an evaluation split's
@@ -53,7 +56,9 @@ from recsys.models.basket_features import (
     ITEM,
     LABEL,
     basket_lines,
+    baskets_by_day,
     candidate_features,
+    item_timeline,
     training_frame,
 )
 
@@ -108,6 +113,7 @@ class LearnedHybridRecommender(Recommender):
         if transactions is None:  # fit() refuses a model that needs_transactions without them
             raise ValueError("hybrid_ltr learns from basket history: fit it with transactions=<the purchase lines>")
         lines = basket_lines(transactions, self.customers_, self.items_)
+        context = (item_timeline(lines), baskets_by_day(lines))
         train = training_frame(
             lines,
             self.target_baskets,
@@ -115,9 +121,10 @@ class LearnedHybridRecommender(Recommender):
             self.explore_candidates,
             self.horizon_days,
             self._training_customers(lines),
+            context,
         )
         self.booster_text_ = self._train(train) if train.height else ""
-        serve = candidate_features(lines, 0, self.candidates, self.explore_candidates)
+        serve = candidate_features(lines, 0, self.candidates, self.explore_candidates, context=context)
         buy_again = serve.get_column("buy_again_relative").to_numpy().astype(np.float64)  # -1 for new items
         scores = self._predict(serve) if self.booster_text_ else buy_again
         spread = float(scores.max() - scores.min()) if scores.size else 0.0

@@ -103,6 +103,38 @@ def test_features_of_a_target_basket_ignore_that_basket_and_later_ones() -> None
     )
 
 
+def test_a_households_features_ignore_what_others_bought_after_its_last_basket() -> None:
+    lines = _alternating(n_customers=8)  # weekly baskets for 12-13 weeks
+    early = pl.DataFrame([_line("early", item, f"e{b}", 7 * b) for b in range(5) for item in ("milk", "tea")])
+    # everyone but "early" makes "late_hit" the best seller after early's last basket (day 28)
+    hit = pl.DataFrame([_line(f"c{c}", "late_hit", f"c{c}-{b}", 7 * b) for c in range(8) for b in range(5, 12)])
+    base = pl.concat([lines, early, hit.with_columns(pl.col("timestamp").dt.offset_by("1h"))])
+    last_day = START + timedelta(days=28)
+    later = pl.col("timestamp") >= last_day + timedelta(days=1)
+    moved = base.with_columns(
+        # others' later lines move two months on, and tea and coffee swap in them
+        pl.when(later).then(pl.col("timestamp") + timedelta(days=60)).otherwise(pl.col("timestamp")),
+        pl.when(later & (pl.col("item_id") == "tea"))
+        .then(pl.lit("coffee"))
+        .when(later & (pl.col("item_id") == "coffee"))
+        .then(pl.lit("tea"))
+        .otherwise(pl.col("item_id"))
+        .alias("item_id"),
+    )
+    matrix = build_matrix(base, weighting="count")
+    who = matrix.customers.index_of("early")
+
+    def features(frame: pl.DataFrame, cutoff: int) -> pl.DataFrame:
+        ranked = basket_lines(frame, matrix.customers, matrix.items)
+        return candidate_features(ranked, cutoff, 10, 5).filter(pl.col("_cu") == who).sort("_it")
+
+    for cutoff in (0, 1, 2):  # as served, and as the targets of training
+        assert features(base, cutoff).equals(features(moved, cutoff)), cutoff
+    served = features(base, 0)
+    assert matrix.items.index_of("late_hit") not in served["_it"].to_list()  # not trending before its last basket
+    assert not served.filter(pl.col("is_new") == 1.0).is_empty()  # coffee was trending then (others bought it)
+
+
 def test_training_labels_are_the_target_basket_and_features_precede_it() -> None:
     lines = _alternating(n_customers=4)
     matrix = build_matrix(lines, weighting="count")
@@ -135,7 +167,8 @@ def test_one_basket_per_customer_falls_back_to_buy_again_order() -> None:
             "customer_id": ["a", "a", "a", "b", "b"],
             "item_id": ["x", "y", "y", "x", "z"],
             "order_id": ["1", "1", "1", "2", "2"],
-            "timestamp": [START] * 5,
+            # b shops the day before a: what b bought is "trending" as of a's day (never the other way round)
+            "timestamp": [START] * 3 + [START - timedelta(days=1)] * 2,
             "quantity": [1.0, 1.0, 3.0, 1.0, 1.0],
         }
     )
