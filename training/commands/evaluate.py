@@ -15,8 +15,10 @@ from training.console import console, fail, handle_errors, progress, step
 SCHEMAS = ("standard", "online-retail", "complete-journey")
 # (key in results.json, short header) of the headline columns; every metric is in results.json.
 TABLE_METRICS = (
-    ("ndcg@10", "ndcg@10"),
+    ("ndcg@10", "ndcg@10 (usual)"),
+    ("ndcg_basket@10", "ndcg@10 (basket)"),
     ("recall@10", "rec@10"),
+    ("recall_basket@10", "rec@10 (basket)"),
     ("hit_rate@10", "hit@10"),
     ("repeat_recall@10", "repeat rec@10"),
     ("explore_recall@10", "explore rec@10"),
@@ -87,6 +89,20 @@ def evaluate(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     console.print(results_table(results))
+    explore = results.get("explore") or {}
+    if explore:
+        ratios = ", ".join(
+            f"{ratio:.2f}× {name}"
+            for name, ratio in (
+                ("popularity", explore.get("vs_popularity")),
+                ("popularity:new", explore.get("vs_popularity_new")),
+            )
+            if ratio is not None
+        )
+        console.print(
+            f"explore recall@10 (items new to the customer): best {explore['best']} "
+            f"{explore['explore_recall@10']:.4f}" + (f" = {ratios}" if ratios else "")
+        )
     console.print(f"wrote {out}")
 
 
@@ -96,6 +112,11 @@ def results_table(results: dict[str, Any]) -> Table:
     table = Table(
         title=f"{results['protocol']} — {final.get('scored_customers', '?')} customers scored, "
         f"{final.get('items', '?')} items"
+    )
+    table.caption = (
+        "ndcg (usual): ideal DCG cut at min(k, |truth|); ndcg / rec (basket): the next-basket convention of the "
+        "TIFU-KNN and TAIW code, over the whole test basket, items unseen in training included (results.json "
+        "'conventions')"
     )
     table.add_column("model", no_wrap=True)
     for _, header in TABLE_METRICS:
