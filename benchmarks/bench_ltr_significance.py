@@ -51,6 +51,8 @@ def cached_split(which: str, cache: Path) -> Split:
         tx = load_transactions(DATA / "completejourney" / "transactions.parquet", schema="complete-journey")
         plan = next_basket_split(tx.transactions)
         cache.mkdir(parents=True, exist_ok=True)
+        if tx.catalog is not None:
+            tx.catalog.write_parquet(cache / "catalog.parquet")
         for name, split in (("final", plan.final), ("tuning", plan.tuning)):
             split.train.write_parquet(cache / f"{name}_train.parquet")
             split.test.write_parquet(cache / f"{name}_test.parquet")
@@ -66,12 +68,20 @@ def cached_split(which: str, cache: Path) -> Split:
     )
 
 
+def catalog(cache: Path) -> pl.DataFrame | None:
+    """The product catalog cached beside the split (categories for the learned hybrid), if the loader gave one."""
+    path = cache / "catalog.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
 def fit(name: str, data: EvalData, cache: Path, ltr: dict[str, Any]) -> Any:
     """Fit one model of the comparison on ``data`` (see the module docstring for the settings)."""
     if name == "buy_again":
         return make_model("buy_again", half_life_days=90.0).fit(data.train, recent=data.decayed(90.0))
     if name == "hybrid_ltr":
-        return make_model("hybrid_ltr", **ltr).fit(data.train, transactions=data.transactions)
+        from training.jobs.evaluate import fit_model, model_classes
+
+        return fit_model(model_classes()["hybrid_ltr"], ltr, data)  # with the catalog's categories, as evaluate does
     if name == "hybrid":
         # the blend is tuned on validation (the tuning split's own last basket), never on the scored basket
         tuning = prepare(cached_split("validation", cache), recent_half_life_days=120.0)
@@ -101,15 +111,18 @@ def main() -> int:
     parser.add_argument("--ltr", default="{}", help="learned-hybrid parameters as JSON")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "centric-bench-cj")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-categories", action="store_true", help="fit the learned hybrid without the catalog")
     args = parser.parse_args()
     ltr = json.loads(args.ltr)
     names = [m for m in args.models.split(",") if m]
     load = os.getloadavg()
     print(f"Machine: {machine()}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.")
-    print(f"Command: `python -m benchmarks.bench_ltr_significance --split {args.split} --models {args.models}`")
+    flags = " --no-categories" if args.no_categories else ""
+    print(f"Command: `python -m benchmarks.bench_ltr_significance --split {args.split} --models {args.models}{flags}`")
     if ltr:
         print(f"Learned-hybrid parameters: `{json.dumps(ltr)}`")
-    data = prepare(cached_split(args.split, args.cache))
+    split = cached_split(args.split, args.cache)
+    data = prepare(split, catalog=None if args.no_categories else catalog(args.cache))
     rows = data.customers
     per: dict[str, dict[str, np.ndarray]] = {}
     seconds: dict[str, float] = {}

@@ -14,13 +14,23 @@ from typing import Any
 import polars as pl
 
 from recsys.columns import Columns
+from recsys.models.item_history import (
+    BASKETS_AGO,
+    CATEGORY,
+    CUSTOMER,
+    ITEM,
+    REF_DAY,
+    TIME,
+    ItemContext,
+    item_context,
+    item_stats_asof,
+    trending_asof,
+)
 
 # Internal column names (prefixed so they never clash with a transaction column): customer index, item index,
-# basket time (epoch seconds), baskets ago (1 = the customer's last basket), quantity, and the training label.
-CUSTOMER, ITEM, TIME, BASKETS_AGO, QUANTITY, LABEL = "_cu", "_it", "_t", "_rl", "_q", "_y"
+# basket time and baskets ago (1 = the customer's last basket) come from item_history; quantity and training label.
+QUANTITY, LABEL = "_q", "_y"
 _DAY = 86_400.0
-_TREND_DAYS = 28
-_DAY_COL, _REF_DAY = "_day", "_ref_day"  # a day (days since the epoch) and a customer's reference day
 _MISSING = -1.0  # feature value of "not defined" (e.g. a repurchase interval with one purchase); trees split on it
 
 FEATURES: tuple[str, ...] = (
@@ -59,9 +69,16 @@ FEATURES: tuple[str, ...] = (
     "customer_basket_size",
     "customer_repeat_share",
     "customer_days_between_baskets",
+    # customer × category (the candidate's category in the customer's history; -1 without a catalog)
+    "category_baskets",
+    "category_baskets_since_last",
+    "category_days_since_last",
+    "category_decay_days_30",
+    "category_repurchase_days",
+    "category_cycle_position",
+    "category_share",  # category_baskets / the customer's baskets
+    "item_share_of_category",  # baskets_with_item / category_baskets (0 for a new item)
 )
-# The item features, read "as of" each customer's reference day (the day of their last basket in the history).
-_ITEM_FEATURES = ("item_buyers", "item_repeat_rate", "item_baskets_per_buyer", "item_basket_rate", "item_recent_lines")
 
 
 def basket_lines(transactions: pl.DataFrame, customers: Any, items: Any) -> pl.DataFrame:
@@ -106,135 +123,29 @@ def basket_lines(transactions: pl.DataFrame, customers: Any, items: Any) -> pl.D
     )
 
 
-def item_timeline(lines: pl.DataFrame) -> pl.DataFrame:
-    """Return, per (item, day with a purchase), the item's history up to and including that day.
-
-    Columns: ``_it``, ``_day`` (days since the epoch, UTC), ``_day_lines`` (baskets with the item that day) and the
-    running totals ``_cum_lines`` (baskets with the item), ``_cum_buyers`` (customers who bought it) and
-    ``_cum_repeat`` (customers who bought it in two baskets or more). Sorted by ``_day``: every item feature is read
-    from it "as of" a day with :func:`item_stats_asof`, so no customer's features see a purchase made after
-    their own reference day.
-    """
-    nth = pl.col(BASKETS_AGO).rank(method="ordinal", descending=True).over(CUSTOMER, ITEM)  # 1 = first purchase
-    daily = (
-        lines.select(ITEM, pl.col(TIME).dt.epoch("d").cast(pl.Int32).alias(_DAY_COL), nth.alias("_n"))
-        .group_by(ITEM, _DAY_COL)
-        .agg(
-            pl.len().cast(pl.Int32).alias("_day_lines"),
-            (pl.col("_n") == 1).sum().cast(pl.Int32).alias("_first"),
-            (pl.col("_n") == 2).sum().cast(pl.Int32).alias("_second"),
-        )
-        .sort(ITEM, _DAY_COL)
-    )
-    return (
-        daily.with_columns(
-            pl.col("_day_lines").cum_sum().over(ITEM).alias("_cum_lines"),
-            pl.col("_first").cum_sum().over(ITEM).alias("_cum_buyers"),
-            pl.col("_second").cum_sum().over(ITEM).alias("_cum_repeat"),
-        )
-        .drop("_first", "_second")
-        .sort(_DAY_COL, ITEM)
-    )
-
-
-def item_stats_asof(frame: pl.DataFrame, timeline: pl.DataFrame, baskets: pl.DataFrame) -> pl.DataFrame:
-    """Add the item features of ``frame``'s (``_it``, ``_ref_day``) rows from the purchases made *before* that day.
-
-    ``item_buyers``, ``item_repeat_rate``, ``item_baskets_per_buyer``, ``item_basket_rate`` (share of all baskets
-    that held the item) and ``item_recent_lines`` (baskets with it in the 28 days before the reference day).
-    ``baskets``: :func:`baskets_by_day` of the same lines. Items not bought before the day get 0 buyers.
-    """
-    if frame.is_empty():
-        return frame.with_columns(*[pl.lit(0.0).alias(c) for c in _ITEM_FEATURES])
-    right = timeline.select(_DAY_COL, ITEM, "_cum_lines", "_cum_buyers", "_cum_repeat")
-    left = frame.with_row_index("_row").with_columns((pl.col(_REF_DAY) - 1).alias(_DAY_COL)).sort(_DAY_COL)
-    # both sides are sorted by day, hence within each item too (polars cannot check that itself with `by`)
-    now = left.join_asof(right, on=_DAY_COL, by=ITEM, strategy="backward", check_sortedness=False)
-    before = (
-        left.select("_row", ITEM, (pl.col(_REF_DAY) - 1 - _TREND_DAYS).alias(_DAY_COL))
-        .sort(_DAY_COL)
-        .join_asof(
-            right.select(_DAY_COL, ITEM, pl.col("_cum_lines").alias("_old_lines")),
-            on=_DAY_COL,
-            by=ITEM,
-            check_sortedness=False,
-        )
-        .select("_row", "_old_lines")
-    )
-    total = left.select("_row", _DAY_COL).join_asof(baskets, on=_DAY_COL, strategy="backward").select("_row", "_all")
-    lines_, buyers = pl.col("_cum_lines").fill_null(0), pl.col("_cum_buyers").fill_null(0)
-    return (
-        now.join(before, on="_row", how="left")
-        .join(total, on="_row", how="left")
-        .with_columns(
-            buyers.alias("item_buyers"),
-            (pl.col("_cum_repeat").fill_null(0) / buyers).alias("item_repeat_rate"),
-            (lines_ / buyers).alias("item_baskets_per_buyer"),
-            (lines_ / pl.col("_all")).alias("item_basket_rate"),
-            (lines_ - pl.col("_old_lines").fill_null(0)).alias("item_recent_lines"),
-        )
-        .sort("_row")
-        .drop("_row", _DAY_COL, "_cum_lines", "_cum_buyers", "_cum_repeat", "_old_lines", "_all")
-    )
-
-
-def baskets_by_day(lines: pl.DataFrame) -> pl.DataFrame:
-    """Return ``_day`` → ``_all`` (every customer's baskets up to and including that day), sorted by day."""
-    return (
-        lines.select(CUSTOMER, BASKETS_AGO, pl.col(TIME).dt.epoch("d").cast(pl.Int32).alias(_DAY_COL))
-        .unique([CUSTOMER, BASKETS_AGO])
-        .group_by(_DAY_COL)
-        .len()
-        .sort(_DAY_COL)
-        .select(_DAY_COL, pl.col("len").cum_sum().alias("_all"))
-    )
-
-
-def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFrame:
-    """Return the ``n`` items with the most baskets in the 28 days before each day of ``days`` (``_ref_day``, ``_it``).
-
-    Ties go to the lower item index. One pass per distinct day (at most the data's length in days).
-    """
-    daily = timeline.select(_DAY_COL, ITEM, "_day_lines")
-    frames = []
-    for day in days.unique().sort().to_list():
-        window = daily.filter(pl.col(_DAY_COL).is_between(day - _TREND_DAYS, day - 1))
-        if window.is_empty():
-            continue
-        top = (
-            window.group_by(ITEM)
-            .agg(pl.col("_day_lines").sum().alias("_hot"))
-            .sort(["_hot", ITEM], descending=[True, False])
-            .head(n)
-        )
-        frames.append(top.select(pl.lit(day, pl.Int32).alias(_REF_DAY), ITEM))
-    if not frames:
-        return pl.DataFrame(schema={_REF_DAY: pl.Int32, ITEM: pl.Int32})
-    return pl.concat(frames)
-
-
 def candidate_features(
     lines: pl.DataFrame,
     cutoff: int,
     candidates: int,
     explore_candidates: int,
     customers: pl.Series | None = None,
-    context: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+    context: ItemContext | None = None,
 ) -> pl.DataFrame:
     """Features of every candidate as of ``cutoff``: the history is the baskets with ``_rl > cutoff``.
 
     Returns ``_cu``, ``_it`` and :data:`FEATURES` (float32), one row per candidate; empty when no history is left.
     ``customers``: only these customers' candidates. Item features and the trending candidates are those of the
     day of each customer's last basket in the history: only purchases (of anyone) made before that day count, so a
-    household's features never depend on what others bought after it. ``context``: ``(item_timeline(lines),
-    baskets_by_day(lines))`` when the caller computes them once for several cutoffs.
+    household's features never depend on what others bought after it. ``context``: ``item_context(lines, …)`` when the
+    caller computes it once for several cutoffs (its categories give the customer × category features; without
+    them those are -1).
     """
     h = lines.filter(pl.col(BASKETS_AGO) > cutoff).with_columns((pl.col(BASKETS_AGO) - cutoff).alias(BASKETS_AGO))
     if customers is not None:
         h = h.filter(pl.col(CUSTOMER).is_in(customers.implode()))
     if h.is_empty():
         return pl.DataFrame(schema={CUSTOMER: pl.Int32, ITEM: pl.Int32, **{f: pl.Float32 for f in FEATURES}})
-    timeline, baskets = context if context is not None else (item_timeline(lines), baskets_by_day(lines))
+    timeline, baskets, categories = context if context is not None else item_context(lines)
     cust = (
         h.group_by(CUSTOMER)
         .agg(
@@ -252,7 +163,7 @@ def candidate_features(
                 / _DAY
                 / pl.max_horizontal(pl.col("customer_baskets") - 1, 1)
             ).alias("customer_days_between_baskets"),
-            pl.col("_t_last").dt.epoch("d").cast(pl.Int32).alias(_REF_DAY),
+            pl.col("_t_last").dt.epoch("d").cast(pl.Int32).alias(REF_DAY),
         )
     )
     age = (pl.col("_t_last") - pl.col(TIME)).dt.total_seconds() / _DAY
@@ -274,7 +185,7 @@ def candidate_features(
         pl.col(QUANTITY).sum().alias("quantity"),
     )
     customer_cols = ["customer_items", "customer_basket_size", "customer_repeat_share", "customer_days_between_baskets"]
-    pairs = pairs.join(cust.select(CUSTOMER, "customer_baskets", _REF_DAY, *customer_cols), on=CUSTOMER).with_columns(
+    pairs = pairs.join(cust.select(CUSTOMER, "customer_baskets", REF_DAY, *customer_cols), on=CUSTOMER).with_columns(
         (pl.col("baskets_with_item") / pl.col("customer_baskets")).alias("basket_share"),
         (pl.col("baskets_with_item") / pl.col("baskets_since_first")).alias("share_since_first"),
         pl.when(pl.col("baskets_with_item") > 1)
@@ -283,7 +194,7 @@ def candidate_features(
         .alias("repurchase_days"),
     )
     pairs = pairs.with_columns((pl.col("days_since_last") / pl.col("repurchase_days")).alias("cycle_position"))
-    pairs = item_stats_asof(pairs, timeline, baskets)
+    pairs = _with_categories(item_stats_asof(pairs, timeline, baskets), h, categories)
     score = pl.col("decay_days_90") * pl.col("item_repeat_rate").sqrt()
     bought = pairs.select(CUSTOMER, ITEM)  # every item each customer bought, before the cut to the best `candidates`
     pairs = (
@@ -299,23 +210,67 @@ def candidate_features(
     )
     frames = [pairs]
     if explore_candidates > 0:
-        hot = trending_asof(timeline, cust.get_column(_REF_DAY), explore_candidates)
+        hot = trending_asof(timeline, cust.get_column(REF_DAY), explore_candidates)
         new = (
-            cust.select(CUSTOMER, "customer_baskets", _REF_DAY, *customer_cols)
-            .join(hot, on=_REF_DAY)
+            cust.select(CUSTOMER, "customer_baskets", REF_DAY, *customer_cols)
+            .join(hot, on=REF_DAY)
             .join(bought, on=[CUSTOMER, ITEM], how="anti")
         )
-        frames.append(item_stats_asof(new, timeline, baskets).with_columns(pl.lit(1.0).alias("is_new")))
+        new = _with_categories(item_stats_asof(new, timeline, baskets), h, categories)
+        frames.append(new.with_columns(pl.lit(1.0).alias("is_new")))
     out = pl.concat(frames, how="diagonal_relaxed")
     return out.sort(CUSTOMER, pl.col("is_new"), ITEM).select(
         pl.col(CUSTOMER).cast(pl.Int32),
         pl.col(ITEM).cast(pl.Int32),
         # inf (e.g. cycle_position after two purchases on one day) becomes a large finite value: "long overdue"
         *[
-            pl.col(f).cast(pl.Float64).fill_null(_MISSING).fill_nan(_MISSING).clip(-1e9, 1e9).cast(pl.Float32)
+            (pl.col(f) if f in out.columns else pl.lit(None))  # category features without a catalog: missing
+            .cast(pl.Float64)
+            .fill_null(_MISSING)
+            .fill_nan(_MISSING)
+            .clip(-1e9, 1e9)
+            .cast(pl.Float32)
+            .alias(f)
             for f in FEATURES
         ],
     )
+
+
+def _with_categories(frame: pl.DataFrame, h: pl.DataFrame, categories: pl.DataFrame | None) -> pl.DataFrame:
+    """Add the customer × category features of ``frame``'s candidates (their category in the customer's history
+    ``h``, which has ``_age``); without ``categories`` they stay missing."""
+    if categories is None or frame.is_empty():
+        return frame
+    cat_baskets = (
+        h.join(categories, on=ITEM)
+        .group_by(CUSTOMER, CATEGORY, BASKETS_AGO)
+        .agg(pl.col("_age").min())
+        .group_by(CUSTOMER, CATEGORY)
+        .agg(
+            pl.len().alias("category_baskets"),
+            pl.col(BASKETS_AGO).min().alias("category_baskets_since_last"),
+            pl.col("_age").min().alias("category_days_since_last"),
+            pl.col("_age").max().alias("_category_first"),
+            (0.5 ** (pl.col("_age") / 30.0)).sum().alias("category_decay_days_30"),
+        )
+        .with_columns(
+            pl.when(pl.col("category_baskets") > 1)
+            .then((pl.col("_category_first") - pl.col("category_days_since_last")) / (pl.col("category_baskets") - 1))
+            .otherwise(None)
+            .alias("category_repurchase_days")
+        )
+        .with_columns(
+            (pl.col("category_days_since_last") / pl.col("category_repurchase_days")).alias("category_cycle_position")
+        )
+        .drop("_category_first")
+    )
+    with_cat = frame.join(categories, on=ITEM, how="left").join(cat_baskets, on=[CUSTOMER, CATEGORY], how="left")
+    return with_cat.with_columns(
+        (pl.col("category_baskets") / pl.col("customer_baskets")).alias("category_share"),
+        (pl.col("baskets_with_item") / pl.col("category_baskets")).alias("item_share_of_category")
+        if "baskets_with_item" in with_cat.columns
+        else pl.lit(0.0).alias("item_share_of_category"),
+    ).drop(CATEGORY)
 
 
 def training_frame(
@@ -325,7 +280,7 @@ def training_frame(
     explore_candidates: int,
     horizon_days: float | None = None,
     customers: pl.Series | None = None,
-    context: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+    context: ItemContext | None = None,
 ) -> pl.DataFrame:
     """Candidates labelled ``_y`` = 1 when in the customer's ``r``-th last basket, for ``r = 1 … target_baskets``.
 
@@ -338,7 +293,7 @@ def training_frame(
     (a group without one teaches a ranker nothing). Sorted by (``r``, customer) so groups are contiguous.
     """
     frames = []
-    context = context if context is not None else (item_timeline(lines), baskets_by_day(lines))
+    context = context if context is not None else item_context(lines)
     for r in range(1, target_baskets + 1):
         feats = candidate_features(lines, r, candidates, explore_candidates, customers, context)
         if feats.is_empty():

@@ -56,9 +56,8 @@ from recsys.models.basket_features import (
     ITEM,
     LABEL,
     basket_lines,
-    baskets_by_day,
     candidate_features,
-    item_timeline,
+    item_context,
     training_frame,
 )
 
@@ -69,6 +68,9 @@ class LearnedHybridRecommender(Recommender):
 
     name: ClassVar[str] = "hybrid_ltr"
     needs_transactions: ClassVar[bool] = True
+    # An int category code per item (-1 = none), set before fit as for popular_in_category: the customer × category
+    # features (how often and how lately the customer buys the candidate's category). Without it they are -1.
+    item_categories: np.ndarray | None = None
 
     def __init__(
         self,
@@ -82,6 +84,8 @@ class LearnedHybridRecommender(Recommender):
         seed: int = 0,
         horizon_days: float | None = None,
         max_training_customers: int = 20_000,
+        early_stopping_rounds: int | None = None,
+        training_candidates: int | None = None,
     ) -> None:
         for name, value, low in (
             ("target_baskets", target_baskets, 1),
@@ -91,6 +95,8 @@ class LearnedHybridRecommender(Recommender):
             ("num_leaves", num_leaves, 2),
             ("min_data_in_leaf", min_data_in_leaf, 1),
             ("max_training_customers", max_training_customers, 1),
+            ("early_stopping_rounds", early_stopping_rounds or 1, 1),
+            ("training_candidates", training_candidates or 1, 1),
         ):
             if int(value) != value or value < low:
                 raise ValueError(f"hybrid_ltr: {name} must be an integer >= {low}, got {value!r}")
@@ -108,21 +114,24 @@ class LearnedHybridRecommender(Recommender):
         self.seed = seed
         self.horizon_days = horizon_days
         self.max_training_customers = max_training_customers
+        self.early_stopping_rounds = early_stopping_rounds
+        self.training_candidates = training_candidates
 
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         if transactions is None:  # fit() refuses a model that needs_transactions without them
             raise ValueError("hybrid_ltr learns from basket history: fit it with transactions=<the purchase lines>")
         lines = basket_lines(transactions, self.customers_, self.items_)
-        context = (item_timeline(lines), baskets_by_day(lines))
+        context = item_context(lines, self.item_categories)
         train = training_frame(
             lines,
             self.target_baskets,
-            self.candidates,
+            min(self.training_candidates or self.candidates, self.candidates),
             self.explore_candidates,
             self.horizon_days,
             self._training_customers(lines),
             context,
         )
+        self.boosting_rounds_ = 0
         self.booster_text_ = self._train(train) if train.height else ""
         serve = candidate_features(lines, 0, self.candidates, self.explore_candidates, context=context)
         buy_again = serve.get_column("buy_again_relative").to_numpy().astype(np.float64)  # -1 for new items
@@ -151,9 +160,11 @@ class LearnedHybridRecommender(Recommender):
         return eligible.sample(self.max_training_customers, seed=self.seed).sort()
 
     def _train(self, train: pl.DataFrame) -> str:
+        """Return the booster (LightGBM's text format) trained on ``train``; with ``early_stopping_rounds``, a
+        seeded tenth of the training customers (all their target baskets) is held out and boosting stops when their
+        NDCG@10 has not improved for that many rounds (``rounds`` is then the most)."""
         import lightgbm as lgb
 
-        sizes = train.group_by("_r", CUSTOMER, maintain_order=True).len().get_column("len").to_numpy()
         params = {
             "objective": "lambdarank",
             "learning_rate": self.learning_rate,
@@ -168,14 +179,44 @@ class LearnedHybridRecommender(Recommender):
             "force_row_wise": True,
             "verbose": -1,
         }
-        data = lgb.Dataset(
-            train.select(FEATURES).to_numpy().astype(np.float32),
-            train.get_column(LABEL).to_numpy(),
+        held = self._early_stopping_customers(train)
+        fit_part = train if held is None else train.filter(~pl.col(CUSTOMER).is_in(held.implode()))
+        data = self._dataset(fit_part)
+        if held is None:
+            self.boosting_rounds_ = self.rounds
+            return lgb.train(params, data, num_boost_round=self.rounds).model_to_string()
+        valid = self._dataset(train.filter(pl.col(CUSTOMER).is_in(held.implode())), reference=data)
+        booster = lgb.train(
+            {**params, "metric": "ndcg", "eval_at": [10]},
+            data,
+            num_boost_round=self.rounds,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(int(self.early_stopping_rounds or 1), verbose=False)],
+        )
+        self.boosting_rounds_ = int(booster.best_iteration or self.rounds)
+        return booster.model_to_string(num_iteration=self.boosting_rounds_)
+
+    def _early_stopping_customers(self, train: pl.DataFrame) -> pl.Series | None:
+        """The customers held out to stop boosting early (a seeded tenth), or ``None`` (no early stopping, or fewer
+        than 20 customers to learn from)."""
+        customers = train.get_column(CUSTOMER).unique().sort()
+        if not self.early_stopping_rounds or customers.len() < 20:
+            return None
+        return customers.sample(fraction=0.1, seed=self.seed).sort()
+
+    @staticmethod
+    def _dataset(frame: pl.DataFrame, reference: Any = None) -> Any:
+        import lightgbm as lgb
+
+        sizes = frame.group_by("_r", CUSTOMER, maintain_order=True).len().get_column("len").to_numpy()
+        return lgb.Dataset(
+            frame.select(FEATURES).to_numpy().astype(np.float32),
+            frame.get_column(LABEL).to_numpy(),
             group=sizes,
             feature_name=[f.replace(".", "_") for f in FEATURES],
             free_raw_data=True,
+            reference=reference,
         )
-        return lgb.train(params, data, num_boost_round=self.rounds).model_to_string()
 
     def _predict(self, frame: pl.DataFrame) -> np.ndarray:
         if frame.is_empty():
@@ -203,9 +244,13 @@ class LearnedHybridRecommender(Recommender):
             **csr_arrays("scores", self.scores_),
             "booster": np.frombuffer(self.booster_text_.encode(), np.uint8),
             "training_rows": np.array([self.training_rows_], np.int64),
+            "boosting_rounds": np.array([self.boosting_rounds_], np.int64),
         }
 
     def _restore(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.scores_ = csr_from_arrays("scores", arrays)
         self.booster_text_ = np.asarray(arrays["booster"], np.uint8).tobytes().decode()
         self.training_rows_ = int(np.asarray(arrays["training_rows"])[0])
+        # saved by models from 2026-12 on; earlier ones boosted `rounds` rounds
+        rounds = arrays.get("boosting_rounds", np.array([self.rounds]))
+        self.boosting_rounds_ = int(np.asarray(rounds)[0])

@@ -122,7 +122,7 @@ def run_train(
         if primary == AUTO:
             notify("choose the primary model on validation", 0, 1)
             started = time.perf_counter()
-            choice = _choose_primary(validation, hybrid)
+            choice = _choose_primary(validation, hybrid, items)
             timings["choose_primary"] = time.perf_counter() - started
     primary = choice.get("chosen", primary if primary != AUTO else LINEAR_HYBRID)
     wanted = list(dict.fromkeys([LINEAR_HYBRID, primary, *models]))
@@ -254,13 +254,19 @@ def _fit_one(
         )
         return make_model(name, half_life_days=TRENDING_HALF_LIFE_DAYS).fit(counts, recent=short)
     model = make_model(name)
-    if name == "popular_in_category":
-        codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
-        order = pl.DataFrame({Columns.item_id: list(counts.items.external_ids)}).join(
-            codes, on=Columns.item_id, how="left"
-        )
-        model.item_categories = order.get_column("code").fill_null(-1).to_numpy()  # type: ignore[attr-defined]
+    if name in ("popular_in_category", "hybrid_ltr"):
+        model.item_categories = category_codes(items, counts.items)  # type: ignore[attr-defined]
     return model.fit(counts, recent=recent, transactions=transactions)
+
+
+def category_codes(items: pl.DataFrame, ids: Any) -> np.ndarray:
+    """Return an int category code per item of the id map ``ids`` (``-1`` = not in ``items``), from ``items.parquet``'s
+    table."""
+    codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
+    order = pl.DataFrame({Columns.item_id: list(ids.external_ids)}).join(
+        codes, on=Columns.item_id, how="left", maintain_order="left"
+    )
+    return order.get_column("code").fill_null(-1).to_numpy()
 
 
 def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:
@@ -307,7 +313,7 @@ def _tune_hybrid(validation: Any, half_life_days: float, explore: str, tune: boo
     }, model
 
 
-def _choose_primary(validation: Any, hybrid: HybridRecommender | None) -> dict[str, Any]:
+def _choose_primary(validation: Any, hybrid: HybridRecommender | None, items: pl.DataFrame) -> dict[str, Any]:
     """Score the (tuned) linear hybrid and a learned hybrid fitted on the same validation train part on each
     customer's last order; return the report with ``chosen`` = the better NDCG@10 (the linear one on a tie: it is
     the cheaper to fit). Without a validation split the linear hybrid is chosen and the report says why."""
@@ -318,7 +324,9 @@ def _choose_primary(validation: Any, hybrid: HybridRecommender | None) -> dict[s
     from recsys.evaluation.runner import recommend_all
 
     rows = validation.customers
-    learned = make_model("hybrid_ltr").fit(validation.train, transactions=validation.transactions)
+    learned = make_model("hybrid_ltr")
+    learned.item_categories = category_codes(items, validation.train.items)  # type: ignore[attr-defined]
+    learned.fit(validation.train, transactions=validation.transactions)
     scores = {
         name: round(ranking_metrics(recommend_all(model, rows, 10), validation.truth[rows], (10,))["ndcg@10"], 4)
         for name, model in ((LINEAR_HYBRID, hybrid), ("hybrid_ltr", learned))

@@ -12,6 +12,7 @@ from recsys.ids import IdMap
 from recsys.matrix import build_matrix
 from recsys.models import BuyAgainRecommender, LearnedHybridRecommender
 from recsys.models.basket_features import FEATURES, basket_lines, candidate_features, training_frame
+from recsys.models.item_history import item_context
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 FAST = {"rounds": 40, "min_data_in_leaf": 5, "target_baskets": 6}
@@ -310,3 +311,35 @@ def test_a_ranker_that_learned_nothing_does_not_replace_the_buy_again_order() ->
     # ... but it learned nothing: both items score alike and "aa" (index 0) wins the tie over the item bought every
     # week.
     assert matrix.items.to_external(ids[0][:1]) == ["zz"], scores
+
+
+def test_category_features_follow_the_customers_own_baskets_of_that_category() -> None:
+    # "a" buys some milk in each weekly basket, alternating two brands; "oat" is the milk that others made trending
+    rows = [_line("a", "milk_x" if b % 2 else "milk_y", f"a{b}", 7 * b) for b in range(6)]
+    rows += [_line("a", "bread", f"a{b}", 7 * b) for b in (0, 5)]
+    rows += [_line(f"o{c}", "oat", f"o{c}-{b}", 7 * b + 1) for c in range(4) for b in range(4)]
+    lines = pl.DataFrame(rows)
+    matrix = build_matrix(lines, weighting="count")
+    names = matrix.items.external_ids
+    codes = np.array([0 if ("milk" in name or name == "oat") else 1 for name in names])
+    ranked = basket_lines(lines, matrix.customers, matrix.items)
+    features = candidate_features(ranked, 0, 10, 5, context=item_context(ranked, codes))
+    mine = features.filter(pl.col("_cu") == matrix.customers.index_of("a"))
+    row = {names[r["_it"]]: r for r in mine.iter_rows(named=True)}
+    assert row["milk_x"]["category_baskets"] == row["oat"]["category_baskets"] == 6  # milk in all six baskets
+    assert row["milk_x"]["item_share_of_category"] == pytest.approx(3 / 6)
+    assert row["oat"]["is_new"] == 1.0 and row["oat"]["item_share_of_category"] == 0.0
+    assert row["bread"]["category_repurchase_days"] == pytest.approx(35.0)  # bought five weeks apart
+    assert row["milk_y"]["category_days_since_last"] == 0.0  # milk was in the last basket (milk_x's)
+    without = candidate_features(ranked, 0, 10, 5).filter(pl.col("_cu") == matrix.customers.index_of("a"))
+    assert (without["category_baskets"] == -1.0).all()  # no catalog: missing, not zero
+
+
+def test_early_stopping_ends_boosting_once_held_out_customers_stop_improving(tmp_path) -> None:
+    lines = _alternating(n_customers=40)
+    model, matrix = _fit(lines, rounds=300, early_stopping_rounds=5)
+    assert 0 < model.boosting_rounds_ < 300  # the alternation is learned long before 300 rounds
+    ids, _ = model.recommend(np.arange(len(matrix.customers)), 2)
+    assert (ids >= 0).all()
+    model.save(tmp_path)
+    assert LearnedHybridRecommender.load(tmp_path).boosting_rounds_ == model.boosting_rounds_
