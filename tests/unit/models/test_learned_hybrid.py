@@ -336,9 +336,11 @@ def test_category_features_follow_the_customers_own_baskets_of_that_category() -
 
 
 def test_early_stopping_ends_boosting_once_held_out_customers_stop_improving(tmp_path) -> None:
-    lines = _alternating(n_customers=40)
+    lines = _alternating(n_customers=200)  # early stopping needs 200 customers (20 held out)
     model, matrix = _fit(lines, rounds=300, early_stopping_rounds=5)
     assert 0 < model.boosting_rounds_ < 300  # the alternation is learned long before 300 rounds
+    small, _ = _fit(_alternating(n_customers=40), rounds=30, early_stopping_rounds=5)
+    assert small.boosting_rounds_ == 30  # too few customers to hold some out: every round is boosted
     ids, _ = model.recommend(np.arange(len(matrix.customers)), 2)
     assert (ids >= 0).all()
     model.save(tmp_path)
