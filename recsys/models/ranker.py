@@ -127,6 +127,11 @@ class LearnedHybridRecommender(Recommender):
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
         if transactions is None:  # fit() refuses a model that needs_transactions without them
             raise ValueError("hybrid_ltr learns from basket history: fit it with transactions=<the purchase lines>")
+        if self.item_categories is not None and len(self.item_categories) != counts.shape[1]:
+            raise ValueError(
+                f"hybrid_ltr: item_categories has {len(self.item_categories)} entries, the matrix has "
+                f"{counts.shape[1]} items"
+            )
         lines = basket_lines(transactions, self.customers_, self.items_)
         context = item_context(lines, self.item_categories)
         train = training_frame(

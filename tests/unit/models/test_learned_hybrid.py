@@ -149,6 +149,15 @@ def test_training_labels_are_the_target_basket_and_features_precede_it() -> None
         assert group["baskets_since_last"].min() == 1
 
 
+def test_categories_of_another_catalog_size_are_refused() -> None:
+    lines = _alternating(n_customers=4)
+    matrix = build_matrix(lines, weighting="count")
+    model = LearnedHybridRecommender(**FAST)
+    model.item_categories = np.zeros(len(matrix.items) + 1, np.int64)
+    with pytest.raises(ValueError, match="item_categories has 4 entries, the matrix has 3 items"):
+        model.fit(matrix, transactions=lines)
+
+
 def test_fit_without_lines_is_refused_with_a_clear_error() -> None:
     matrix = build_matrix(_alternating(n_customers=4), weighting="count")
     with pytest.raises(ValueError, match="transactions="):
