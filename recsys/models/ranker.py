@@ -245,8 +245,12 @@ class LearnedHybridRecommender(Recommender):
     def feature_importance(self) -> dict[str, float]:
         """Return ``{feature: total gain}`` of the fitted ranker, largest first."""
         self._check_fitted()
-        gains = self._booster().feature_importance(importance_type="gain")
-        return dict(sorted(zip(FEATURES, map(float, gains), strict=True), key=lambda kv: -kv[1]))
+        booster = self._booster()
+        gains = booster.feature_importance(importance_type="gain")
+        # the booster's own names: a model saved before features were added keeps its own list
+        by_name = {f.replace(".", "_"): f for f in FEATURES}
+        names = [by_name.get(n, n) for n in booster.feature_name()]
+        return dict(sorted(zip(names, map(float, gains), strict=True), key=lambda kv: -kv[1]))
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
         return dense_rows(self.scores_, batch)
