@@ -35,6 +35,10 @@ class Split:
     train: pl.DataFrame
     test: pl.DataFrame
     stats: dict[str, int | str] = field(default_factory=dict)
+    # Per scored-or-not known customer: distinct test items, counting items unseen in train (``customer_id``,
+    # ``test_items``). The next-basket metrics divide by this (as TIFU-KNN's and TAIW's code do), not by the
+    # items a model could have scored.
+    test_sizes: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ def _make_split(name: str, train: pl.DataFrame, test: pl.DataFrame, extra: dict[
         "unseen_item_lines": cold_items.height,
         **extra,
     }
-    return Split(name=name, train=train, test=scored, stats=stats)
+    sizes = known_customer.group_by(Columns.customer_id).agg(pl.col(Columns.item_id).n_unique().alias("test_items"))
+    return Split(name=name, train=train, test=scored, stats=stats, test_sizes=sizes)
 
 
 def _require(frame: pl.DataFrame, columns: tuple[str, ...]) -> None:

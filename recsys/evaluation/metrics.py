@@ -12,6 +12,15 @@ Per customer ``u`` with relevant set ``R_u`` and top-k list ``L_u@k``, ``hits = 
 - ``ndcg@k = Σ_{j<k, L_u[j] ∈ R_u} 1/log2(j+2)  /  Σ_{j<min(k,|R_u|)} 1/log2(j+2)``
 - ``map@k = Σ_{j<k, L_u[j] ∈ R_u} precision@(j+1)  /  min(k, |R_u|)``
 
+**Two NDCG conventions.** ``ndcg@k`` above is the usual one (the ideal DCG cut at ``min(k, |R_u|)``, over the items
+a model could score). Next-basket papers compute it differently, and their figures are only comparable to ours in
+their convention: the code of TIFU-KNN (SIGIR 2020) and TAIW (RecSys 2023) takes the ideal DCG over the *whole*
+basket ``B_u`` (items unseen in training included), so a basket of 25 items can never reach 1 at ``k = 10``.
+Given ``basket_sizes`` (``|B_u|`` per customer), :func:`ranking_metrics` also returns
+
+- ``ndcg_basket@k = Σ_{j<k, L_u[j] ∈ R_u} 1/log2(j+2)  /  Σ_{j<|B_u|} 1/log2(j+2)``
+- ``recall_basket@k = hits / |B_u|`` (the next-basket recall: unseen items count as misses)
+
 **Repeat / explore.** Given the customer's training history ``H_u`` the relevant set splits into
 ``R_u ∩ H_u`` (*repeat*: test items the customer had bought before) and ``R_u \\ H_u`` (*explore*: new to the
 customer). ``repeat_<metric>@k`` / ``explore_<metric>@k`` are the same formulas with that subset as ``R_u``,
@@ -78,12 +87,19 @@ def ranking_metrics(
     truth: sp.csr_matrix,
     ks: Sequence[int] = DEFAULT_KS,
     prefix: str = "",
+    *,
+    basket_sizes: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Return ``{prefix + "<metric>@<k>": mean}`` for precision, recall, ndcg, map and hit_rate at every ``k``.
 
     Customers without relevant items are ignored; with none at all every metric is ``nan``. ``k`` larger than
-    the lists' width counts the missing positions as misses.
+    the lists' width counts the missing positions as misses. ``basket_sizes`` (one per row, ``>=`` the row's
+    relevant items): also ``ndcg_basket@k`` and ``recall_basket@k``, the next-basket convention (module docstring).
     """
+    if basket_sizes is not None:
+        basket_sizes = np.asarray(basket_sizes, dtype=np.float64)
+        if basket_sizes.shape != (truth.shape[0],):
+            raise ValueError(f"basket_sizes has shape {basket_sizes.shape}; expected ({truth.shape[0]},)")
     truth = _relevant(truth)
     hits = hit_matrix(top_k, truth)
     n_rel = np.diff(truth.indptr).astype(np.float64)
@@ -109,6 +125,45 @@ def ranking_metrics(
         out[f"{prefix}ndcg@{k}"] = float(np.mean(dcg / ideal))
         out[f"{prefix}map@{k}"] = float(np.mean(ap))
         out[f"{prefix}hit_rate@{k}"] = float(np.mean(n_hits > 0))
+        if basket_sizes is not None:
+            size = np.maximum(basket_sizes[users], rel)  # a basket holds at least the items that can be scored
+            out[f"{prefix}ndcg_basket@{k}"] = float(np.mean(dcg / _ideal_dcg(size)))
+            out[f"{prefix}recall_basket@{k}"] = float(np.mean(n_hits / size))
+    return out
+
+
+def _ideal_dcg(sizes: np.ndarray) -> np.ndarray:
+    """``Σ_{j<n} 1/log2(j+2)`` for each ``n`` in ``sizes`` (the whole basket, not cut at k)."""
+    n = sizes.astype(np.int64)
+    table = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, int(n.max(initial=1)) + 2)))])
+    return table[n]
+
+
+def per_customer_metrics(
+    top_k: np.ndarray, truth: sp.csr_matrix, k: int, *, basket_sizes: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Return per-row ``ndcg``, ``recall`` (and with ``basket_sizes`` ``ndcg_basket``, ``recall_basket``) at ``k``.
+
+    Rows are those with a relevant item, in order; their means are :func:`ranking_metrics`' figures (for paired
+    comparisons such as a bootstrap over customers).
+    """
+    truth = _relevant(truth)
+    hits = hit_matrix(np.asarray(top_k)[:, :k], truth).astype(np.float64)
+    if hits.shape[1] < k:
+        hits = np.pad(hits, ((0, 0), (0, k - hits.shape[1])))
+    rel = np.diff(truth.indptr).astype(np.float64)
+    users = rel > 0
+    hits, rel = hits[users], rel[users]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hits @ discounts
+    out = {
+        "ndcg": dcg / np.cumsum(discounts)[np.minimum(rel, k).astype(np.int64) - 1],
+        "recall": hits.sum(axis=1) / rel,
+    }
+    if basket_sizes is not None:
+        size = np.maximum(np.asarray(basket_sizes, np.float64)[users], rel)
+        out["ndcg_basket"] = dcg / _ideal_dcg(size)
+        out["recall_basket"] = hits.sum(axis=1) / size
     return out
 
 
@@ -157,17 +212,19 @@ def evaluate_top_k(
     *,
     item_popularity: np.ndarray | None = None,
     n_train_customers: int | None = None,
+    basket_sizes: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Return every metric: overall, ``repeat_``/``explore_`` prefixed, catalog coverage and novelty.
 
     ``history``: the training rows of the same customers as ``truth`` (same columns). Novelty uses
     ``item_popularity`` / ``n_train_customers`` (buyers per item over *all* training customers) when given,
-    else the buyers within ``history``.
+    else the buyers within ``history``. ``basket_sizes``: each row's whole test basket (items unseen in training
+    included), for the next-basket ``ndcg_basket@k`` / ``recall_basket@k`` (overall only).
     """
     repeat, explore = split_repeat_explore(truth, history)
     popularity = item_buyers(history) if item_popularity is None else item_popularity
     n_customers = history.shape[0] if n_train_customers is None else n_train_customers
-    out = ranking_metrics(top_k, truth, ks)
+    out = ranking_metrics(top_k, truth, ks, basket_sizes=basket_sizes)
     out.update(ranking_metrics(top_k, repeat, ks, prefix="repeat_"))
     out.update(ranking_metrics(top_k, explore, ks, prefix="explore_"))
     out.update(catalog_metrics(top_k, popularity, n_customers, ks))

@@ -44,7 +44,8 @@ class EvalData:
     ``customers`` are the internal indices (rows of ``train.matrix``) of customers with at least one test item;
     ``now`` is the reference time for time-decayed models (the split's cutoff, else the newest train line);
     ``recent`` is the train matrix with ``decay`` weighting at ``now`` (the ``recent=`` input of ``Recommender.fit``);
-    :meth:`decayed` gives it for another half-life.
+    :meth:`decayed` gives it for another half-life. ``basket_sizes``: per train customer, the distinct items of their
+    test part *including* items unseen in training (0 for customers without one), for the next-basket metrics.
     """
 
     train: PurchaseMatrix
@@ -55,6 +56,7 @@ class EvalData:
     stats: dict[str, Any] = field(default_factory=dict)
     catalog: pl.DataFrame | None = None
     recent_half_life_days: float = 30.0
+    basket_sizes: np.ndarray | None = None
     _decayed: dict[float, PurchaseMatrix] = field(default_factory=dict, repr=False, compare=False)
 
     def decayed(self, half_life_days: float) -> PurchaseMatrix:
@@ -88,6 +90,13 @@ def prepare(split: Split, *, catalog: pl.DataFrame | None = None, recent_half_li
     now = datetime.fromisoformat(str(cutoff)) if cutoff else split.train.select(pl.col(Columns.timestamp).max()).item()
     truth = build_matrix(split.test, weighting="binary", customers=train.customers, items=train.items)
     customers = np.flatnonzero(np.diff(truth.matrix.indptr)).astype(np.int32)
+    sizes = np.diff(truth.matrix.indptr).astype(np.int64)
+    if split.test_sizes is not None:
+        given = split.test_sizes.with_columns(pl.col(Columns.customer_id).cast(pl.String))
+        known = train.customers.to_internal_frame(given, Columns.customer_id, "_row")
+        rows = known.get_column("_row").to_numpy()
+        # never below the scorable items (a caller's sizes frame could be from another filter of the same test)
+        sizes[rows] = np.maximum(sizes[rows], known.get_column("test_items").to_numpy())
     stats = {
         **split.stats,
         "customers": len(train.customers),
@@ -105,6 +114,7 @@ def prepare(split: Split, *, catalog: pl.DataFrame | None = None, recent_half_li
         stats=stats,
         catalog=catalog,
         recent_half_life_days=recent_half_life_days,
+        basket_sizes=sizes,
     )
 
 
@@ -162,6 +172,7 @@ def evaluate_model(
         ks,
         item_popularity=item_buyers(data.train.matrix),
         n_train_customers=data.train.matrix.shape[0],
+        basket_sizes=data.basket_sizes[rows] if data.basket_sizes is not None else None,
     )
     metrics["fit_seconds"] = fit_seconds
     metrics["recommend_seconds"] = recommend_seconds

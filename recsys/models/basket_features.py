@@ -1,7 +1,10 @@
 """Basket-history features for the learned hybrid (:mod:`recsys.models.ranker`): candidates and their features.
 
-Every feature is computed as of a per-customer cutoff (see the ranker's module docstring for the training scheme);
-:data:`FEATURES` lists them in the order the ranker reads them.
+Every feature is computed as of a per-customer cutoff (see the ranker's module docstring for the training scheme):
+the customer × item and customer features from the customer's baskets before it, the item features and the
+trending (explore) candidates from everyone's purchases made before the *day* of the customer's last basket in that
+history (its reference day). So a household's features never depend on what others bought after it, whether the
+household is a training target or is being scored. :data:`FEATURES` lists them in the order the ranker reads them.
 """
 
 from __future__ import annotations
@@ -11,12 +14,23 @@ from typing import Any
 import polars as pl
 
 from recsys.columns import Columns
+from recsys.models.item_history import (
+    BASKETS_AGO,
+    CATEGORY,
+    CUSTOMER,
+    ITEM,
+    REF_DAY,
+    TIME,
+    ItemContext,
+    item_context,
+    item_stats_asof,
+    trending_asof,
+)
 
 # Internal column names (prefixed so they never clash with a transaction column): customer index, item index,
-# basket time (epoch seconds), baskets ago (1 = the customer's last basket), quantity, and the training label.
-CUSTOMER, ITEM, TIME, BASKETS_AGO, QUANTITY, LABEL = "_cu", "_it", "_t", "_rl", "_q", "_y"
+# basket time and baskets ago (1 = the customer's last basket) come from item_history; quantity and training label.
+QUANTITY, LABEL = "_q", "_y"
 _DAY = 86_400.0
-_TREND_DAYS = 28
 _MISSING = -1.0  # feature value of "not defined" (e.g. a repurchase interval with one purchase); trees split on it
 
 FEATURES: tuple[str, ...] = (
@@ -47,14 +61,23 @@ FEATURES: tuple[str, ...] = (
     "item_buyers",
     "item_repeat_rate",  # share of the item's buyers who bought it in two baskets or more
     "item_baskets_per_buyer",
-    "item_basket_share",  # mean basket_share over the item's buyers
-    "item_recent_lines",  # lines in the last 28 days of the data
+    "item_basket_rate",  # share of all baskets that held the item
+    "item_recent_lines",  # baskets with the item in the 28 days before the customer's reference day
     # customer
     "customer_baskets",
     "customer_items",
     "customer_basket_size",
     "customer_repeat_share",
     "customer_days_between_baskets",
+    # customer × category (the candidate's category in the customer's history; -1 without a catalog)
+    "category_baskets",
+    "category_baskets_since_last",
+    "category_days_since_last",
+    "category_decay_days_30",
+    "category_repurchase_days",
+    "category_cycle_position",
+    "category_share",  # category_baskets / the customer's baskets
+    "item_share_of_category",  # baskets_with_item / category_baskets (0 for a new item)
 )
 
 
@@ -101,16 +124,28 @@ def basket_lines(transactions: pl.DataFrame, customers: Any, items: Any) -> pl.D
 
 
 def candidate_features(
-    lines: pl.DataFrame, cutoff: int, candidates: int, explore_candidates: int, customers: pl.Series | None = None
+    lines: pl.DataFrame,
+    cutoff: int,
+    candidates: int,
+    explore_candidates: int,
+    customers: pl.Series | None = None,
+    context: ItemContext | None = None,
 ) -> pl.DataFrame:
     """Features of every candidate as of ``cutoff``: the history is the baskets with ``_rl > cutoff``.
 
     Returns ``_cu``, ``_it`` and :data:`FEATURES` (float32), one row per candidate; empty when no history is left.
-    ``customers``: only these customers' candidates (item and population features still come from everyone).
+    ``customers``: only these customers' candidates. Item features and the trending candidates are those of the
+    day of each customer's last basket in the history: only purchases (of anyone) made before that day count, so a
+    household's features never depend on what others bought after it. ``context``: ``item_context(lines, …)`` when the
+    caller computes it once for several cutoffs (its categories give the customer × category features; without
+    them those are -1).
     """
     h = lines.filter(pl.col(BASKETS_AGO) > cutoff).with_columns((pl.col(BASKETS_AGO) - cutoff).alias(BASKETS_AGO))
+    if customers is not None:
+        h = h.filter(pl.col(CUSTOMER).is_in(customers.implode()))
     if h.is_empty():
         return pl.DataFrame(schema={CUSTOMER: pl.Int32, ITEM: pl.Int32, **{f: pl.Float32 for f in FEATURES}})
+    timeline, baskets, categories = context if context is not None else item_context(lines)
     cust = (
         h.group_by(CUSTOMER)
         .agg(
@@ -128,6 +163,7 @@ def candidate_features(
                 / _DAY
                 / pl.max_horizontal(pl.col("customer_baskets") - 1, 1)
             ).alias("customer_days_between_baskets"),
+            pl.col("_t_last").dt.epoch("d").cast(pl.Int32).alias(REF_DAY),
         )
     )
     age = (pl.col("_t_last") - pl.col(TIME)).dt.total_seconds() / _DAY
@@ -148,7 +184,8 @@ def candidate_features(
         (rl <= 10).sum().alias("in_last_10_baskets"),
         pl.col(QUANTITY).sum().alias("quantity"),
     )
-    pairs = pairs.join(cust.select(CUSTOMER, "customer_baskets"), on=CUSTOMER).with_columns(
+    customer_cols = ["customer_items", "customer_basket_size", "customer_repeat_share", "customer_days_between_baskets"]
+    pairs = pairs.join(cust.select(CUSTOMER, "customer_baskets", REF_DAY, *customer_cols), on=CUSTOMER).with_columns(
         (pl.col("baskets_with_item") / pl.col("customer_baskets")).alias("basket_share"),
         (pl.col("baskets_with_item") / pl.col("baskets_since_first")).alias("share_since_first"),
         pl.when(pl.col("baskets_with_item") > 1)
@@ -157,24 +194,7 @@ def candidate_features(
         .alias("repurchase_days"),
     )
     pairs = pairs.with_columns((pl.col("days_since_last") / pl.col("repurchase_days")).alias("cycle_position"))
-    item = pairs.group_by(ITEM).agg(
-        pl.len().alias("item_buyers"),
-        (pl.col("baskets_with_item") >= 2).mean().alias("item_repeat_rate"),
-        pl.col("baskets_with_item").mean().alias("item_baskets_per_buyer"),
-        pl.col("basket_share").mean().alias("item_basket_share"),
-    )
-    newest = h.get_column(TIME).max()
-    trend = (
-        h.filter(pl.col(TIME) > newest - pl.duration(days=_TREND_DAYS))
-        .group_by(ITEM)
-        .agg(pl.len().alias("item_recent_lines"))
-    )
-    item = item.join(trend, on=ITEM, how="left").with_columns(pl.col("item_recent_lines").fill_null(0))
-    customer_cols = ["customer_items", "customer_basket_size", "customer_repeat_share", "customer_days_between_baskets"]
-    if customers is not None:
-        pairs = pairs.filter(pl.col(CUSTOMER).is_in(customers.implode()))
-        cust = cust.filter(pl.col(CUSTOMER).is_in(customers.implode()))
-    pairs = pairs.join(item, on=ITEM, how="left").join(cust.select(CUSTOMER, *customer_cols), on=CUSTOMER, how="left")
+    pairs = _with_categories(item_stats_asof(pairs, timeline, baskets), h, categories)
     score = pl.col("decay_days_90") * pl.col("item_repeat_rate").sqrt()
     bought = pairs.select(CUSTOMER, ITEM)  # every item each customer bought, before the cut to the best `candidates`
     pairs = (
@@ -190,27 +210,67 @@ def candidate_features(
     )
     frames = [pairs]
     if explore_candidates > 0:
-        hot = (
-            item.filter(pl.col("item_recent_lines") > 0)
-            .sort(["item_recent_lines", ITEM], descending=[True, False])
-            .head(explore_candidates)
-        )
+        hot = trending_asof(timeline, cust.get_column(REF_DAY), explore_candidates)
         new = (
-            cust.select(CUSTOMER, "customer_baskets", *customer_cols)
-            .join(hot, how="cross")
+            cust.select(CUSTOMER, "customer_baskets", REF_DAY, *customer_cols)
+            .join(hot, on=REF_DAY)
             .join(bought, on=[CUSTOMER, ITEM], how="anti")
         )
+        new = _with_categories(item_stats_asof(new, timeline, baskets), h, categories)
         frames.append(new.with_columns(pl.lit(1.0).alias("is_new")))
     out = pl.concat(frames, how="diagonal_relaxed")
-    return out.select(
+    return out.sort(CUSTOMER, pl.col("is_new"), ITEM).select(
         pl.col(CUSTOMER).cast(pl.Int32),
         pl.col(ITEM).cast(pl.Int32),
         # inf (e.g. cycle_position after two purchases on one day) becomes a large finite value: "long overdue"
         *[
-            pl.col(f).cast(pl.Float64).fill_null(_MISSING).fill_nan(_MISSING).clip(-1e9, 1e9).cast(pl.Float32)
+            (pl.col(f) if f in out.columns else pl.lit(None))  # category features without a catalog: missing
+            .cast(pl.Float64)
+            .fill_null(_MISSING)
+            .fill_nan(_MISSING)
+            .clip(-1e9, 1e9)
+            .cast(pl.Float32)
+            .alias(f)
             for f in FEATURES
         ],
     )
+
+
+def _with_categories(frame: pl.DataFrame, h: pl.DataFrame, categories: pl.DataFrame | None) -> pl.DataFrame:
+    """Add the customer × category features of ``frame``'s candidates (their category in the customer's history
+    ``h``, which has ``_age``); without ``categories`` they stay missing."""
+    if categories is None or frame.is_empty():
+        return frame
+    cat_baskets = (
+        h.join(categories, on=ITEM)
+        .group_by(CUSTOMER, CATEGORY, BASKETS_AGO)
+        .agg(pl.col("_age").min())
+        .group_by(CUSTOMER, CATEGORY)
+        .agg(
+            pl.len().alias("category_baskets"),
+            pl.col(BASKETS_AGO).min().alias("category_baskets_since_last"),
+            pl.col("_age").min().alias("category_days_since_last"),
+            pl.col("_age").max().alias("_category_first"),
+            (0.5 ** (pl.col("_age") / 30.0)).sum().alias("category_decay_days_30"),
+        )
+        .with_columns(
+            pl.when(pl.col("category_baskets") > 1)
+            .then((pl.col("_category_first") - pl.col("category_days_since_last")) / (pl.col("category_baskets") - 1))
+            .otherwise(None)
+            .alias("category_repurchase_days")
+        )
+        .with_columns(
+            (pl.col("category_days_since_last") / pl.col("category_repurchase_days")).alias("category_cycle_position")
+        )
+        .drop("_category_first")
+    )
+    with_cat = frame.join(categories, on=ITEM, how="left").join(cat_baskets, on=[CUSTOMER, CATEGORY], how="left")
+    return with_cat.with_columns(
+        (pl.col("category_baskets") / pl.col("customer_baskets")).alias("category_share"),
+        (pl.col("baskets_with_item") / pl.col("category_baskets")).alias("item_share_of_category")
+        if "baskets_with_item" in with_cat.columns
+        else pl.lit(0.0).alias("item_share_of_category"),
+    ).drop(CATEGORY)
 
 
 def training_frame(
@@ -220,19 +280,22 @@ def training_frame(
     explore_candidates: int,
     horizon_days: float | None = None,
     customers: pl.Series | None = None,
+    context: ItemContext | None = None,
 ) -> pl.DataFrame:
     """Candidates labelled ``_y`` = 1 when in the customer's ``r``-th last basket, for ``r = 1 … target_baskets``.
 
     With ``horizon_days``, the target is every basket from the ``r``-th last one that starts within that many days
     of it ("what will they buy in the next 30 days" instead of "in the next basket").
 
-    ``customers``: train on these customers only (features still use everyone's history).
+    ``customers``: train on these customers only (item features still use everyone's purchases before each
+    customer's reference day). ``context``: as for :func:`candidate_features`.
     Features come from the baskets before the target; only (customer, r) groups with a positive are kept
     (a group without one teaches a ranker nothing). Sorted by (``r``, customer) so groups are contiguous.
     """
     frames = []
+    context = context if context is not None else item_context(lines)
     for r in range(1, target_baskets + 1):
-        feats = candidate_features(lines, r, candidates, explore_candidates, customers)
+        feats = candidate_features(lines, r, candidates, explore_candidates, customers, context)
         if feats.is_empty():
             break
         if horizon_days is None:

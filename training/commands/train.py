@@ -39,10 +39,11 @@ def train(
         str,
         typer.Option(
             "--primary",
-            help="The model that writes recommendations.parquet: hybrid_ltr (learned ranker) | hybrid (tuned linear "
-            "blend, faster).",
+            help="The model that writes recommendations.parquet: auto (the better of the two below on each "
+            "customer's last order, recorded in train_manifest.json) | hybrid_ltr (learned ranker) | hybrid (tuned "
+            "linear blend, fastest).",
         ),
-    ] = "hybrid_ltr",
+    ] = "auto",
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
     engine: Annotated[
         str,
@@ -72,10 +73,10 @@ def train(
     if unknown:
         raise fail(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     from recsys.data import load_transactions
-    from training.jobs.train import PRIMARY_MODELS, run_train
+    from training.jobs.train import PRIMARY_CHOICES, run_train
 
-    if primary not in PRIMARY_MODELS:
-        raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_MODELS)}")
+    if primary not in PRIMARY_CHOICES:
+        raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_CHOICES)}")
     from training.jobs.score_engine import ENGINES
 
     if engine not in ENGINES:
@@ -118,6 +119,12 @@ def _print_summary(summary: dict, report: object) -> None:
     for source, count in sorted(summary["sources"].items()):
         table.add_row(f"recommendations from {source}", f"{count:,}")
     table.add_row("primary model (writes recommendations)", summary["primary_model"])
+    choice = summary.get("primary_choice") or {}
+    if "validation_ndcg@10" in choice:
+        scores = ", ".join(f"{name} {score}" for name, score in choice["validation_ndcg@10"].items())
+        table.add_row("chosen on validation (NDCG@10)", scores)
+    elif "skipped" in choice:
+        table.add_row("chosen on validation", f"no: {choice['skipped']}")
     blend = summary.get("blend_tuning") or {}
     if "repeat_weight" in blend:
         table.add_row(

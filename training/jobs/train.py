@@ -43,6 +43,8 @@ from training.jobs.train_outputs import fallback_lists, items_table
 DEFAULT_MODELS: tuple[str, ...] = ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category")
 LINEAR_HYBRID = "hybrid"  # always fitted: its buy-again and explore parts are reused as models of their own
 PRIMARY_MODELS: tuple[str, ...] = ("hybrid", "hybrid_ltr")  # which model writes recommendations.parquet
+AUTO = "auto"  # choose the primary among PRIMARY_MODELS on validation (each customer's last order held out)
+PRIMARY_CHOICES: tuple[str, ...] = (AUTO, *PRIMARY_MODELS)
 SIMILAR_MODELS: tuple[str, ...] = (
     "als",
     "item_knn_bm25",
@@ -71,7 +73,7 @@ def run_train(
     similar_candidate_min_buyers: int = 20,
     exclude: Sequence[str] = (),
     explore: str = "user_knn",
-    primary: str = "hybrid_ltr",
+    primary: str = AUTO,
     on_progress: Notify | None = None,
     engine: str = "local",
     workers: int = 2,
@@ -85,15 +87,16 @@ def run_train(
         ``similar_candidate_min_buyers``: items with fewer buyers get no similar-items list / are never suggested as
         similar; ``exclude``: item ids never to recommend; ``explore``: the hybrid's source of new items (``user_knn``
     compares every customer with every other one — use ``als`` beyond about a million customers); ``primary``: the
-        model whose top-k is written to ``recommendations.parquet`` — ``hybrid_ltr`` (the learned ranker, default:
-        about 1.05× the linear hybrid's NDCG@10 on The Complete Journey, about a minute more per million lines) or
-        ``hybrid`` (the tuned linear blend); ``engine``: where every customer is scored (``local``; ``dask`` over
-        ``workers`` local processes or the Dask ``scheduler`` address; ``shards``: left to ``centric score --shard
-        i/n``; see ``training.jobs.score_engine``).
+        model whose top-k is written to ``recommendations.parquet`` — ``auto`` (default: the linear hybrid and the
+        learned ranker are both fitted on every order but each customer's last one and the better NDCG@10 on those
+        last orders is served; the choice and both scores are recorded as ``primary_choice`` in the manifest),
+        ``hybrid_ltr`` (the learned ranker) or ``hybrid`` (the tuned linear blend, the fastest); ``engine``: where
+        every customer is scored (``local``; ``dask`` over ``workers`` local processes or the Dask ``scheduler``
+        address; ``shards``: left to ``centric score --shard i/n``; see ``training.jobs.score_engine``).
         Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
-    if primary not in PRIMARY_MODELS:
-        raise ValueError(f"unknown primary model {primary!r}; choose from {', '.join(PRIMARY_MODELS)}")
+    if primary not in PRIMARY_CHOICES:
+        raise ValueError(f"unknown primary model {primary!r}; choose from {', '.join(PRIMARY_CHOICES)}")
     if engine not in ENGINES:
         raise ValueError(f"unknown scoring engine {engine!r}; choose from {', '.join(ENGINES)}")
     notify = on_progress or _noop
@@ -119,13 +122,21 @@ def run_train(
 
     # The hybrid first: its fitted parts are reused as buy_again / als instead of being fitted twice.
     timings["matrices_and_items"] = time.perf_counter() - started
-    wanted = list(dict.fromkeys([LINEAR_HYBRID, primary, *models]))
     fitted: dict[str, Recommender] = {}
     blend: dict[str, Any] = {}
-    if tune:
+    choice: dict[str, Any] = {"mode": primary}
+    if tune or primary == AUTO:
         started = time.perf_counter()
-        blend = _tune_hybrid(transactions, half_life_days, explore)
+        validation = _validation_split(transactions, half_life_days)
+        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune)
         timings["tune_hybrid"] = time.perf_counter() - started
+        if primary == AUTO:
+            notify("choose the primary model on validation", 0, 1)
+            started = time.perf_counter()
+            choice = _choose_primary(validation, hybrid, items)
+            timings["choose_primary"] = time.perf_counter() - started
+    primary = choice.get("chosen", primary if primary != AUTO else LINEAR_HYBRID)
+    wanted = list(dict.fromkeys([LINEAR_HYBRID, primary, *models]))
     for done, name in enumerate(wanted):
         notify(f"fit {name}", done, len(wanted))
         started = time.perf_counter()
@@ -184,6 +195,7 @@ def run_train(
         "data_until": now.isoformat(),
         "models": {name: fitted[name].get_params() for name in dict.fromkeys([*models, LINEAR_HYBRID, primary])},
         "primary_model": primary,
+        "primary_choice": choice,
         "blend_tuning": blend,
         "counts": {
             "customers": len(counts.customers),
@@ -201,7 +213,8 @@ def run_train(
         "seconds": {key: round(value, 2) for key, value in timings.items()},
     }
     (out_dir / "train_manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-    return {key: manifest[key] for key in ("primary_model", "counts", "sources", "seconds", "blend_tuning")} | {
+    keys = ("primary_model", "primary_choice", "counts", "sources", "seconds", "blend_tuning")
+    return {key: manifest[key] for key in keys} | {
         "models": list(manifest["models"]),
         "out_dir": str(out_dir),
     }
@@ -253,13 +266,19 @@ def _fit_one(
         short = _decayed(transactions, counts, TRENDING_HALF_LIFE_DAYS, now)
         return make_model(name, half_life_days=TRENDING_HALF_LIFE_DAYS).fit(counts, recent=short)
     model = make_model(name)
-    if name == "popular_in_category":
-        codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
-        order = pl.DataFrame({Columns.item_id: list(counts.items.external_ids)}).join(
-            codes, on=Columns.item_id, how="left"
-        )
-        model.item_categories = order.get_column("code").fill_null(-1).to_numpy()  # type: ignore[attr-defined]
+    if name in ("popular_in_category", "hybrid_ltr"):
+        model.item_categories = category_codes(items, counts.items)  # type: ignore[attr-defined]
     return model.fit(counts, recent=recent, transactions=transactions)
+
+
+def category_codes(items: pl.DataFrame, ids: Any) -> np.ndarray:
+    """Return an int category code per item of the id map ``ids`` (``-1`` = not in ``items``), from ``items.parquet``'s
+    table."""
+    codes = items.select(Columns.item_id, pl.col(Columns.category).rank("dense").cast(pl.Int64).alias("code"))
+    order = pl.DataFrame({Columns.item_id: list(ids.external_ids)}).join(
+        codes, on=Columns.item_id, how="left", maintain_order="left"
+    )
+    return order.get_column("code").fill_null(-1).to_numpy()
 
 
 def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:
@@ -269,25 +288,66 @@ def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:
     return model
 
 
-def _tune_hybrid(transactions: pl.DataFrame, half_life_days: float, explore: str) -> dict[str, Any]:
-    """Tune the blend on each customer's last order (train on the orders before it); return the chosen weights."""
+def _validation_split(transactions: pl.DataFrame, half_life_days: float) -> Any:
+    """Each customer's last order held out (train on the orders before it), as ``EvalData``; a ``str`` saying why
+    there is none (no customer with two orders, or no last order with an item seen before)."""
     from recsys.evaluation.runner import prepare
     from recsys.splits import next_basket_split
 
     try:
         split = next_basket_split(transactions).final
     except DataError as exc:
-        return {"skipped": str(exc)}
+        return str(exc)
     data = prepare(split, recent_half_life_days=half_life_days)
     if data.customers.size == 0:
-        return {"skipped": "no customer has a last order with known items"}
-    model = HybridRecommender(half_life_days=half_life_days, explore=explore).fit(data.train, recent=data.recent)
-    trials = tune_blend(model, data.customers, data.truth)
+        return "no customer has a last order with known items"
+    return data
+
+
+def _tune_hybrid(validation: Any, half_life_days: float, explore: str, tune: bool) -> tuple[dict[str, Any], Any]:
+    """Fit the linear hybrid on the validation split's train part and (``tune``) tune its blend on the held-out
+    orders; return the report and the fitted hybrid (``None`` without a validation split)."""
+    if isinstance(validation, str):
+        return {"skipped": validation}, None
+    model = HybridRecommender(half_life_days=half_life_days, explore=explore).fit(
+        validation.train, recent=validation.recent
+    )
+    if not tune:
+        return {}, model
+    trials = tune_blend(model, validation.customers, validation.truth)
     best = trials[0]
     return {
         "repeat_weight": best.repeat_weight,
         "repeat_slope": best.repeat_slope,
         "validation_ndcg@10": round(best.score, 4),
-        "validation_customers": int(data.customers.size),
+        "validation_customers": int(validation.customers.size),
         "protocol": "each customer's last order held out",
+    }, model
+
+
+def _choose_primary(validation: Any, hybrid: HybridRecommender | None, items: pl.DataFrame) -> dict[str, Any]:
+    """Score the (tuned) linear hybrid and a learned hybrid fitted on the same validation train part on each
+    customer's last order; return the report with ``chosen`` = the better NDCG@10 (the linear one on a tie: it is
+    the cheaper to fit). Without a validation split the linear hybrid is chosen and the report says why."""
+    if isinstance(validation, str) or hybrid is None:
+        reason = validation if isinstance(validation, str) else "no validation split"
+        return {"mode": AUTO, "chosen": LINEAR_HYBRID, "skipped": reason}
+    from recsys.evaluation.metrics import ranking_metrics
+    from recsys.evaluation.runner import recommend_all
+
+    rows = validation.customers
+    learned = make_model("hybrid_ltr")
+    learned.item_categories = category_codes(items, validation.train.items)  # type: ignore[attr-defined]
+    learned.fit(validation.train, transactions=validation.transactions)
+    scores = {
+        name: round(ranking_metrics(recommend_all(model, rows, 10), validation.truth[rows], (10,))["ndcg@10"], 4)
+        for name, model in ((LINEAR_HYBRID, hybrid), ("hybrid_ltr", learned))
+    }
+    chosen = "hybrid_ltr" if scores["hybrid_ltr"] > scores[LINEAR_HYBRID] else LINEAR_HYBRID
+    return {
+        "mode": AUTO,
+        "chosen": chosen,
+        "validation_ndcg@10": scores,
+        "validation_customers": int(rows.size),
+        "protocol": "each customer's last order held out; both models fitted on the orders before it",
     }

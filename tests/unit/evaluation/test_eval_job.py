@@ -81,6 +81,24 @@ def test_results_document_has_every_model_and_metric(protocol: str) -> None:
     json.dumps(results, allow_nan=False)  # NaN-free, JSON-able
 
 
+def test_next_basket_figures_come_in_both_conventions_and_count_unseen_items() -> None:
+    lines = _lines()
+    last = lines.sort("timestamp").group_by("customer_id").agg(pl.col("order_id").last(), pl.col("timestamp").last())
+    # one item nobody bought before joins every customer's last basket: it cannot be scored, but it is in the basket
+    unseen = last.with_columns(pl.lit("brand_new").alias("item_id"), pl.lit(1.0).alias("quantity")).select(
+        lines.columns
+    )
+    with_new = pl.concat([lines, unseen])
+    plain = run_evaluate(lines, protocol="next-basket", models=["mix"], registry=_registry([]))
+    results = run_evaluate(with_new, protocol="next-basket", models=["mix"], registry=_registry([]))
+    m, before = results["models"]["mix"], plain["models"]["mix"]
+    assert {"ndcg@10", "ndcg_basket@10", "recall_basket@10"} <= set(m) and "ndcg_basket@k" in results["conventions"]
+    assert m["ndcg@10"] == pytest.approx(before["ndcg@10"])  # the usual convention ignores unscorable items
+    assert m["recall_basket@10"] < before["recall_basket@10"]  # the next-basket one counts them as misses
+    assert m["ndcg_basket@10"] < before["ndcg_basket@10"]
+    assert m["ndcg_basket@10"] <= m["ndcg@10"]
+
+
 def test_tuning_sees_only_pre_validation_data_and_final_refit_uses_best_params() -> None:
     calls: list[tuple[str, dict, datetime]] = []
     lines = _lines()
@@ -118,6 +136,29 @@ def test_new_items_variant_of_a_library_model_never_recommends_past_purchases() 
     assert new_only["repeat_recall@10"] == 0.0 and new_only["repeat_hit_rate@20"] == 0.0
     # Slots freed from past purchases go to new items, so exploring can only improve.
     assert new_only["explore_recall@10"] >= plain["explore_recall@10"]
+
+
+def test_a_new_items_variant_asks_the_model_fitted_for_its_base_and_the_explore_summary_names_the_best() -> None:
+    pytest.importorskip("recsys.models")
+    results = run_evaluate(
+        _lines(), protocol="temporal", models=["popularity", "trending", "trending:new"], test_days=14
+    )
+    new_only = results["models"]["trending:new"]
+    assert new_only["fit_shared_with"] == "trending"
+    assert new_only["fit_seconds"] == results["models"]["trending"]["fit_seconds"]
+    explore = results["explore"]
+    best = max(("trending", "trending:new"), key=lambda m: results["models"][m]["explore_recall@10"])
+    assert explore["best"] == best
+    assert explore["vs_popularity"] == pytest.approx(
+        results["models"][best]["explore_recall@10"] / results["models"]["popularity"]["explore_recall@10"], abs=1e-3
+    )
+
+
+def test_the_default_model_list_ends_with_the_explore_lists() -> None:
+    from training.jobs.evaluate import DEFAULT_MODELS, EXPLORE_MODELS
+
+    assert DEFAULT_MODELS[-len(EXPLORE_MODELS) :] == EXPLORE_MODELS
+    assert "trending:new" in EXPLORE_MODELS and "popularity:new" in EXPLORE_MODELS
 
 
 # ---- 5. was: the hybrid reported a half-life for its explore model that it never applied -------------------------

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys.evaluation.metrics import catalog_metrics, evaluate_top_k, hit_matrix, ranking_metrics, split_repeat_explore
+from recsys.evaluation.metrics import (
+    catalog_metrics,
+    evaluate_top_k,
+    hit_matrix,
+    per_customer_metrics,
+    ranking_metrics,
+    split_repeat_explore,
+)
 
 L3 = 1 / math.log2(3)  # discount of rank 2
 L4 = 1 / math.log2(4)  # discount of rank 3
@@ -119,3 +126,34 @@ def test_explicit_zero_in_truth_is_not_relevant() -> None:
     # Only item 0 is relevant: one hit in two slots, all of the one relevant item recalled.
     assert metrics["precision@2"] == 0.5, metrics
     assert metrics["recall@2"] == 1.0, metrics
+
+
+def test_next_basket_ndcg_takes_the_ideal_over_the_whole_basket() -> None:
+    # user 0's basket has 2 scorable items and 3 it could not score (unseen in training): 5 in all
+    sizes = np.array([5, 1, 0])
+    m = ranking_metrics(TOP, TRUTH, ks=(2,), basket_sizes=sizes)
+    ideal_of_5 = 1 + L3 + L4 + 1 / math.log2(5) + 1 / math.log2(6)
+    assert m["ndcg_basket@2"] == pytest.approx((1 / ideal_of_5 + L3 / 1) / 2)
+    assert m["ndcg@2"] == pytest.approx((1 / (1 + L3) + L3 / 1) / 2)  # the usual convention is unchanged
+    assert m["recall_basket@2"] == pytest.approx((1 / 5 + 1) / 2)
+    assert m["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
+
+
+def test_basket_sizes_below_the_scorable_items_count_the_scorable_items() -> None:
+    as_given = ranking_metrics(TOP, TRUTH, ks=(3,), basket_sizes=np.array([1, 1, 0]))
+    assert as_given["ndcg_basket@3"] == pytest.approx(as_given["ndcg@3"])  # at k ≥ |truth| the two agree
+    assert as_given["recall_basket@3"] == pytest.approx(as_given["recall@3"])
+
+
+def test_per_customer_figures_average_to_the_reported_ones() -> None:
+    sizes = np.array([4, 2, 0])
+    per = per_customer_metrics(TOP, TRUTH, 2, basket_sizes=sizes)
+    m = ranking_metrics(TOP, TRUTH, ks=(2,), basket_sizes=sizes)
+    assert len(per["ndcg"]) == 2  # the user without truth is left out, as in the means
+    for key in ("ndcg", "recall", "ndcg_basket", "recall_basket"):
+        assert per[key].mean() == pytest.approx(m[f"{key}@2"])
+
+
+def test_basket_sizes_of_the_wrong_length_are_refused() -> None:
+    with pytest.raises(ValueError, match="basket_sizes"):
+        ranking_metrics(TOP, TRUTH, ks=(2,), basket_sizes=np.array([1, 2]))

@@ -12,6 +12,7 @@ from recsys.ids import IdMap
 from recsys.matrix import build_matrix
 from recsys.models import BuyAgainRecommender, LearnedHybridRecommender
 from recsys.models.basket_features import FEATURES, basket_lines, candidate_features, training_frame
+from recsys.models.item_history import item_context
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 FAST = {"rounds": 40, "min_data_in_leaf": 5, "target_baskets": 6}
@@ -103,6 +104,38 @@ def test_features_of_a_target_basket_ignore_that_basket_and_later_ones() -> None
     )
 
 
+def test_a_households_features_ignore_what_others_bought_after_its_last_basket() -> None:
+    lines = _alternating(n_customers=8)  # weekly baskets for 12-13 weeks
+    early = pl.DataFrame([_line("early", item, f"e{b}", 7 * b) for b in range(5) for item in ("milk", "tea")])
+    # everyone but "early" makes "late_hit" the best seller after early's last basket (day 28)
+    hit = pl.DataFrame([_line(f"c{c}", "late_hit", f"c{c}-{b}", 7 * b) for c in range(8) for b in range(5, 12)])
+    base = pl.concat([lines, early, hit.with_columns(pl.col("timestamp").dt.offset_by("1h"))])
+    last_day = START + timedelta(days=28)
+    later = pl.col("timestamp") >= last_day + timedelta(days=1)
+    moved = base.with_columns(
+        # others' later lines move two months on, and tea and coffee swap in them
+        pl.when(later).then(pl.col("timestamp") + timedelta(days=60)).otherwise(pl.col("timestamp")),
+        pl.when(later & (pl.col("item_id") == "tea"))
+        .then(pl.lit("coffee"))
+        .when(later & (pl.col("item_id") == "coffee"))
+        .then(pl.lit("tea"))
+        .otherwise(pl.col("item_id"))
+        .alias("item_id"),
+    )
+    matrix = build_matrix(base, weighting="count")
+    who = matrix.customers.index_of("early")
+
+    def features(frame: pl.DataFrame, cutoff: int) -> pl.DataFrame:
+        ranked = basket_lines(frame, matrix.customers, matrix.items)
+        return candidate_features(ranked, cutoff, 10, 5).filter(pl.col("_cu") == who).sort("_it")
+
+    for cutoff in (0, 1, 2):  # as served, and as the targets of training
+        assert features(base, cutoff).equals(features(moved, cutoff)), cutoff
+    served = features(base, 0)
+    assert matrix.items.index_of("late_hit") not in served["_it"].to_list()  # not trending before its last basket
+    assert not served.filter(pl.col("is_new") == 1.0).is_empty()  # coffee was trending then (others bought it)
+
+
 def test_training_labels_are_the_target_basket_and_features_precede_it() -> None:
     lines = _alternating(n_customers=4)
     matrix = build_matrix(lines, weighting="count")
@@ -114,6 +147,15 @@ def test_training_labels_are_the_target_basket_and_features_precede_it() -> None
         assert set(group.filter(pl.col("_y") == 1)["_it"].to_list()) == target & set(group["_it"].to_list())
         # the candidate last bought in the basket right before the target is "1 basket ago", never 0
         assert group["baskets_since_last"].min() == 1
+
+
+def test_categories_of_another_catalog_size_are_refused() -> None:
+    lines = _alternating(n_customers=4)
+    matrix = build_matrix(lines, weighting="count")
+    model = LearnedHybridRecommender(**FAST)
+    model.item_categories = np.zeros(len(matrix.items) + 1, np.int64)
+    with pytest.raises(ValueError, match="item_categories has 4 entries, the matrix has 3 items"):
+        model.fit(matrix, transactions=lines)
 
 
 def test_fit_without_lines_is_refused_with_a_clear_error() -> None:
@@ -135,7 +177,8 @@ def test_one_basket_per_customer_falls_back_to_buy_again_order() -> None:
             "customer_id": ["a", "a", "a", "b", "b"],
             "item_id": ["x", "y", "y", "x", "z"],
             "order_id": ["1", "1", "1", "2", "2"],
-            "timestamp": [START] * 5,
+            # b shops the day before a: what b bought is "trending" as of a's day (never the other way round)
+            "timestamp": [START] * 3 + [START - timedelta(days=1)] * 2,
             "quantity": [1.0, 1.0, 3.0, 1.0, 1.0],
         }
     )
@@ -277,3 +320,37 @@ def test_a_ranker_that_learned_nothing_does_not_replace_the_buy_again_order() ->
     # ... but it learned nothing: both items score alike and "aa" (index 0) wins the tie over the item bought every
     # week.
     assert matrix.items.to_external(ids[0][:1]) == ["zz"], scores
+
+
+def test_category_features_follow_the_customers_own_baskets_of_that_category() -> None:
+    # "a" buys some milk in each weekly basket, alternating two brands; "oat" is the milk that others made trending
+    rows = [_line("a", "milk_x" if b % 2 else "milk_y", f"a{b}", 7 * b) for b in range(6)]
+    rows += [_line("a", "bread", f"a{b}", 7 * b) for b in (0, 5)]
+    rows += [_line(f"o{c}", "oat", f"o{c}-{b}", 7 * b + 1) for c in range(4) for b in range(4)]
+    lines = pl.DataFrame(rows)
+    matrix = build_matrix(lines, weighting="count")
+    names = matrix.items.external_ids
+    codes = np.array([0 if ("milk" in name or name == "oat") else 1 for name in names])
+    ranked = basket_lines(lines, matrix.customers, matrix.items)
+    features = candidate_features(ranked, 0, 10, 5, context=item_context(ranked, codes))
+    mine = features.filter(pl.col("_cu") == matrix.customers.index_of("a"))
+    row = {names[r["_it"]]: r for r in mine.iter_rows(named=True)}
+    assert row["milk_x"]["category_baskets"] == row["oat"]["category_baskets"] == 6  # milk in all six baskets
+    assert row["milk_x"]["item_share_of_category"] == pytest.approx(3 / 6)
+    assert row["oat"]["is_new"] == 1.0 and row["oat"]["item_share_of_category"] == 0.0
+    assert row["bread"]["category_repurchase_days"] == pytest.approx(35.0)  # bought five weeks apart
+    assert row["milk_y"]["category_days_since_last"] == 0.0  # milk was in the last basket (milk_x's)
+    without = candidate_features(ranked, 0, 10, 5).filter(pl.col("_cu") == matrix.customers.index_of("a"))
+    assert (without["category_baskets"] == -1.0).all()  # no catalog: missing, not zero
+
+
+def test_early_stopping_ends_boosting_once_held_out_customers_stop_improving(tmp_path) -> None:
+    lines = _alternating(n_customers=200)  # early stopping needs 200 customers (20 held out)
+    model, matrix = _fit(lines, rounds=300, early_stopping_rounds=5)
+    assert 0 < model.boosting_rounds_ < 300  # the alternation is learned long before 300 rounds
+    small, _ = _fit(_alternating(n_customers=40), rounds=30, early_stopping_rounds=5)
+    assert small.boosting_rounds_ == 30  # too few customers to hold some out: every round is boosted
+    ids, _ = model.recommend(np.arange(len(matrix.customers)), 2)
+    assert (ids >= 0).all()
+    model.save(tmp_path)
+    assert LearnedHybridRecommender.load(tmp_path).boosting_rounds_ == model.boosting_rounds_

@@ -84,7 +84,7 @@ def test_train_writes_every_artifact_file_with_contract_columns(trained: tuple[P
     items = pl.read_parquet(out / "items.parquet")
     assert items.columns == ["item_id", "name", "category", "price", "in_stock", "repeat_category"]
     manifest = json.loads((out / "train_manifest.json").read_text())
-    assert manifest["primary_model"] == "hybrid_ltr" and manifest["data_fingerprint"]
+    assert manifest["primary_model"] in ("hybrid", "hybrid_ltr") and manifest["data_fingerprint"]
     assert manifest["counts"]["customers"] == 40
     for name in ("buy_again", "als", "hybrid", "popularity", "trending", "popular_in_category"):
         assert (out / "recommender" / f"{name}.npz").exists()
@@ -154,6 +154,24 @@ def test_train_with_the_learned_ranker_as_primary_serves_its_lists_with_the_filt
     assert "milk5" not in recs[Columns.item_id].to_list()
     bought_sofa = recs.filter(pl.col(Columns.customer_id) == "c0", pl.col(Columns.item_id) == "sofa0")
     assert bought_sofa.is_empty()
+
+
+def test_auto_primary_serves_the_better_model_on_each_customers_last_order(trained: tuple[Path, dict]) -> None:
+    out, summary = trained
+    manifest = json.loads((out / "train_manifest.json").read_text())
+    choice = manifest["primary_choice"]
+    scores = choice["validation_ndcg@10"]
+    assert choice["mode"] == "auto" and set(scores) == {"hybrid", "hybrid_ltr"}
+    assert choice["validation_customers"] == 40
+    better = "hybrid_ltr" if scores["hybrid_ltr"] > scores["hybrid"] else "hybrid"
+    assert manifest["primary_model"] == choice["chosen"] == better == summary["primary_model"]
+    assert (out / "recommender" / f"{better}.npz").exists()
+
+
+def test_a_named_primary_is_served_without_a_choice(tmp_path: Path) -> None:
+    summary = run_train(_shop(), tmp_path, models=("buy_again",), primary="hybrid", tune=False)
+    assert summary["primary_model"] == "hybrid" and summary["primary_choice"] == {"mode": "hybrid"}
+    assert "choose_primary" not in summary["seconds"]
 
 
 def test_train_refuses_an_unknown_primary_model(tmp_path: Path) -> None:
