@@ -239,7 +239,27 @@ def _offer_events(url: str, keys: Keys, _tmp: Path) -> None:
         client.close()
 
 
+def _rate_limited_requests(url: str, keys: Keys, tmp: Path) -> None:
+    _publish(url, keys, write_artifacts(tmp / "a", top_item="milk"))
+    read = _key(url, keys, "read")
+
+    async def body() -> list[int]:
+        settings = Settings(
+            redis_url=url, env=keys.env, loyalty_program=PROGRAM, rate_limit_per_s=1, rate_limit_burst=2
+        )
+        app = create_app(settings, gc_tuning=False)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+                return [
+                    (await http.get("/v1/customers/c1/recommendations?k=3", headers=read)).status_code for _ in range(8)
+                ]
+
+    codes = asyncio.run(body())
+    assert codes[0] == 200 and 429 in codes, codes  # the key's bucket (one slot) is kept on the cluster
+
+
 SCRIPT_CASES: dict[str, Callable[[str, Keys, Path], None]] = {
+    "rate_limit": _rate_limited_requests,
     "ledger": _loyalty_over_http,
     "stock": _loyalty_over_http,
     "verify_bucket": _publish_and_roll_back,
