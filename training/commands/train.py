@@ -44,6 +44,10 @@ def train(
         ),
     ] = "hybrid_ltr",
     rejects: Annotated[Path | None, typer.Option("--rejects", help="Write rejected rows here (CSV).")] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="Catalog file (item_id, name, category, price): categories and prices."),
+    ] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
     from recsys.models import MODELS, explore_models
@@ -62,7 +66,7 @@ def train(
     if primary not in PRIMARY_MODELS:
         raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_MODELS)}")
     with step(f"load + validate {transactions.name}"):
-        result = load_transactions(transactions, schema=schema, rejects_path=rejects)
+        result = load_transactions(transactions, schema=schema, rejects_path=rejects, catalog=catalog)
     with progress() as bar:
         task = bar.add_task("train", total=None)
 
