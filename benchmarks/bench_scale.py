@@ -38,7 +38,7 @@ from benchmarks.synthetic_retailer import SIZES, Spec, generate, spec_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_scale.json"
-PLOT = ROOT / "benchmarks" / "img" / "scale_cost_curve.png"
+PLOT = ROOT / "docs" / "img" / "scale-1m-cost-curve.png"
 STAGES = ("validate", "train", "analyze", "decide", "publish")
 TARGET_S = 360.0
 TARGET_RATIO = 1.5
@@ -249,7 +249,7 @@ def run_size(label: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]
                 f"{result.load_before}→{result.load_after} {status}",
                 file=sys.stderr,
             )
-            if result.exit_code != 0:
+            if result.exit_code != 0 and not args.keep_going:
                 break
         redis_mb = _redis_memory_mb(url)
     finally:
@@ -334,15 +334,29 @@ def _short(command: str) -> str:
     return " ".join(Path(p).name if "/" in p else p for p in parts[start:])
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Draw time and peak memory per stage against customers (log-log), with the yardstick's time."""
+def plot(rows: list[dict[str, Any]], path: Path, primary: str = "hybrid") -> None:
+    """Draw time and peak memory per stage against customers (log-log) for the runs with ``primary``, with the
+    yardstick's time and the train stage of runs with another primary model (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(rows, key=lambda r: r["customers"])
+    others = sorted((r for r in rows if r["primary"] != primary), key=lambda r: r["customers"])
+    rows = sorted((r for r in rows if r["primary"] == primary), key=lambda r: r["customers"])
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for other in sorted({r["primary"] for r in others}):
+        points = [
+            (r["customers"], s)
+            for r in others
+            for s in r["stages"]
+            if r["primary"] == other and s["name"] == "train" and s["exit_code"] == 0
+        ]
+        if points:
+            xs = [p[0] for p in points]
+            label = f"train --primary {other}"
+            ax_t.plot(xs, [p[1]["seconds"] for p in points], marker="x", linestyle="--", label=label)
+            ax_m.plot(xs, [p[1]["peak_mb"] / 1024 for p in points], marker="x", linestyle="--", label=label)
     for name in STAGES:
         points = [(r["customers"], s) for r in rows for s in r["stages"] if s["name"] == name and s["exit_code"] == 0]
         if points:
@@ -365,7 +379,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     ax_t.legend(fontsize=7)
     ax_m.legend(fontsize=7)
-    fig.suptitle(f"Centric offline cycle cost curve ({rows[-1]['machine'] if rows else ''})", fontsize=9)
+    where = rows[-1]["machine"] if rows else ""
+    fig.suptitle(f"Centric offline cycle, train --primary {primary} ({where}; shared machine, see table)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -373,11 +388,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def _merge(results: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write ``rows`` into ``results``, replacing earlier runs of the same size and primary model; return them all."""
     kept = json.loads(results.read_text()) if results.exists() else []
-    fresh = {r["customers"] for r in rows}
-    merged = [r for r in kept if r["customers"] not in fresh] + rows
+    fresh = {(r["customers"], r["primary"]) for r in rows}
+    merged = [r for r in kept if (r["customers"], r["primary"]) not in fresh] + rows
     results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(sorted(merged, key=lambda r: r["customers"]), indent=1))
+    results.write_text(json.dumps(sorted(merged, key=lambda r: (r["primary"], r["customers"])), indent=1))
     return merged
 
 
@@ -391,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "centric-synthetic")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the artifacts and logs go (default: tmp)")
     parser.add_argument("--stage-timeout", type=float, default=3600.0, help="kill a stage after this many seconds")
+    parser.add_argument("--keep-going", action="store_true", help="run the later stages after one fails")
     parser.add_argument("--rss-cap-gb", type=float, default=None, help="kill a stage whose RSS passes this")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON the figures are merged into")
     parser.add_argument("--plot", default=str(PLOT), help="PNG of the cost curve ('' to skip)")
@@ -405,13 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         specs = [(size, spec_for(size)) for size in args.sizes.split(",") if size]
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    rows = [run_size(label, spec, args) for label, spec in specs]
-    merged = _merge(args.results, rows)
+    rows: list[dict[str, Any]] = []
+    merged: list[dict[str, Any]] = []
+    for label, spec in specs:
+        rows.append(run_size(label, spec, args))
+        merged = _merge(args.results, rows)  # after every size: a long run that is stopped keeps what it measured
     command = "python -m benchmarks.bench_scale " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"Machine: {machine()}; command: `{command}`\n")
     print(table(rows))
     if args.plot:
-        plot(merged, Path(args.plot))
+        plot(merged, Path(args.plot), args.primary)
         print(f"\ncost curve of {len(merged)} size(s) → {args.plot}")
     return 0 if all(r["complete"] for r in rows) else 1
 

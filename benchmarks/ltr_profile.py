@@ -75,13 +75,14 @@ def profile(size: str, serve_only: bool, data_dir: Path) -> list[dict[str, Any]]
     def phase(name: str, work: Callable[[], Any]) -> Any:
         sampler.reset()
         load = loadavg()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         value = work()
         rows = getattr(value, "height", None) if not isinstance(value, np.ndarray) else int(value.shape[0])
         phases.append(
             {
                 "phase": name,
                 "seconds": time.perf_counter() - started,
+                "cpu_s": time.process_time() - cpu,
                 "rss_mb": _rss_mb(),
                 "peak_mb": max(sampler.peak, _rss_mb()),
                 "rows": rows,
@@ -123,11 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     phases = profile(args.size, args.serve_only, args.data_dir)
     command = "python -m benchmarks.ltr_profile " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"Machine: {machine()}; data: {args.size} customers; command: `{command}`\n")
-    print("| phase | rows | wall time | RSS after | peak RSS | load at start |\n|---|---|---|---|---|---|")
+    print(
+        "| phase | rows | wall time | CPU time | RSS after | peak RSS | load at start |\n|---|---|---|---|---|---|---|"
+    )
     for p in phases:
         rows = f"{p['rows']:,}" if p["rows"] is not None else ""
         print(
-            f"| {p['phase']} | {rows} | {p['seconds']:.1f} s | {p['rss_mb']:,.0f} MB | {p['peak_mb']:,.0f} MB | "
+            f"| {p['phase']} | {rows} | {p['seconds']:.1f} s | {p['cpu_s']:.1f} s | {p['rss_mb']:,.0f} MB | "
+            f"{p['peak_mb']:,.0f} MB | "
             f"{p['load']} |"
         )
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.base import Recommender, top_k
+from recsys.models.base import BATCH_SIZE, Recommender, top_k
 from recsys.models.baselines import BuyAgainRecommender
 
 if TYPE_CHECKING:
@@ -242,16 +242,25 @@ def tune_blend(
     k: int = 10,
     weights: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
     slopes: Sequence[float] = (0.0, 1.0, 2.0),
+    batch_size: int = BATCH_SIZE,
 ) -> list[BlendTrial]:
     """Grid-search the blend on a validation split; set the best pair on ``model`` and return all trials, best first.
 
     ``model`` must be fitted on the training part only; ``truth`` is the validation purchases (rows = the model's
-    customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once.
+    customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once, ``batch_size``
+    customers at a time (the explore model's dense scores of every customer at once would not fit in memory at
+    scale: 1M customers × 50k items is 186 GB), and only their candidate lists are kept.
     """
     from recsys.evaluation.metrics import ranking_metrics
 
     rows = np.asarray(customer_idx, dtype=np.int64)
-    cand = model.candidate_lists(rows)
+    starts = range(0, rows.size, batch_size) or range(1)  # no customers: one empty batch
+    parts = [model.candidate_lists(rows[start : start + batch_size]) for start in starts]
+    cand = (
+        Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "scaled", "is_repeat")))
+        if len(parts) != 1
+        else parts[0]
+    )
     ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
     target = truth[rows]
     trials = []
