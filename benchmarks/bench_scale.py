@@ -42,7 +42,7 @@ PLOT = ROOT / "docs" / "img" / "scale-1m-cost-curve.png"
 STAGES = ("validate", "train", "analyze", "decide", "publish")
 TARGET_S = 360.0
 TARGET_RATIO = 1.5
-KILLED_TIMEOUT, KILLED_MEMORY = -9, -99  # exit codes recorded for a stage the harness had to kill
+KILLED_TIMEOUT, KILLED_MEMORY = -124, -99  # exit codes recorded for a stage the harness had to kill
 ALS_PARAMS = {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 10, "random_state": 42}
 
 
@@ -301,9 +301,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         size = f"{row['customers']:,} customers, {row['items']:,} items, {row['lines']:,} lines"
         for stage in row["stages"]:
-            flag = {0: "", KILLED_TIMEOUT: " **killed: timeout**", KILLED_MEMORY: " **killed: memory cap**"}.get(
-                stage["exit_code"], f" **failed (exit {stage['exit_code']})**"
-            )
+            flag = {
+                0: "",
+                KILLED_TIMEOUT: " **killed: timeout**",
+                KILLED_MEMORY: " **killed: memory cap**",
+                -9: " **killed: SIGKILL (the kernel's OOM killer)**",
+            }.get(stage["exit_code"], f" **failed (exit {stage['exit_code']})**")
             out.append(
                 f"| {size} | {stage['name']} | {stage['seconds']:.1f} s{flag} | {stage.get('cpu_s', 0):.1f} s | "
                 f"{stage['peak_mb']:,.0f} MB | "
