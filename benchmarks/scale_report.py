@@ -64,7 +64,7 @@ def plot(rows: list[dict[str, Any]], path: Path, primary: str = "hybrid") -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     others = sorted((r for r in rows if r["primary"] != primary), key=lambda r: r["customers"])
     rows = sorted((r for r in rows if r["primary"] == primary), key=lambda r: r["customers"])
@@ -106,6 +106,7 @@ def plot(rows: list[dict[str, Any]], path: Path, primary: str = "hybrid") -> Non
     for ax, title, unit in (*panels, (ax_m, "peak RSS per stage", "GB")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("customers")
