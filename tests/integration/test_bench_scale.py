@@ -49,3 +49,20 @@ def test_a_stage_past_the_memory_cap_is_killed_before_it_grows_further(tmp_path:
     )
     assert result.exit_code == bench_scale.KILLED_MEMORY
     assert 400 <= result.peak_mb < 1500
+
+
+def test_the_table_names_how_a_stage_was_stopped_and_the_ratio_to_the_yardstick() -> None:
+    from benchmarks.scale_report import KILLED_MEMORY, table
+
+    def stage(name: str, code: int) -> dict:
+        return {"name": name, "command": "python -m training.cli x", "seconds": 10.0, "cpu_s": 2.0, "peak_mb": 100.0,
+                "exit_code": code, "load_before": "1.0", "load_after": "1.0"}  # fmt: skip
+
+    row = {"customers": 10, "items": 5, "lines": 100, "primary": "hybrid", "complete": False, "total_s": 30.0,
+           "peak_mb": 100.0, "redis_used_mb": 1.0, "stages": [stage("validate", 0), stage("train", -9),
+           stage("analyze", KILLED_MEMORY)], "yardstick": {"total_s": 10.0, "fit_s": 6.0, "recommend_s": 4.0,
+           "cpu_s": 3.0, "peak_mb": 50.0, "load_before": "1.0", "load_after": "1.0"}}  # fmt: skip
+    text = table([row])
+    assert "killed: SIGKILL (the kernel's OOM killer)" in text
+    assert "killed: memory cap" in text
+    assert "**incomplete**" in text and "**3.0×**" in text
