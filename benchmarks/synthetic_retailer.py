@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,14 +195,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, help="customers (instead of --size)")
     parser.add_argument("--items", type=int, help="items (with --customers; default customers / 20, ≥ 100)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--zipf", type=float, default=1.0, help="exponent of the item popularity (1.0: grocery-like)")
     parser.add_argument("--out", type=Path, required=True, help="directory to write the two Parquet files into")
     args = parser.parse_args(argv)
     if (args.size is None) == (args.customers is None):
         parser.error("give exactly one of --size or --customers")
     if args.size:
-        spec = spec_for(args.size, args.seed)
+        spec = replace(spec_for(args.size, args.seed), zipf=args.zipf)
     else:
-        spec = Spec(customers=args.customers, items=args.items or max(100, args.customers // 20), seed=args.seed)
+        items = args.items or max(100, args.customers // 20)
+        spec = Spec(customers=args.customers, items=items, zipf=args.zipf, seed=args.seed)
     started = time.perf_counter()
     info = generate(spec, args.out)
     print(
