@@ -245,18 +245,23 @@ def tune_blend(
     k: int = 10,
     weights: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
     slopes: Sequence[float] = (0.0, 1.0, 2.0),
+    batch_size: int | None = None,
 ) -> list[BlendTrial]:
     """Grid-search the blend on a validation split; set the best pair on ``model`` and return all trials, best first.
 
     ``model`` must be fitted on the training part only; ``truth`` is the validation purchases (rows = the model's
-    customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once.
+    customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once, ``batch_size``
+    (default ``TUNE_BATCH``)
+    customers at a time (the explore model's dense scores of every customer at once would not fit in memory at
+    scale: 1M customers × 50k items is 186 GB), and only their candidate lists are kept.
     """
     from recsys.evaluation.metrics import ranking_metrics
 
     rows = np.asarray(customer_idx, dtype=np.int64)
     # Candidates a batch of customers at a time (as ``recommend`` does): all at once, the explore model's dense scores
     # are customers × items (100k × 5k items: 2 GB and its copies; 1M × 50k: 200 GB). The lists themselves are small.
-    parts = [model.candidate_lists(rows[s : s + TUNE_BATCH]) for s in range(0, max(rows.size, 1), TUNE_BATCH)]
+    size = batch_size or TUNE_BATCH
+    parts = [model.candidate_lists(rows[s : s + size]) for s in range(0, max(rows.size, 1), size)]
     cand = Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "scaled", "is_repeat")))
     ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
     target = truth[rows]

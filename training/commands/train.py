@@ -60,6 +60,10 @@ def train(
         str | None,
         typer.Option("--scheduler", help="--engine dask: address of a running Dask scheduler (tcp://host:8786)."),
     ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="Catalog file (item_id, name, category, price): categories and prices."),
+    ] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
     from recsys.models import MODELS, explore_models
@@ -82,7 +86,7 @@ def train(
     if engine not in ENGINES:
         raise fail(f"--engine: unknown engine {engine}; choose from {', '.join(ENGINES)}")
     with step(f"load + validate {transactions.name}"):
-        result = load_transactions(transactions, schema=schema, rejects_path=rejects)
+        result = load_transactions(transactions, schema=schema, rejects_path=rejects, catalog=catalog)
     with progress() as bar:
         task = bar.add_task("train", total=None)
 

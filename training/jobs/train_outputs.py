@@ -14,6 +14,7 @@ from recsys.models import ItemFilter
 from recsys.store.keys import Fields
 
 REASON = "reason"
+ANCHOR_CHUNK_CUSTOMERS = 50_000  # customers whose reason anchors are joined at once (bounds the join's memory)
 LIST = "list"
 REPEAT_CATEGORY = "repeat_category"
 
@@ -120,29 +121,12 @@ def with_reasons(
 
     # For a new item: the most similar item this customer already bought ("customers who buy X also buy this").
     new_items = out.filter(pl.col("_times").is_null()).select(pair)
-    anchors = (
-        new_items.join(
-            similar.select(
-                pl.col("similar_item_id").alias(Columns.item_id),
-                pl.col(Columns.item_id).alias("_anchor"),
-                pl.col(Columns.score).alias("_sim"),
-            ),
-            on=Columns.item_id,
-        )
-        .join(
-            history.select(Columns.customer_id, pl.col(Columns.item_id).alias("_anchor")),
-            on=[Columns.customer_id, "_anchor"],
-            how="semi",
-        )
-        .sort("_sim", descending=True)
-        .unique(pair, keep="first")
-        .join(
-            items.select(pl.col(Columns.item_id).alias("_anchor"), pl.col(Columns.name).alias("_anchor_name")),
-            on="_anchor",
-            how="left",
-        )
-        .select(*pair, "_anchor_name")
+    anchors = _anchors(new_items, history.select(pair), similar).join(
+        items.select(pl.col(Columns.item_id).alias("_anchor"), pl.col(Columns.name).alias("_anchor_name")),
+        on="_anchor",
+        how="left",
     )
+    anchors = anchors.select(*pair, "_anchor_name")
     out = out.join(anchors, on=pair, how="left")
     bought = pl.col("_times").is_not_null()
     return out.select(
@@ -157,3 +141,39 @@ def with_reasons(
         .otherwise(pl.lit("popular with customers who shop like you"))
         .alias(REASON),
     ).sort(Columns.customer_id, Columns.rank)
+
+
+def _anchors(
+    new_items: pl.DataFrame, bought: pl.DataFrame, similar: pl.DataFrame, chunk: int = ANCHOR_CHUNK_CUSTOMERS
+) -> pl.DataFrame:
+    """Per (customer, new item): ``_anchor``, the item the customer bought that lists it as most similar.
+
+    Joined from the customer's purchases (each bought item has at most ``k`` similar items), not from the new items:
+    a popular item is in the similar list of thousands of items, so joining from it multiplies every recommendation
+    of it by thousands of rows (billions at 1M customers). Customers are taken ``chunk`` at a time (by a hash of
+    their id) so that the join stays bounded; ties go to the lower anchor id.
+    """
+    pair = [Columns.customer_id, Columns.item_id]
+    edges = similar.select(
+        pl.col(Columns.item_id).alias("_anchor"),
+        pl.col("similar_item_id").alias(Columns.item_id),
+        pl.col(Columns.score).alias("_sim"),
+    )
+    bought = bought.select(Columns.customer_id, pl.col(Columns.item_id).alias("_anchor"))
+    empty = pl.DataFrame(schema={**new_items.select(pair).schema, "_anchor": edges.schema["_anchor"]})
+    if new_items.is_empty() or edges.is_empty():
+        return empty
+    parts = max(1, -(-new_items.get_column(Columns.customer_id).n_unique() // chunk))
+    part = pl.col(Columns.customer_id).hash(seed=0) % parts
+    found = []
+    for p in range(parts):
+        wanted = new_items.filter(part == p)
+        found.append(
+            bought.filter(part == p)
+            .join(edges, on="_anchor")
+            .join(wanted, on=pair, how="semi")
+            .sort([*pair, "_sim", "_anchor"], descending=[False, False, True, False])
+            .unique(pair, keep="first", maintain_order=True)
+            .select(*pair, "_anchor")
+        )
+    return pl.concat(found) if found else empty

@@ -225,3 +225,24 @@ def test_tune_blend_scores_the_ranking_that_recommend_serves() -> None:
     served_ndcg = ranking_metrics(served, validation[[0]], (1,))["ndcg@1"]
     trials = tune_blend(model, np.array([0]), validation, k=1, weights=(0.5,), slopes=(0.0,))
     assert trials[0].score == served_ndcg, (trials[0].score, served_ndcg, served.tolist())
+
+
+def test_tune_blend_in_small_batches_gives_the_trials_of_one_batch() -> None:
+    # Scoring every tuning customer at once needs customers × items dense scores (186 GB at 1M × 50k): tune_blend
+    # builds the candidate lists batch by batch, and the result must not depend on the batch size.
+    counts = _two_cliques()
+    truth = sp.csr_matrix((np.ones(60, np.float32), (np.arange(60), [(c * 7) % 10 for c in range(60)])), (60, 10))
+
+    sizes: list[int] = []
+
+    def trials(batch_size: int) -> list:
+        model = HybridRecommender(explore_params={"neighbours": 10}, repeat_candidates=5, explore_candidates=5)
+        model.fit(counts)
+        lists = model.candidate_lists
+        model.candidate_lists = lambda batch: sizes.append(batch.size) or lists(batch)  # type: ignore[method-assign]
+        return tune_blend(model, np.arange(60), truth, k=3, batch_size=batch_size)
+
+    small = trials(7)
+    assert max(sizes) == 7 and sum(sizes) == 60  # every customer scored once, never more than 7 at a time
+    assert small == trials(1_000)
+    assert len(small) == 21

@@ -52,3 +52,18 @@ def test_centric_train_rejects_an_unknown_model_in_one_line(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert "unknown model(s) nope" in result.output
     assert "Traceback" not in result.output
+
+
+def test_centric_train_takes_the_categories_of_a_catalog(tmp_path: Path) -> None:
+    import polars as pl
+
+    catalog = tmp_path / "catalog.csv"
+    rows = [f"i{n},item {n},dairy,1.00" for n in range(4)] + [f"j{n},item j{n},bakery,2.00" for n in range(6)]
+    catalog.write_text("item_id,name,category,price\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "artifacts"
+    args = ["train", "--transactions", str(_csv(tmp_path / "tx.csv")), "--out", str(out), "--catalog", str(catalog)]
+    result = CliRunner().invoke(app, [*args, "--primary", "hybrid", "--no-tune", "--models", "popularity"])
+    assert result.exit_code == 0, result.output
+    items = pl.read_parquet(out / "items.parquet")
+    assert dict(items.select("item_id", "category").iter_rows())["j3"] == "bakery"
+    assert set(items.get_column("category")) == {"dairy", "bakery"}
