@@ -15,13 +15,19 @@ def transactions(tmp_path_factory: pytest.TempPathFactory):
     return load_transactions(info["transactions"]).transactions
 
 
+def _tune(transactions) -> dict:
+    validation = train_job._validation_split(transactions, 120.0)
+    report, _model = train_job._tune_hybrid(validation, 120.0, "als", True)
+    return report
+
+
 def test_blend_is_tuned_on_every_customer_below_the_cap(transactions) -> None:
-    blend = train_job._tune_hybrid(transactions, 120.0, "als")
+    blend = _tune(transactions)
     assert 250 <= blend["validation_customers"] <= 300  # those with a last order of known items
 
 
 def test_blend_is_tuned_on_a_seeded_sample_above_the_cap(transactions, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_job, "TUNE_MAX_CUSTOMERS", 50)
-    first = train_job._tune_hybrid(transactions, 120.0, "als")
+    first = _tune(transactions)
     assert first["validation_customers"] == 50
-    assert train_job._tune_hybrid(transactions, 120.0, "als") == first  # same sample, same choice
+    assert _tune(transactions) == first  # same sample, same choice
