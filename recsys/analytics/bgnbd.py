@@ -8,8 +8,9 @@ identical ``(x, t_x, T)`` rows are compressed into weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 from scipy.optimize import minimize
@@ -82,6 +83,51 @@ def _objective(
     return -float(w @ ll) / total, -grad
 
 
+def fit_by_likelihood(
+    label: str,
+    objective: Callable[..., tuple[float, np.ndarray]],
+    loglik: Callable[..., np.ndarray],
+    starts: Callable[[float], list[np.ndarray]],
+    summary: tuple[ArrayLike, ArrayLike, ArrayLike],
+    weights: np.ndarray | None,
+    max_iter: int,
+) -> tuple[np.ndarray, float, int]:
+    """Fit (r, alpha, a, b) of a BG/NBD-family model by maximum likelihood: L-BFGS-B on log parameters from each of
+    ``starts(scale)``, with time scaled by the longest ``T``; return ``(params, total loglik, customers)``.
+
+    ``objective(log_params, x, t_x, T, w)`` returns the negative log-likelihood and its gradient; ``loglik(params, x,
+    t_x, T)`` the per-customer terms. Raises ``DataError`` on invalid input, when every ``T`` is 0, or when no start
+    reaches a finite likelihood. Shared by BG/NBD and MBG/NBD, which differ only in their likelihood.
+    """
+    x, t_x, T_ = (np.asarray(v, dtype=float) for v in summary)
+    _check(x, t_x, T_)
+    x, t_x, T_, w = compress(x, t_x, T_, weights)
+    if float(np.max(T_, initial=0.0)) <= 0:
+        raise DataError(
+            f"{label} needs customers observed for some time: every customer first bought on the "
+            "calibration end day (T = 0); choose a later --calibration-end"
+        )
+    scale = float(T_.max())
+    best = None
+    for start in starts(scale):
+        res = minimize(
+            objective,
+            start,
+            args=(x, t_x / scale, T_ / scale, w),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-12.0, 12.0)] * 4,
+            options={"maxiter": max_iter, "ftol": 1e-14, "gtol": 1e-9},
+        )
+        if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+            best = res
+    if best is None:
+        raise DataError(f"{label} fit did not converge (non-finite likelihood); check frequency/recency/T")
+    r, alpha, a, b = np.exp(best.x)
+    params = np.array([r, alpha * scale, a, b])
+    return params, float(loglik(params, x, t_x, T_) @ w), int(w.sum())
+
+
 @dataclass
 class BetaGeoModel:
     """BG/NBD model. ``fit`` learns ``params_`` = (r, alpha, a, b) and ``loglik_`` (total log-likelihood)."""
@@ -91,6 +137,9 @@ class BetaGeoModel:
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     max_iter: int = 500
     init: tuple[float, ...] | None = None  # (r, alpha, a, b) to start from, e.g. an earlier fit (warm start)
+    # the likelihood (negative mean with its gradient; per-customer terms): what a model of the family changes
+    _nll: ClassVar[Callable[..., tuple[float, np.ndarray]]] = staticmethod(_objective)
+    _loglik: ClassVar[Callable[..., np.ndarray]] = staticmethod(loglik_terms)
 
     def _starts(self, scale: float) -> list[np.ndarray]:
         # The usual all-ones start and one with a small dropout rate; a given ``init`` first
@@ -100,42 +149,21 @@ class BetaGeoModel:
             starts.insert(0, np.clip(np.log([r, alpha / scale, a, b]), -12.0, 12.0))
         return starts
 
-    def fit(
-        self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
-    ) -> BetaGeoModel:
+    def fit(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None) -> Self:
         """Fit by maximum likelihood and return ``self``; raises ``DataError`` on invalid input or no convergence."""
-        x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        _check(x, t_x, T_)
-        x, t_x, T_, w = compress(x, t_x, T_, weights)
-        if float(np.max(T_, initial=0.0)) <= 0:
-            raise DataError(
-                "BG/NBD needs customers observed for some time: every customer first bought on the "
-                "calibration end day (T = 0); choose a later --calibration-end"
-            )
-        scale = float(T_.max()) or 1.0
-        best = None
-        for start in self._starts(scale):
-            res = minimize(
-                _objective,
-                start,
-                args=(x, t_x / scale, T_ / scale, w),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(-12.0, 12.0)] * 4,
-                options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9},
-            )
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
-        if best is None:
-            raise DataError("BG/NBD fit did not converge (non-finite likelihood); check frequency/recency/T")
-        r, alpha, a, b = np.exp(best.x)
-        self.params_ = np.array([r, alpha * scale, a, b])
-        self.loglik_ = float(loglik_terms(self.params_, x, t_x, T_) @ w)
-        self.n_customers_ = int(w.sum())
+        self.params_, self.loglik_, self.n_customers_ = fit_by_likelihood(
+            self.label,
+            type(self)._nll,
+            type(self)._loglik,
+            self._starts,
+            (frequency, recency, T),
+            weights,
+            self.max_iter,
+        )
         return self
 
     @classmethod
-    def from_params(cls, r: float, alpha: float, a: float, b: float) -> BetaGeoModel:
+    def from_params(cls, r: float, alpha: float, a: float, b: float) -> Self:
         """Return a model with the given parameters (no fitting)."""
         model = cls()
         model.params_ = np.array([r, alpha, a, b], dtype=float)

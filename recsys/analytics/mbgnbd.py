@@ -16,15 +16,14 @@ their Euler-transformed form, whose parameters stay small when x is large (frequ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from recsys.analytics.bgnbd import ArrayLike, _check, compress
-from recsys.exceptions import DataError
+from recsys.analytics.bgnbd import ArrayLike, BetaGeoModel
 
 
 def _log_terms(
@@ -62,69 +61,16 @@ def _objective(
 
 
 @dataclass
-class ModifiedBetaGeoModel:
-    """MBG/NBD model. ``fit`` learns ``params_`` = (r, alpha, a, b) and ``loglik_`` (total log-likelihood)."""
+class ModifiedBetaGeoModel(BetaGeoModel):
+    """MBG/NBD model. ``fit`` learns ``params_`` = (r, alpha, a, b) and ``loglik_`` (total log-likelihood).
+
+    Fitting, starts and (de)serialisation are BG/NBD's; the likelihood and the predictions are its own.
+    """
 
     name: ClassVar[str] = "mbgnbd"
     label: ClassVar[str] = "MBG/NBD"
-    param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
-    max_iter: int = 500
-    init: tuple[float, ...] | None = None  # (r, alpha, a, b) to start from, e.g. an earlier fit (warm start)
-
-    def _starts(self, scale: float) -> list[np.ndarray]:
-        # The usual all-ones start and one with a small dropout rate; a given ``init`` first
-        starts = [np.zeros(4), np.log([0.5, 0.5, 0.5, 5.0])]
-        if self.init is not None:
-            r, alpha, a, b = self.init
-            starts.insert(0, np.clip(np.log([r, alpha / scale, a, b]), -12.0, 12.0))
-        return starts
-
-    def fit(
-        self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
-    ) -> ModifiedBetaGeoModel:
-        """Fit by maximum likelihood and return ``self``; raises ``DataError`` on invalid input or no convergence."""
-        x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        _check(x, t_x, T_)
-        x, t_x, T_, w = compress(x, t_x, T_, weights)
-        if float(np.max(T_, initial=0.0)) <= 0:
-            raise DataError(
-                "MBG/NBD needs customers observed for some time: every customer first bought on the "
-                "calibration end day (T = 0); choose a later --calibration-end"
-            )
-        scale = float(T_.max())
-        best = None
-        for start in self._starts(scale):
-            res = minimize(
-                _objective,
-                start,
-                args=(x, t_x / scale, T_ / scale, w),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(-12.0, 12.0)] * 4,
-                options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9},
-            )
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
-        if best is None:
-            raise DataError("MBG/NBD fit did not converge (non-finite likelihood); check frequency/recency/T")
-        r, alpha, a, b = np.exp(best.x)
-        self.params_ = np.array([r, alpha * scale, a, b])
-        self.loglik_ = float(loglik_terms(self.params_, x, t_x, T_) @ w)
-        self.n_customers_ = int(w.sum())
-        return self
-
-    @classmethod
-    def from_params(cls, r: float, alpha: float, a: float, b: float) -> ModifiedBetaGeoModel:
-        """Return a model with the given parameters (no fitting)."""
-        model = cls()
-        model.params_ = np.array([r, alpha, a, b], dtype=float)
-        model.loglik_ = float("nan")
-        return model
-
-    def to_dict(self) -> dict[str, float]:
-        """Return ``{"r", "alpha", "a", "b", "loglik"}`` (JSON-able)."""
-        r, alpha, a, b = (float(v) for v in self.params_)
-        return {"r": r, "alpha": alpha, "a": a, "b": b, "loglik": self.loglik_}
+    _nll: ClassVar[Callable[..., tuple[float, np.ndarray]]] = staticmethod(_objective)
+    _loglik: ClassVar[Callable[..., np.ndarray]] = staticmethod(loglik_terms)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
         """Return P(alive | x, t_x, T), below 1 for one-time buyers too (falls with T)."""
