@@ -6,9 +6,11 @@ group, so one worker builds it) and only add to it (grants, sessions), never res
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,27 @@ def write_pipeline_reports(work: Path, client: redis.Redis, keys: Keys) -> tuple
     config = PipelineConfig(transactions=str(work / "missing.csv"), work_dir=str(work), events_dir=str(work / "ev"))
     failed = run_pipeline(config, client, keys, work)
     return succeeded, refused, failed
+
+
+def run_ui(
+    demo: UiDemo, script: Callable[[httpx.AsyncClient], Awaitable[Any]], base_url: str = "http://centric.test"
+) -> Any:
+    """Run ``script`` with an httpx client on the demo's app (lifespan running); return what it returns."""
+
+    async def body() -> Any:
+        async with ui_client(demo, base_url) as client:
+            return await script(client)
+
+    return asyncio.run(body())
+
+
+def csrf_token(html: str) -> str:
+    """Return the CSRF token of the first form on ``html`` (asserts there is one)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def bearer_header(key: str) -> dict[str, str]:
+    """Return the Authorization header for an API key."""
+    return {"Authorization": f"Bearer {key}"}
