@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -72,16 +73,17 @@ def test_loyalty_history_cursor_does_not_repeat_entries_when_new_ones_arrive_bet
 
 def test_loyalty_page_tier_movements_match_a_replay_of_every_statement(ui_demo: UiDemo) -> None:
     from recsys.analytics.tier_movements import TierMovements, TierRules, replay_customer
-    from recsys.clock import utcnow
     from recsys.loyalty.ledger import RedisLedger
     from recsys.loyalty.program import load_program
     from tests.helpers.ui_demo import PROGRAM
 
-    async def script(client: httpx.AsyncClient) -> str:
+    async def script(client: httpx.AsyncClient) -> tuple[str, str]:
+        api = (await client.get("/v1/dashboard/loyalty", headers=bearer_header(ui_demo.read_key))).json()
         await sign_in(client, ui_demo.read_key)
-        return (await client.get("/ui/loyalty")).text
+        return (await client.get("/ui/loyalty")).text, api["history_computed_at"]
 
-    html = run_ui(ui_demo, script)
+    html, computed_at = run_ui(ui_demo, script)
+    as_of = dt.datetime.fromisoformat(computed_at)  # the moment the service replayed at, not the test's clock
     program = load_program(PROGRAM)
     client = redis.Redis.from_url(ui_demo.redis_url)
     try:
@@ -89,7 +91,7 @@ def test_loyalty_page_tier_movements_match_a_replay_of_every_statement(ui_demo: 
         expected = TierMovements(len(program.tiers))
         accounts = [0] * len(program.tiers)
         for customer in ledger.customers():
-            expected.add(replay_customer(ledger.entries(customer), TierRules.of(program), utcnow()))
+            expected.add(replay_customer(ledger.entries(customer), TierRules.of(program), as_of))
             accounts[ledger.account(customer)["tier"]] += 1
     finally:
         client.close()
