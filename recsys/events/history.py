@@ -159,6 +159,11 @@ def implicit_events(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def implicit_rows(store: EventStore) -> pl.DataFrame:
+    """Return every view and click in the event store (``implicit_events`` rows), without the history's cache."""
+    return implicit_events(store.scan().filter(pl.col("type").is_in(IMPLICIT_KINDS)).collect())
+
+
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")

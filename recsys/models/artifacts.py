@@ -23,9 +23,12 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
 
-def fingerprint(matrix: sp.csr_matrix, customers: IdMap, items: IdMap) -> str:
-    """Return a short sha256 of the matrix and its id maps: the same data always gives the same value."""
-    digest = hashlib.sha256()
+def fingerprint(matrix: sp.csr_matrix, customers: IdMap, items: IdMap, seed: str = "") -> str:
+    """Return a short sha256 of the matrix and its id maps: the same data always gives the same value.
+
+    ``seed``: an earlier fingerprint to extend (the purchases', when views and clicks are added to them).
+    """
+    digest = hashlib.sha256(seed.encode())
     for array in (matrix.indptr, matrix.indices, matrix.data):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update("\x1f".join(customers.external_ids).encode())

@@ -33,6 +33,8 @@ from recsys.models.filters import ItemFilter
 if TYPE_CHECKING:
     import polars as pl
 
+    from recsys.implicit_feedback import Feedback
+
 BATCH_SIZE = 256  # customers scored at once: 256 × 100k items × 4 bytes = 100 MB of dense scores
 
 
@@ -129,6 +131,9 @@ class Recommender(ABC):
     # Without an ItemFilter, does ``recommend`` drop items the customer already bought? Off for every model:
     # in retail the next basket is mostly repeats, and evaluation scores repeat purchases.
     excludes_bought_by_default: ClassVar[bool] = False
+    # Does ``fit(feedback=…)`` add views and clicks to what this model learns from? Only models that learn which
+    # items go together; never buy-again, popularity or anything read as "the customer bought it".
+    learns_from_feedback: ClassVar[bool] = False
 
     item_filter: ItemFilter | None = None
 
@@ -145,13 +150,16 @@ class Recommender(ABC):
         *,
         recent: PurchaseMatrix | sp.spmatrix | None = None,
         transactions: pl.DataFrame | None = None,
+        feedback: Feedback | None = None,
     ) -> Self:
         """Fit on raw purchase counts (customers × items); ``recent``: the same pairs recency-decayed.
 
         ``transactions``: the purchase lines behind ``matrix`` (external ids as in its id maps), used only by
-        models with ``needs_transactions`` (others ignore it). Fitting again discards everything learned before.
-        Returns ``self``; raises ``ValueError`` when ``recent`` does not have the shape of ``matrix`` or when a
-        model that needs the lines gets none.
+        models with ``needs_transactions`` (others ignore it). ``feedback``: weighted views and clicks on the same id
+        maps (:mod:`recsys.implicit_feedback`), learned from only by models with ``learns_from_feedback``; the
+        bought items (``user_items_``, the "already bought" filter) stay the purchases. Fitting again discards
+        everything learned before. Returns ``self``; raises ``ValueError`` when ``recent`` or ``feedback`` does not
+        have the shape of ``matrix`` or when a model that needs the lines gets none.
         """
         if self.needs_transactions and transactions is None:
             raise ValueError(
@@ -172,8 +180,26 @@ class Recommender(ABC):
         self.items_ = items
         self.fingerprint_ = artifacts.fingerprint(csr, customers, items)
         self.trained_at_ = utcnow().isoformat(timespec="seconds")
-        self._fit(csr, recent_csr, transactions)  # the lines are an argument, never kept on the model
+        if feedback is None:
+            self._fit(csr, recent_csr, transactions)  # the lines are an argument, never kept on the model
+        else:
+            feedback.added_to(csr, recent_csr)  # the shape check, for every model alike
+            self.fingerprint_ = artifacts.fingerprint(feedback.counts, customers, items, seed=self.fingerprint_)
+            self._fit_feedback(csr, recent_csr, transactions, feedback)
         return self
+
+    def _fit_feedback(
+        self,
+        counts: sp.csr_matrix,
+        recent: sp.csr_matrix | None,
+        transactions: pl.DataFrame | None,
+        feedback: Feedback,
+    ) -> None:
+        """Fit with views and clicks: on purchases + feedback when the model ``learns_from_feedback``, else on
+        the purchases alone. A model made of parts (the hybrid) overrides this to hand the feedback to its parts."""
+        if self.learns_from_feedback:
+            counts, recent = feedback.added_to(counts, recent)
+        self._fit(counts, recent, transactions)
 
     @abstractmethod
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:

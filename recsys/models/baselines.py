@@ -157,6 +157,8 @@ class UserKNNRecommender(Recommender):
 
     name: ClassVar[str] = "user_knn"
     can_explore: ClassVar[bool] = True
+    learns_from_feedback: ClassVar[bool] = True  # views and clicks enter the customer vectors (who is alike, and
+    # what the neighbours' baskets hold)
 
     def __init__(self, neighbours: int = 50, half_life_days: float = 120.0) -> None:
         self.neighbours = neighbours

@@ -81,6 +81,7 @@ class _FactorModel(Recommender):
     """Shared scoring of matrix-factorisation models: ``user_factors_ @ item_factors_.T``."""
 
     can_explore: ClassVar[bool] = True
+    learns_from_feedback: ClassVar[bool] = True  # views and clicks shape both factor matrices
 
     supports_similar_items: ClassVar[bool] = True
     kind: ClassVar[str] = ""
@@ -242,9 +243,14 @@ class BPRRecommender(_FactorModel):
 
 
 class _ItemKNN(Recommender):
-    """Item-item nearest neighbours: ``implicit`` builds the top-``neighbours`` similarity per item."""
+    """Item-item nearest neighbours: ``implicit`` builds the top-``neighbours`` similarity per item.
+
+    With views and clicks (``fit(feedback=…)``) they shape the similarity; a customer is still scored from what they
+    bought (``user_items_``).
+    """
 
     can_explore: ClassVar[bool] = True
+    learns_from_feedback: ClassVar[bool] = True
 
     supports_similar_items: ClassVar[bool] = True
     neighbours: int

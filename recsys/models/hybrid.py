@@ -32,6 +32,8 @@ from recsys.models.baselines import BuyAgainRecommender
 if TYPE_CHECKING:
     import polars as pl
 
+    from recsys.implicit_feedback import Feedback
+
 
 @dataclass(frozen=True)
 class Candidates:
@@ -87,9 +89,22 @@ class HybridRecommender(Recommender):
         )
 
     def _fit(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, transactions: pl.DataFrame | None) -> None:
+        self._fit_parts(counts, recent, None)
+
+    def _fit_feedback(
+        self,
+        counts: sp.csr_matrix,
+        recent: sp.csr_matrix | None,
+        transactions: pl.DataFrame | None,
+        feedback: Feedback,
+    ) -> None:
+        """Views and clicks go to the explore part only; buy-again and the repeat figures stay purchases."""
+        self._fit_parts(counts, recent, feedback)
+
+    def _fit_parts(self, counts: sp.csr_matrix, recent: sp.csr_matrix | None, feedback: Feedback | None) -> None:
         repeat, explore = self._components()
         self.repeat_ = repeat.fit(counts, recent=recent)
-        self.explore_ = explore.fit(counts, recent=recent)
+        self.explore_ = explore.fit(counts, recent=recent, feedback=feedback)
         self.repeat_ratio_ = repeat_ratio(counts)
         self.item_repeat_rate_ = item_repeat_rate(counts)
 

@@ -68,6 +68,15 @@ def run(
     k: Annotated[int | None, typer.Option(help="Recommendations per customer.")] = None,
     customers: Annotated[int | None, typer.Option(help="Train on a sample of this many customers.")] = None,
     tolerance: Annotated[float | None, typer.Option(help="Quality guard: largest allowed relative drop.")] = None,
+    view_weight: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FLOAT", help="What one viewed item counts next to a purchase (collaborative models); 0 = off."
+        ),
+    ] = None,
+    click_weight: Annotated[
+        str | None, typer.Option(metavar="FLOAT", help="As --view-weight, for clicks; 0 = off.")
+    ] = None,
     backfill_base: Annotated[
         bool | None, typer.Option("--backfill-base/--no-backfill-base", help="Replay the base file into the ledger.")
     ] = None,
@@ -107,6 +116,8 @@ def run(
         "k": k,
         "customers": customers,
         "tolerance": tolerance,
+        "view_weight": view_weight,
+        "click_weight": click_weight,
         "backfill_base": backfill_base,
         "rebase_dates": rebase_dates,
     }

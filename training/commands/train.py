@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from training.console import console, fail, handle_errors, progress, step
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @handle_errors
@@ -64,6 +67,26 @@ def train(
         Path | None,
         typer.Option("--catalog", help="Catalog file (item_id, name, category, price): categories and prices."),
     ] = None,
+    view_weight: Annotated[
+        str,
+        typer.Option(
+            "--view-weight",
+            metavar="FLOAT",
+            help="What one viewed (customer, item) pair counts next to a purchase, for the collaborative models only "
+            "(ALS, kNN, the hybrid's explore part); 0 = off (default). Read from --events-dir.",
+        ),
+    ] = "0",
+    click_weight: Annotated[
+        str, typer.Option("--click-weight", metavar="FLOAT", help="As --view-weight, for clicks; 0 = off (default).")
+    ] = "0",
+    events_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--events-dir",
+            help="Event store with the views and clicks (default CENTRIC_EVENTS_DIR, else <CENTRIC_HOME>/events); "
+            "read only when a weight is above 0.",
+        ),
+    ] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
     from recsys.models import MODELS, explore_models
@@ -85,8 +108,21 @@ def train(
 
     if engine not in ENGINES:
         raise fail(f"--engine: unknown engine {engine}; choose from {', '.join(ENGINES)}")
+    from recsys.exceptions import ConfigError
+    from recsys.implicit_feedback import FeedbackWeights, check_weight
+
+    checked = {}
+    for name, value in (("view_weight", view_weight), ("click_weight", click_weight)):
+        try:
+            checked[name] = check_weight(name, value)
+        except ConfigError as exc:
+            raise fail(f"--{name.replace('_', '-')}: {exc}") from None
+    weights = FeedbackWeights(view=checked["view_weight"], click=checked["click_weight"])
     with step(f"load + validate {transactions.name}"):
         result = load_transactions(transactions, schema=schema, rejects_path=rejects, catalog=catalog)
+    feedback_rows = None
+    if weights.enabled:
+        feedback_rows = _implicit_rows(events_dir)
     with progress() as bar:
         task = bar.add_task("train", total=None)
 
@@ -106,8 +142,23 @@ def train(
             engine=engine,
             workers=workers,
             scheduler=scheduler,
+            feedback_rows=feedback_rows,
+            feedback_weights=weights,
         )
     _print_summary(summary, result.report)
+
+
+def _implicit_rows(events_dir: Path | None) -> pl.DataFrame:
+    """The views and clicks of the event store (``--events-dir``, else the settings' one)."""
+    from recsys.events.history import implicit_rows
+    from recsys.events.store import EventStore
+    from recsys.settings import Settings
+
+    folder = events_dir if events_dir is not None else Settings().events_path()
+    if not folder.is_dir():
+        raise fail(f"--events-dir: {folder} is not a directory; views and clicks come from `centric events sync`")
+    with step(f"read views and clicks from {folder}"):
+        return implicit_rows(EventStore(folder))
 
 
 def _print_summary(summary: dict, report: object) -> None:
@@ -137,6 +188,14 @@ def _print_summary(summary: dict, report: object) -> None:
         )
     elif "skipped" in blend:
         table.add_row("hybrid blend", f"defaults ({blend['skipped']})")
+    feedback = summary.get("implicit_feedback") or {}
+    if feedback.get("used"):
+        added = ", ".join(f"{n:,} {kind} pairs" for kind, n in feedback["pairs_added"].items())
+        dropped = feedback["dropped_unknown_customer"] + feedback["dropped_unknown_item"]
+        table.add_row(
+            "views / clicks (weights)",
+            f"{feedback['view_weight']:g} / {feedback['click_weight']:g}: {added} added, {dropped:,} unknown dropped",
+        )
     for key, seconds in summary["seconds"].items():
         table.add_row(f"{key.replace('_', ' ')} (s)", f"{seconds:.1f}")
     table.add_row("models saved", ", ".join(summary["models"]))

@@ -24,6 +24,7 @@ from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.data.catalog import UNCATEGORISED
 from recsys.exceptions import DataError
+from recsys.implicit_feedback import Feedback, FeedbackWeights, before_holdout, feedback_matrices, off_summary
 from recsys.matrix import build_matrix
 from recsys.models import (
     MODELS,
@@ -82,6 +83,8 @@ def run_train(
     engine: str = "local",
     workers: int = 2,
     scheduler: str | None = None,
+    feedback_rows: pl.DataFrame | None = None,
+    feedback_weights: FeedbackWeights | None = None,
 ) -> dict[str, Any]:
     """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
 
@@ -96,7 +99,10 @@ def run_train(
         last orders is served; the choice and both scores are recorded as ``primary_choice`` in the manifest),
         ``hybrid_ltr`` (the learned ranker) or ``hybrid`` (the tuned linear blend, the fastest); ``engine``: where
         every customer is scored (``local``; ``dask`` over ``workers`` local processes or the Dask ``scheduler``
-        address; ``shards``: left to ``centric score --shard i/n``; see ``training.jobs.score_engine``).
+        address; ``shards``: left to ``centric score --shard i/n``; see ``training.jobs.score_engine``);
+        ``feedback_rows`` / ``feedback_weights``: views and clicks (``recsys.events.history.implicit_events`` rows) and
+        their weights, added to what the collaborative models learn from (``recsys.implicit_feedback``; off when the
+        weights are 0 or absent; the validation fits get only each customer's rows from before their held-out order).
         Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
     if primary not in PRIMARY_CHOICES:
@@ -117,6 +123,9 @@ def run_train(
     started = time.perf_counter()
     counts = build_matrix(transactions, weighting="count")
     recent = _decayed(transactions, counts, half_life_days, now)
+    weights = feedback_weights or FeedbackWeights()
+    rows = feedback_rows if weights.enabled and feedback_rows is not None else None
+    feedback = feedback_matrices(rows, counts, weights, half_life_days=half_life_days, now=now)
     catalog = result.catalog
     categories = repeat_categories(transactions, _categorised(catalog, counts.items))
     items = items_table(catalog, transactions, categories)
@@ -131,8 +140,8 @@ def run_train(
     choice: dict[str, Any] = {"mode": primary}
     if tune or primary == AUTO:
         started = time.perf_counter()
-        validation = _validation_split(transactions, half_life_days)
-        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune)
+        validation, validation_feedback = _validation_split(transactions, half_life_days, rows, weights)
+        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune, validation_feedback)
         timings["tune_hybrid"] = time.perf_counter() - started
         if primary == AUTO:
             notify("choose the primary model on validation", 0, 1)
@@ -144,9 +153,8 @@ def run_train(
     for done, name in enumerate(wanted):
         notify(f"fit {name}", done, len(wanted))
         started = time.perf_counter()
-        fitted[name] = _fit_one(
-            name, counts, recent, transactions, now, items, fitted, half_life_days, {**blend, "explore": explore}
-        )
+        part = {**blend, "explore": explore}
+        fitted[name] = _fit_one(name, counts, recent, transactions, now, items, fitted, half_life_days, part, feedback)
         fitted[name].item_filter = item_filter
         timings[f"fit_{name}"] = time.perf_counter() - started
     notify("fit models", len(wanted), len(wanted))
@@ -167,7 +175,7 @@ def run_train(
     suggest = np.flatnonzero(buyers >= max(similar_candidate_min_buyers, similar_min_buyers))
     similar_model = next((fitted[m] for m in SIMILAR_MODELS if m in fitted), None)
     if similar_model is None:  # nothing chosen can say which items are alike: fit the default one for this table
-        similar_model = make_model(SIMILAR_MODELS[0]).fit(counts, recent=recent)
+        similar_model = make_model(SIMILAR_MODELS[0]).fit(counts, recent=recent, feedback=feedback)
     sim_ids, sim_scores = similar_model.similar_items(query, similar_k, candidates=suggest if suggest.size else query)
     similar = similar_items_frame(query, sim_ids, sim_scores, counts.items)
     timings["similar_items"] = time.perf_counter() - started
@@ -201,6 +209,7 @@ def run_train(
         "primary_model": primary,
         "primary_choice": choice,
         "blend_tuning": blend,
+        "implicit_feedback": feedback.summary if feedback is not None else off_summary(),
         "counts": {
             "customers": len(counts.customers),
             "items": len(counts.items),
@@ -217,7 +226,7 @@ def run_train(
         "seconds": {key: round(value, 2) for key, value in timings.items()},
     }
     (out_dir / "train_manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-    keys = ("primary_model", "primary_choice", "counts", "sources", "seconds", "blend_tuning")
+    keys = ("primary_model", "primary_choice", "counts", "sources", "seconds", "blend_tuning", "implicit_feedback")
     return {key: manifest[key] for key in keys} | {
         "models": list(manifest["models"]),
         "out_dir": str(out_dir),
@@ -253,11 +262,13 @@ def _fit_one(
     fitted: dict[str, Recommender],
     half_life_days: float,
     blend: dict[str, Any],
+    feedback: Feedback | None = None,
 ) -> Recommender:
-    """Fit one model; the hybrid's fitted parts are reused as ``buy_again`` / ``als`` (same data, same params)."""
+    """Fit one model; the hybrid's fitted parts are reused as ``buy_again`` / ``als`` (same data, same params).
+    ``feedback`` (views and clicks) goes to every fit; only the collaborative models learn from it."""
     if name == LINEAR_HYBRID:
         params = {k: blend[k] for k in ("repeat_weight", "repeat_slope", "explore") if k in blend}
-        return make_model(name, half_life_days=half_life_days, **params).fit(counts, recent=recent)
+        return make_model(name, half_life_days=half_life_days, **params).fit(counts, recent=recent, feedback=feedback)
     hybrid = fitted.get(LINEAR_HYBRID)
     if isinstance(hybrid, HybridRecommender):
         if name == "buy_again":
@@ -272,7 +283,7 @@ def _fit_one(
     model = make_model(name)
     if name in ("popular_in_category", "hybrid_ltr"):
         model.item_categories = category_codes(items, counts.items)  # type: ignore[attr-defined]
-    return model.fit(counts, recent=recent, transactions=transactions)
+    return model.fit(counts, recent=recent, transactions=transactions, feedback=feedback)
 
 
 def category_codes(items: pl.DataFrame, ids: Any) -> np.ndarray:
@@ -292,29 +303,40 @@ def _part(model: Recommender, hybrid: HybridRecommender) -> Recommender:
     return model
 
 
-def _validation_split(transactions: pl.DataFrame, half_life_days: float) -> Any:
-    """Each customer's last order held out (train on the orders before it), as ``EvalData``; a ``str`` saying why
-    there is none (no customer with two orders, or no last order with an item seen before)."""
+def _validation_split(
+    transactions: pl.DataFrame,
+    half_life_days: float,
+    feedback_rows: pl.DataFrame | None = None,
+    weights: FeedbackWeights | None = None,
+) -> tuple[Any, Feedback | None]:
+    """Each customer's last order held out (train on the orders before it), as ``EvalData``, and the views and
+    clicks of the train part (each customer's from before their held-out order; ``None`` when off); a ``str``
+    saying why there is no split (no customer with two orders, or no last order with an item seen before)."""
     from recsys.evaluation.runner import prepare
     from recsys.splits import next_basket_split
 
     try:
         split = next_basket_split(transactions).final
     except DataError as exc:
-        return str(exc)
+        return str(exc), None
     data = prepare(split, recent_half_life_days=half_life_days)
     if data.customers.size == 0:
-        return "no customer has a last order with known items"
-    return data
+        return "no customer has a last order with known items", None
+    if feedback_rows is None or weights is None:
+        return data, None
+    rows = before_holdout(feedback_rows, split.test)
+    return data, feedback_matrices(rows, data.train, weights, half_life_days=half_life_days, now=data.now)
 
 
-def _tune_hybrid(validation: Any, half_life_days: float, explore: str, tune: bool) -> tuple[dict[str, Any], Any]:
-    """Fit the linear hybrid on the validation split's train part and (``tune``) tune its blend on the held-out
-    orders; return the report and the fitted hybrid (``None`` without a validation split)."""
+def _tune_hybrid(
+    validation: Any, half_life_days: float, explore: str, tune: bool, feedback: Feedback | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Fit the linear hybrid on the validation split's train part (with its ``feedback``) and (``tune``) tune its
+    blend on the held-out orders; return the report and the fitted hybrid (``None`` without a validation split)."""
     if isinstance(validation, str):
         return {"skipped": validation}, None
     model = HybridRecommender(half_life_days=half_life_days, explore=explore).fit(
-        validation.train, recent=validation.recent
+        validation.train, recent=validation.recent, feedback=feedback
     )
     if not tune:
         return {}, model

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.exceptions import ConfigError
+from recsys.implicit_feedback import FeedbackWeights, check_weight
 
 DEMO = "demo"  # transactions = "demo": The Complete Journey shipped with Centric
 ENV_PREFIX = "CENTRIC_PIPELINE_"
@@ -23,10 +24,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("transactions", "schema", "catalog", "events_dir", "rebase_dates"),
     "catalogs": ("offers", "loyalty"),
     "outputs": ("work_dir", "artifacts"),
-    "train": ("primary", "k", "customers"),
+    "train": ("primary", "k", "customers", "view_weight", "click_weight"),
     "quality": ("tolerance",),
     "loyalty": ("backfill_base",),
 }
+WEIGHTS = ("view_weight", "click_weight")  # checked by recsys.implicit_feedback.check_weight
 PATHS = ("transactions", "catalog", "events_dir", "offers", "loyalty", "work_dir", "artifacts")
 
 
@@ -48,6 +50,10 @@ class PipelineConfig:
     primary: str = "hybrid_ltr"
     k: int = 20
     customers: int | None = None  # train on a random sample of this many customers (quick runs)
+    # views and clicks as extra implicit feedback of the collaborative models (recsys/implicit_feedback.py): how much
+    # one viewed / clicked pair counts next to a purchase; 0 = off (the default: measure before turning it on)
+    view_weight: float = 0.0
+    click_weight: float = 0.0
     tolerance: float = 0.10  # the quality guard refuses a drop of validation NDCG@10 larger than this (relative)
     backfill_base: bool = True  # replay the base file's orders into the ledger (once per base file)
 
@@ -72,9 +78,15 @@ class PipelineConfig:
         """The options as a JSON-ready dict."""
         return asdict(self)
 
+    def feedback_weights(self) -> FeedbackWeights:
+        """The weights of views and clicks (``enabled`` only when one is above 0)."""
+        return FeedbackWeights(view=self.view_weight, click=self.click_weight)
+
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     kind = {f.name: f.type for f in fields(PipelineConfig)}[name]
+    if name in WEIGHTS and (value is None or value == ""):
+        return 0.0  # empty = the default: off
     if value is None or value == "":
         return None
     try:
@@ -85,12 +97,16 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if lowered not in ("1", "0", "true", "false", "yes", "no"):
                 raise ValueError(value)
             return lowered in ("1", "true", "yes")
+        if name in WEIGHTS:
+            return check_weight(name, value)
         if "float" in str(kind):
             return float(value)
         if "int" in str(kind):
             return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: {name} = {value!r} is not a valid {kind}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return str(value)
 
 

@@ -18,6 +18,7 @@ from recsys.data.report import LoadResult, ValidationReport
 from recsys.events.history import base_end
 from recsys.events.store import EventStore
 from recsys.exceptions import DataError
+from recsys.implicit_feedback import empty_rows
 from recsys.store.keys import Keys
 from training.pipeline.config import DEMO, PipelineConfig
 from training.pipeline.state import read_json, write_json
@@ -96,6 +97,9 @@ class Context:
 
 
 # --- history files ----------------------------------------------------------------------------------------------
+IMPLICIT = "implicit.parquet"  # views and clicks, written only when the weights ask for them
+
+
 def history_dir(ctx: Context) -> Path:
     return ctx.work / "history" / "current"
 
@@ -112,6 +116,11 @@ def save_history(ctx: Context, history: Any) -> None:
         (folder / "catalog.parquet").unlink(missing_ok=True)
     history.events.transactions.write_parquet(folder / "event_transactions.parquet")
     history.events.returns.write_parquet(folder / "event_returns.parquet")
+    implicit = folder / IMPLICIT
+    if not history.implicit.is_empty():
+        history.implicit.write_parquet(implicit)
+    else:
+        implicit.unlink(missing_ok=True)  # never an earlier run's views beside this history
     write_json(dataclasses.asdict(result.report), folder / "report.json")
 
 
@@ -125,6 +134,12 @@ def load_saved_history(ctx: Context, events_only: bool = False) -> LoadResult:
         catalog=pl.read_parquet(catalog) if catalog.exists() else None,
         report=ValidationReport(**read_json(folder / "report.json", {})),
     )
+
+
+def load_saved_implicit(ctx: Context) -> pl.DataFrame:
+    """The views and clicks the history stage saved (empty when it read none: the weights were 0)."""
+    path = history_dir(ctx) / IMPLICIT
+    return pl.read_parquet(path) if path.exists() else empty_rows()
 
 
 def sample_history(history: Any, customers: int, seed: int = 7) -> Any:
@@ -141,4 +156,6 @@ def sample_history(history: Any, customers: int, seed: int = 7) -> Any:
             result, transactions=result.transactions.filter(keep), returns=result.returns.filter(keep)
         )
 
-    return dataclasses.replace(history, result=only(history.result), events=only(history.events))
+    return dataclasses.replace(
+        history, result=only(history.result), events=only(history.events), implicit=history.implicit.filter(keep)
+    )

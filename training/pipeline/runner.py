@@ -20,9 +20,17 @@ from recsys.clock import utcnow
 from recsys.columns import Columns
 from recsys.events.history import file_fingerprint, load_history
 from recsys.exceptions import CentricError, ConfigError, DataError
+from recsys.implicit_feedback import stage_counts
 from recsys.store.keys import Keys
 from training.pipeline.config import PipelineConfig
-from training.pipeline.context import Context, Extras, load_saved_history, sample_history, save_history
+from training.pipeline.context import (
+    Context,
+    Extras,
+    load_saved_history,
+    load_saved_implicit,
+    sample_history,
+    save_history,
+)
 from training.pipeline.state import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -68,11 +76,13 @@ def _history(ctx: Context) -> dict[str, Any]:
         catalog=catalog,
         rejects_path=ctx.work / "history" / "event_rejects.csv",
         shift=ctx.shift(),
+        implicit=ctx.config.feedback_weights().enabled,  # views and clicks are not even read while they are off
     )
     if ctx.config.customers:
         history = sample_history(history, ctx.config.customers)
     save_history(ctx, history)
     report = history.result.report
+    implicit = ctx.config.feedback_weights().enabled
     return {
         "customers": history.result.transactions.get_column(Columns.customer_id).n_unique(),
         "items": history.result.transactions.get_column(Columns.item_id).n_unique(),
@@ -80,7 +90,7 @@ def _history(ctx: Context) -> dict[str, Any]:
         "rows_used": report.rows_used,
         "rows_rejected": report.rows_rejected,
         "returns": report.returns,
-        **{k: v for k, v in history.summary.to_dict().items() if k != "implicit_rows"},
+        **{k: v for k, v in history.summary.to_dict().items() if k != "implicit_rows" or implicit},
     }
 
 
@@ -88,10 +98,22 @@ def _train(ctx: Context) -> dict[str, Any]:
     from training.jobs.train import run_train
 
     result = load_saved_history(ctx)
-    summary = run_train(result, ctx.artifacts, k=ctx.config.k, primary=ctx.config.primary)
+    weights = ctx.config.feedback_weights()
+    summary = run_train(
+        result,
+        ctx.artifacts,
+        k=ctx.config.k,
+        primary=ctx.config.primary,
+        feedback_rows=load_saved_implicit(ctx) if weights.enabled else None,
+        feedback_weights=weights,
+    )
     write_json(summary, ctx.work / "train_summary.json")
     figure = (summary.get("blend_tuning") or {}).get("validation_ndcg@10")
-    return {**{k: v for k, v in summary["counts"].items()}, "validation_ndcg@10": figure}
+    return {
+        **{k: v for k, v in summary["counts"].items()},
+        "validation_ndcg@10": figure,
+        **stage_counts(summary["implicit_feedback"]),
+    }
 
 
 def _guard(ctx: Context) -> dict[str, Any]:
@@ -193,9 +215,13 @@ def _inputs(ctx: Context, name: str) -> list[Any]:
             file_fingerprint(ctx.base_path()), ctx.schema(), file_fingerprint(catalog) if catalog else None
         )
         shift = ctx.shift()
-        return [fps["base"], fps["sync"], shift.days if shift else 0, c.customers]
+        # views and clicks enter the fingerprints only when on, so that a work directory from before the switch
+        # existed is not retrained for nothing
+        implicit = ["implicit"] if c.feedback_weights().enabled else []
+        return [fps["base"], fps["sync"], shift.days if shift else 0, c.customers, *implicit]
     if name == "train":
-        return [fps["history"], c.k, c.primary, c.customers]
+        weights = [c.view_weight, c.click_weight] if c.feedback_weights().enabled else []
+        return [fps["history"], c.k, c.primary, c.customers, *weights]
     if name == "guard":
         return [fps["train"], c.tolerance, ctx.force]
     extras = ctx.extras.name if ctx.extras else None

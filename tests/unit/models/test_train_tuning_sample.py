@@ -16,7 +16,7 @@ def transactions(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _tune(transactions) -> dict:
-    validation = train_job._validation_split(transactions, 120.0)
+    validation, _feedback = train_job._validation_split(transactions, 120.0)
     report, _model = train_job._tune_hybrid(validation, 120.0, "als", True)
     return report
 
