@@ -12,8 +12,8 @@ place, :meth:`recsys.models.base.Recommender.fit` (``feedback=``), from the mode
 
 - **One per pair.** Each (customer, item) pair counts once per kind, however often it was viewed or clicked (a
   refreshed page or a bot must not outweigh purchases); its newest event sets its recency.
-- **Ids of the purchases.** Rows are mapped onto the purchase matrix's customers and items; a row whose customer or
-  item was never in a purchase is dropped and counted (``dropped_unknown_customer`` / ``dropped_unknown_item``):
+- **Ids of the purchases.** Pairs are mapped onto the purchase matrix's customers and items; a pair whose customer
+  or item was never in a purchase is dropped and counted (``dropped_unknown_customer`` / ``dropped_unknown_item``):
   there is nothing to recommend to a customer who never bought, and an item nobody bought has no stock or price
   history to serve it with.
 - **Measured first.** ``benchmarks/bench_implicit_feedback.py`` measures NDCG@10 at several weights through this
@@ -31,7 +31,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsys.columns import Columns
-from recsys.exceptions import ConfigError
+from recsys.exceptions import ConfigError, DataError
 from recsys.matrix import PurchaseMatrix, build_matrix
 
 KINDS = ("view", "click")
@@ -82,7 +82,8 @@ class FeedbackWeights:
 class Feedback:
     """The weighted views and clicks on a purchase matrix's ids: ``counts`` and (when asked) ``recent`` (decayed).
 
-    ``summary``: the weights, the rows read and added per kind, the rows dropped and the stored cells.
+    ``summary``: the weights, the rows read and the pairs added per kind, the pairs of unknown ids and the rows
+    without a timestamp dropped, and the stored cells.
     """
 
     counts: sp.csr_matrix
@@ -140,14 +141,22 @@ def feedback_matrices(
     """
     if rows is None or not weights.enabled:
         return None
+    missing = [c for c in (Columns.customer_id, Columns.item_id, Columns.timestamp, TYPE) if c not in rows.columns]
+    if missing:
+        raise DataError(
+            f"views and clicks are missing column(s) {missing}; expected customer_id, item_id, timestamp, type "
+            "(recsys.events.history.implicit_events)"
+        )
     shape = purchases.matrix.shape
     counts = sp.csr_matrix(shape, dtype="float32")
     recent = sp.csr_matrix(shape, dtype="float32") if half_life_days is not None else None
     summary: dict[str, Any] = {**weights.to_dict(), "used": True, "rows": {}, "pairs_added": {}}
-    dropped_customer = dropped_item = 0
+    dropped_customer = dropped_item = undated = 0
     for kind in KINDS:
-        of_kind = rows.filter(pl.col(TYPE) == kind) if TYPE in rows.columns else rows.clear()
+        of_kind = rows.filter(pl.col(TYPE) == kind)
         summary["rows"][kind] = of_kind.height
+        undated += of_kind.get_column(Columns.timestamp).null_count() if weights.of(kind) > 0 else 0
+        of_kind = of_kind.filter(pl.col(Columns.timestamp).is_not_null())  # no date, no recency: not used
         weight = weights.of(kind)
         if weight <= 0 or of_kind.is_empty():
             summary["pairs_added"][kind] = 0
@@ -172,6 +181,7 @@ def feedback_matrices(
     summary.update(
         dropped_unknown_customer=dropped_customer,
         dropped_unknown_item=dropped_item,
+        dropped_no_timestamp=undated,
         cells=int(counts.nnz),
     )
     return Feedback(counts, _csr(recent) if recent is not None else None, summary)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from recsys.columns import Columns
-from recsys.exceptions import ConfigError
+from recsys.exceptions import ConfigError, DataError
 from recsys.implicit_feedback import FeedbackWeights, before_holdout, check_weight, feedback_matrices
 from recsys.matrix import build_matrix
 from recsys.models import ALSRecommender, BuyAgainRecommender, HybridRecommender, UserKNNRecommender
@@ -74,6 +74,19 @@ def test_each_viewed_pair_counts_its_weight_once_and_unknown_ids_are_dropped_and
     assert (feedback.summary["dropped_unknown_customer"], feedback.summary["dropped_unknown_item"]) == (1, 1)
     assert feedback.recent is not None
     assert 0 < _cell(feedback.recent, counts, "c7", "biscuits") < 0.3  # a day old at half-life 120: a bit under
+
+
+def test_undated_rows_are_dropped_and_counted_and_a_missing_column_is_named(data: tuple) -> None:
+    _, counts, _ = data
+    rows = _views([("c3", "jam", "view"), ("c7", "jam", "view")]).with_columns(
+        pl.when(pl.col(Columns.customer_id) == "c7").then(None).otherwise(pl.col(Columns.timestamp)).alias("timestamp")
+    )
+    feedback = feedback_matrices(rows, counts, FeedbackWeights(view=1.0), half_life_days=30, now=NOW)
+    assert feedback is not None and feedback.recent is not None
+    assert (feedback.summary["pairs_added"]["view"], feedback.summary["dropped_no_timestamp"]) == (1, 1)
+    assert np.isfinite(feedback.recent.data).all()
+    with pytest.raises(DataError, match=r"missing column\(s\) \['type'\]"):
+        feedback_matrices(rows.drop("type"), counts, FeedbackWeights(view=1.0))
 
 
 def test_with_both_weights_at_zero_there_is_no_feedback(data: tuple) -> None:
