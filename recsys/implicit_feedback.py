@@ -12,10 +12,10 @@ place, :meth:`recsys.models.base.Recommender.fit` (``feedback=``), from the mode
 
 - **One per pair.** Each (customer, item) pair counts once per kind, however often it was viewed or clicked (a
   refreshed page or a bot must not outweigh purchases); its newest event sets its recency.
-- **Ids of the purchases.** Pairs are mapped onto the purchase matrix's customers and items; a pair whose customer
-  or item was never in a purchase is dropped and counted (``dropped_unknown_customer`` / ``dropped_unknown_item``):
-  there is nothing to recommend to a customer who never bought, and an item nobody bought has no stock or price
-  history to serve it with.
+- **Ids of the purchases.** Pairs are mapped (as text, padding stripped as from purchase lines) onto the purchase
+  matrix's customers and items; a pair whose customer or item was never in a purchase is dropped and counted
+  (``dropped_unknown_customer`` / ``dropped_unknown_item``): there is nothing to recommend to a customer who never
+  bought, and an item nobody bought has no stock or price history to serve it with.
 - **Measured first.** ``benchmarks/bench_implicit_feedback.py`` measures NDCG@10 at several weights through this
   path; see benchmarks/README.md before turning it on.
 """
@@ -147,6 +147,11 @@ def feedback_matrices(
             f"views and clicks are missing column(s) {missing}; expected customer_id, item_id, timestamp, type "
             "(recsys.events.history.implicit_events)"
         )
+    # the ids as the purchases hold them: text, without the padding that the history strips from purchase lines
+    # (a view of " I1 " is a view of the bought "I1", not an unknown item)
+    rows = rows.with_columns(
+        pl.col(column).cast(pl.String).str.strip_chars() for column in (Columns.customer_id, Columns.item_id)
+    )
     shape = purchases.matrix.shape
     counts = sp.csr_matrix(shape, dtype="float32")
     recent = sp.csr_matrix(shape, dtype="float32") if half_life_days is not None else None

@@ -172,3 +172,14 @@ def test_a_validation_fit_sees_only_views_from_before_the_customers_held_out_ord
     )
     kept = before_holdout(rows, held_out)
     assert sorted(kept.select(Columns.customer_id, Columns.item_id).iter_rows()) == [("c1", "tea"), ("c2", "tea")]
+
+
+def test_a_view_of_padded_ids_counts_on_the_bought_ids_as_a_purchase_line_would(data: tuple) -> None:
+    # the history strips the ids of purchase lines synced from events; a view with the same padding is the same pair
+    _, counts, _ = data
+    rows = _views([(" c3", "jam ", "view"), ("c7 ", " biscuits", "click")])
+    feedback = feedback_matrices(rows, counts, FeedbackWeights(view=0.5, click=1.0))
+    assert feedback is not None
+    assert _cell(feedback.counts, counts, "c3", "jam") == pytest.approx(0.5)
+    assert _cell(feedback.counts, counts, "c7", "biscuits") == pytest.approx(1.0)
+    assert (feedback.summary["dropped_unknown_customer"], feedback.summary["dropped_unknown_item"]) == (0, 0)
