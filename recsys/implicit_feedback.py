@@ -147,11 +147,7 @@ def feedback_matrices(
             f"views and clicks are missing column(s) {missing}; expected customer_id, item_id, timestamp, type "
             "(recsys.events.history.implicit_events)"
         )
-    # the ids as the purchases hold them: text, without the padding that the history strips from purchase lines
-    # (a view of " I1 " is a view of the bought "I1", not an unknown item)
-    rows = rows.with_columns(
-        pl.col(column).cast(pl.String).str.strip_chars() for column in (Columns.customer_id, Columns.item_id)
-    )
+    rows = _text_ids(rows)
     shape = purchases.matrix.shape
     counts = sp.csr_matrix(shape, dtype="float32")
     recent = sp.csr_matrix(shape, dtype="float32") if half_life_days is not None else None
@@ -192,6 +188,14 @@ def feedback_matrices(
     return Feedback(counts, _csr(recent) if recent is not None else None, summary)
 
 
+def _text_ids(rows: pl.DataFrame) -> pl.DataFrame:
+    """The ids as the purchases hold them: text, without the padding that the history strips from purchase lines (a
+    view of " I1 " is a view of the bought "I1", not an unknown item)."""
+    return rows.with_columns(
+        pl.col(column).cast(pl.String).str.strip_chars() for column in (Columns.customer_id, Columns.item_id)
+    )
+
+
 def _unknown(pairs: pl.DataFrame, column: str, purchases: PurchaseMatrix, known_customers_only: bool = False) -> int:
     """Pairs whose ``column`` id is not in the purchases (items: among pairs of known customers, so that a pair is
     counted once)."""
@@ -205,13 +209,16 @@ def _unknown(pairs: pl.DataFrame, column: str, purchases: PurchaseMatrix, known_
 
 
 def before_holdout(rows: pl.DataFrame, held_out: pl.DataFrame) -> pl.DataFrame:
-    """Return the ``rows`` of each customer from before the first held-out purchase line of that customer.
+    """Return the ``rows`` of each customer from before the day (UTC) of that customer's first held-out purchase line.
 
-    A validation model learns only what was known before the orders it is scored on; customers with nothing held
-    out keep all their rows.
+    A validation model learns only what the model serving an order would have known: the daily cycle trains
+    overnight, so the views and clicks of the order's own day (the browsing that ends in it) are not in it. Live
+    fold-in brings a day's purchases to serving, never its views. Customers with nothing held out keep all their rows.
     """
-    start = held_out.group_by(Columns.customer_id).agg(pl.col(Columns.timestamp).min().alias("_held_out"))
-    joined = rows.join(start, on=Columns.customer_id, how="left")
+    start = held_out.group_by(Columns.customer_id).agg(
+        pl.col(Columns.timestamp).min().dt.truncate("1d").alias("_held_out")
+    )
+    joined = _text_ids(rows).join(start, on=Columns.customer_id, how="left")
     return joined.filter(pl.col("_held_out").is_null() | (pl.col(Columns.timestamp) < pl.col("_held_out"))).drop(
         "_held_out"
     )

@@ -102,7 +102,8 @@ def run_train(
         address; ``shards``: left to ``centric score --shard i/n``; see ``training.jobs.score_engine``);
         ``feedback_rows`` / ``feedback_weights``: views and clicks (``recsys.events.history.implicit_events`` rows) and
         their weights, added to what the collaborative models learn from (``recsys.implicit_feedback``; off when the
-        weights are 0 or absent; the validation fits get only each customer's rows from before their held-out order).
+        weights are 0 or absent; the validation fits get only each customer's rows from before the day of their
+        held-out order).
         Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
     if primary not in PRIMARY_CHOICES:
@@ -310,7 +311,7 @@ def _validation_split(
     weights: FeedbackWeights | None = None,
 ) -> tuple[Any, Feedback | None]:
     """Each customer's last order held out (train on the orders before it), as ``EvalData``, and the views and
-    clicks of the train part (each customer's from before their held-out order; ``None`` when off); a ``str``
+    clicks of the train part (each customer's from before their held-out order's day; ``None`` when off); a ``str``
     saying why there is no split (no customer with two orders, or no last order with an item seen before)."""
     from recsys.evaluation.runner import prepare
     from recsys.splits import next_basket_split

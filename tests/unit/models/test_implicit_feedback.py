@@ -183,3 +183,29 @@ def test_a_view_of_padded_ids_counts_on_the_bought_ids_as_a_purchase_line_would(
     assert _cell(feedback.counts, counts, "c3", "jam") == pytest.approx(0.5)
     assert _cell(feedback.counts, counts, "c7", "biscuits") == pytest.approx(1.0)
     assert (feedback.summary["dropped_unknown_customer"], feedback.summary["dropped_unknown_item"]) == (0, 0)
+
+
+def test_a_validation_fit_misses_the_views_of_the_held_out_orders_own_day_padded_ids_or_not() -> None:
+    # browse at 09:00, buy at 10:00: the model trained the night before never saw that view, nor may validation
+    order = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+    held_out = pl.DataFrame(
+        {Columns.customer_id: ["c1"], Columns.timestamp: [order]},
+        schema={Columns.customer_id: pl.String, Columns.timestamp: pl.Datetime("us", "UTC")},
+    )
+    seen = [
+        ("c1", "jam", order - dt.timedelta(hours=1)),
+        (" c1 ", "tea", order - dt.timedelta(hours=2)),  # the same customer, as purchase lines strip ids
+        ("c1", "milk", order.replace(hour=0)),  # midnight of the order's day
+        ("c1", "bread", order - dt.timedelta(hours=11)),  # 23:00 the day before: known to that night's model
+    ]
+    rows = pl.DataFrame(
+        [(c, i, when, "view") for c, i, when in seen],
+        schema={
+            Columns.customer_id: pl.String,
+            Columns.item_id: pl.String,
+            Columns.timestamp: pl.Datetime("us", "UTC"),
+            "type": pl.String,
+        },
+        orient="row",
+    )
+    assert before_holdout(rows, held_out).get_column(Columns.item_id).to_list() == ["bread"]
