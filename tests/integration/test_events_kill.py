@@ -45,12 +45,21 @@ def test_sync_killed_five_times_keeps_every_event_once(
     env = {**os.environ, "CENTRIC_REDIS_URL": redis_url, "CENTRIC_ENV": keys.env}
     command = [sys.executable, "-m", "training.cli", "events", "sync", "--store", str(store_dir), "--batch", "300"]
     rng = random.Random(14)
-    for _ in range(5):
+    # five random points inside the work, not in the time: a kill timed by the clock alone mostly landed before the
+    # first batch or after the last one (then a rerun had nothing left to lose)
+    targets = sorted(rng.sample(range(1, posted * 3 // 4), 5))
+    for target in targets:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 3.0))
+        deadline = time.monotonic() + 120
+        while EventStore(store_dir).checkpoint().events < target:
+            assert proc.poll() is None, f"sync ended before it stored {target} events"
+            assert time.monotonic() < deadline, f"sync never stored {target} events"
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.005))  # anywhere in the next batch: its write, its checkpoint, its trim
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         stored = EventStore(store_dir).checkpoint().events
+        assert target <= stored < posted, (target, stored)  # killed in the middle of the work
         assert redis_client.xlen(keys.events_stream()) >= posted - stored  # nothing unsynced was trimmed
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     frame = EventStore(store_dir).scan().collect()
