@@ -134,3 +134,45 @@ def test_centric_train_refuses_a_negative_weight_and_reads_views_from_the_event_
         0.5,
         {"view": 0, "click": 10},
     )
+
+
+class _NoSnapshot:
+    """The Redis of a run whose stages are stand-ins: no active snapshot."""
+
+    def get(self, _key: str) -> None:
+        return None
+
+
+def test_a_rerun_retrains_after_a_weight_changes_and_skips_when_none_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+
+    def stand_in(name: str) -> Any:
+        def run(_ctx: Context) -> dict[str, Any]:
+            ran.append(name)
+            return {"events": 0} if name == "sync" else {}
+
+        return run
+
+    for name in runner.RUNNERS:
+        monkeypatch.setitem(runner.RUNNERS, name, stand_in(name))
+    base, events = _base(tmp_path), _store(tmp_path)
+
+    def run(**weights: Any) -> list[str]:
+        ran.clear()
+        config = load_config(
+            None, {"transactions": str(base), "events_dir": str(events), "work_dir": str(tmp_path / "w"), **weights}, {}
+        )
+        report = runner.run_pipeline(config, _NoSnapshot(), Keys("t"), tmp_path)  # type: ignore[arg-type]
+        assert report.exit_code == 0, report.error
+        return [n for n in ran if n in ("history", "train")]
+
+    assert run() == ["history", "train"]
+    assert run() == []  # nothing changed
+    assert run(view_weight="0.2") == ["history", "train"]  # on: the history reads the views
+    assert run(view_weight="0.2") == []
+    assert run(view_weight="0.3") == ["train"]  # the same views, another weight
+    assert run(view_weight="0.3", click_weight="0.1") == ["train"]
+    assert run(view_weight="0.3", click_weight="0.1") == []
+    assert run() == ["history", "train"]  # off again: the history drops the views
