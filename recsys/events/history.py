@@ -153,9 +153,10 @@ def validate_events(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def implicit_events(frame: pl.DataFrame) -> pl.DataFrame:
-    """Return view and click events on items (``customer_id``, ``item_id``, ``timestamp``, ``type``)."""
+    """Return view and click events on items (``customer_id``, ``item_id``, ``timestamp``, ``type``); ids stripped
+    as ``validate_events`` strips those of purchase lines."""
     return frame.filter(pl.col("type").is_in(IMPLICIT_KINDS) & pl.col("item_id").is_not_null()).select(
-        "customer_id", "item_id", "timestamp", "type"
+        pl.col("customer_id").str.strip_chars(), pl.col("item_id").str.strip_chars(), "timestamp", "type"
     )
 
 

@@ -3,6 +3,7 @@ history stage does not read them and the fingerprints are those of before the sw
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -176,3 +177,22 @@ def test_a_rerun_retrains_after_a_weight_changes_and_skips_when_none_did(
     assert run(view_weight="0.3", click_weight="0.1") == ["train"]
     assert run(view_weight="0.3", click_weight="0.1") == []
     assert run() == ["history", "train"]  # off again: the history drops the views
+
+
+def test_views_with_padded_ids_stay_with_their_customer_in_a_sampled_history(tmp_path: Path) -> None:
+    # the history strips the ids of purchase lines; a view of " c3 " is c3's, also when --customers samples them
+    rows = []
+    for n in range(25):
+        row: dict[str, Any] = dict.fromkeys(EVENT_SCHEMA)
+        row.update(stream_id=f"{2000 + n}-0", received_at=T0, timestamp=T0, type="view", customer_id=f" c{n} ")
+        row["item_id"] = " j0"
+        rows.append(row)
+    frame = pl.DataFrame(rows, schema=EVENT_SCHEMA)
+    EventStore(tmp_path / "padded").append(frame, frame.get_column("stream_id").item(-1))
+    ctx = _context(tmp_path, view_weight=1.0, customers=24)
+    ctx.config = dataclasses.replace(ctx.config, events_dir=str(tmp_path / "padded"))
+    runner._history(ctx)
+    saved = load_saved_implicit(ctx)
+    assert saved.height == 24  # one customer of 25 left out of the sample, with their view
+    assert set(saved.get_column("item_id")) == {"j0"}
+    assert runner._train(ctx)["view_pairs_added"] == 24
