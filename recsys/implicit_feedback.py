@@ -36,12 +36,19 @@ from recsys.matrix import PurchaseMatrix, build_matrix
 
 KINDS = ("view", "click")
 TYPE = "type"  # the event type column of the implicit rows (``recsys.events.history.implicit_events``)
+# The largest weight: one view worth a thousand purchases is surely a typo, and a weight past float32's range
+# (1e39) made the matrices inf and the factors NaN, with no error.
+MAX_WEIGHT = 1000.0
 
 
 def check_weight(name: str, value: Any) -> float:
-    """Return ``value`` as a float weight ≥ 0; raises ``ConfigError`` naming ``name`` and the value otherwise."""
+    """Return ``value`` as a float weight in [0, ``MAX_WEIGHT``]; raises ``ConfigError`` naming ``name`` and the value
+    otherwise."""
     kind = name.removesuffix("_weight")
-    hint = f"give {name} a number >= 0 (0 = off, the default; e.g. 0.1 counts one {kind} as a tenth of a purchase)"
+    hint = (
+        f"give {name} a number from 0 to {MAX_WEIGHT:g} (0 = off, the default; e.g. 0.1 counts one {kind} as a tenth "
+        "of a purchase)"
+    )
     if isinstance(value, bool):
         raise ConfigError(f"{name} = {value!r} is not a number; {hint}")
     try:
@@ -50,6 +57,8 @@ def check_weight(name: str, value: Any) -> float:
         raise ConfigError(f"{name} = {value!r} is not a number; {hint}") from None
     if not math.isfinite(weight) or weight < 0:
         raise ConfigError(f"{name} = {value!r} is {'negative' if weight < 0 else 'not finite'}; {hint}")
+    if weight > MAX_WEIGHT:
+        raise ConfigError(f"{name} = {value!r} is above {MAX_WEIGHT:g}; {hint}")
     return weight
 
 

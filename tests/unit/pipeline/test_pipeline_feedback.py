@@ -79,7 +79,7 @@ def test_weights_come_from_the_file_then_the_environment_then_the_flags(tmp_path
 @pytest.mark.parametrize(
     ("where", "pattern"),
     [
-        ("file", r"centric.toml \[train\]: view_weight = -0.5 is negative; give view_weight a number >= 0"),
+        ("file", r"centric.toml \[train\]: view_weight = -0.5 is negative; give view_weight a number from 0 to 1000"),
         ("env", r"environment CENTRIC_PIPELINE_VIEW_WEIGHT: view_weight = 'lots' is not a number"),
         ("flag", r"--view-weight: view_weight = 'nan' is not finite"),
     ],
