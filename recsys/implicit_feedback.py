@@ -99,15 +99,19 @@ class Feedback:
     recent: sp.csr_matrix | None
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def check_shape(self, shape: tuple[int, int]) -> None:
+        """Raise ``ValueError`` unless the feedback has the purchases' ``shape`` (customers × items)."""
+        if self.counts.shape != tuple(shape):
+            raise ValueError(
+                f"feedback has shape {self.counts.shape}, the purchases {tuple(shape)}: build it on the same id maps"
+            )
+
     def added_to(
         self, counts: sp.csr_matrix, recent: sp.csr_matrix | None
     ) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         """Return ``(counts + feedback, recent + decayed feedback)`` as sorted float32 CSR; raises ``ValueError`` on
         a shape mismatch."""
-        if self.counts.shape != counts.shape:
-            raise ValueError(
-                f"feedback has shape {self.counts.shape}, the purchases {counts.shape}: build it on the same id maps"
-            )
+        self.check_shape(counts.shape)
         out = _csr(counts + self.counts)
         if recent is None:
             return out, None

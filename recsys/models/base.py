@@ -183,7 +183,7 @@ class Recommender(ABC):
         if feedback is None:
             self._fit(csr, recent_csr, transactions)  # the lines are an argument, never kept on the model
         else:
-            feedback.added_to(csr, recent_csr)  # the shape check, for every model alike
+            feedback.check_shape(csr.shape)  # for every model alike (the sum only where a model learns from it)
             self.fingerprint_ = artifacts.fingerprint(feedback.counts, customers, items, seed=self.fingerprint_)
             self._fit_feedback(csr, recent_csr, transactions, feedback)
         return self

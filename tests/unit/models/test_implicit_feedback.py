@@ -209,3 +209,12 @@ def test_a_validation_fit_misses_the_views_of_the_held_out_orders_own_day_padded
         orient="row",
     )
     assert before_holdout(rows, held_out).get_column(Columns.item_id).to_list() == ["bread"]
+
+
+@pytest.mark.parametrize("model", [BuyAgainRecommender, UserKNNRecommender])
+def test_feedback_built_on_other_ids_is_refused_by_every_model(data: tuple, model) -> None:
+    tx, counts, recent = data
+    other = build_matrix(tx.filter(pl.col(Columns.customer_id) != "c0"), weighting="count")
+    feedback = feedback_matrices(_views([("c3", "jam", "view")]), other, FeedbackWeights(view=1.0))
+    with pytest.raises(ValueError, match=r"feedback has shape \(7, 6\), the purchases \(8, 6\)"):
+        model().fit(counts, recent=recent, feedback=feedback)
