@@ -88,10 +88,15 @@ def test_features_ignore_everything_at_or_after_the_decision_time() -> None:
 
 @pytest.mark.parametrize("learner", ["logistic", "gbm"])
 def test_fit_on_a_known_mechanism_ranks_and_calibrates_and_survives_a_save(learner: str, tmp_path: Path) -> None:
-    data = synthetic_history(6_000, 600, days=40, seed=3)
+    # 80 days: long enough that, with a 14-day window, the training period holds inner folds with final labels
+    data = synthetic_history(8_000, 800, days=80, seed=3)
     model = fit_propensity(data.history, purchases_frame(data.transactions), learner=learner, day_grain=True)
-    assert model.report["auc"] > 0.6
-    assert model.report["ece"] < 0.05
+    report = model.report
+    assert report["auc"] > 0.6
+    assert report["ece"] < 0.05
+    assert len(report["selection"]["folds"]) >= 2, "the settings are chosen on inner folds of the training period"
+    # calibrated in the large too: the predictions' level is the validation period's acceptance rate
+    assert report["mean_predicted"] == pytest.approx(report["split"]["valid_accept_rate"], abs=0.02)
     path = save_versioned(model, tmp_path)
     assert path.parent == tmp_path / "propensity" and newest_model(tmp_path) == path
     loaded = PropensityModel.load(path)
