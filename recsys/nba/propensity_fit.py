@@ -108,7 +108,7 @@ def fit_propensity(
         raise DataError(f"{history.source}: {exc}") from None
     if c is not None:
         chosen |= {"c": c, "method": chosen["method"] + f"; c={c} given"}
-    model = fit_at_cut(rows, features, LOG_FEATURES, learner, chosen["c"], chosen["calibration"], chosen["refit"])
+    model = fit_at_cut(rows, features, LOG_FEATURES, learner, chosen["c"], chosen["calibration"])
     p = model.predict_proba(design(valid, features))  # the one look at the validation period
     cal = calibration_table(p, y_valid, bins=ECE_BINS)
     model.report = {
@@ -124,7 +124,6 @@ def fit_propensity(
         "calibration_method": chosen["calibration"],
         "calibration_fold_rule": chosen["fold_rule"],
         "calibration_share": chosen["calibration_share"],
-        "learner_refit_on_fold": chosen["refit"],
         "c": chosen["c"],
         "brier": round(cal["brier"], 4),
         "mean_predicted": round(float(p.mean()), 4),

@@ -116,12 +116,6 @@ class PropensityModel:
         self.isotonic_ = isotonic(raw, y[cal]) if self.calibration == "isotonic" else None
         return self
 
-    def refit_learner(self, x: np.ndarray, y: np.ndarray) -> PropensityModel:
-        """Refit the learner on ``x, y`` (all training rows, the calibration fold included), keeping the calibration
-        fitted on the held-out fold; return ``self``. Whether this helps is for the caller to check out of time."""
-        self._fit_learner(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-        return self
-
     def _fit_learner(self, x: np.ndarray, y: np.ndarray) -> None:
         tx = self._transform(x)
         with np.errstate(all="ignore"):

@@ -7,13 +7,14 @@
 * an exposure whose attribution window is still open at the cut keeps its censored label for the *learner* when
   at least :data:`MIN_OBSERVED_SHARE` of its window was seen (a ranking survives mild censoring; the calibration
   below corrects its level) and is dropped when less was seen (too early to say anything);
-* the *calibration* is fitted only on exposures whose window had closed by the cut (their labels are final, so
-  the probabilities are not pulled down by redemptions still to come): the time-later fold of the
-  :data:`CALIBRATION_SHARE` latest complete exposures, whole decision moments. The learner sees every other kept
-  training exposure.
+* the *calibration* is fitted on a time-later fold of whole decision moments, by default the
+  :data:`CALIBRATION_SHARE` latest exposures whose window had closed by the cut (``final``: their labels are
+  final, so the probabilities are not pulled down by redemptions still to come). The learner sees every other
+  kept training exposure.
 
-**The choice** (:func:`choose_settings`): the inverse L2 strength ``c`` (logistic learner) and the calibration
-(Platt or isotonic) are chosen by forward chaining inside the training period. Inner cuts are the moments at
+**The choice** (:func:`choose_settings`): the inverse L2 strength ``c`` (logistic learner), the calibration
+(Platt or isotonic), the calibration fold's rule (``final`` labels only, or the ``recent`` kept rows) and its share
+(:data:`CALIBRATION_SHARES`) are chosen by forward chaining inside the training period. Inner cuts are the moments at
 which :data:`INNER_POINTS` of the training exposures with final labels begin; at each inner cut a fit is made
 exactly as above (labels as of the inner cut), and it predicts the exposures with final labels from that cut to
 the next. The setting with the lowest log loss over all inner predictions (a proper scoring rule: it rewards
@@ -43,7 +44,7 @@ INNER_POINTS = (0.5, 0.65, 0.8)
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 DEFAULT_C = 0.05
 FOLD_RULES = ("final", "recent")
-INNER_MAX_ROWS = 50_000  # inner fits on a seeded sample beyond this (the choice, not the final fit)
+INNER_MAX_ROWS = 20_000  # inner fits on a seeded sample beyond this (the choice, not the final fit)
 
 
 def design(frame: pl.DataFrame, features: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -128,14 +129,11 @@ def fit_at_cut(
     learner: str,
     c: float,
     calibration: str,
-    refit: bool = False,
 ) -> PropensityModel:
-    """Return the model fitted on ``cut_rows``: the learner outside the fold, the calibration on it (and with
-    ``refit`` the learner fitted again on every row, the fold's included, under the same calibration)."""
+    """Return the model fitted on ``cut_rows``: the learner outside the fold, the calibration on it."""
     y = cut_rows.rows.get_column("accepted").to_numpy().astype(np.float64)
     x = design(cut_rows.rows, features)
-    model = PropensityModel(features, log_features, learner, c=c, calibration=calibration).fit(x, y, cut_rows.fold)
-    return model.refit_learner(x, y) if refit else model
+    return PropensityModel(features, log_features, learner, c=c, calibration=calibration).fit(x, y, cut_rows.fold)
 
 
 def _both_calibrations(model: PropensityModel, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -164,9 +162,8 @@ def choose_settings(
     learner: str,
     calibration: str | None = None,
 ) -> dict[str, Any]:
-    """Return ``{"c", "calibration", "fold_rule", "calibration_share", "refit", "method", "folds", "candidates"}``
-    chosen on ``train``
-    (``start < cut``) only.
+    """Return ``{"c", "calibration", "fold_rule", "calibration_share", "method", "folds", "candidates"}`` chosen
+    on ``train`` (``start < cut``) only.
 
     ``calibration`` given fixes it (``c`` and the fold rule are still chosen). Without a usable inner fold the
     defaults are kept and ``method`` says so.
@@ -176,8 +173,8 @@ def choose_settings(
     final = labels_at(train, cut).filter(pl.col("complete"))
     cuts = inner_cuts(train, cut)
     rules = [(rule, share) for rule in FOLD_RULES for share in CALIBRATION_SHARES]
-    keys = [(rule, c, refit, k) for rule in rules for c in cs for refit in (False, True) for k in calibrations]
-    predictions: dict[tuple[tuple[str, float], float, bool, str], list[np.ndarray]] = {key: [] for key in keys}
+    keys = [(rule, c, k) for rule in rules for c in cs for k in calibrations]
+    predictions: dict[tuple[tuple[str, float], float, str], list[np.ndarray]] = {key: [] for key in keys}
     folds, outcomes = [], []
     for i, inner in enumerate(cuts):
         upto = cuts[i + 1] if i + 1 < len(cuts) else cut
@@ -190,16 +187,14 @@ def choose_settings(
             for rule in rules:
                 rows = _sample(rows_at_cut(train, inner, *rule), INNER_MAX_ROWS)
                 for c in cs:
-                    for refit in (False, True):
-                        model = fit_at_cut(rows, features, log_features, learner, c, "isotonic", refit)
-                        fitted[(rule, c, refit)] = model
+                    fitted[(rule, c)] = fit_at_cut(rows, features, log_features, learner, c, "isotonic")
         except DataError:  # too little before this inner cut to fit on: the fold is skipped
             continue
         x = design(target, features)
-        for (rule, c, refit), model in fitted.items():
+        for (rule, c), model in fitted.items():
             probs = _both_calibrations(model, x)
             for k in calibrations:
-                predictions[(rule, c, refit, k)].append(probs[k])
+                predictions[(rule, c, k)].append(probs[k])
         outcomes.append(y)
         folds.append(
             {
@@ -216,21 +211,19 @@ def choose_settings(
             "calibration": calibration or "platt",
             "fold_rule": "final",
             "calibration_share": CALIBRATION_SHARE,
-            "refit": False,
             "method": "defaults (no usable inner fold)",
             "folds": [],
             "candidates": [],
         }
     y_all = np.concatenate(outcomes)
     candidates = []
-    for (rule, c, refit, k), parts in predictions.items():
+    for (rule, c, k), parts in predictions.items():
         p = np.clip(np.concatenate(parts), 1e-6, 1 - 1e-6)
         candidates.append(
             {
                 "fold_rule": rule[0],
                 "calibration_share": rule[1],
                 "c": c,
-                "refit": refit,
                 "calibration": k,
                 "log_loss": round(float(log_loss(y_all, p, labels=[0.0, 1.0])), 5),
                 "auc": round(float(roc_auc_score(y_all, p)), 4),
@@ -243,7 +236,6 @@ def choose_settings(
         "calibration": best["calibration"],
         "fold_rule": best["fold_rule"],
         "calibration_share": best["calibration_share"],
-        "refit": best["refit"],
         "method": f"forward chaining on the training period, {len(folds)} inner fold(s), lowest log loss",
         "folds": folds,
         "candidates": candidates,
