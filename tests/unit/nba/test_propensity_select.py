@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from recsys.nba.propensity_fit import fit_propensity
-from recsys.nba.propensity_select import MIN_OBSERVED_SHARE, rows_at_cut
+from recsys.nba.propensity_select import MIN_OBSERVED_SHARE, calibration_fold, rows_at_cut
 from recsys.nba.response_features import purchases_frame
 from recsys.nba.response_history import (
     ResponseHistory,
@@ -90,3 +90,13 @@ def test_redemptions_in_the_validation_period_change_nothing_the_fit_learns() ->
     # equal up to the last bits of floating-point summation order (a leak moves them by far more)
     np.testing.assert_allclose(leaky_fit.coef_, clean_fit.coef_, rtol=1e-9)  # type: ignore[arg-type]
     np.testing.assert_allclose(leaky_fit.platt_, clean_fit.platt_, rtol=1e-9)
+
+
+def test_the_calibration_fold_keeps_whole_moments_as_near_its_share_as_they_allow() -> None:
+    moments = [CUT - 30 * DAY] * 50 + [CUT - 20 * DAY] * 40 + [CUT - 10 * DAY] * 10
+    starts = pl.Series("start", moments)
+    # the 80 % point falls inside the 40-row moment: taking it would make the fold half the rows
+    assert calibration_fold(starts, 0.2).sum() == 10
+    assert calibration_fold(starts, 0.5).sum() == 50  # 50 rows is exactly the share
+    one_moment = calibration_fold(pl.Series("start", [CUT] * 10), 0.2)
+    assert one_moment.tolist() == [False] * 8 + [True] * 2  # a single moment: the later rows in their order
