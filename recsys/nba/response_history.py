@@ -11,7 +11,9 @@ Every source (campaign files, The Complete Journey, the service's own logged eve
 * **offer_kinds** (optional) — ``offer_id``, ``kind``.
 
 An exposure is labelled *accepted* when the customer redeemed the offer at or after ``start`` and before
-``end`` (or before ``start`` + the attribution window when ``end`` is missing).
+``end`` (or before ``start`` + the attribution window when ``end`` is missing). A fit at a validation cut
+reads the label as it stood at the cut (:func:`labels_at`), so that no later redemption labels a training
+exposure.
 """
 
 from __future__ import annotations
