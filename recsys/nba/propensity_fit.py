@@ -2,13 +2,13 @@
 
 Protocol: exposures are labelled (``response_history.label_exposures``), given features as of their own start
 (``response_features``), and split by time: exposures starting on/after ``valid_from`` (default: the start at
-which the last ``valid_share`` of exposures begins) are the validation set. Earlier ones train: the learner on
-all but a **time-later calibration fold** — the exposures whose decision moment is at or after the start at
-which the last ``CALIBRATION_SHARE`` of training exposures begins (whole decision moments: exposures of one
-moment are never split by an arbitrary id order) — and the calibration (Platt or isotonic) on that fold. The
-validation period is used for nothing but the report. The saved model is the one validated: its report is
-exactly what it scored on data it never saw (AUC, ECE on 10 equal-mass bins with its noise floor, see
-``recsys.nba.calibration``).
+which the last ``valid_share`` of exposures begins) are the validation set. Earlier ones train, knowing only what
+was known before the cut (``propensity_select``): their labels as they stood at the cut (a redemption from the
+validation period never labels a training exposure), the learner on all but a time-later calibration fold, the
+calibration on that fold; the regularisation, the calibration method and the fold rule are chosen by forward
+chaining inside the training period. The validation period is scored once, for the report. The saved model is
+the one validated: its report is exactly what it scored on data it never saw (AUC, ECE on 10 equal-mass bins with
+its noise floor, see ``recsys.nba.calibration``), and says what was chosen how (``selection``).
 
 Models are saved as ``<dir>/propensity/<version>.json``; the version sorts by fit time, so the newest is last.
 """
@@ -30,25 +30,13 @@ from sklearn.metrics import roc_auc_score
 from recsys.clock import utcnow
 from recsys.exceptions import DataError
 from recsys.nba.calibration import ECE_BINS, calibration_table, ece_noise_floor
-from recsys.nba.propensity_model import PropensityModel
+from recsys.nba.propensity_model import CALIBRATIONS, LEARNERS, PropensityModel
+from recsys.nba.propensity_select import CutRows, choose_settings, design, fit_at_cut, rows_at_cut
 from recsys.nba.response_features import LOG_FEATURES, feature_names, kind_features, training_features
 from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory, label_exposures
 
 MODEL_DIR = "propensity"
 VALID_SHARE = 0.25
-CALIBRATION_SHARE = 0.2
-
-
-def design(frame: pl.DataFrame, features: tuple[str, ...] | list[str]) -> np.ndarray:
-    """Return the float matrix of ``features`` (missing columns all NaN), in that order."""
-    return np.column_stack(
-        [
-            frame.get_column(f).cast(pl.Float64, strict=False).to_numpy()
-            if f in frame.columns
-            else np.full(frame.height, np.nan)
-            for f in features
-        ]
-    ).astype(np.float64)
 
 
 def _split(table: pl.DataFrame, valid_from: dt.datetime | None) -> dt.datetime:
@@ -56,17 +44,6 @@ def _split(table: pl.DataFrame, valid_from: dt.datetime | None) -> dt.datetime:
         return valid_from
     starts = table.get_column("start").sort()
     return starts[int(len(starts) * (1 - VALID_SHARE))]
-
-
-def calibration_fold(starts: pl.Series, share: float = CALIBRATION_SHARE) -> np.ndarray:
-    """Return the mask of the time-later calibration fold: rows starting at or after the moment at which the last
-    ``share`` of rows begins (so whole decision moments fall on one side)."""
-    ordered = starts.sort()
-    moment = ordered[min(int(len(ordered) * (1 - share)), len(ordered) - 1)]
-    fold = (starts >= moment).to_numpy()
-    if fold.all():  # a single decision moment: fall back to the later rows in the given order
-        fold = np.arange(len(starts)) >= int(len(starts) * (1 - share))
-    return np.asarray(fold, dtype=bool)
 
 
 def response_table(
@@ -89,7 +66,8 @@ def fit_propensity(
     purchases: pl.DataFrame,
     *,
     learner: str = "logistic",
-    calibration: str = "platt",
+    calibration: str | None = None,
+    c: float | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
     valid_from: dt.datetime | None = None,
     day_grain: bool = False,
@@ -97,10 +75,15 @@ def fit_propensity(
 ) -> PropensityModel:
     """Return a fitted, calibrated model whose ``report`` holds the validation AUC, ECE and reliability table.
 
-    ``purchases`` come from ``response_features.purchases_frame``. Raises ``DataError`` when the history has no
-    exposures, or a split lacks accepted or declined exposures.
+    ``calibration`` and ``c`` left ``None`` are chosen on the training period (``propensity_select``); given, they
+    are used as they are. ``purchases`` come from ``response_features.purchases_frame``. Raises ``DataError`` when
+    the history has no exposures, or a split lacks accepted or declined exposures.
     """
     started = time.perf_counter()
+    if learner not in LEARNERS:
+        raise DataError(f"learner must be one of {LEARNERS}, got {learner!r}")
+    if calibration is not None and calibration not in CALIBRATIONS:
+        raise DataError(f"calibration must be auto or one of {CALIBRATIONS}, got {calibration!r}")
     if history.exposures.is_empty():
         raise DataError(f"{history.source}: no exposures to learn from")
     table, features = response_table(
@@ -115,39 +98,57 @@ def fit_propensity(
                 f"{history.source}: no exposures start {where} the validation cut {cut:%Y-%m-%d}; the exposures "
                 f"start from {first} to {last}: choose a --valid-from between them"
             )
-    y_train = train.get_column("accepted").to_numpy().astype(np.float64)
     y_valid = valid.get_column("accepted").to_numpy().astype(np.float64)
     if len(np.unique(y_valid)) < 2:
         raise DataError(f"{history.source}: the validation exposures (from {cut:%Y-%m-%d}) are all of one outcome")
-    fold = calibration_fold(train.get_column("start"))
-    model = PropensityModel(features, LOG_FEATURES, learner, calibration=calibration).fit(
-        design(train, features), y_train, fold
-    )
-    p = model.predict_proba(design(valid, features))
+    chosen = choose_settings(train, cut, features, LOG_FEATURES, learner, calibration)
+    try:
+        rows = rows_at_cut(train, cut, chosen["fold_rule"], chosen["calibration_share"])
+    except DataError as exc:
+        raise DataError(f"{history.source}: {exc}") from None
+    if c is not None:
+        chosen |= {"c": c, "method": chosen["method"] + f"; c={c} given"}
+    model = fit_at_cut(rows, features, LOG_FEATURES, learner, chosen["c"], chosen["calibration"])
+    p = model.predict_proba(design(valid, features))  # the one look at the validation period
     cal = calibration_table(p, y_valid, bins=ECE_BINS)
     model.report = {
         "source": history.source,
         "fitted_at": utcnow().isoformat(),
         "attribution_window_days": window_days,
-        "split": {
-            "valid_from": cut.isoformat(),
-            "train_exposures": train.height,
-            "calibration_exposures": int(fold.sum()),
-            "calibration_from": train.get_column("start").filter(pl.Series(fold)).min().isoformat(),  # type: ignore[union-attr]
-            "valid_exposures": valid.height,
-            "train_accept_rate": round(float(y_train.mean()), 4),
-            "valid_accept_rate": round(float(y_valid.mean()), 4),
-        },
+        "split": _split_report(rows, train, cut, y_valid),
+        "selection": chosen,
         "auc": round(float(roc_auc_score(y_valid, p)), 4),
         "ece": round(cal["ece"], 4),
         "ece_binning": f"{ECE_BINS} equal-mass bins",
         "ece_noise_floor": round(ece_noise_floor(p, ECE_BINS), 4),
-        "calibration_method": calibration,
+        "calibration_method": chosen["calibration"],
+        "calibration_fold_rule": chosen["fold_rule"],
+        "calibration_share": chosen["calibration_share"],
+        "c": chosen["c"],
         "brier": round(cal["brier"], 4),
+        "mean_predicted": round(float(p.mean()), 4),
         "calibration": cal["bins"],
         "fit_seconds": round(time.perf_counter() - started, 2),
     }
     return model
+
+
+def _split_report(rows: CutRows, train: pl.DataFrame, cut: dt.datetime, y_valid: np.ndarray) -> dict[str, Any]:
+    starts = rows.rows.get_column("start")
+    y = rows.rows.get_column("accepted").to_numpy()
+    return {
+        "valid_from": cut.isoformat(),
+        "train_exposures": train.height,
+        "train_used": rows.rows.height,
+        "train_censored_at_cut": rows.censored,
+        "train_dropped_unobserved": rows.dropped,
+        "calibration_exposures": int(rows.fold.sum()),
+        "calibration_from": starts.filter(pl.Series(rows.fold)).min().isoformat(),  # type: ignore[union-attr]
+        "valid_exposures": len(y_valid),
+        "train_accept_rate": round(float(y.mean()), 4),
+        "calibration_accept_rate": round(float(y[rows.fold].mean()), 4),
+        "valid_accept_rate": round(float(y_valid.mean()), 4),
+    }
 
 
 def save_versioned(model: PropensityModel, out_dir: Path) -> Path:

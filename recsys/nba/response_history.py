@@ -11,7 +11,9 @@ Every source (campaign files, The Complete Journey, the service's own logged eve
 * **offer_kinds** (optional) — ``offer_id``, ``kind``.
 
 An exposure is labelled *accepted* when the customer redeemed the offer at or after ``start`` and before
-``end`` (or before ``start`` + the attribution window when ``end`` is missing).
+``end`` (or before ``start`` + the attribution window when ``end`` is missing). A fit at a validation cut
+reads the label as it stood at the cut (:func:`labels_at`), so that no later redemption labels a training
+exposure.
 """
 
 from __future__ import annotations
@@ -99,26 +101,47 @@ def outcomes_frame(frame: pl.DataFrame, where: str = "outcomes") -> pl.DataFrame
 
 
 def label_exposures(history: ResponseHistory, window_days: int = DEFAULT_WINDOW_DAYS) -> pl.DataFrame:
-    """Return the exposures with ``accepted`` (bool): a redemption of the offer in [start, end or start + window).
+    """Return the exposures with ``accepted`` (bool): a redemption of the offer in [start, end or start + window),
+    ``until`` (that window's end) and ``redeemed_at`` (the first such redemption, null when none).
 
     A redemption is credited to every open exposure of that offer for that customer (a customer shown an offer
-    twice and redeeming once accepted both times: each exposure stands for its own decision).
+    twice and redeeming once accepted both times: each exposure stands for its own decision). ``until`` and
+    ``redeemed_at`` let a fit see a label as it stood at an earlier moment (:func:`labels_at`).
     """
     ends = pl.coalesce(pl.col("end"), pl.col("start") + pl.duration(days=window_days))
-    exposures = history.exposures.with_row_index("_row").with_columns(ends.alias("_until"))
+    exposures = history.exposures.with_row_index("_row").with_columns(ends.alias("until"))
     hits = (
-        exposures.select("_row", "customer_id", "offer_id", "start", "_until")
+        exposures.select("_row", "customer_id", "offer_id", "start", "until")
         .join(history.outcomes, on=["customer_id", "offer_id"], how="inner")
-        .filter((pl.col("timestamp") >= pl.col("start")) & (pl.col("timestamp") < pl.col("_until")))
-        .select("_row")
-        .unique()
-        .with_columns(pl.lit(True).alias("accepted"))
+        .filter((pl.col("timestamp") >= pl.col("start")) & (pl.col("timestamp") < pl.col("until")))
+        .group_by("_row")
+        .agg(pl.col("timestamp").min().alias("redeemed_at"))
     )
     return (
         exposures.join(hits, on="_row", how="left")
-        .with_columns(pl.col("accepted").fill_null(False))
+        .with_columns(pl.col("redeemed_at").is_not_null().alias("accepted"))
         .sort("_row")
-        .drop("_row", "_until")
+        .drop("_row")
+    )
+
+
+def labels_at(labelled: pl.DataFrame, moment: dt.datetime) -> pl.DataFrame:
+    """Return ``labelled`` exposures as their labels stood at ``moment``: ``accepted`` only for a redemption
+    before it, ``complete`` when the window had closed by then, ``observed_share`` of the window seen by then.
+
+    A fit at a validation cut uses these, so that no redemption from the validation period labels a training
+    exposure (an exposure whose window crosses the cut is *censored* there, not given its later outcome).
+    """
+    seen = pl.min_horizontal(pl.col("until"), pl.lit(moment)) - pl.col("start")
+    length = (pl.col("until") - pl.col("start")).dt.total_seconds()
+    return labelled.with_columns(
+        (pl.col("redeemed_at").is_not_null() & (pl.col("redeemed_at") < moment)).alias("accepted"),
+        (pl.col("until") <= moment).alias("complete"),
+        pl.when(length > 0)
+        .then(seen.dt.total_seconds() / length)
+        .otherwise(1.0)
+        .clip(0.0, 1.0)
+        .alias("observed_share"),
     )
 
 

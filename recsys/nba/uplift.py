@@ -13,6 +13,7 @@ category of RFM segment, lifecycle stage, value tier and loyalty tier that the t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -147,3 +148,38 @@ class TwoModelUplift:
         """Return P(y | treated) − P(y | control) per row."""
         p_t, p_c = self.predict(frame)
         return p_t - p_c
+
+
+def converted_in_window(
+    events: pl.DataFrame, customer_ids: Sequence[str], offers: Sequence[str], window_days: int
+) -> np.ndarray:
+    """Return, per customer, whether they bought (a ``purchase`` event) within the experiment's attribution window:
+    from its first logged impression of one of ``offers`` (any offer when empty) to ``window_days`` later.
+
+    One window for both arms (the holdout sees no impression, so the experiment's start stands for it): a purchase
+    before the experiment, or long after its window, is not an outcome of it. Raises ``DataError`` when the events
+    carry no timestamps or no impression of the experiment's offers.
+    """
+    from recsys.nba.response_history import outcomes_frame
+
+    if "timestamp" not in events.columns:
+        raise DataError("uplift: the events need a 'timestamp' to bound the outcome by the attribution window")
+    shown = events.filter(pl.col("type") == "impression")
+    if offers:
+        shown = shown.filter(pl.col("offer_id").is_in(list(offers)))
+    if shown.is_empty():
+        raise DataError(
+            "uplift: no impression of the experiment's offers in the events, so the experiment's window has no "
+            "start; sync the service's events (`centric events sync`) or pass the experiment's events with --events"
+        )
+    typed = outcomes_frame(
+        pl.concat([shown.select("customer_id", "timestamp"), events.filter(pl.col("type") == "purchase")
+                   .select("customer_id", "timestamp")], how="vertical_relaxed")
+        .with_columns(pl.lit("-").alias("offer_id")),
+        "events",
+    )  # fmt: skip
+    start = typed.head(shown.height).get_column("timestamp").min()
+    until = start + dt.timedelta(days=window_days)  # type: ignore[operator]
+    bought = typed.slice(shown.height).filter((pl.col("timestamp") >= start) & (pl.col("timestamp") < until))
+    buyers = set(bought.get_column("customer_id").to_list())
+    return np.fromiter((str(c) in buyers for c in customer_ids), dtype=np.float64, count=len(customer_ids))

@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         events: Path | None = typer.Option(
             None, "--events", help="uplift: events file or event store (default: the event store under the home)."
         ),
+        window_days: int = typer.Option(
+            14, "--window-days", min=1, help="uplift: a purchase counts within this many days of the first impression."
+        ),
     ) -> None:
         """Choose the next best offers for every customer under budgets, caps and experiments."""
         from recsys.settings import Settings
@@ -85,6 +88,7 @@ def register(app: typer.Typer) -> None:
                 objective=objective,
                 events=logged,
                 experiment_id=experiment,
+                window_days=window_days,
             )
         console.print(
             f"decided {summary['decisions']:,} offers for {summary['customers_with_offers']:,} of "

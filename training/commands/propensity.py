@@ -35,7 +35,9 @@ def fit(
     offers: Path | None = typer.Option(None, "--offers", help="events: offer catalog (items and kinds of offers)."),
     learner: str = typer.Option("logistic", "--learner", help="logistic (scikit-learn) or gbm (LightGBM)."),
     calibration: str = typer.Option(
-        "platt", "--calibration", help="platt (default) or isotonic, fitted on a time-later fold of the training rows."
+        "auto",
+        "--calibration",
+        help="auto (chosen on inner folds of the training period), platt or isotonic; fitted on a time-later fold.",
     ),
     window_days: int = typer.Option(14, "--window-days", min=1, help="Attribution window after an impression."),
     valid_from: str | None = typer.Option(
@@ -76,7 +78,7 @@ def fit(
             purchases,
             out,
             learner=learner,
-            calibration=calibration,
+            calibration=None if calibration == "auto" else calibration,
             window_days=window_days,
             valid_from=cut,
             on_progress=moved,
@@ -91,8 +93,19 @@ def fit(
         "accept rate train / validation", f"{split['train_accept_rate']:.3f} / {split['valid_accept_rate']:.3f}"
     )
     table.add_row("validation AUC", f"{report['auc']:.3f}")
+    chosen = report["selection"]
     table.add_row(
-        "calibration fold (time-later)", f"{split['calibration_exposures']:,} from {split['calibration_from'][:10]}"
+        "training labels censored at the cut / dropped (window mostly unseen)",
+        f"{split['train_censored_at_cut']:,} / {split['train_dropped_unobserved']:,}",
+    )
+    table.add_row(
+        f"calibration fold (time-later, {chosen['fold_rule']} labels)",
+        f"{split['calibration_exposures']:,} from {split['calibration_from'][:10]}",
+    )
+    table.add_row(
+        f"chosen on the training period ({len(chosen['folds'])} inner fold(s))",
+        (f"C={chosen['c']}, " if learner == "logistic" else "")
+        + f"{chosen['calibration']}, fold share {chosen['calibration_share']}",
     )
     table.add_row(
         f"validation ECE ({report['ece_binning']}) / noise floor",

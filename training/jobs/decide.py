@@ -17,7 +17,7 @@ from recsys.nba.event_history import catalog_offer_table
 from recsys.nba.offers import Catalog, load_catalog
 from recsys.nba.propensity_fit import newest_model
 from recsys.nba.propensity_model import PropensityModel
-from recsys.nba.response_history import ResponseHistory
+from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory
 
 
 def _read(path: Path) -> pl.DataFrame:
@@ -40,6 +40,7 @@ def run_decide(
     objective: str = "response",
     events: pl.DataFrame | None = None,
     experiment_id: str | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> dict[str, Any]:
     """Write ``decisions.parquet``, ``offers.json`` and ``experiments.json`` into ``out_dir``; return a summary.
 
@@ -51,7 +52,8 @@ def run_decide(
     documented prior only when there is none (or ``use_prior``). A fitted model computes its features from
     ``purchases`` (``response_features.purchases_frame``) and ``history`` (past exposures and redemptions) as of now.
     ``objective="uplift"`` ranks the offers of an experiment with a control (holdout) arm by incremental value,
-    from a two-model learner fitted on ``events`` (purchases) of its arms (``uplift_from_experiment``).
+    from a two-model learner fitted on ``events`` (purchases within ``window_days`` of the experiment's first
+    impression) of its arms (``uplift_from_experiment``).
     Raises ``ConfigError`` (catalog, objective), ``DataError`` (inputs) or ``ArtifactError`` (model).
     """
     out_dir = Path(out_dir)
@@ -85,7 +87,7 @@ def run_decide(
         context = FeatureContext(purchases, catalog_history, features_as_of_moment(purchases))
     uplift = None
     if objective == "uplift":
-        uplift = uplift_from_experiment(frame, catalog, events, experiment_id)
+        uplift = uplift_from_experiment(frame, catalog, events, experiment_id, window_days)
     elif objective != "response":
         raise ConfigError(f"--objective must be 'response' or 'uplift', got {objective!r}")
     result = decide(
@@ -117,12 +119,17 @@ def features_as_of_moment(purchases: pl.DataFrame) -> dt.datetime:
 
 
 def uplift_from_experiment(
-    frame: pl.DataFrame, catalog: Catalog, events: pl.DataFrame | None, experiment_id: str | None
+    frame: pl.DataFrame,
+    catalog: Catalog,
+    events: pl.DataFrame | None,
+    experiment_id: str | None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> Uplift:
     """Return the two-model uplift of an experiment: treated = its non-holdout arms, control = its holdout arms,
-    outcome = at least one ``purchase`` event. Raises ``ConfigError`` when no experiment has a control arm (or
-    ``experiment_id`` is unknown) and ``DataError`` without events."""
-    from recsys.nba.uplift import TwoModelUplift
+    outcome = at least one ``purchase`` event within the attribution window (``uplift.converted_in_window``).
+    Raises ``ConfigError`` when no experiment has a control arm (or ``experiment_id`` is unknown) and
+    ``DataError`` without events (or without an impression to start the window)."""
+    from recsys.nba.uplift import TwoModelUplift, converted_in_window
 
     candidates = [e for e in catalog.experiments if e.holdout_arms() and experiment_id in (None, e.id)]
     if not candidates:
@@ -137,7 +144,6 @@ def uplift_from_experiment(
     customers = frame.get_column(Columns.customer_id).cast(pl.String)
     arms = experiment.assign(customers.to_list())
     treated = ~arms.is_in(sorted(experiment.holdout_arms())).to_numpy()
-    buyers = set(events.filter(pl.col("type") == "purchase").get_column("customer_id").cast(pl.String).to_list())
-    converted = customers.is_in(sorted(buyers)).to_numpy().astype(float)
+    converted = converted_in_window(events, customers.to_list(), experiment.offers, window_days)
     model = TwoModelUplift().fit(frame, treated, converted)
     return Uplift(model, experiment.id, frozenset(experiment.offers))

@@ -79,7 +79,7 @@ def run_propensity_fit(
     out_dir: Path,
     *,
     learner: str = "logistic",
-    calibration: str = "platt",
+    calibration: str | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
     valid_from: dt.datetime | None = None,
     on_progress: Callable[[int, int], None] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -88,10 +89,15 @@ def test_features_ignore_everything_at_or_after_the_decision_time() -> None:
 
 @pytest.mark.parametrize("learner", ["logistic", "gbm"])
 def test_fit_on_a_known_mechanism_ranks_and_calibrates_and_survives_a_save(learner: str, tmp_path: Path) -> None:
-    data = synthetic_history(6_000, 600, days=40, seed=3)
+    # 80 days: long enough that, with a 14-day window, the training period holds inner folds with final labels
+    data = synthetic_history(8_000, 800, days=80, seed=3)
     model = fit_propensity(data.history, purchases_frame(data.transactions), learner=learner, day_grain=True)
-    assert model.report["auc"] > 0.6
-    assert model.report["ece"] < 0.05
+    report = model.report
+    assert report["auc"] > 0.6
+    assert report["ece"] < 0.05
+    assert len(report["selection"]["folds"]) >= 2, "the settings are chosen on inner folds of the training period"
+    # calibrated in the large too: the predictions' level is the validation period's acceptance rate
+    assert report["mean_predicted"] == pytest.approx(report["split"]["valid_accept_rate"], abs=0.02)
     path = save_versioned(model, tmp_path)
     assert path.parent == tmp_path / "propensity" and newest_model(tmp_path) == path
     loaded = PropensityModel.load(path)
@@ -129,3 +135,41 @@ def test_propensity_fit_names_a_bad_valid_from_instead_of_a_traceback() -> None:
 
     out = CliRunner().invoke(app, ["propensity", "fit", "--source", "files", "--valid-from", "2026-13-01"])
     assert out.exit_code == 2 and "--valid-from" in out.output and "2026-13-01" in out.output, out.output
+
+
+def test_logged_events_features_are_as_of_the_impression_not_as_of_now(tmp_path: Path) -> None:
+    """The leak test for the event-store source (``--source events``): the features of an impression come from
+    the events before its day only, whatever the customer did later that day or after."""
+    from recsys.nba.propensity_fit import response_table
+    from training.jobs.propensity import load_history
+
+    shown = T0 + dt.timedelta(hours=10)
+
+    def event(kind: str, at: dt.datetime, **fields: object) -> dict[str, object]:
+        return {"type": kind, "customer_id": "a", "timestamp": at.isoformat()} | fields
+
+    past = [
+        event("purchase", T0 - dt.timedelta(days=5), item_id="milk", price=4.0, quantity=2),
+        event("impression", T0 - dt.timedelta(days=9), offer_id="o1"),
+        event("redeem", T0 - dt.timedelta(days=8), offer_id="o1"),
+        event("impression", shown, offer_id="o1"),
+    ]
+    later = [
+        event("purchase", shown + dt.timedelta(hours=1), item_id="bread", price=90.0, quantity=1),
+        event("redeem", shown + dt.timedelta(hours=2), offer_id="o1"),
+        event("purchase", T0 + dt.timedelta(days=3), item_id="milk", price=50.0, quantity=3),
+        event("impression", T0 + dt.timedelta(days=4), offer_id="o1"),
+    ]
+
+    def features(events: list[dict[str, object]], name: str) -> dict[str, object]:
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps(e) for e in events))
+        history, purchases = load_history("events", events=path)
+        table, names = response_table(history, purchases, day_grain=True)
+        row = table.filter(pl.col("start") == shown).row(0, named=True)
+        return {f: row.get(f) for f in names}
+
+    before, after = features(past, "past.jsonl"), features(past + later, "all.jsonl")
+    assert after == before
+    assert before["days_since_last_purchase"] == pytest.approx(5.0)
+    assert (before["spend_90d"], before["past_redemptions"], before["past_exposures"]) == (8.0, 1.0, 1.0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from recsys.exceptions import ConfigError
+from recsys.exceptions import ConfigError, DataError
 from recsys.nba.experiments import experiment_from_dict
 from recsys.nba.segment_lift import segment_lifts
 from recsys.nba.uplift import TwoModelUplift
@@ -55,6 +56,16 @@ def _events(profiles: pl.DataFrame, treated: np.ndarray, base: np.ndarray, effec
     bought = rng.random(profiles.height) < base + treated * effect
     ids = profiles.get_column("customer_id").filter(pl.Series(bought)).to_list()
     return events_frame([{"type": "purchase", "customer_id": c, "price": 10, "quantity": 1} for c in ids])
+
+
+START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def _timed(events: pl.DataFrame, at: dt.datetime) -> pl.DataFrame:
+    """``events`` at ``at``, after one impression of the offer that opens the experiment's window at START."""
+    opening = pl.DataFrame({"type": ["impression"], "customer_id": ["c0"], "offer_id": ["save"]})
+    return pl.concat([opening.with_columns(pl.lit(START).alias("timestamp")),
+                      events.with_columns(pl.lit(at).alias("timestamp"))], how="diagonal_relaxed")  # fmt: skip
 
 
 def _arms(profiles: pl.DataFrame) -> np.ndarray:
@@ -113,7 +124,7 @@ def test_decide_with_the_uplift_objective_spends_the_budget_where_the_offer_chan
     profiles, base, effect = _population()
     profiles.write_parquet(tmp_path / "profiles.parquet")
     (tmp_path / "offers.toml").write_text(CATALOG)
-    events = _events(profiles, _arms(profiles), base, effect)
+    events = _timed(_events(profiles, _arms(profiles), base, effect), START + dt.timedelta(days=3))
     summary = run_decide(tmp_path, tmp_path / "offers.toml", objective="uplift", events=events)
     assert summary["objective"] == "uplift (experiment exp, two-model)"
     chosen = pl.read_parquet(tmp_path / "decisions.parquet").join(profiles, on="customer_id")
@@ -123,3 +134,28 @@ def test_decide_with_the_uplift_objective_spends_the_budget_where_the_offer_chan
         run_decide(tmp_path, tmp_path / "offers.toml", objective="uplift", events=events, experiment_id="other")
     with pytest.raises(ConfigError, match="--objective must be"):
         run_decide(tmp_path, tmp_path / "offers.toml", objective="clicks")
+
+
+def test_uplift_counts_only_purchases_within_the_attribution_window_of_the_experiment(tmp_path: Path) -> None:
+    """The planted effect's purchases fall inside the 14-day window; a flood of purchases by the holdout a month
+    later (after the window) would erase the effect if it counted. It does not: the choice stays on 'At Risk'."""
+    profiles, base, effect = _population()
+    profiles.write_parquet(tmp_path / "profiles.parquet")
+    (tmp_path / "offers.toml").write_text(CATALOG)
+    treated = _arms(profiles)
+    inside = _timed(_events(profiles, treated, base, effect), START + dt.timedelta(days=3))
+    control = profiles.get_column("customer_id").filter(pl.Series(~treated)).to_list()
+    late = events_frame([{"type": "purchase", "customer_id": c, "price": 10, "quantity": 1} for c in control])
+    before = _timed(late, START - dt.timedelta(days=2)).filter(pl.col("type") == "purchase")
+    after = _timed(late, START + dt.timedelta(days=30)).filter(pl.col("type") == "purchase")
+    events = pl.concat([inside, before, after], how="diagonal_relaxed")
+    run_decide(tmp_path, tmp_path / "offers.toml", objective="uplift", events=events)
+    chosen = pl.read_parquet(tmp_path / "decisions.parquet").join(profiles, on="customer_id")
+    assert (chosen.get_column("segment") == "At Risk").mean() > 0.9
+    # a window long enough to take the late purchases in makes every holdout customer a buyer: nothing to learn
+    with pytest.raises(DataError, match=r"control group needs .* \(596 customers, 596 converted\)"):
+        run_decide(tmp_path, tmp_path / "offers.toml", objective="uplift", events=events, window_days=60)
+    with pytest.raises(DataError, match="no impression of the experiment's offers"):
+        run_decide(
+            tmp_path, tmp_path / "offers.toml", objective="uplift", events=inside.filter(pl.col("type") != "impression")
+        )
