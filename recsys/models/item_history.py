@@ -21,20 +21,25 @@ TREND_DAYS = 28
 # The item features, read "as of" each customer's reference day.
 ITEM_FEATURES = ("item_buyers", "item_repeat_rate", "item_baskets_per_buyer", "item_basket_rate", "item_recent_lines")
 CATEGORY = "_cat"
+TREND_RANK = "_trend_rank"
 
 
 class ItemContext(NamedTuple):
-    """What every cutoff's features read about items: :func:`item_timeline`, :func:`baskets_by_day` and the item
-    categories (``_it`` → ``_cat``; ``None`` without a catalog)."""
+    """What every cutoff's features read about items: :func:`item_timeline`, :func:`baskets_by_day`, the item
+    categories (``_it`` → ``_cat``; ``None`` without a catalog) and, when computed once for every cutoff, the
+    ``trending_n`` trending items of every basket day (:func:`trending_asof`; ``None``: computed per cutoff)."""
 
     timeline: pl.DataFrame
     baskets: pl.DataFrame
     categories: pl.DataFrame | None = None
+    trending: pl.DataFrame | None = None
+    trending_n: int = 0
 
 
-def item_context(lines: pl.DataFrame, item_categories: np.ndarray | None = None) -> ItemContext:
+def item_context(lines: pl.DataFrame, item_categories: np.ndarray | None = None, trending: int = 0) -> ItemContext:
     """Return the :class:`ItemContext` of basket ``lines``; ``item_categories``: an int code per item index
-    (``-1`` = none, as ``popular_in_category`` takes them)."""
+    (``-1`` = none, as ``popular_in_category`` takes them); ``trending``: also the top ``trending`` items of every
+    day with a basket (a customer's reference day is one of them), so that the cutoffs share one computation."""
     categories = None
     if item_categories is not None:
         codes = np.asarray(item_categories, np.int64)
@@ -43,7 +48,12 @@ def item_context(lines: pl.DataFrame, item_categories: np.ndarray | None = None)
             {ITEM: known.astype(np.int32), CATEGORY: codes[known].astype(np.int32)},
             schema={ITEM: pl.Int32, CATEGORY: pl.Int32},
         )
-    return ItemContext(item_timeline(lines), baskets_by_day(lines), categories)
+    timeline = item_timeline(lines)
+    hot = None
+    if trending > 0:
+        days = lines.select(pl.col(TIME).dt.epoch("d").cast(pl.Int32).unique()).to_series()
+        hot = trending_asof(timeline, days, trending)
+    return ItemContext(timeline, baskets_by_day(lines), categories, hot, trending if hot is not None else 0)
 
 
 def item_timeline(lines: pl.DataFrame) -> pl.DataFrame:
@@ -131,13 +141,14 @@ def baskets_by_day(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFrame:
-    """Return the ``n`` items with the most baskets in the 28 days before each day of ``days`` (``_ref_day``, ``_it``).
+    """Return the ``n`` items with the most baskets in the 28 days before each day of ``days`` (``_ref_day``, ``_it``,
+    ``_trend_rank``: 1 = the most).
 
     Ties go to the lower item index. The window sums of every distinct day come from one sparse product (a banded
     days × days matrix times the days × items counts), so the cost hardly grows with the number of days.
     """
     wanted = np.unique(days.drop_nulls().to_numpy()).astype(np.int64)
-    empty = pl.DataFrame(schema={REF_DAY: pl.Int32, ITEM: pl.Int32})
+    empty = pl.DataFrame(schema={REF_DAY: pl.Int32, ITEM: pl.Int32, TREND_RANK: pl.Int32})
     if timeline.is_empty() or wanted.size == 0 or n <= 0:
         return empty
     day = timeline.get_column(DAY).to_numpy().astype(np.int64)
@@ -157,7 +168,7 @@ def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFra
     )
     sums = (window @ counts).tocsr()
     sums.sort_indices()
-    out_day, out_item = [], []
+    out_day, out_item, out_rank = [], [], []
     for j in range(wanted.size):
         lo, hi = sums.indptr[j], sums.indptr[j + 1]
         if lo == hi:
@@ -166,8 +177,13 @@ def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFra
         top = np.lexsort((items, -values))[:n]  # most baskets first, then the lower item index
         out_item.append(items[top])
         out_day.append(np.full(top.size, wanted[j]))
+        out_rank.append(np.arange(1, top.size + 1))
     if not out_item:
         return empty
     return pl.DataFrame(
-        {REF_DAY: np.concatenate(out_day).astype(np.int32), ITEM: np.concatenate(out_item).astype(np.int32)}
+        {
+            REF_DAY: np.concatenate(out_day).astype(np.int32),
+            ITEM: np.concatenate(out_item).astype(np.int32),
+            TREND_RANK: np.concatenate(out_rank).astype(np.int32),
+        }
     )

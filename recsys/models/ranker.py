@@ -134,7 +134,7 @@ class LearnedHybridRecommender(Recommender):
                 f"{counts.shape[1]} items"
             )
         lines = basket_lines(transactions, self.customers_, self.items_)
-        context = item_context(lines, self.item_categories)
+        context = item_context(lines, self.item_categories, trending=self.explore_candidates)
         train = training_frame(
             lines,
             self.target_baskets,
