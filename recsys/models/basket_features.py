@@ -64,6 +64,8 @@ FEATURES: tuple[str, ...] = (
     "item_baskets_per_buyer",
     "item_basket_rate",  # share of all baskets that held the item
     "item_recent_lines",  # baskets with the item in the 28 days before the customer's reference day
+    "item_repurchase_days",  # everyone's mean days between consecutive purchases of the item (-1: no repeat yet)
+    "item_cycle_position",  # days_since_last / item_repurchase_days (-1 for a new item or without a repeat)
     # customer
     "customer_baskets",
     "customer_items",
@@ -197,7 +199,9 @@ def candidate_features(
     )
     pairs = pairs.with_columns((pl.col("days_since_last") / pl.col("repurchase_days")).alias("cycle_position"))
     category_stats = category_history(h, categories)
-    pairs = _with_categories(item_stats_asof(pairs, timeline, baskets), category_stats, categories)
+    pairs = _with_categories(item_stats_asof(pairs, timeline, baskets), category_stats, categories).with_columns(
+        (pl.col("days_since_last") / pl.col("item_repurchase_days")).alias("item_cycle_position")
+    )
     score = pl.col("decay_days_90") * pl.col("item_repeat_rate").sqrt()
     bought = pairs.select(CUSTOMER, ITEM)  # every item each customer bought, before the cut to the best `candidates`
     pairs = (

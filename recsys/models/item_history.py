@@ -19,7 +19,14 @@ CUSTOMER, ITEM, TIME, BASKETS_AGO = "_cu", "_it", "_t", "_rl"
 DAY, REF_DAY = "_day", "_ref_day"  # a day (days since the epoch, UTC) and a customer's reference day
 TREND_DAYS = 28
 # The item features, read "as of" each customer's reference day.
-ITEM_FEATURES = ("item_buyers", "item_repeat_rate", "item_baskets_per_buyer", "item_basket_rate", "item_recent_lines")
+ITEM_FEATURES = (
+    "item_buyers",
+    "item_repeat_rate",
+    "item_baskets_per_buyer",
+    "item_basket_rate",
+    "item_recent_lines",
+    "item_repurchase_days",
+)
 CATEGORY = "_cat"
 TREND_RANK = "_trend_rank"
 
@@ -60,19 +67,28 @@ def item_timeline(lines: pl.DataFrame) -> pl.DataFrame:
     """Return, per (item, day with a purchase), the item's history up to and including that day.
 
     Columns: ``_it``, ``_day`` (days since the epoch, UTC), ``_day_lines`` (baskets with the item that day) and the
-    running totals ``_cum_lines`` (baskets with the item), ``_cum_buyers`` (customers who bought it) and
-    ``_cum_repeat`` (customers who bought it in two baskets or more). Sorted by ``_day``: every item feature is read
+    running totals ``_cum_lines`` (baskets with the item), ``_cum_buyers`` (customers who bought it),
+    ``_cum_repeat`` (customers who bought it in two baskets or more), ``_cum_gap_days`` and ``_cum_gaps`` (days
+    between a customer's consecutive purchases of the item, and how many such gaps, counted on the day of the later
+    purchase: the item's own repurchase cycle, as time-aware item weighting reads it). Sorted by ``_day``: every
+    item feature is read
     from it "as of" a day with :func:`item_stats_asof`, so no customer's features see a purchase made after
     their own reference day.
     """
     nth = pl.col(BASKETS_AGO).rank(method="ordinal", descending=True).over(CUSTOMER, ITEM)  # 1 = first purchase
+    # days since the customer's previous purchase of the item (null for the first): lines are sorted by customer,
+    # baskets ago (descending time within a customer), item
+    gap = (pl.col(TIME).shift(-1) - pl.col(TIME)).over(CUSTOMER, ITEM).dt.total_seconds() / 86_400.0
     daily = (
-        lines.select(ITEM, pl.col(TIME).dt.epoch("d").cast(pl.Int32).alias(DAY), nth.alias("_n"))
+        lines.sort(CUSTOMER, ITEM, BASKETS_AGO)
+        .select(ITEM, pl.col(TIME).dt.epoch("d").cast(pl.Int32).alias(DAY), nth.alias("_n"), (-gap).alias("_gap"))
         .group_by(ITEM, DAY)
         .agg(
             pl.len().cast(pl.Int32).alias("_day_lines"),
             (pl.col("_n") == 1).sum().cast(pl.Int32).alias("_first"),
             (pl.col("_n") == 2).sum().cast(pl.Int32).alias("_second"),
+            pl.col("_gap").sum().alias("_gap_days"),
+            pl.col("_gap").count().cast(pl.Int32).alias("_gaps"),
         )
         .sort(ITEM, DAY)
     )
@@ -81,8 +97,10 @@ def item_timeline(lines: pl.DataFrame) -> pl.DataFrame:
             pl.col("_day_lines").cum_sum().over(ITEM).alias("_cum_lines"),
             pl.col("_first").cum_sum().over(ITEM).alias("_cum_buyers"),
             pl.col("_second").cum_sum().over(ITEM).alias("_cum_repeat"),
+            pl.col("_gap_days").cum_sum().over(ITEM).alias("_cum_gap_days"),
+            pl.col("_gaps").cum_sum().over(ITEM).alias("_cum_gaps"),
         )
-        .drop("_first", "_second")
+        .drop("_first", "_second", "_gap_days", "_gaps")
         .sort(DAY, ITEM)
     )
 
@@ -91,12 +109,13 @@ def item_stats_asof(frame: pl.DataFrame, timeline: pl.DataFrame, baskets: pl.Dat
     """Add the item features of ``frame``'s (``_it``, ``_ref_day``) rows from the purchases made *before* that day.
 
     ``item_buyers``, ``item_repeat_rate``, ``item_baskets_per_buyer``, ``item_basket_rate`` (share of all baskets
-    that held the item) and ``item_recent_lines`` (baskets with it in the 28 days before the reference day).
+    that held the item), ``item_recent_lines`` (baskets with it in the 28 days before the reference day) and
+    ``item_repurchase_days`` (the mean days between a buyer's consecutive purchases of it; null before any repeat).
     ``baskets``: :func:`baskets_by_day` of the same lines. Items not bought before the day get 0 buyers.
     """
     if frame.is_empty():
         return frame.with_columns(*[pl.lit(0.0).alias(c) for c in ITEM_FEATURES])
-    right = timeline.select(DAY, ITEM, "_cum_lines", "_cum_buyers", "_cum_repeat")
+    right = timeline.select(DAY, ITEM, "_cum_lines", "_cum_buyers", "_cum_repeat", "_cum_gap_days", "_cum_gaps")
     left = frame.with_row_index("_row").with_columns((pl.col(REF_DAY) - 1).alias(DAY)).sort(DAY)
     # both sides are sorted by day, hence within each item too (polars cannot check that itself with `by`)
     now = left.join_asof(right, on=DAY, by=ITEM, strategy="backward", check_sortedness=False)
@@ -122,9 +141,15 @@ def item_stats_asof(frame: pl.DataFrame, timeline: pl.DataFrame, baskets: pl.Dat
             (lines_ / buyers).alias("item_baskets_per_buyer"),
             (lines_ / pl.col("_all")).alias("item_basket_rate"),
             (lines_ - pl.col("_old_lines").fill_null(0)).alias("item_recent_lines"),
+            pl.when(pl.col("_cum_gaps") > 0)
+            .then(pl.col("_cum_gap_days") / pl.col("_cum_gaps"))
+            .otherwise(None)
+            .alias("item_repurchase_days"),
         )
         .sort("_row")
-        .drop("_row", DAY, "_cum_lines", "_cum_buyers", "_cum_repeat", "_old_lines", "_all")
+        .drop(
+            "_row", DAY, "_cum_lines", "_cum_buyers", "_cum_repeat", "_cum_gap_days", "_cum_gaps", "_old_lines", "_all"
+        )
     )
 
 
