@@ -312,7 +312,8 @@ def training_frame(
     (a group without one teaches a ranker nothing). Sorted by (``r``, customer) so groups are contiguous.
     """
     frames = []
-    context = context if context is not None else item_context(lines)
+    # the trending lists of every day once for all cutoffs (a cutoff's lists depend only on its customers' days)
+    context = context if context is not None else item_context(lines, trending=explore_candidates)
     for r in range(1, target_baskets + 1):
         feats = candidate_features(lines, r, candidates, explore_candidates, customers, context)
         if feats.is_empty():
