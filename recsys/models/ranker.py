@@ -69,7 +69,7 @@ from recsys.models.basket_features import (
     training_frame,
 )
 
-PREDICT_ROWS = 1 << 20  # candidates scored per LightGBM predict call (bounds the features' numpy copy: ~130 MB)
+PREDICT_ROWS = 1 << 20  # candidates scored per LightGBM predict call (bounds the features' numpy copy: ~170 MB)
 _MIN_EARLY_STOPPING_CUSTOMERS = 200
 
 
@@ -237,8 +237,8 @@ class LearnedHybridRecommender(Recommender):
     def _predict(self, frame: pl.DataFrame) -> np.ndarray:
         if frame.is_empty():
             return np.empty(0, np.float64)
-        # In slices: one float32 copy of every candidate's features at once is ~4 GB at 1M customers (30M candidates
-        # × 32 features); a slice costs PREDICT_ROWS rows. Each row's prediction depends on that row only.
+        # In slices: one float32 copy of every candidate's features at once is ~5 GB at 1M customers (30M candidates
+        # × 42 features); a slice costs PREDICT_ROWS rows. Each row's prediction depends on that row only.
         booster = self._booster()
         out = np.empty(frame.height, np.float64)
         for start in range(0, frame.height, PREDICT_ROWS):
