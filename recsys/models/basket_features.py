@@ -21,6 +21,7 @@ from recsys.models.item_history import (
     ITEM,
     REF_DAY,
     TIME,
+    TREND_RANK,
     ItemContext,
     item_context,
     item_stats_asof,
@@ -63,6 +64,8 @@ FEATURES: tuple[str, ...] = (
     "item_baskets_per_buyer",
     "item_basket_rate",  # share of all baskets that held the item
     "item_recent_lines",  # baskets with the item in the 28 days before the customer's reference day
+    "item_repurchase_days",  # everyone's mean days between consecutive purchases of the item (-1: no repeat yet)
+    "item_cycle_position",  # days_since_last / item_repurchase_days (-1 for a new item or without a repeat)
     # customer
     "customer_baskets",
     "customer_items",
@@ -145,7 +148,8 @@ def candidate_features(
         h = h.filter(pl.col(CUSTOMER).is_in(customers.implode()))
     if h.is_empty():
         return pl.DataFrame(schema={CUSTOMER: pl.Int32, ITEM: pl.Int32, **{f: pl.Float32 for f in FEATURES}})
-    timeline, baskets, categories = context if context is not None else item_context(lines)
+    context = context if context is not None else item_context(lines)
+    timeline, baskets, categories = context.timeline, context.baskets, context.categories
     cust = (
         h.group_by(CUSTOMER)
         .agg(
@@ -194,7 +198,9 @@ def candidate_features(
         .alias("repurchase_days"),
     )
     pairs = pairs.with_columns((pl.col("days_since_last") / pl.col("repurchase_days")).alias("cycle_position"))
-    pairs = _with_categories(item_stats_asof(pairs, timeline, baskets), h, categories)
+    pairs = item_stats_asof(pairs, timeline, baskets).with_columns(
+        (pl.col("days_since_last") / pl.col("item_repurchase_days")).alias("item_cycle_position")
+    )
     score = pl.col("decay_days_90") * pl.col("item_repeat_rate").sqrt()
     bought = pairs.select(CUSTOMER, ITEM)  # every item each customer bought, before the cut to the best `candidates`
     pairs = (
@@ -208,15 +214,20 @@ def candidate_features(
         )
         .filter(pl.col("buy_again_rank") <= candidates)
     )
-    frames = [pairs]
+    category_stats = category_history(h, categories)
+    # after the cut: the categories do not enter the repeat list's order, and a customer bought ~3× more items
+    frames = [_with_categories(pairs, category_stats, categories)]
     if explore_candidates > 0:
-        hot = trending_asof(timeline, cust.get_column(REF_DAY), explore_candidates)
+        if context.trending is not None and context.trending_n >= explore_candidates:
+            hot = context.trending.filter(pl.col(TREND_RANK) <= explore_candidates)
+        else:
+            hot = trending_asof(timeline, cust.get_column(REF_DAY), explore_candidates)
         new = (
             cust.select(CUSTOMER, "customer_baskets", REF_DAY, *customer_cols)
-            .join(hot, on=REF_DAY)
+            .join(hot.select(REF_DAY, ITEM), on=REF_DAY)
             .join(bought, on=[CUSTOMER, ITEM], how="anti")
         )
-        new = _with_categories(item_stats_asof(new, timeline, baskets), h, categories)
+        new = _with_categories(item_stats_asof(new, timeline, baskets), category_stats, categories)
         frames.append(new.with_columns(pl.lit(1.0).alias("is_new")))
     out = pl.concat(frames, how="diagonal_relaxed")
     return out.sort(CUSTOMER, pl.col("is_new"), ITEM).select(
@@ -236,12 +247,12 @@ def candidate_features(
     )
 
 
-def _with_categories(frame: pl.DataFrame, h: pl.DataFrame, categories: pl.DataFrame | None) -> pl.DataFrame:
-    """Add the customer × category features of ``frame``'s candidates (their category in the customer's history
-    ``h``, which has ``_age``); without ``categories`` they stay missing."""
-    if categories is None or frame.is_empty():
-        return frame
-    cat_baskets = (
+def category_history(h: pl.DataFrame, categories: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Return per (customer, category) of the history ``h`` (which has ``_age``) the customer × category features,
+    or ``None`` without ``categories``."""
+    if categories is None:
+        return None
+    return (
         h.join(categories, on=ITEM)
         .group_by(CUSTOMER, CATEGORY, BASKETS_AGO)
         .agg(pl.col("_age").min())
@@ -264,7 +275,16 @@ def _with_categories(frame: pl.DataFrame, h: pl.DataFrame, categories: pl.DataFr
         )
         .drop("_category_first")
     )
-    with_cat = frame.join(categories, on=ITEM, how="left").join(cat_baskets, on=[CUSTOMER, CATEGORY], how="left")
+
+
+def _with_categories(
+    frame: pl.DataFrame, category_stats: pl.DataFrame | None, categories: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Add the customer × category features (:func:`category_history`) of ``frame``'s candidates; without
+    ``categories`` they stay missing."""
+    if categories is None or category_stats is None or frame.is_empty():
+        return frame
+    with_cat = frame.join(categories, on=ITEM, how="left").join(category_stats, on=[CUSTOMER, CATEGORY], how="left")
     return with_cat.with_columns(
         (pl.col("category_baskets") / pl.col("customer_baskets")).alias("category_share"),
         (pl.col("baskets_with_item") / pl.col("category_baskets")).alias("item_share_of_category")
@@ -293,7 +313,8 @@ def training_frame(
     (a group without one teaches a ranker nothing). Sorted by (``r``, customer) so groups are contiguous.
     """
     frames = []
-    context = context if context is not None else item_context(lines)
+    # the trending lists of every day once for all cutoffs (a cutoff's lists depend only on its customers' days)
+    context = context if context is not None else item_context(lines, trending=explore_candidates)
     for r in range(1, target_baskets + 1):
         feats = candidate_features(lines, r, candidates, explore_candidates, customers, context)
         if feats.is_empty():

@@ -19,22 +19,34 @@ CUSTOMER, ITEM, TIME, BASKETS_AGO = "_cu", "_it", "_t", "_rl"
 DAY, REF_DAY = "_day", "_ref_day"  # a day (days since the epoch, UTC) and a customer's reference day
 TREND_DAYS = 28
 # The item features, read "as of" each customer's reference day.
-ITEM_FEATURES = ("item_buyers", "item_repeat_rate", "item_baskets_per_buyer", "item_basket_rate", "item_recent_lines")
+ITEM_FEATURES = (
+    "item_buyers",
+    "item_repeat_rate",
+    "item_baskets_per_buyer",
+    "item_basket_rate",
+    "item_recent_lines",
+    "item_repurchase_days",
+)
 CATEGORY = "_cat"
+TREND_RANK = "_trend_rank"
 
 
 class ItemContext(NamedTuple):
-    """What every cutoff's features read about items: :func:`item_timeline`, :func:`baskets_by_day` and the item
-    categories (``_it`` → ``_cat``; ``None`` without a catalog)."""
+    """What every cutoff's features read about items: :func:`item_timeline`, :func:`baskets_by_day`, the item
+    categories (``_it`` → ``_cat``; ``None`` without a catalog) and, when computed once for every cutoff, the
+    ``trending_n`` trending items of every basket day (:func:`trending_asof`; ``None``: computed per cutoff)."""
 
     timeline: pl.DataFrame
     baskets: pl.DataFrame
     categories: pl.DataFrame | None = None
+    trending: pl.DataFrame | None = None
+    trending_n: int = 0
 
 
-def item_context(lines: pl.DataFrame, item_categories: np.ndarray | None = None) -> ItemContext:
+def item_context(lines: pl.DataFrame, item_categories: np.ndarray | None = None, trending: int = 0) -> ItemContext:
     """Return the :class:`ItemContext` of basket ``lines``; ``item_categories``: an int code per item index
-    (``-1`` = none, as ``popular_in_category`` takes them)."""
+    (``-1`` = none, as ``popular_in_category`` takes them); ``trending``: also the top ``trending`` items of every
+    day with a basket (a customer's reference day is one of them), so that the cutoffs share one computation."""
     categories = None
     if item_categories is not None:
         codes = np.asarray(item_categories, np.int64)
@@ -43,26 +55,40 @@ def item_context(lines: pl.DataFrame, item_categories: np.ndarray | None = None)
             {ITEM: known.astype(np.int32), CATEGORY: codes[known].astype(np.int32)},
             schema={ITEM: pl.Int32, CATEGORY: pl.Int32},
         )
-    return ItemContext(item_timeline(lines), baskets_by_day(lines), categories)
+    timeline = item_timeline(lines)
+    hot = None
+    if trending > 0:
+        days = lines.select(pl.col(TIME).dt.epoch("d").cast(pl.Int32).unique()).to_series()
+        hot = trending_asof(timeline, days, trending)
+    return ItemContext(timeline, baskets_by_day(lines), categories, hot, trending if hot is not None else 0)
 
 
 def item_timeline(lines: pl.DataFrame) -> pl.DataFrame:
     """Return, per (item, day with a purchase), the item's history up to and including that day.
 
     Columns: ``_it``, ``_day`` (days since the epoch, UTC), ``_day_lines`` (baskets with the item that day) and the
-    running totals ``_cum_lines`` (baskets with the item), ``_cum_buyers`` (customers who bought it) and
-    ``_cum_repeat`` (customers who bought it in two baskets or more). Sorted by ``_day``: every item feature is read
+    running totals ``_cum_lines`` (baskets with the item), ``_cum_buyers`` (customers who bought it),
+    ``_cum_repeat`` (customers who bought it in two baskets or more), ``_cum_gap_days`` and ``_cum_gaps`` (days
+    between a customer's consecutive purchases of the item, and how many such gaps, counted on the day of the later
+    purchase: the item's own repurchase cycle, as time-aware item weighting reads it). Sorted by ``_day``: every
+    item feature is read
     from it "as of" a day with :func:`item_stats_asof`, so no customer's features see a purchase made after
     their own reference day.
     """
     nth = pl.col(BASKETS_AGO).rank(method="ordinal", descending=True).over(CUSTOMER, ITEM)  # 1 = first purchase
+    # days since the customer's previous purchase of the item (null for the first): lines are sorted by customer,
+    # baskets ago (descending time within a customer), item
+    gap = (pl.col(TIME).shift(-1) - pl.col(TIME)).over(CUSTOMER, ITEM).dt.total_seconds() / 86_400.0
     daily = (
-        lines.select(ITEM, pl.col(TIME).dt.epoch("d").cast(pl.Int32).alias(DAY), nth.alias("_n"))
+        lines.sort(CUSTOMER, ITEM, BASKETS_AGO)
+        .select(ITEM, pl.col(TIME).dt.epoch("d").cast(pl.Int32).alias(DAY), nth.alias("_n"), (-gap).alias("_gap"))
         .group_by(ITEM, DAY)
         .agg(
             pl.len().cast(pl.Int32).alias("_day_lines"),
             (pl.col("_n") == 1).sum().cast(pl.Int32).alias("_first"),
             (pl.col("_n") == 2).sum().cast(pl.Int32).alias("_second"),
+            pl.col("_gap").sum().alias("_gap_days"),
+            pl.col("_gap").count().cast(pl.Int32).alias("_gaps"),
         )
         .sort(ITEM, DAY)
     )
@@ -71,8 +97,10 @@ def item_timeline(lines: pl.DataFrame) -> pl.DataFrame:
             pl.col("_day_lines").cum_sum().over(ITEM).alias("_cum_lines"),
             pl.col("_first").cum_sum().over(ITEM).alias("_cum_buyers"),
             pl.col("_second").cum_sum().over(ITEM).alias("_cum_repeat"),
+            pl.col("_gap_days").cum_sum().over(ITEM).alias("_cum_gap_days"),
+            pl.col("_gaps").cum_sum().over(ITEM).alias("_cum_gaps"),
         )
-        .drop("_first", "_second")
+        .drop("_first", "_second", "_gap_days", "_gaps")
         .sort(DAY, ITEM)
     )
 
@@ -81,12 +109,13 @@ def item_stats_asof(frame: pl.DataFrame, timeline: pl.DataFrame, baskets: pl.Dat
     """Add the item features of ``frame``'s (``_it``, ``_ref_day``) rows from the purchases made *before* that day.
 
     ``item_buyers``, ``item_repeat_rate``, ``item_baskets_per_buyer``, ``item_basket_rate`` (share of all baskets
-    that held the item) and ``item_recent_lines`` (baskets with it in the 28 days before the reference day).
+    that held the item), ``item_recent_lines`` (baskets with it in the 28 days before the reference day) and
+    ``item_repurchase_days`` (the mean days between a buyer's consecutive purchases of it; null before any repeat).
     ``baskets``: :func:`baskets_by_day` of the same lines. Items not bought before the day get 0 buyers.
     """
     if frame.is_empty():
         return frame.with_columns(*[pl.lit(0.0).alias(c) for c in ITEM_FEATURES])
-    right = timeline.select(DAY, ITEM, "_cum_lines", "_cum_buyers", "_cum_repeat")
+    right = timeline.select(DAY, ITEM, "_cum_lines", "_cum_buyers", "_cum_repeat", "_cum_gap_days", "_cum_gaps")
     left = frame.with_row_index("_row").with_columns((pl.col(REF_DAY) - 1).alias(DAY)).sort(DAY)
     # both sides are sorted by day, hence within each item too (polars cannot check that itself with `by`)
     now = left.join_asof(right, on=DAY, by=ITEM, strategy="backward", check_sortedness=False)
@@ -112,9 +141,15 @@ def item_stats_asof(frame: pl.DataFrame, timeline: pl.DataFrame, baskets: pl.Dat
             (lines_ / buyers).alias("item_baskets_per_buyer"),
             (lines_ / pl.col("_all")).alias("item_basket_rate"),
             (lines_ - pl.col("_old_lines").fill_null(0)).alias("item_recent_lines"),
+            pl.when(pl.col("_cum_gaps") > 0)
+            .then(pl.col("_cum_gap_days") / pl.col("_cum_gaps"))
+            .otherwise(None)
+            .alias("item_repurchase_days"),
         )
         .sort("_row")
-        .drop("_row", DAY, "_cum_lines", "_cum_buyers", "_cum_repeat", "_old_lines", "_all")
+        .drop(
+            "_row", DAY, "_cum_lines", "_cum_buyers", "_cum_repeat", "_cum_gap_days", "_cum_gaps", "_old_lines", "_all"
+        )
     )
 
 
@@ -131,13 +166,14 @@ def baskets_by_day(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFrame:
-    """Return the ``n`` items with the most baskets in the 28 days before each day of ``days`` (``_ref_day``, ``_it``).
+    """Return the ``n`` items with the most baskets in the 28 days before each day of ``days`` (``_ref_day``, ``_it``,
+    ``_trend_rank``: 1 = the most).
 
     Ties go to the lower item index. The window sums of every distinct day come from one sparse product (a banded
     days × days matrix times the days × items counts), so the cost hardly grows with the number of days.
     """
     wanted = np.unique(days.drop_nulls().to_numpy()).astype(np.int64)
-    empty = pl.DataFrame(schema={REF_DAY: pl.Int32, ITEM: pl.Int32})
+    empty = pl.DataFrame(schema={REF_DAY: pl.Int32, ITEM: pl.Int32, TREND_RANK: pl.Int32})
     if timeline.is_empty() or wanted.size == 0 or n <= 0:
         return empty
     day = timeline.get_column(DAY).to_numpy().astype(np.int64)
@@ -157,7 +193,7 @@ def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFra
     )
     sums = (window @ counts).tocsr()
     sums.sort_indices()
-    out_day, out_item = [], []
+    out_day, out_item, out_rank = [], [], []
     for j in range(wanted.size):
         lo, hi = sums.indptr[j], sums.indptr[j + 1]
         if lo == hi:
@@ -166,8 +202,13 @@ def trending_asof(timeline: pl.DataFrame, days: pl.Series, n: int) -> pl.DataFra
         top = np.lexsort((items, -values))[:n]  # most baskets first, then the lower item index
         out_item.append(items[top])
         out_day.append(np.full(top.size, wanted[j]))
+        out_rank.append(np.arange(1, top.size + 1))
     if not out_item:
         return empty
     return pl.DataFrame(
-        {REF_DAY: np.concatenate(out_day).astype(np.int32), ITEM: np.concatenate(out_item).astype(np.int32)}
+        {
+            REF_DAY: np.concatenate(out_day).astype(np.int32),
+            ITEM: np.concatenate(out_item).astype(np.int32),
+            TREND_RANK: np.concatenate(out_rank).astype(np.int32),
+        }
     )

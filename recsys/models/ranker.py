@@ -11,10 +11,12 @@ customer × item features, as in the Instacart-style rankers):
 - **Features** (:data:`FEATURES`), all as of a cutoff: how often and how recently the customer bought the item
   (basket counts, order- and day-decayed sums, baskets and days since the last purchase, their own repurchase
   interval), what the item is for everyone (buyers, repeat rate, purchases per buyer, share of baskets, last 28
-  days), who the customer is (baskets, basket size, share of repeat lines) and how they buy the candidate's category
-  (baskets, days since the last, repurchase interval and cycle position, the item's share of the category; from
-  ``item_categories``, -1 without a catalog: +0.0046 validation NDCG@10 on The Complete Journey together with early
-  stopping, benchmarks/README.md issue 19).
+  days, its repurchase cycle: everyone's mean days between two purchases of it, and the candidate's position in
+  that cycle — time-aware item weighting as a feature, +0.0018 validation NDCG@10), who the customer is (baskets,
+  basket size, share of repeat lines) and how they buy the candidate's category (baskets, days since the last,
+  repurchase interval and cycle position, the item's share of the category; from ``item_categories``, -1 without a
+  catalog: +0.0046 validation NDCG@10 on The Complete Journey together with early stopping, benchmarks/README.md
+  issue 19).
 - **Boosting** stops when the NDCG@10 of a held-out tenth of the training customers has not improved for
   ``early_stopping_rounds`` rounds (``rounds`` is the most; 89 of 300 on The Complete Journey).
 - **Honest time**: item features and trending candidates are those of the customer's own reference day (the day of
@@ -34,9 +36,10 @@ timestamp are one basket, as in :func:`recsys.splits.next_basket_split`). Withou
 baskets there is nothing to learn from and the scores are the candidates' buy-again scores.
 
 Scale: training uses at most ``max_training_customers`` customers (a seeded sample; features still use everyone's
-history), but scoring builds the features of every customer's ~120 candidates at once (32 float32 each, about 15 KB
-per customer before polars' intermediates). Measured only up to The Complete Journey's 2,469 households (fit about a
-minute on 2 cores); for millions of customers use the linear hybrid until scoring is batched.
+history), but scoring builds the features of every customer's ~120 candidates at once (42 float32 each, about 20 KB
+per customer before polars' intermediates). Measured only up to The Complete Journey's 2,469 households (fit about
+30 s on 2 cores; the trending lists of every day are computed once for all cutoffs); for millions of customers use
+the linear hybrid until scoring is batched.
 
 The ranked candidates are stored as a sparse customers × items matrix, so ``recommend`` is a sparse look-up and
 filters (stock, exclusions, bought items) apply as for every model. The booster is saved with the model (as
@@ -66,7 +69,7 @@ from recsys.models.basket_features import (
     training_frame,
 )
 
-PREDICT_ROWS = 1 << 20  # candidates scored per LightGBM predict call (bounds the features' numpy copy: ~130 MB)
+PREDICT_ROWS = 1 << 20  # candidates scored per LightGBM predict call (bounds the features' numpy copy: ~170 MB)
 _MIN_EARLY_STOPPING_CUSTOMERS = 200
 
 
@@ -134,7 +137,7 @@ class LearnedHybridRecommender(Recommender):
                 f"{counts.shape[1]} items"
             )
         lines = basket_lines(transactions, self.customers_, self.items_)
-        context = item_context(lines, self.item_categories)
+        context = item_context(lines, self.item_categories, trending=self.explore_candidates)
         train = training_frame(
             lines,
             self.target_baskets,
@@ -234,8 +237,8 @@ class LearnedHybridRecommender(Recommender):
     def _predict(self, frame: pl.DataFrame) -> np.ndarray:
         if frame.is_empty():
             return np.empty(0, np.float64)
-        # In slices: one float32 copy of every candidate's features at once is ~4 GB at 1M customers (30M candidates
-        # × 32 features); a slice costs PREDICT_ROWS rows. Each row's prediction depends on that row only.
+        # In slices: one float32 copy of every candidate's features at once is ~5 GB at 1M customers (30M candidates
+        # × 42 features); a slice costs PREDICT_ROWS rows. Each row's prediction depends on that row only.
         booster = self._booster()
         out = np.empty(frame.height, np.float64)
         for start in range(0, frame.height, PREDICT_ROWS):
