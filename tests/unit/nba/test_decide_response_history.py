@@ -1,0 +1,46 @@
+"""Decide scores a fitted model with the same history features it was trained on, or says it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from typer.testing import CliRunner
+
+from recsys.clock import frozen
+from tests.unit.nba.test_offers_learning_loop import CATALOG, NOW, _logged_events
+from training.jobs.decide import run_decide
+from training.jobs.propensity import load_history, run_propensity_fit
+
+
+def test_decide_without_the_response_history_warns_that_history_features_are_zero(tmp_path: Path) -> None:
+    customers = [f"c{i}" for i in range(300)]
+    (tmp_path / "offers.toml").write_text(CATALOG)
+    pl.DataFrame(
+        {"customer_id": customers, "lifecycle": ["active"] * 300, "clv": [100.0] * 300, "p_alive": [0.8] * 300}
+    ).write_parquet(tmp_path / "profiles.parquet")
+    _logged_events(customers, np.random.default_rng(11)).write_parquet(tmp_path / "events.parquet")
+    with frozen(NOW):
+        history, purchases = load_history(
+            "events", events=tmp_path / "events.parquet", offers_catalog=tmp_path / "offers.toml"
+        )
+        run_propensity_fit(history, purchases, tmp_path)
+        with_history = run_decide(tmp_path, tmp_path / "offers.toml", purchases=purchases, history=history)
+        p_with = pl.read_parquet(tmp_path / "decisions.parquet").sort("customer_id").get_column("p_accept")
+        without = run_decide(tmp_path, tmp_path / "offers.toml", purchases=purchases)
+        p_without = pl.read_parquet(tmp_path / "decisions.parquet").sort("customer_id").get_column("p_accept")
+    assert "warning" not in with_history
+    assert "past_redemptions, past_exposures are 0 for every customer" in without["warning"]
+    assert "--exposures, --outcomes" in without["warning"]
+    # the skew the warning is about: the same customers, scored on zeros instead of their counts
+    assert np.abs(p_with.to_numpy() - p_without.to_numpy()).max() > 0.01
+
+
+def test_decide_cli_needs_exposures_and_outcomes_together(tmp_path: Path) -> None:
+    from training.cli import app
+
+    (tmp_path / "x.csv").write_text("customer_id,offer_id,start\n")
+    out = CliRunner().invoke(app, ["decide", "--out", str(tmp_path), "--exposures", str(tmp_path / "x.csv")])
+    text = " ".join(out.output.replace("│", " ").split())  # rich wraps the message in a box
+    assert out.exit_code == 2 and "give --exposures and --outcomes together" in text, out.output
