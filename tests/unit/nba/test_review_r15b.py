@@ -50,3 +50,37 @@ def test_the_newest_model_is_the_last_fitted_even_within_one_second(tmp_path: Pa
             last = save_versioned(PropensityModel(("f0", "f1"), c=1.0 + i).fit(x, y), folder)
         wrong += newest_model(folder) != last
     assert wrong == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="propensity_fit.newest_model takes the last *.json by name: a model copied in under another name "
+    "('manual.json') sorts after every version and wins over newer fits (propensity_fit.py is being edited by h15b)",
+)
+def test_a_model_copied_in_under_another_name_does_not_shadow_a_newer_fit(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (rng.random(400) < 1 / (1 + np.exp(-x[:, 0]))).astype(float)
+    with frozen(T0):
+        PropensityModel(("f0", "f1")).fit(x, y).save(tmp_path / "propensity" / "manual.json")
+    with frozen(T0 + dt.timedelta(days=30)):
+        fitted = save_versioned(PropensityModel(("f0", "f1"), c=1.0).fit(x, y), tmp_path)
+    assert newest_model(tmp_path) == fitted
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="propensity_fit._split returns a naive valid_from as is; polars then raises SchemaError comparing it with "
+    "the UTC starts (propensity_fit.py is being edited by h15b)",
+)
+def test_a_naive_valid_from_is_taken_as_utc_like_the_cli_does() -> None:
+    from recsys.nba.propensity_fit import fit_propensity
+    from recsys.nba.response_features import purchases_frame
+    from recsys.nba.synthetic_history import synthetic_history
+
+    data = synthetic_history(2_000, 200, days=40, seed=1)
+    purchases = purchases_frame(data.transactions)
+    cut = dt.datetime(2026, 1, 30, tzinfo=dt.UTC)
+    aware = fit_propensity(data.history, purchases, day_grain=True, valid_from=cut).report
+    naive = fit_propensity(data.history, purchases, day_grain=True, valid_from=cut.replace(tzinfo=None)).report
+    assert naive["split"] == aware["split"]
