@@ -61,6 +61,12 @@ def _as_time(frame: pl.DataFrame, column: str, where: str) -> pl.Expr:
     raise DataError(f"{where}: column '{column}' must be a date or datetime, got {dtype}")
 
 
+def utc_times(frame: pl.DataFrame, column: str, where: str) -> pl.Series:
+    """Return ``frame[column]`` as UTC datetimes (null where empty or unreadable); raises ``DataError`` for a
+    column that is not a date, datetime or text."""
+    return frame.select(_as_time(frame, column, where).cast(_TS)).to_series()
+
+
 def _checked(frame: pl.DataFrame, required: tuple[str, ...], times: tuple[str, ...], where: str) -> pl.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:

@@ -84,3 +84,20 @@ def test_a_naive_valid_from_is_taken_as_utc_like_the_cli_does() -> None:
     aware = fit_propensity(data.history, purchases, day_grain=True, valid_from=cut).report
     naive = fit_propensity(data.history, purchases, day_grain=True, valid_from=cut.replace(tzinfo=None)).report
     assert naive["split"] == aware["split"]
+
+
+def test_an_event_without_a_timestamp_is_named_by_its_own_row_in_the_events() -> None:
+    """The uplift outcome's error named a row of an internal frame (impressions first, then purchases)."""
+    from recsys.nba.uplift import converted_in_window
+
+    kinds = ["purchase", "impression", "dismiss", "purchase", "impression", "purchase"]
+    times = [T0 - dt.timedelta(days=1), T0, None, T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=1), None]
+    events = pl.DataFrame(
+        {"type": kinds, "customer_id": ["a", "a", "b", "b", "c", "c"], "offer_id": [None, "o", "o", None, "o", None]}
+    ).with_columns(pl.Series("timestamp", times, dtype=pl.Datetime("us", "UTC")))
+    with pytest.raises(DataError, match=r"1 impression or purchase event\(s\) .* \(event rows \[6\]\)"):
+        converted_in_window(events, ["a", "b", "c"], ["o"], 14)
+    # a dismissal without a time is not read; a purchase before the first impression is not an outcome
+    assert converted_in_window(events.head(5), ["a", "b", "c"], ["o"], 14).tolist() == [0.0, 1.0, 0.0]
+    as_text = events.head(5).with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert converted_in_window(as_text, ["a", "b", "c"], ["o"], 14).tolist() == [0.0, 1.0, 0.0]
