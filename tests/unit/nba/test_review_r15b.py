@@ -101,3 +101,32 @@ def test_an_event_without_a_timestamp_is_named_by_its_own_row_in_the_events() ->
     assert converted_in_window(events.head(5), ["a", "b", "c"], ["o"], 14).tolist() == [0.0, 1.0, 0.0]
     as_text = events.head(5).with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert converted_in_window(as_text, ["a", "b", "c"], ["o"], 14).tolist() == [0.0, 1.0, 0.0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fit_propensity scores validation exposures whose window is still open at the end of the data as "
+    "declined: on a log that ends 18 days after the cut the report's acceptance rate is 0.129 against a true "
+    "0.167, and the ECE is measured against those labels (propensity_fit.py is being edited by h15b)",
+)
+def test_the_validation_report_scores_only_windows_that_closed_before_the_data_ends() -> None:
+    """A live event log ends today: impressions of the last attribution window have no final outcome yet."""
+    from recsys.nba.propensity_fit import fit_propensity
+    from recsys.nba.response_features import purchases_frame
+    from recsys.nba.response_history import ResponseHistory, label_exposures
+    from recsys.nba.synthetic_history import synthetic_history
+
+    data = synthetic_history(8_000, 800, days=80, seed=3)
+    h = data.history
+    cut, end = T0, T0 + dt.timedelta(days=18)
+    log = ResponseHistory(
+        h.exposures.filter(pl.col("start") < end),
+        h.outcomes.filter(pl.col("timestamp") < end),
+        h.offer_items,
+        h.offer_kinds,
+    )
+    purchases = purchases_frame(data.transactions).filter(pl.col("ts") < end)
+    truth = label_exposures(h, 14).filter((pl.col("start") >= cut) & (pl.col("until") <= end))
+    report = fit_propensity(log, purchases, valid_from=cut, day_grain=True).report
+    assert report["split"]["valid_exposures"] <= truth.height
+    assert report["split"]["valid_accept_rate"] == pytest.approx(truth.get_column("accepted").mean(), abs=0.015)
