@@ -44,3 +44,37 @@ def test_decide_cli_needs_exposures_and_outcomes_together(tmp_path: Path) -> Non
     out = CliRunner().invoke(app, ["decide", "--out", str(tmp_path), "--exposures", str(tmp_path / "x.csv")])
     text = " ".join(out.output.replace("│", " ").split())  # rich wraps the message in a box
     assert out.exit_code == 2 and "give --exposures and --outcomes together" in text, out.output
+
+
+def test_decide_cli_reads_the_response_history_and_scores_as_run_decide_does(tmp_path: Path) -> None:
+    from recsys.nba.event_history import event_purchases, read_events
+    from training.cli import app
+
+    customers = [f"c{i}" for i in range(300)]
+    (tmp_path / "offers.toml").write_text(CATALOG)
+    pl.DataFrame(
+        {"customer_id": customers, "lifecycle": ["active"] * 300, "clv": [100.0] * 300, "p_alive": [0.8] * 300}
+    ).write_parquet(tmp_path / "profiles.parquet")
+    _logged_events(customers, np.random.default_rng(11)).write_parquet(tmp_path / "events.parquet")
+    lines = event_purchases(read_events(tmp_path / "events.parquet"))
+    lines.with_columns(pl.lit(1.0).alias("quantity"), pl.col("amount").alias("price")).drop("amount").write_parquet(
+        tmp_path / "tx.parquet"
+    )
+    with frozen(NOW):
+        history, purchases = load_history(
+            "events", events=tmp_path / "events.parquet", offers_catalog=tmp_path / "offers.toml"
+        )
+        run_propensity_fit(history, purchases, tmp_path)
+        history.exposures.write_parquet(tmp_path / "exposures.parquet")
+        history.outcomes.write_parquet(tmp_path / "outcomes.parquet")
+        run_decide(tmp_path, tmp_path / "offers.toml", purchases=purchases, history=history)
+        expected = pl.read_parquet(tmp_path / "decisions.parquet").sort("customer_id").get_column("p_accept")
+        args = ["decide", "--out", str(tmp_path), "--offers", str(tmp_path / "offers.toml")]
+        args += ["--transactions", str(tmp_path / "tx.parquet")]
+        bare = CliRunner().invoke(app, args)
+        args += ["--exposures", str(tmp_path / "exposures.parquet"), "--outcomes", str(tmp_path / "outcomes.parquet")]
+        full = CliRunner().invoke(app, args)
+    assert bare.exit_code == 0 and "warning:" in bare.output, bare.output
+    assert full.exit_code == 0 and "warning" not in full.output, full.output
+    got = pl.read_parquet(tmp_path / "decisions.parquet").sort("customer_id").get_column("p_accept")
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
