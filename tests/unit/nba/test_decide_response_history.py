@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,25 @@ def test_decide_cli_reads_the_response_history_and_scores_as_run_decide_does(tmp
     assert full.exit_code == 0 and "warning" not in full.output, full.output
     got = pl.read_parquet(tmp_path / "decisions.parquet").sort("customer_id").get_column("p_accept")
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy())
+
+
+def test_propensity_fit_cli_says_defaults_when_the_training_period_has_no_inner_fold(tmp_path: Path) -> None:
+    """20 days of impressions with a 14-day window: no inner fold has final labels, so nothing was chosen."""
+    import json
+
+    from training.cli import app
+
+    customers = [f"c{i}" for i in range(300)]
+    (tmp_path / "offers.toml").write_text(CATALOG)
+    events = _logged_events(customers, np.random.default_rng(11))
+    recent = events.filter((pl.col("type") == "purchase") | (pl.col("timestamp") >= NOW - dt.timedelta(days=25)))
+    recent.write_parquet(tmp_path / "events.parquet")
+    args = ["propensity", "fit", "--source", "events", "--events", str(tmp_path / "events.parquet")]
+    args += ["--offers", str(tmp_path / "offers.toml"), "--out", str(tmp_path)]
+    with frozen(NOW):
+        out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    (model,) = (tmp_path / "propensity").glob("*.json")
+    assert json.loads(model.read_text())["report"]["selection"]["folds"] == []
+    text = " ".join(out.output.replace("│", " ").split())
+    assert "no usable inner fold" in text and "0 inner fold(s)" not in text, out.output
