@@ -1,4 +1,4 @@
-"""Decide scores a fitted model with the same history features it was trained on, or says it cannot."""
+"""Decide and `propensity fit` as users see them: history features at decision time, what the fit says it chose."""
 
 from __future__ import annotations
 

@@ -130,3 +130,29 @@ def test_the_validation_report_scores_only_windows_that_closed_before_the_data_e
     report = fit_propensity(log, purchases, valid_from=cut, day_grain=True).report
     assert report["split"]["valid_exposures"] <= truth.height
     assert report["split"]["valid_accept_rate"] == pytest.approx(truth.get_column("accepted").mean(), abs=0.015)
+
+
+def test_labels_at_a_cut_on_the_window_edges() -> None:
+    """Windows are [start, until): a window ending exactly at the cut is complete there, and its redemption a
+    microsecond before the cut counts; a redemption exactly at the cut is not known at the cut."""
+    from recsys.nba.response_history import ResponseHistory, label_exposures, labels_at, outcomes_frame
+
+    us = dt.timedelta(microseconds=1)
+    cut = T0 + dt.timedelta(days=10)
+    exposures = pl.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "offer_id": ["o", "o", "o"],
+            "start": [T0, T0 + dt.timedelta(days=1), T0],
+            "end": [cut, cut + dt.timedelta(days=1), cut + us],
+        }
+    )
+    outcomes = pl.DataFrame(
+        {"customer_id": ["a", "b", "c"], "offer_id": ["o", "o", "o"], "timestamp": [cut - us, cut, cut]}
+    )
+    labelled = label_exposures(ResponseHistory(exposures_frame(exposures), outcomes_frame(outcomes)))
+    assert labelled.get_column("accepted").to_list() == [True, True, True]
+    at = labels_at(labelled, cut)
+    assert at.get_column("accepted").to_list() == [True, False, False]
+    assert at.get_column("complete").to_list() == [True, False, False]
+    assert at.get_column("observed_share").to_list()[0] == 1.0
