@@ -61,6 +61,12 @@ def _as_time(frame: pl.DataFrame, column: str, where: str) -> pl.Expr:
     raise DataError(f"{where}: column '{column}' must be a date or datetime, got {dtype}")
 
 
+def utc_times(frame: pl.DataFrame, column: str, where: str) -> pl.Series:
+    """Return ``frame[column]`` as UTC datetimes (null where empty or unreadable); raises ``DataError`` for a
+    column that is not a date, datetime or text."""
+    return frame.select(_as_time(frame, column, where).cast(_TS)).to_series()
+
+
 def _checked(frame: pl.DataFrame, required: tuple[str, ...], times: tuple[str, ...], where: str) -> pl.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -92,6 +98,16 @@ def exposures_frame(frame: pl.DataFrame, where: str = "exposures") -> pl.DataFra
     for column, dtype in (("channel", pl.String), ("end", _TS)):
         if column not in typed.columns:
             typed = typed.with_columns(pl.lit(None, dtype=dtype).alias(column))
+    # an end at or before the start is a window no redemption can fall in: every such exposure would be labelled
+    # declined, silently
+    bad = typed.with_row_index("row", offset=1).filter(pl.col("end") <= pl.col("start"))
+    if bad.height:
+        first, rows = bad.row(0, named=True), bad.get_column("row").head(5).to_list()
+        raise DataError(
+            f"{where}: {bad.height:,} row(s) end at or before they start (rows {rows}, first: start "
+            f"{first['start']:%Y-%m-%d %H:%M}, end {first['end']:%Y-%m-%d %H:%M}); the end is when "
+            "the offer stopped being redeemable: fix it or leave it empty (the attribution window then applies)"
+        )
     return typed.select("customer_id", "offer_id", "channel", "start", "end")
 
 

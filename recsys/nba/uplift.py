@@ -160,26 +160,35 @@ def converted_in_window(
     before the experiment, or long after its window, is not an outcome of it. Raises ``DataError`` when the events
     carry no timestamps or no impression of the experiment's offers.
     """
-    from recsys.nba.response_history import outcomes_frame
+    from recsys.nba.response_history import utc_times
 
     if "timestamp" not in events.columns:
         raise DataError("uplift: the events need a 'timestamp' to bound the outcome by the attribution window")
-    shown = events.filter(pl.col("type") == "impression")
+    is_shown = pl.col("type") == "impression"
     if offers:
-        shown = shown.filter(pl.col("offer_id").is_in(list(offers)))
-    if shown.is_empty():
+        is_shown = is_shown & pl.col("offer_id").is_in(list(offers))
+    # the rows that matter, numbered as in ``events`` (1-based) so that an error names the event's own row
+    relevant = events.with_row_index("_event", offset=1).filter(is_shown | (pl.col("type") == "purchase"))
+    if not (relevant.get_column("type") == "impression").any():
         raise DataError(
             "uplift: no impression of the experiment's offers in the events, so the experiment's window has no "
             "start; sync the service's events (`centric events sync`) or pass the experiment's events with --events"
         )
-    typed = outcomes_frame(
-        pl.concat([shown.select("customer_id", "timestamp"), events.filter(pl.col("type") == "purchase")
-                   .select("customer_id", "timestamp")], how="vertical_relaxed")
-        .with_columns(pl.lit("-").alias("offer_id")),
-        "events",
-    )  # fmt: skip
-    start = typed.head(shown.height).get_column("timestamp").min()
+    typed = relevant.select(
+        pl.col("customer_id").cast(pl.String),
+        utc_times(relevant, "timestamp", "events").alias("timestamp"),
+        (pl.col("type") == "impression").alias("_shown"),
+        "_event",
+    )
+    bad = typed.filter(pl.col("customer_id").is_null() | pl.col("timestamp").is_null())
+    if bad.height:
+        raise DataError(
+            f"uplift: {bad.height:,} impression or purchase event(s) lack a customer_id or a readable timestamp "
+            f"(event rows {bad.get_column('_event').head(5).to_list()}); the attribution window needs both: fix or "
+            "drop them"
+        )
+    start = typed.filter(pl.col("_shown")).get_column("timestamp").min()
     until = start + dt.timedelta(days=window_days)  # type: ignore[operator]
-    bought = typed.slice(shown.height).filter((pl.col("timestamp") >= start) & (pl.col("timestamp") < until))
+    bought = typed.filter(~pl.col("_shown") & (pl.col("timestamp") >= start) & (pl.col("timestamp") < until))
     buyers = set(bought.get_column("customer_id").to_list())
     return np.fromiter((str(c) in buyers for c in customer_ids), dtype=np.float64, count=len(customer_ids))

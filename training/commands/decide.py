@@ -40,6 +40,12 @@ def register(app: typer.Typer) -> None:
             None, "--transactions", help="Purchases the fitted propensity model computes its features from."
         ),
         schema: str = typer.Option("standard", "--schema", help="Schema of --transactions."),
+        exposures: Path | None = typer.Option(
+            None, "--exposures", help="Past exposures (standard schema) the fitted model's history features count."
+        ),
+        outcomes: Path | None = typer.Option(
+            None, "--outcomes", help="Past redemptions (customer_id, offer_id, timestamp), with --exposures."
+        ),
         prior: bool = typer.Option(False, "--prior", help="Use the documented prior even when a model is fitted."),
         objective: str = typer.Option(
             "response",
@@ -70,6 +76,14 @@ def register(app: typer.Typer) -> None:
 
             with step("reading transactions"):
                 purchases = purchases_frame(load_transactions(transactions, schema=schema).transactions)
+        history = None
+        if (exposures is None) != (outcomes is None):
+            raise typer.BadParameter("give --exposures and --outcomes together", param_hint="--exposures/--outcomes")
+        if exposures is not None and outcomes is not None and not prior:
+            from recsys.nba.response_history import read_history
+
+            with step("reading the response history"):
+                history = read_history(exposures, outcomes)
         logged = None
         if objective == "uplift":
             from training.jobs.report_policy import read_logged_events
@@ -84,6 +98,7 @@ def register(app: typer.Typer) -> None:
                 loyalty_path=loyalty,
                 propensity_path=propensity,
                 purchases=purchases,
+                history=history,
                 use_prior=prior,
                 objective=objective,
                 events=logged,
@@ -98,6 +113,8 @@ def register(app: typer.Typer) -> None:
             f"{summary['expected_value']:,.2f}, "
             f"arbitration gap {summary['arbitration_gap']:.2%}) → {out}"
         )
+        if "warning" in summary:
+            console.print(f"[yellow]warning:[/yellow] {summary['warning']}")
         for offer_id, info in summary["per_offer"].items():
             console.print(
                 f"  {offer_id}: {info['customers']:,} customers, {info['expected_redemptions']:,.1f} expected "

@@ -103,7 +103,9 @@ def fit(
         f"{split['calibration_exposures']:,} from {split['calibration_from'][:10]}",
     )
     table.add_row(
-        f"chosen on the training period ({len(chosen['folds'])} inner fold(s))",
+        f"chosen on the training period ({len(chosen['folds'])} inner fold(s))"
+        if chosen["folds"]
+        else "settings (no usable inner fold in the training period: defaults)",
         (f"C={chosen['c']}, " if learner == "logistic" else "")
         + f"{chosen['calibration']}, fold share {chosen['calibration_share']}",
     )

@@ -19,6 +19,8 @@ from recsys.nba.propensity_fit import newest_model
 from recsys.nba.propensity_model import PropensityModel
 from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory
 
+HISTORY_FEATURES = ("past_redemptions", "past_exposures")  # the features read from the response history
+
 
 def _read(path: Path) -> pl.DataFrame:
     try:
@@ -50,7 +52,8 @@ def run_decide(
     without it every customer counts as base tier with 0 points and no complaints. ``propensity_path``: a
     model (``centric propensity fit``); without it the newest ``out_dir/propensity/*.json`` is used, and the
     documented prior only when there is none (or ``use_prior``). A fitted model computes its features from
-    ``purchases`` (``response_features.purchases_frame``) and ``history`` (past exposures and redemptions) as of now.
+    ``purchases`` (``response_features.purchases_frame``) and ``history`` (past exposures and redemptions) as of now;
+    without ``history`` its history features are 0 for everyone, and the summary's ``warning`` says so.
     ``objective="uplift"`` ranks the offers of an experiment with a control (holdout) arm by incremental value,
     from a two-model learner fitted on ``events`` (purchases within ``window_days`` of the experiment's first
     impression) of its arms (``uplift_from_experiment``).
@@ -70,6 +73,7 @@ def run_decide(
     path = None if use_prior else (Path(propensity_path) if propensity_path else newest_model(out_dir))
     model = PropensityModel.load(path) if path else None
     context = None
+    unseen: list[str] = []
     if model is not None and not model.profile_features:
         if purchases is None:
             raise DataError(
@@ -85,6 +89,7 @@ def run_decide(
         )
         catalog_history = ResponseHistory(past.exposures, past.outcomes, offer_items, offer_kinds)
         context = FeatureContext(purchases, catalog_history, features_as_of_moment(purchases))
+        unseen = [f for f in HISTORY_FEATURES if f in model.features] if history is None else []
     uplift = None
     if objective == "uplift":
         uplift = uplift_from_experiment(frame, catalog, events, experiment_id, window_days)
@@ -93,6 +98,11 @@ def run_decide(
     result = decide(
         frame, catalog, recommendations=recommendations, items=items, model=model, context=context, uplift=uplift
     )
+    if unseen:  # trained on real counts, scored on zeros: say so rather than skew p_accept silently
+        result.summary["warning"] = (
+            f"no response history given: the model's {', '.join(unseen)} are 0 for every customer; pass the past "
+            "exposures and redemptions (--exposures, --outcomes) the model was fitted on"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     result.decisions.write_parquet(out_dir / "decisions.parquet")
     # every published offer says which propensity its p_accept came from
