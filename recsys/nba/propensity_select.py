@@ -166,28 +166,19 @@ def inner_cuts(train: pl.DataFrame, cut: dt.datetime) -> list[dt.datetime]:
     return sorted(m for m in set(picked) if m > moments[0])
 
 
-def choose_settings(
+def _inner_candidates(
     train: pl.DataFrame,
     cut: dt.datetime,
-    features: tuple[str, ...],
+    sets: dict[str, tuple[str, ...]],
+    rules: list[tuple[str, float]],
+    cs: tuple[float, ...],
+    calibrations: tuple[str, ...],
     log_features: tuple[str, ...],
     learner: str,
-    calibration: str | None = None,
-    feature_sets: dict[str, tuple[str, ...]] | None = None,
-) -> dict[str, Any]:
-    """Return ``{"c", "calibration", "fold_rule", "calibration_share", "feature_set", "features", "method",
-    "folds", "candidates"}`` chosen on ``train`` (``start < cut``) only.
-
-    ``calibration`` given fixes it (``c`` and the fold rule are still chosen). ``feature_sets`` (name → features)
-    are candidates too; without them ``features`` is the one set (named ``given``). Without a usable inner fold
-    the defaults (and the first feature set) are kept and ``method`` says so.
-    """
-    sets = feature_sets or {"given": features}
-    calibrations = (calibration,) if calibration else CALIBRATIONS
-    cs = C_GRID if learner == "logistic" else (DEFAULT_C,)
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return every candidate's inner log loss, AUC and ECE, and the inner folds that were scored."""
     final = labels_at(train, cut).filter(pl.col("complete"))
     cuts = inner_cuts(train, cut)
-    rules = [(rule, share) for rule in FOLD_RULES for share in CALIBRATION_SHARES]
     keys = [(name, rule, c, k) for name in sets for rule in rules for c in cs for k in calibrations]
     predictions: dict[tuple[str, tuple[str, float], float, str], list[np.ndarray]] = {key: [] for key in keys}
     folds, outcomes = [], []
@@ -222,17 +213,7 @@ def choose_settings(
             }
         )
     if not folds:
-        return {
-            "c": DEFAULT_C,
-            "calibration": calibration or "platt",
-            "fold_rule": "final",
-            "calibration_share": CALIBRATION_SHARE,
-            "feature_set": next(iter(sets)),
-            "features": list(next(iter(sets.values()))),
-            "method": "defaults (no usable inner fold)",
-            "folds": [],
-            "candidates": [],
-        }
+        return [], []
     y_all = np.concatenate(outcomes)
     candidates = []
     for (name, rule, c, k), parts in predictions.items():
@@ -249,8 +230,54 @@ def choose_settings(
                 "ece": round(calibration_table(p, y_all)["ece"], 4),
             }
         )
-    order = list(sets)  # ties go to the smaller C, then the first feature set offered
-    best = min(candidates, key=lambda r: (r["log_loss"], r["c"], order.index(r["feature_set"])))
+    return candidates, folds
+
+
+def choose_settings(
+    train: pl.DataFrame,
+    cut: dt.datetime,
+    features: tuple[str, ...],
+    log_features: tuple[str, ...],
+    learner: str,
+    calibration: str | None = None,
+    feature_sets: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """Return ``{"c", "calibration", "fold_rule", "calibration_share", "feature_set", "features", "method",
+    "folds", "candidates"}`` chosen on ``train`` (``start < cut``) only.
+
+    ``calibration`` given fixes it (``c`` and the fold rule are still chosen). ``feature_sets`` (name → features)
+    are candidates too; without them ``features`` is the one set (named ``given``). The full grid is searched
+    with the first set; each other set is then scored with the settings that grid chose (one more inner fit per
+    inner cut and set). Without a usable inner fold the defaults (and the first feature set) are kept and
+    ``method`` says so.
+    """
+    sets = feature_sets or {"given": features}
+    first = next(iter(sets))
+    calibrations = (calibration,) if calibration else CALIBRATIONS
+    cs = C_GRID if learner == "logistic" else (DEFAULT_C,)
+    rules = [(rule, share) for rule in FOLD_RULES for share in CALIBRATION_SHARES]
+    args = (log_features, learner)
+    candidates, folds = _inner_candidates(train, cut, {first: sets[first]}, rules, cs, calibrations, *args)
+    if not folds:
+        return {
+            "c": DEFAULT_C,
+            "calibration": calibration or "platt",
+            "fold_rule": "final",
+            "calibration_share": CALIBRATION_SHARE,
+            "feature_set": first,
+            "features": list(sets[first]),
+            "method": "defaults (no usable inner fold)",
+            "folds": [],
+            "candidates": [],
+        }
+    best = min(candidates, key=lambda r: (r["log_loss"], r["c"]))
+    others = {name: used for name, used in sets.items() if name != first}
+    if others:
+        rule = (best["fold_rule"], best["calibration_share"])
+        more, _ = _inner_candidates(train, cut, others, [rule], (best["c"],), (best["calibration"],), *args)
+        candidates += more
+        order = list(sets)  # ties go to the first feature set offered
+        best = min([best, *more], key=lambda r: (r["log_loss"], order.index(r["feature_set"])))
     return {
         "feature_set": best["feature_set"],
         "features": list(sets[best["feature_set"]]),

@@ -105,7 +105,8 @@ def fit(
     table.add_row(
         f"chosen on the training period ({len(chosen['folds'])} inner fold(s))",
         (f"C={chosen['c']}, " if learner == "logistic" else "")
-        + f"{chosen['calibration']}, fold share {chosen['calibration_share']}",
+        + f"{chosen['calibration']}, fold share {chosen['calibration_share']}"
+        + (f", features {chosen['feature_set']}" if chosen.get("feature_set") else ""),
     )
     table.add_row(
         f"validation ECE ({report['ece_binning']}) / noise floor",
