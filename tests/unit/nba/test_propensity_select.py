@@ -8,7 +8,13 @@ import numpy as np
 import polars as pl
 
 from recsys.nba.propensity_fit import fit_propensity
-from recsys.nba.propensity_select import MIN_OBSERVED_SHARE, calibration_fold, inner_cuts, rows_at_cut
+from recsys.nba.propensity_select import (
+    MIN_OBSERVED_SHARE,
+    calibration_fold,
+    choose_settings,
+    inner_cuts,
+    rows_at_cut,
+)
 from recsys.nba.response_features import purchases_frame
 from recsys.nba.response_history import (
     ResponseHistory,
@@ -112,3 +118,21 @@ def test_inner_cuts_move_past_a_large_moment_so_each_point_gets_its_own_fold() -
     assert inner_cuts(train, CUT) == [CUT - 40 * DAY, CUT - 35 * DAY, CUT - 30 * DAY]
     # fewer later moments than points: as many folds as there are moments after the first
     assert inner_cuts(train.filter(pl.col("start") <= CUT - 40 * DAY), CUT) == [CUT - 40 * DAY]
+
+
+def test_the_inner_folds_choose_the_feature_set_that_predicts_and_report_it() -> None:
+    """Of two feature sets, the one whose feature drives acceptance wins on the training period's inner folds."""
+    rng = np.random.default_rng(3)
+    n = 1_500
+    starts = [CUT - (90 - int(d)) * DAY for d in np.sort(rng.integers(0, 80, n))]
+    signal, noise = rng.normal(size=n), rng.normal(size=n)
+    accepted = rng.random(n) < 1 / (1 + np.exp(-(2.0 * signal - 2.0)))
+    train = pl.DataFrame({"start": starts, "signal": signal, "noise": noise}).with_columns(
+        (pl.col("start") + 5 * DAY).alias("until"),
+        pl.when(pl.Series(accepted)).then(pl.col("start") + DAY).alias("redeemed_at"),
+    )
+    sets = {"noise_only": ("noise",), "with_signal": ("signal",)}
+    chosen = choose_settings(train, CUT, sets["noise_only"], (), "logistic", "platt", sets)
+    assert (chosen["feature_set"], chosen["features"]) == ("with_signal", ["signal"])
+    scored = {c["feature_set"] for c in chosen["candidates"]}
+    assert scored == {"noise_only", "with_signal"} and len(chosen["folds"]) == 3
