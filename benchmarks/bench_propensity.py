@@ -45,7 +45,7 @@ def complete_journey() -> list[tuple[str, str]]:
         (
             f"CJ: chosen on {len(report['selection']['folds'])} inner fold(s) of the training period",
             f"C={report['c']}, {report['calibration_method']}, fold {report['calibration_fold_rule']} "
-            f"{report['calibration_share']}",
+            f"{report['calibration_share']}, features {report['feature_set']}",
         ),
         (
             "CJ: calibration fold (time-later)",
@@ -71,7 +71,7 @@ def synthetic(exposures: int) -> list[tuple[str, str]]:
             f"synthetic: {exposures:,} exposures, {exposures // 10:,} customers, {purchases.height:,} purchase lines",
             f"AUC {report['auc']:.3f}, ECE {report['ece']:.4f} (floor {report['ece_noise_floor']:.4f}); chosen on "
             f"{len(report['selection']['folds'])} inner folds: C={report['c']}, {report['calibration_method']}, "
-            f"fold {report['calibration_fold_rule']} {report['calibration_share']}",
+            f"fold {report['calibration_fold_rule']} {report['calibration_share']}, features {report['feature_set']}",
         ),
         (f"synthetic: fit time at {exposures:,} exposures", f"**{seconds:.1f} s**"),
     ]

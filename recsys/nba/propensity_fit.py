@@ -5,10 +5,11 @@ Protocol: exposures are labelled (``response_history.label_exposures``), given f
 which the last ``valid_share`` of exposures begins) are the validation set. Earlier ones train, knowing only what
 was known before the cut (``propensity_select``): their labels as they stood at the cut (a redemption from the
 validation period never labels a training exposure), the learner on all but a time-later calibration fold, the
-calibration on that fold; the regularisation, the calibration method and the fold rule are chosen by forward
-chaining inside the training period. The validation period is scored once, for the report. The saved model is
-the one validated: its report is exactly what it scored on data it never saw (AUC, ECE on 10 equal-mass bins with
-its noise floor, see ``recsys.nba.calibration``), and says what was chosen how (``selection``).
+calibration on that fold; the regularisation, the calibration method, the fold rule and the feature set
+(``response_features.FEATURE_SETS``: response-history counts from the start of the data, or over a trailing window)
+are chosen by forward chaining inside the training period. The validation period is scored once, for the report.
+The saved model is the one validated: its report is exactly what it scored on data it never saw (AUC, ECE on 10
+equal-mass bins with its noise floor, see ``recsys.nba.calibration``), and says what was chosen how (``selection``).
 
 Models are saved as ``<dir>/propensity/<version>.json``; the version sorts by fit time, so the newest is last.
 """
@@ -32,7 +33,14 @@ from recsys.exceptions import DataError
 from recsys.nba.calibration import ECE_BINS, calibration_table, ece_noise_floor
 from recsys.nba.propensity_model import CALIBRATIONS, LEARNERS, PropensityModel
 from recsys.nba.propensity_select import CutRows, choose_settings, design, fit_at_cut, rows_at_cut
-from recsys.nba.response_features import LOG_FEATURES, feature_names, kind_features, training_features
+from recsys.nba.response_features import (
+    FEATURE_SETS,
+    KIND_PREFIX,
+    LOG_FEATURES,
+    feature_names,
+    kind_features,
+    training_features,
+)
 from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory, label_exposures
 
 MODEL_DIR = "propensity"
@@ -54,7 +62,8 @@ def response_table(
     day_grain: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
-    """Return the labelled exposures with their features as of each start (in time order), and the feature names."""
+    """Return the labelled exposures with every feature as of each start (in time order), and the names of the
+    default feature set's features."""
     kinds = kind_features(history.offer_kinds.get_column("kind").to_list())
     labelled = label_exposures(history, window_days).sort("start", "offer_id", "customer_id")
     table = training_features(labelled, purchases, history, kinds, day_grain=day_grain, on_progress=on_progress)
@@ -71,19 +80,23 @@ def fit_propensity(
     window_days: int = DEFAULT_WINDOW_DAYS,
     valid_from: dt.datetime | None = None,
     day_grain: bool = False,
+    feature_set: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PropensityModel:
     """Return a fitted, calibrated model whose ``report`` holds the validation AUC, ECE and reliability table.
 
-    ``calibration`` and ``c`` left ``None`` are chosen on the training period (``propensity_select``); given, they
-    are used as they are. ``purchases`` come from ``response_features.purchases_frame``. Raises ``DataError`` when
-    the history has no exposures, or a split lacks accepted or declined exposures.
+    ``calibration``, ``c`` and ``feature_set`` (a key of ``FEATURE_SETS``) left ``None`` are chosen on the training
+    period (``propensity_select``); given, they are used as they are. ``purchases`` come from
+    ``response_features.purchases_frame``. Raises ``DataError`` when the history has no exposures, or a split
+    lacks accepted or declined exposures.
     """
     started = time.perf_counter()
     if learner not in LEARNERS:
         raise DataError(f"learner must be one of {LEARNERS}, got {learner!r}")
     if calibration is not None and calibration not in CALIBRATIONS:
         raise DataError(f"calibration must be auto or one of {CALIBRATIONS}, got {calibration!r}")
+    if feature_set is not None and feature_set not in FEATURE_SETS:
+        raise DataError(f"feature set must be auto or one of {tuple(FEATURE_SETS)}, got {feature_set!r}")
     if history.exposures.is_empty():
         raise DataError(f"{history.source}: no exposures to learn from")
     table, features = response_table(
@@ -101,7 +114,11 @@ def fit_propensity(
     y_valid = valid.get_column("accepted").to_numpy().astype(np.float64)
     if len(np.unique(y_valid)) < 2:
         raise DataError(f"{history.source}: the validation exposures (from {cut:%Y-%m-%d}) are all of one outcome")
-    chosen = choose_settings(train, cut, features, LOG_FEATURES, learner, calibration)
+    kinds = tuple(f for f in features if f.startswith(KIND_PREFIX))
+    names = (feature_set,) if feature_set else tuple(FEATURE_SETS)
+    sets = {name: feature_names(purchases, kinds, name) for name in names}
+    chosen = choose_settings(train, cut, features, LOG_FEATURES, learner, calibration, sets)
+    features = tuple(chosen["features"])
     try:
         rows = rows_at_cut(train, cut, chosen["fold_rule"], chosen["calibration_share"])
     except DataError as exc:
@@ -124,6 +141,7 @@ def fit_propensity(
         "calibration_method": chosen["calibration"],
         "calibration_fold_rule": chosen["fold_rule"],
         "calibration_share": chosen["calibration_share"],
+        "feature_set": chosen["feature_set"],
         "c": chosen["c"],
         "brier": round(cal["brier"], 4),
         "mean_predicted": round(float(p.mean()), 4),

@@ -13,12 +13,14 @@
   kept training exposure.
 
 **The choice** (:func:`choose_settings`): the inverse L2 strength ``c`` (logistic learner), the calibration
-(Platt or isotonic), the calibration fold's rule (``final`` labels only, or the ``recent`` kept rows) and its share
-(:data:`CALIBRATION_SHARES`) are chosen by forward chaining inside the training period. Inner cuts are the moments at
-which :data:`INNER_POINTS` of the training exposures with final labels begin; at each inner cut a fit is made
-exactly as above (labels as of the inner cut), and it predicts the exposures with final labels from that cut to
-the next. The setting with the lowest log loss over all inner predictions (a proper scoring rule: it rewards
-ranking and calibration together) is taken. The validation period is not read.
+(Platt or isotonic), the calibration fold's rule (``final`` labels only, or the ``recent`` kept rows), its share
+(:data:`CALIBRATION_SHARES`) and, when several are offered, the feature set (``response_features.FEATURE_SETS``)
+are chosen by forward chaining inside the training period. Inner cuts are the moments at which
+:data:`INNER_POINTS` of the training exposures with final labels begin (a point falling on a moment already taken
+moves to the next one); at each inner cut a fit is made exactly as above (labels as of the inner cut), and it
+predicts the exposures with final labels from that cut to the next. The setting with the lowest log loss over all
+inner predictions (a proper scoring rule: it rewards ranking and calibration together) is taken. The validation
+period is not read.
 """
 
 from __future__ import annotations
@@ -146,35 +148,39 @@ def _both_calibrations(model: PropensityModel, x: np.ndarray) -> dict[str, np.nd
 
 
 def inner_cuts(train: pl.DataFrame, cut: dt.datetime) -> list[dt.datetime]:
-    """Return the inner cuts: the distinct moments at which :data:`INNER_POINTS` of the final-label rows begin."""
+    """Return the inner cuts: the moments at which :data:`INNER_POINTS` of the final-label rows begin.
+
+    Points that fall on a moment already taken (one large campaign can hold all of them) move on to the next
+    later moment, so that there are as many inner folds as points while distinct moments last.
+    """
     final = labels_at(train, cut).filter(pl.col("complete")).get_column("start").sort()
     if final.is_empty():
         return []
-    picked = {final[min(int(len(final) * q), len(final) - 1)] for q in INNER_POINTS}
-    return sorted(m for m in picked if m > final[0])
+    moments = final.unique().sort().to_list()
+    picked: list[dt.datetime] = []
+    for q in INNER_POINTS:
+        at = moments.index(final[min(int(len(final) * q), len(final) - 1)])
+        while moments[at] in picked and at + 1 < len(moments):
+            at += 1
+        picked.append(moments[at])
+    return sorted(m for m in set(picked) if m > moments[0])
 
 
-def choose_settings(
+def _inner_candidates(
     train: pl.DataFrame,
     cut: dt.datetime,
-    features: tuple[str, ...],
+    sets: dict[str, tuple[str, ...]],
+    rules: list[tuple[str, float]],
+    cs: tuple[float, ...],
+    calibrations: tuple[str, ...],
     log_features: tuple[str, ...],
     learner: str,
-    calibration: str | None = None,
-) -> dict[str, Any]:
-    """Return ``{"c", "calibration", "fold_rule", "calibration_share", "method", "folds", "candidates"}`` chosen
-    on ``train`` (``start < cut``) only.
-
-    ``calibration`` given fixes it (``c`` and the fold rule are still chosen). Without a usable inner fold the
-    defaults are kept and ``method`` says so.
-    """
-    calibrations = (calibration,) if calibration else CALIBRATIONS
-    cs = C_GRID if learner == "logistic" else (DEFAULT_C,)
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return every candidate's inner log loss, AUC and ECE, and the inner folds that were scored."""
     final = labels_at(train, cut).filter(pl.col("complete"))
     cuts = inner_cuts(train, cut)
-    rules = [(rule, share) for rule in FOLD_RULES for share in CALIBRATION_SHARES]
-    keys = [(rule, c, k) for rule in rules for c in cs for k in calibrations]
-    predictions: dict[tuple[tuple[str, float], float, str], list[np.ndarray]] = {key: [] for key in keys}
+    keys = [(name, rule, c, k) for name in sets for rule in rules for c in cs for k in calibrations]
+    predictions: dict[tuple[str, tuple[str, float], float, str], list[np.ndarray]] = {key: [] for key in keys}
     folds, outcomes = [], []
     for i, inner in enumerate(cuts):
         upto = cuts[i + 1] if i + 1 < len(cuts) else cut
@@ -186,15 +192,16 @@ def choose_settings(
             fitted = {}
             for rule in rules:
                 rows = _sample(rows_at_cut(train, inner, *rule), INNER_MAX_ROWS)
-                for c in cs:
-                    fitted[(rule, c)] = fit_at_cut(rows, features, log_features, learner, c, "isotonic")
+                for name, used in sets.items():
+                    for c in cs:
+                        fitted[(name, rule, c)] = fit_at_cut(rows, used, log_features, learner, c, "isotonic")
         except DataError:  # too little before this inner cut to fit on: the fold is skipped
             continue
-        x = design(target, features)
-        for (rule, c), model in fitted.items():
-            probs = _both_calibrations(model, x)
+        x = {name: design(target, used) for name, used in sets.items()}
+        for (name, rule, c), model in fitted.items():
+            probs = _both_calibrations(model, x[name])
             for k in calibrations:
-                predictions[(rule, c, k)].append(probs[k])
+                predictions[(name, rule, c, k)].append(probs[k])
         outcomes.append(y)
         folds.append(
             {
@@ -206,21 +213,14 @@ def choose_settings(
             }
         )
     if not folds:
-        return {
-            "c": DEFAULT_C,
-            "calibration": calibration or "platt",
-            "fold_rule": "final",
-            "calibration_share": CALIBRATION_SHARE,
-            "method": "defaults (no usable inner fold)",
-            "folds": [],
-            "candidates": [],
-        }
+        return [], []
     y_all = np.concatenate(outcomes)
     candidates = []
-    for (rule, c, k), parts in predictions.items():
+    for (name, rule, c, k), parts in predictions.items():
         p = np.clip(np.concatenate(parts), 1e-6, 1 - 1e-6)
         candidates.append(
             {
+                "feature_set": name,
                 "fold_rule": rule[0],
                 "calibration_share": rule[1],
                 "c": c,
@@ -230,8 +230,57 @@ def choose_settings(
                 "ece": round(calibration_table(p, y_all)["ece"], 4),
             }
         )
+    return candidates, folds
+
+
+def choose_settings(
+    train: pl.DataFrame,
+    cut: dt.datetime,
+    features: tuple[str, ...],
+    log_features: tuple[str, ...],
+    learner: str,
+    calibration: str | None = None,
+    feature_sets: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """Return ``{"c", "calibration", "fold_rule", "calibration_share", "feature_set", "features", "method",
+    "folds", "candidates"}`` chosen on ``train`` (``start < cut``) only.
+
+    ``calibration`` given fixes it (``c`` and the fold rule are still chosen). ``feature_sets`` (name → features)
+    are candidates too; without them ``features`` is the one set (named ``given``). The full grid is searched
+    with the first set; each other set is then scored with the settings that grid chose (one more inner fit per
+    inner cut and set). Without a usable inner fold the defaults (and the first feature set) are kept and
+    ``method`` says so.
+    """
+    sets = feature_sets or {"given": features}
+    first = next(iter(sets))
+    calibrations = (calibration,) if calibration else CALIBRATIONS
+    cs = C_GRID if learner == "logistic" else (DEFAULT_C,)
+    rules = [(rule, share) for rule in FOLD_RULES for share in CALIBRATION_SHARES]
+    args = (log_features, learner)
+    candidates, folds = _inner_candidates(train, cut, {first: sets[first]}, rules, cs, calibrations, *args)
+    if not folds:
+        return {
+            "c": DEFAULT_C,
+            "calibration": calibration or "platt",
+            "fold_rule": "final",
+            "calibration_share": CALIBRATION_SHARE,
+            "feature_set": first,
+            "features": list(sets[first]),
+            "method": "defaults (no usable inner fold)",
+            "folds": [],
+            "candidates": [],
+        }
     best = min(candidates, key=lambda r: (r["log_loss"], r["c"]))
+    others = {name: used for name, used in sets.items() if name != first}
+    if others:
+        rule = (best["fold_rule"], best["calibration_share"])
+        more, _ = _inner_candidates(train, cut, others, [rule], (best["c"],), (best["calibration"],), *args)
+        candidates += more
+        order = list(sets)  # ties go to the first feature set offered
+        best = min([best, *more], key=lambda r: (r["log_loss"], order.index(r["feature_set"])))
     return {
+        "feature_set": best["feature_set"],
+        "features": list(sets[best["feature_set"]]),
         "c": best["c"],
         "calibration": best["calibration"],
         "fold_rule": best["fold_rule"],

@@ -11,7 +11,11 @@ Features (``log_`` ones are log1p-transformed by the model):
 * ``orders_90d``, ``spend_90d`` — orders and spend in the 90 days before ``as_of`` (missing: never bought);
 * ``order_value`` — mean spend per order, all history before ``as_of``;
 * ``target_spend_share``, ``target_items_bought`` — share of spend on the offer's items, and how many of them;
-* ``past_redemptions``, ``past_exposures`` — the customer's redemptions and exposures (any offer) before;
+* ``past_redemptions``, ``past_exposures`` — the customer's redemptions and exposures (any offer) before
+  (counted from the start of the data, so they grow with time: see :data:`FEATURE_SETS`);
+* ``redemptions_<w>d``, ``exposures_<w>d`` — the same, in the :data:`HISTORY_WINDOWS` days before ``as_of``;
+* ``days_since_last_exposure``, ``days_since_last_redemption`` — days from the customer's last exposure and
+  last redemption to ``as_of`` (missing: none before);
 * ``discount_share`` — share of spend taken as discounts (only when the purchases carry a ``discount`` column:
   coupon-prone customers redeem coupons);
 * ``offer_size`` — number of items the offer is about;
@@ -29,7 +33,8 @@ from recsys.columns import Columns
 from recsys.nba.response_history import ResponseHistory
 
 RECENT_DAYS = 90
-BASE_FEATURES = (
+HISTORY_WINDOWS = (90, 180)  # trailing windows of the response-history counts
+CUMULATIVE_FEATURES = (
     "days_since_last_purchase",
     "orders_90d",
     "spend_90d",
@@ -40,6 +45,29 @@ BASE_FEATURES = (
     "past_exposures",
     "offer_size",
 )
+TRAILING_HISTORY = (
+    "redemptions_90d",
+    "exposures_90d",
+    "days_since_last_exposure",
+    "days_since_last_redemption",
+)
+_PURCHASE_FEATURES = tuple(f for f in CUMULATIVE_FEATURES if f not in ("past_redemptions", "past_exposures"))
+# Candidate feature sets, chosen on the training period (``propensity_select``). ``cumulative`` counts the
+# response history from the start of the data, so its level drifts upwards with time; ``trailing`` counts it over
+# a fixed look-back and adds recency, so a later period looks like an earlier one.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "cumulative": CUMULATIVE_FEATURES,
+    "trailing": (*_PURCHASE_FEATURES, *TRAILING_HISTORY),
+    "trailing_180d": (
+        *_PURCHASE_FEATURES,
+        "redemptions_180d",
+        "exposures_180d",
+        "days_since_last_exposure",
+        "days_since_last_redemption",
+    ),
+}
+DEFAULT_FEATURE_SET = "cumulative"
+BASE_FEATURES = CUMULATIVE_FEATURES
 LOG_FEATURES = (
     "days_since_last_purchase",
     "orders_90d",
@@ -49,6 +77,9 @@ LOG_FEATURES = (
     "past_redemptions",
     "past_exposures",
     "offer_size",
+    *(f"{kind}_{w}d" for w in HISTORY_WINDOWS for kind in ("redemptions", "exposures")),
+    "days_since_last_exposure",
+    "days_since_last_redemption",
 )
 DISCOUNT_FEATURE = "discount_share"
 DISCOUNT = "discount"  # optional purchases column: discount taken on the line (currency, sign ignored)
@@ -81,14 +112,38 @@ def purchases_frame(transactions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def feature_names(purchases: pl.DataFrame, kinds: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the features a model fitted on ``purchases`` uses (``discount_share`` only when discounts exist)."""
-    return (*BASE_FEATURES, *((DISCOUNT_FEATURE,) if DISCOUNT in purchases.columns else ()), *kinds)
+def feature_names(
+    purchases: pl.DataFrame, kinds: tuple[str, ...], feature_set: str = DEFAULT_FEATURE_SET
+) -> tuple[str, ...]:
+    """Return the features of ``feature_set`` (:data:`FEATURE_SETS`) a model fitted on ``purchases`` uses
+    (``discount_share`` only when discounts exist)."""
+    base = FEATURE_SETS[feature_set]
+    return (*base, *((DISCOUNT_FEATURE,) if DISCOUNT in purchases.columns else ()), *kinds)
 
 
 def kind_features(kinds: list[str]) -> tuple[str, ...]:
     """Return the indicator feature names for ``kinds`` (sorted, so the feature list is stable)."""
     return tuple(f"{KIND_PREFIX}{k}" for k in sorted(set(kinds)))
+
+
+_HISTORY_COUNTS = (
+    "past_redemptions",
+    "past_exposures",
+    *(f"{kind}_{w}d" for w in HISTORY_WINDOWS for kind in ("redemptions", "exposures")),
+)
+
+
+def _history_counts(events: pl.DataFrame, time: str, as_of: dt.datetime, noun: str, plural: str) -> pl.DataFrame:
+    """Per customer: events before ``as_of`` in all, in each trailing window, and days since the last one."""
+    before = events.filter(pl.col(time) < as_of)
+    return before.group_by("customer_id").agg(
+        pl.len().cast(pl.Float64).alias(f"past_{plural}"),
+        *[
+            (pl.col(time) >= as_of - dt.timedelta(days=w)).sum().cast(pl.Float64).alias(f"{plural}_{w}d")
+            for w in HISTORY_WINDOWS
+        ],
+        ((pl.lit(as_of) - pl.col(time).max()).dt.total_seconds() / 86_400).alias(f"days_since_last_{noun}"),
+    )
 
 
 def features_as_of(
@@ -98,7 +153,8 @@ def features_as_of(
     as_of: dt.datetime,
     kinds: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """Return ``pairs`` (``customer_id``, ``offer_id``) with :data:`BASE_FEATURES` and ``kinds`` columns at ``as_of``.
+    """Return ``pairs`` (``customer_id``, ``offer_id``) with every feature of :data:`FEATURE_SETS` and ``kinds``
+    at ``as_of``.
 
     ``purchases`` come from :func:`purchases_frame`; ``history`` gives past exposures, redemptions, the offers'
     items and kinds. Only rows strictly before ``as_of`` are read.
@@ -128,16 +184,8 @@ def features_as_of(
         .agg(pl.col("amount").sum().alias("_target"), pl.col("item_id").n_unique().alias("target_items_bought"))
     )
     sizes = items.group_by("offer_id").agg(pl.col("item_id").n_unique().cast(pl.Float64).alias("offer_size"))
-    redeemed = (
-        history.outcomes.filter(pl.col("timestamp") < as_of)
-        .group_by("customer_id")
-        .agg(pl.len().cast(pl.Float64).alias("past_redemptions"))
-    )
-    shown = (
-        history.exposures.filter(pl.col("start") < as_of)
-        .group_by("customer_id")
-        .agg(pl.len().cast(pl.Float64).alias("past_exposures"))
-    )
+    redeemed = _history_counts(history.outcomes, "timestamp", as_of, "redemption", "redemptions")
+    shown = _history_counts(history.exposures, "start", as_of, "exposure", "exposures")
     kind_of = history.offer_kinds.unique("offer_id", keep="last")
     frame = (
         pairs.join(state, on="customer_id", how="left")
@@ -156,7 +204,7 @@ def features_as_of(
                 for c in ("orders_90d", "spend_90d")
             ],
             pl.col("offer_size").fill_null(0.0),
-            *[pl.col(c).fill_null(0.0) for c in ("past_redemptions", "past_exposures")],
+            *[pl.col(c).fill_null(0.0) for c in _HISTORY_COUNTS],
             *[
                 (pl.col("_kind") == k.removeprefix(KIND_PREFIX)).fill_null(False).cast(pl.Float64).alias(k)
                 for k in kinds

@@ -107,7 +107,8 @@ def fit(
         if chosen["folds"]
         else "settings (no usable inner fold in the training period: defaults)",
         (f"C={chosen['c']}, " if learner == "logistic" else "")
-        + f"{chosen['calibration']}, fold share {chosen['calibration_share']}",
+        + f"{chosen['calibration']}, fold share {chosen['calibration_share']}"
+        + (f", features {chosen['feature_set']}" if chosen.get("feature_set") else ""),
     )
     table.add_row(
         f"validation ECE ({report['ece_binning']}) / noise floor",

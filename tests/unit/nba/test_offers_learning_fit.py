@@ -137,6 +137,36 @@ def test_propensity_fit_names_a_bad_valid_from_instead_of_a_traceback() -> None:
     assert out.exit_code == 2 and "--valid-from" in out.output and "2026-13-01" in out.output, out.output
 
 
+def test_trailing_history_features_count_only_the_window_before_the_decision_time() -> None:
+    """The trailing-window and recency features: an exposure or redemption older than the window is left out of
+    the window counts (not of the cumulative ones), and those at or after the decision time change nothing."""
+    past_exposures = [
+        {"customer_id": "a", "offer_id": "o1", "start": T0 - dt.timedelta(days=200)},
+        {"customer_id": "a", "offer_id": "o2", "start": T0 - dt.timedelta(days=100)},
+        {"customer_id": "a", "offer_id": "o1", "start": T0 - dt.timedelta(days=10)},
+    ]
+    past_outcomes = [
+        {"customer_id": "a", "offer_id": "o1", "timestamp": T0 - dt.timedelta(days=195)},
+        {"customer_id": "a", "offer_id": "o1", "timestamp": T0 - dt.timedelta(days=6)},
+    ]
+    purchases = _purchases([("a", "milk", T0 - dt.timedelta(days=3), 10.0)])
+    pairs = pl.DataFrame({"customer_id": ["a", "b"], "offer_id": ["o1", "o1"]})
+    before = features_as_of(pairs, purchases, _history(past_exposures, past_outcomes), T0)
+    leaky = _history(
+        [*past_exposures, {"customer_id": "a", "offer_id": "o2", "start": T0}],
+        [*past_outcomes, {"customer_id": "a", "offer_id": "o1", "timestamp": T0 + dt.timedelta(hours=1)}],
+    )
+    assert features_as_of(pairs, purchases, leaky, T0).equals(before)
+    a, b = before.rows(named=True)
+    assert (a["past_exposures"], a["exposures_180d"], a["exposures_90d"]) == (3.0, 2.0, 1.0)
+    assert (a["past_redemptions"], a["redemptions_180d"], a["redemptions_90d"]) == (2.0, 1.0, 1.0)
+    assert a["days_since_last_exposure"] == pytest.approx(10.0)
+    assert a["days_since_last_redemption"] == pytest.approx(6.0)
+    # a customer with no history: zero counts, recency unknown (missing), not zero days
+    assert (b["exposures_90d"], b["redemptions_180d"]) == (0.0, 0.0)
+    assert b["days_since_last_exposure"] is None and b["days_since_last_redemption"] is None
+
+
 def test_logged_events_features_are_as_of_the_impression_not_as_of_now(tmp_path: Path) -> None:
     """The leak test for the event-store source (``--source events``): the features of an impression come from
     the events before its day only, whatever the customer did later that day or after."""

@@ -8,7 +8,13 @@ import numpy as np
 import polars as pl
 
 from recsys.nba.propensity_fit import fit_propensity
-from recsys.nba.propensity_select import MIN_OBSERVED_SHARE, calibration_fold, rows_at_cut
+from recsys.nba.propensity_select import (
+    MIN_OBSERVED_SHARE,
+    calibration_fold,
+    choose_settings,
+    inner_cuts,
+    rows_at_cut,
+)
 from recsys.nba.response_features import purchases_frame
 from recsys.nba.response_history import (
     ResponseHistory,
@@ -100,3 +106,33 @@ def test_the_calibration_fold_keeps_whole_moments_as_near_its_share_as_they_allo
     assert calibration_fold(starts, 0.5).sum() == 50  # 50 rows is exactly the share
     one_moment = calibration_fold(pl.Series("start", [CUT] * 10), 0.2)
     assert one_moment.tolist() == [False] * 8 + [True] * 2  # a single moment: the later rows in their order
+
+
+def test_inner_cuts_move_past_a_large_moment_so_each_point_gets_its_own_fold() -> None:
+    """One large campaign holding the 50, 65 and 80 % points must not collapse three inner folds into one."""
+    days = [60] * 20 + [40] * 60 + [35] * 10 + [30] * 10  # closed 10-day windows: every label is final at the cut
+    train = pl.DataFrame({"start": [CUT - d * DAY for d in days]}).with_columns(
+        (pl.col("start") + 10 * DAY).alias("until"),
+        pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("redeemed_at"),
+    )
+    assert inner_cuts(train, CUT) == [CUT - 40 * DAY, CUT - 35 * DAY, CUT - 30 * DAY]
+    # fewer later moments than points: as many folds as there are moments after the first
+    assert inner_cuts(train.filter(pl.col("start") <= CUT - 40 * DAY), CUT) == [CUT - 40 * DAY]
+
+
+def test_the_inner_folds_choose_the_feature_set_that_predicts_and_report_it() -> None:
+    """Of two feature sets, the one whose feature drives acceptance wins on the training period's inner folds."""
+    rng = np.random.default_rng(3)
+    n = 1_500
+    starts = [CUT - (90 - int(d)) * DAY for d in np.sort(rng.integers(0, 80, n))]
+    signal, noise = rng.normal(size=n), rng.normal(size=n)
+    accepted = rng.random(n) < 1 / (1 + np.exp(-(2.0 * signal - 2.0)))
+    train = pl.DataFrame({"start": starts, "signal": signal, "noise": noise}).with_columns(
+        (pl.col("start") + 5 * DAY).alias("until"),
+        pl.when(pl.Series(accepted)).then(pl.col("start") + DAY).alias("redeemed_at"),
+    )
+    sets = {"noise_only": ("noise",), "with_signal": ("signal",)}
+    chosen = choose_settings(train, CUT, sets["noise_only"], (), "logistic", "platt", sets)
+    assert (chosen["feature_set"], chosen["features"]) == ("with_signal", ["signal"])
+    scored = {c["feature_set"] for c in chosen["candidates"]}
+    assert scored == {"noise_only", "with_signal"} and len(chosen["folds"]) == 3
