@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from recsys.clock import utcnow
+from recsys.clock import as_utc, utcnow
 from recsys.exceptions import DataError
 from recsys.nba.calibration import ECE_BINS, calibration_table, ece_noise_floor
 from recsys.nba.propensity_model import CALIBRATIONS, LEARNERS, PropensityModel
@@ -41,16 +42,20 @@ from recsys.nba.response_features import (
     kind_features,
     training_features,
 )
-from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory, label_exposures
+from recsys.nba.response_history import DEFAULT_WINDOW_DAYS, ResponseHistory, label_exposures, labels_at
 
 MODEL_DIR = "propensity"
 VALID_SHARE = 0.25
+VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")  # what save_versioned names a model
 
 
-def _split(table: pl.DataFrame, valid_from: dt.datetime | None) -> dt.datetime:
+def _split(table: pl.DataFrame, valid_from: dt.datetime | None, data_end: dt.datetime) -> dt.datetime:
+    """Return the validation cut: ``valid_from``, or the start from which the last ``VALID_SHARE`` of the exposures
+    whose window closed by ``data_end`` begin (an open window cannot be scored)."""
     if valid_from is not None:
-        return valid_from
-    starts = table.get_column("start").sort()
+        return as_utc(valid_from)
+    closed = table.filter(pl.col("until") <= data_end)
+    starts = (closed if not closed.is_empty() else table).get_column("start").sort()
     return starts[int(len(starts) * (1 - VALID_SHARE))]
 
 
@@ -102,7 +107,8 @@ def fit_propensity(
     table, features = response_table(
         history, purchases, window_days=window_days, day_grain=day_grain, on_progress=on_progress
     )
-    cut = _split(table, valid_from)
+    data_end = _data_end(history, purchases)
+    cut = _split(table, valid_from, data_end)
     train, valid = table.filter(pl.col("start") < cut), table.filter(pl.col("start") >= cut)
     for part, where in ((train, "before"), (valid, "on or after")):
         if part.is_empty():
@@ -111,6 +117,16 @@ def fit_propensity(
                 f"{history.source}: no exposures start {where} the validation cut {cut:%Y-%m-%d}; the exposures "
                 f"start from {first} to {last}: choose a --valid-from between them"
             )
+    # A log ends at some moment (today, for a live event store): a validation window still open then has no final
+    # outcome yet, and scoring it as declined would understate the accept rate. Only closed windows are scored.
+    valid = labels_at(valid, data_end)
+    open_at_end = int((~valid.get_column("complete")).sum())
+    valid = valid.filter(pl.col("complete"))
+    if valid.is_empty():
+        raise DataError(
+            f"{history.source}: every validation exposure (from {cut:%Y-%m-%d}) has an attribution window still "
+            f"open at the end of the data ({data_end:%Y-%m-%d}); choose an earlier --valid-from"
+        )
     y_valid = valid.get_column("accepted").to_numpy().astype(np.float64)
     if len(np.unique(y_valid)) < 2:
         raise DataError(f"{history.source}: the validation exposures (from {cut:%Y-%m-%d}) are all of one outcome")
@@ -132,7 +148,7 @@ def fit_propensity(
         "source": history.source,
         "fitted_at": utcnow().isoformat(),
         "attribution_window_days": window_days,
-        "split": _split_report(rows, train, cut, y_valid),
+        "split": _split_report(rows, train, cut, y_valid) | {"valid_open_at_data_end": open_at_end},
         "selection": chosen,
         "auc": round(float(roc_auc_score(y_valid, p)), 4),
         "ece": round(cal["ece"], 4),
@@ -149,6 +165,16 @@ def fit_propensity(
         "fit_seconds": round(time.perf_counter() - started, 2),
     }
     return model
+
+
+def _data_end(history: ResponseHistory, purchases: pl.DataFrame) -> dt.datetime:
+    """Return the latest moment the data knows of: an exposure's start, a redemption or a purchase."""
+    moments = [history.exposures.get_column("start").max(), purchases.get_column("ts").max()]
+    if not history.outcomes.is_empty():
+        moments.append(history.outcomes.get_column("timestamp").max())
+    # the validation windows are [start, until): an event at the last moment is inside the data, so the end is just
+    # after it
+    return max(as_utc(m) for m in moments if isinstance(m, dt.datetime)) + dt.timedelta(microseconds=1)
 
 
 def _split_report(rows: CutRows, train: pl.DataFrame, cut: dt.datetime, y_valid: np.ndarray) -> dict[str, Any]:
@@ -172,8 +198,10 @@ def _split_report(rows: CutRows, train: pl.DataFrame, cut: dt.datetime, y_valid:
 def save_versioned(model: PropensityModel, out_dir: Path) -> Path:
     """Write ``model`` as ``out_dir/propensity/<version>.json`` and return the path (version = fit time + digest)."""
     digest = hashlib.sha256(json.dumps(model.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    version = f"{utcnow():%Y%m%dT%H%M%SZ}-{digest}"
+    now = utcnow()
+    version = f"{now:%Y%m%dT%H%M%SZ}-{digest}"
     model.report["version"] = version
+    model.report.setdefault("fitted_at", now.isoformat())
     path = Path(out_dir) / MODEL_DIR / f"{version}.json"
     model.save(path)
     return path
@@ -182,8 +210,20 @@ def save_versioned(model: PropensityModel, out_dir: Path) -> Path:
 def newest_model(out_dir: Path) -> Path | None:
     """Return the newest saved model under ``out_dir/propensity``, or None when none was fitted."""
     folder = Path(out_dir) / MODEL_DIR
-    found = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    return found[-1] if found else None
+    found = [p for p in folder.glob("*.json") if VERSION_RE.match(p.stem)] if folder.is_dir() else []
+    if not found:
+        return None
+    # the version's time is to the second; two fits within one second are told apart by their report's fitted_at
+    return max(found, key=lambda p: (_fitted_at(p), p.name))
+
+
+def _fitted_at(path: Path) -> str:
+    """Return the fit time a saved model's report gives, normalised so that strings sort as times ('' if none)."""
+    try:
+        fitted = json.loads(path.read_text())["report"]["fitted_at"]
+        return as_utc(dt.datetime.fromisoformat(fitted)).isoformat(timespec="microseconds")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def describe(model: PropensityModel) -> dict[str, Any]:

@@ -82,7 +82,9 @@ def test_decide_cli_reads_the_response_history_and_scores_as_run_decide_does(tmp
 
 
 def test_propensity_fit_cli_says_defaults_when_the_training_period_has_no_inner_fold(tmp_path: Path) -> None:
-    """20 days of impressions with a 14-day window: no inner fold has final labels, so nothing was chosen."""
+    """35 days of impressions with a 14-day window: the validation cut falls among the windows closed by the end
+    of the data, training keeps a few final labels for the calibration, and no inner fold has any, so nothing was
+    chosen."""
     import json
 
     from training.cli import app
@@ -90,7 +92,7 @@ def test_propensity_fit_cli_says_defaults_when_the_training_period_has_no_inner_
     customers = [f"c{i}" for i in range(300)]
     (tmp_path / "offers.toml").write_text(CATALOG)
     events = _logged_events(customers, np.random.default_rng(11))
-    recent = events.filter((pl.col("type") == "purchase") | (pl.col("timestamp") >= NOW - dt.timedelta(days=25)))
+    recent = events.filter((pl.col("type") == "purchase") | (pl.col("timestamp") >= NOW - dt.timedelta(days=35)))
     recent.write_parquet(tmp_path / "events.parquet")
     args = ["propensity", "fit", "--source", "events", "--events", str(tmp_path / "events.parquet")]
     args += ["--offers", str(tmp_path / "offers.toml"), "--out", str(tmp_path)]

@@ -1,4 +1,4 @@
-"""Findings of the review of issue 15 (branch h15): each test fails on the bug it names."""
+"""Findings of the review of issue 15 (branch h15): each test failed on the bug it names before its fix."""
 
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ def test_an_exposure_ending_at_or_before_its_start_is_a_clear_error_not_a_silent
     assert exposures_frame(frame.head(1), "x.csv").height == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="propensity_fit.newest_model sorts file names; two fits in one second tie on the time and the digest "
-    "decides (propensity_fit.py is being edited by h15b)",
-)
 def test_the_newest_model_is_the_last_fitted_even_within_one_second(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 2))
@@ -52,11 +47,6 @@ def test_the_newest_model_is_the_last_fitted_even_within_one_second(tmp_path: Pa
     assert wrong == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="propensity_fit.newest_model takes the last *.json by name: a model copied in under another name "
-    "('manual.json') sorts after every version and wins over newer fits (propensity_fit.py is being edited by h15b)",
-)
 def test_a_model_copied_in_under_another_name_does_not_shadow_a_newer_fit(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 2))
@@ -68,11 +58,6 @@ def test_a_model_copied_in_under_another_name_does_not_shadow_a_newer_fit(tmp_pa
     assert newest_model(tmp_path) == fitted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="propensity_fit._split returns a naive valid_from as is; polars then raises SchemaError comparing it with "
-    "the UTC starts (propensity_fit.py is being edited by h15b)",
-)
 def test_a_naive_valid_from_is_taken_as_utc_like_the_cli_does() -> None:
     from recsys.nba.propensity_fit import fit_propensity
     from recsys.nba.response_features import purchases_frame
@@ -103,12 +88,6 @@ def test_an_event_without_a_timestamp_is_named_by_its_own_row_in_the_events() ->
     assert converted_in_window(as_text, ["a", "b", "c"], ["o"], 14).tolist() == [0.0, 1.0, 0.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fit_propensity scores validation exposures whose window is still open at the end of the data as "
-    "declined: on a log that ends 18 days after the cut the report's acceptance rate is 0.129 against a true "
-    "0.167, and the ECE is measured against those labels (propensity_fit.py is being edited by h15b)",
-)
 def test_the_validation_report_scores_only_windows_that_closed_before_the_data_ends() -> None:
     """A live event log ends today: impressions of the last attribution window have no final outcome yet."""
     from recsys.nba.propensity_fit import fit_propensity
