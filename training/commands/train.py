@@ -64,6 +64,15 @@ def train(
         Path | None,
         typer.Option("--catalog", help="Catalog file (item_id, name, category, price): categories and prices."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Batches of customers scored at once in this process (tuning and --engine local); default: the "
+            "CPU cores this process may use. The outputs are the same for any number.",
+        ),
+    ] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
     from recsys.models import MODELS, explore_models
@@ -81,6 +90,7 @@ def train(
 
     if primary not in PRIMARY_CHOICES:
         raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_CHOICES)}")
+    from recsys.models.parallel import available_cores
     from training.jobs.score_engine import ENGINES
 
     if engine not in ENGINES:
@@ -106,6 +116,7 @@ def train(
             engine=engine,
             workers=workers,
             scheduler=scheduler,
+            threads=threads or available_cores(),
         )
     _print_summary(summary, result.report)
 

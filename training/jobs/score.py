@@ -85,10 +85,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def score_range(model: Recommender, start: int, stop: int, k: int) -> pl.DataFrame:
-    """Return the model's top-``k`` of customers ``[start, stop)``: ``customer_id, item_id, rank, score``."""
+def score_range(model: Recommender, start: int, stop: int, k: int, threads: int = 1) -> pl.DataFrame:
+    """Return the model's top-``k`` of customers ``[start, stop)``: ``customer_id, item_id, rank, score``.
+
+    ``threads``: batches scored at once in this process (the rows are the same for any number).
+    """
     customers = np.arange(start, stop)
-    ids, scores = model.recommend(customers, k)
+    ids, scores = model.recommend(customers, k, threads=threads)
     return recommendations_frame(customers, ids, scores, model.customers_, model.items_)
 
 

@@ -82,6 +82,7 @@ def run_train(
     engine: str = "local",
     workers: int = 2,
     scheduler: str | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
 
@@ -96,7 +97,9 @@ def run_train(
         last orders is served; the choice and both scores are recorded as ``primary_choice`` in the manifest),
         ``hybrid_ltr`` (the learned ranker) or ``hybrid`` (the tuned linear blend, the fastest); ``engine``: where
         every customer is scored (``local``; ``dask`` over ``workers`` local processes or the Dask ``scheduler``
-        address; ``shards``: left to ``centric score --shard i/n``; see ``training.jobs.score_engine``).
+        address; ``shards``: left to ``centric score --shard i/n``; see ``training.jobs.score_engine``);
+        ``threads``: batches of customers scored at once in this process, for the blend tuning and the ``local``
+        engine (``recsys.models.parallel``; the outputs are the same for any number).
         Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
     if primary not in PRIMARY_CHOICES:
@@ -132,7 +135,7 @@ def run_train(
     if tune or primary == AUTO:
         started = time.perf_counter()
         validation = _validation_split(transactions, half_life_days)
-        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune)
+        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune, threads)
         timings["tune_hybrid"] = time.perf_counter() - started
         if primary == AUTO:
             notify("choose the primary model on validation", 0, 1)
@@ -154,7 +157,13 @@ def run_train(
     served = fitted[primary]
     started = time.perf_counter()
     scored = score_all(
-        served, k, engine=engine, workers=workers, scheduler=scheduler, on_progress=lambda d, t: notify("score", d, t)
+        served,
+        k,
+        engine=engine,
+        workers=workers,
+        scheduler=scheduler,
+        on_progress=lambda d, t: notify("score", d, t),
+        threads=threads,
     )
     timings["recommend_all"] = time.perf_counter() - started
     notify("recommend", 1, 1)
@@ -308,7 +317,9 @@ def _validation_split(transactions: pl.DataFrame, half_life_days: float) -> Any:
     return data
 
 
-def _tune_hybrid(validation: Any, half_life_days: float, explore: str, tune: bool) -> tuple[dict[str, Any], Any]:
+def _tune_hybrid(
+    validation: Any, half_life_days: float, explore: str, tune: bool, threads: int = 1
+) -> tuple[dict[str, Any], Any]:
     """Fit the linear hybrid on the validation split's train part and (``tune``) tune its blend on the held-out
     orders; return the report and the fitted hybrid (``None`` without a validation split)."""
     if isinstance(validation, str):
@@ -321,7 +332,7 @@ def _tune_hybrid(validation: Any, half_life_days: float, explore: str, tune: boo
     customers = validation.customers
     if customers.size > TUNE_MAX_CUSTOMERS:  # a seeded sample: the grid's NDCG@10 is as sure, the scoring far cheaper
         customers = np.sort(np.random.default_rng(0).choice(customers, TUNE_MAX_CUSTOMERS, replace=False))
-    trials = tune_blend(model, customers, validation.truth)
+    trials = tune_blend(model, customers, validation.truth, threads=threads)
     best = trials[0]
     return {
         "repeat_weight": best.repeat_weight,
