@@ -104,14 +104,17 @@ def _best_of(
     """The best ``kk`` entries ``(rows, ids, values)`` of each of ``n`` rows, by value then the lower id; padded.
 
     ``rows`` is ascending. float32 values (the usual case) are packed with their id into one ``uint64`` key per entry
-    and sorted row by row, a few times faster than a three-key lexsort; ``ids`` must be >= -1 and below 2**31.
+    and sorted row by row (after a partition when ties leave many), a few times faster than a three-key lexsort;
+    ``ids`` must be >= -1 and below 2**31.
     """
     counts = np.bincount(rows, minlength=n)
     width = int(counts.max(initial=0))
     position = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    if values.dtype == np.float32 and width <= PACKED_MAX_WIDTH * kk:
+    if values.dtype == np.float32 and n * width <= PACKED_MAX_ENTRIES:
         keys = np.full((n, max(width, kk)), _EMPTY_KEY, np.uint64)
         keys[rows, position] = _packed(values, ids)
+        if keys.shape[1] > PACKED_SORT_WIDTH * kk:  # many ties at the k-th best: partition first
+            keys = np.partition(keys, kk - 1, axis=1)[:, :kk]
         keys = np.sort(keys, axis=1)[:, :kk]
         out_ids, best = _unpacked(keys)
         return _finish(out_ids, best, k)
@@ -125,7 +128,8 @@ def _best_of(
     return _finish(out_ids, best, k)
 
 
-PACKED_MAX_WIDTH = 4  # pack and sort row by row when no row has more than this many times k entries to order
+PACKED_MAX_ENTRIES = 1 << 25  # pack the entries into a rows x (most entries of a row) key array up to 256 MB
+PACKED_SORT_WIDTH = 4  # sort the keys of a row directly when there are at most this many times k of them
 _EMPTY_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _SIGN = np.uint32(0x80000000)
 

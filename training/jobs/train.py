@@ -58,6 +58,7 @@ TRENDING_HALF_LIFE_DAYS = 14.0
 TUNE_MAX_CUSTOMERS = 100_000
 
 Notify = Callable[[str, int, int], None]
+_SPLIT_COLUMNS = (Columns.customer_id, Columns.item_id, Columns.timestamp, Columns.order_id, Columns.quantity)
 
 
 def _noop(_stage: str, _done: int, _total: int) -> None:
@@ -142,6 +143,7 @@ def run_train(
             started = time.perf_counter()
             choice = _choose_primary(validation, hybrid, items)
             timings["choose_primary"] = time.perf_counter() - started
+        del validation, hybrid  # the held-out split's lines and models: gigabytes at 1M customers, not needed again
     primary = choice.get("chosen", primary if primary != AUTO else LINEAR_HYBRID)
     wanted = list(dict.fromkeys([LINEAR_HYBRID, primary, *models]))
     for done, name in enumerate(wanted):
@@ -305,10 +307,12 @@ def _validation_split(transactions: pl.DataFrame, half_life_days: float) -> Any:
     """Each customer's last order held out (train on the orders before it), as ``EvalData``; a ``str`` saying why
     there is none (no customer with two orders, or no last order with an item seen before)."""
     from recsys.evaluation.runner import prepare
-    from recsys.splits import next_basket_split
+    from recsys.splits import last_order_split
 
+    # Only what the split, the matrices and the learned hybrid read: the split copies the lines it keeps.
+    wanted = [c for c in _SPLIT_COLUMNS if c in transactions.columns]
     try:
-        split = next_basket_split(transactions).final
+        split = last_order_split(transactions.select(wanted))
     except DataError as exc:
         return str(exc)
     data = prepare(split, recent_half_life_days=half_life_days)
