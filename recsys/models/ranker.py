@@ -34,9 +34,9 @@ timestamp are one basket, as in :func:`recsys.splits.next_basket_split`). Withou
 baskets there is nothing to learn from and the scores are the candidates' buy-again scores.
 
 Scale: training uses at most ``max_training_customers`` customers (a seeded sample; features still use everyone's
-history), but scoring builds the features of every customer's ~120 candidates at once (32 float32 each, about 15 KB
-per customer before polars' intermediates). Measured only up to The Complete Journey's 2,469 households (fit about a
-minute on 2 cores); for millions of customers use the linear hybrid until scoring is batched.
+history); scoring builds the features of every customer's ~120 candidates ``SERVE_CUSTOMERS`` customers at a time
+(32 float32 each, about 15 KB per customer before polars' intermediates). At 1M customers the fit, scoring included,
+took 303 s and train peaked at 8.4 GB (benchmarks/README.md, issue 18).
 
 The ranked candidates are stored as a sparse customers × items matrix, so ``recommend`` is a sparse look-up and
 filters (stock, exclusions, bought items) apply as for every model. The booster is saved with the model (as
