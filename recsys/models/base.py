@@ -29,6 +29,8 @@ from recsys.ids import IdMap
 from recsys.matrix import PurchaseMatrix
 from recsys.models import artifacts
 from recsys.models.filters import ItemFilter
+from recsys.models.parallel import map_threads
+from recsys.models.topk import top_k
 
 if TYPE_CHECKING:
     import polars as pl
@@ -62,44 +64,6 @@ def as_csr(matrix: PurchaseMatrix | sp.spmatrix | sp.sparray) -> tuple[sp.csr_ma
     csr = csr.astype(np.float32)
     csr.sort_indices()
     return csr, customers, items
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the ``k`` best columns per row of ``scores`` as ``(ids int32, scores float32)``, best first.
-
-    ``-inf`` marks a non-candidate; such slots (and slots beyond the number of columns) get id ``-1``.
-    Ties are broken by the lower column index so that results are reproducible.
-    """
-    n, m = scores.shape
-    kk = min(k, m)
-    if kk <= 0:
-        return np.full((n, k), -1, np.int32), np.full((n, k), -np.inf, np.float32)
-    if kk < m:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        # argpartition picks an arbitrary item among those tied at the k-th score; in such rows take every item
-        # above it and the lowest-index tied ones, so that the lower index wins as everywhere else.
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        tied = (scores == kth).sum(axis=1) > (np.take_along_axis(scores, part, axis=1) == kth).sum(axis=1)
-        bad = np.flatnonzero(tied & np.isfinite(kth[:, 0]))
-        if bad.size:
-            rows, threshold = scores[bad], kth[bad]
-            above = rows > threshold
-            equal = rows == threshold
-            room = kk - above.sum(axis=1, keepdims=True)
-            chosen = above | (equal & (np.cumsum(equal, axis=1) <= room))
-            part[bad] = np.nonzero(chosen)[1].reshape(bad.size, kk)
-    else:
-        part = np.broadcast_to(np.arange(m), (n, m))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
-    best = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
-    ids[~np.isfinite(best)] = -1
-    best[ids < 0] = -np.inf
-    if kk < k:
-        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
-        best = np.pad(best, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-    return ids, best
 
 
 def dense_rows(matrix: sp.csr_matrix, batch: np.ndarray) -> np.ndarray:
@@ -235,13 +199,15 @@ class Recommender(ABC):
         filter_items: np.ndarray | None = None,
         exclude_bought: bool | None = None,
         batch_size: int = BATCH_SIZE,
+        threads: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the top ``k`` items for each customer index as ``(ids int32[n, k], scores float32[n, k])``.
 
         ``item_filter`` (default: the model's ``item_filter``) removes out-of-stock and excluded items and,
         with ``exclude_bought=None``, bought items whose category is not a repeat category.
         ``exclude_bought=True``/``False`` removes all / none of the bought items. ``filter_items``: extra item
-        indices never to return. Raises ``IndexError`` for a customer index outside the fitted matrix.
+        indices never to return. ``threads``: batches scored at once (``recsys.models.parallel``; the results are
+        the same for any number). Raises ``IndexError`` for a customer index outside the fitted matrix.
         """
         self._check_fitted()
         rows = np.asarray(customer_idx, dtype=np.int64).ravel()
@@ -250,11 +216,14 @@ class Recommender(ABC):
         blocked, bought_policy = self._masks(item_filter, filter_items, exclude_bought)
         ids_out = np.empty((rows.size, k), np.int32)
         scores_out = np.empty((rows.size, k), np.float32)
-        for start in range(0, rows.size, batch_size):
+
+        def rank(start: int) -> None:
             batch = rows[start : start + batch_size]
             ids_out[start : start + batch.size], scores_out[start : start + batch.size] = self._rank_batch(
                 batch, k, blocked, bought_policy
             )
+
+        map_threads(rank, range(0, rows.size, batch_size), threads)
         return ids_out, scores_out
 
     def _rank_batch(
@@ -301,7 +270,8 @@ class Recommender(ABC):
         scores[rows, cols] = -np.inf
 
     def score(self, customer_idx: np.ndarray | list[int]) -> np.ndarray:
-        """Return the model's raw dense scores ``float32[n, n_items]`` of these customers, before any filter.
+        """Return the model's raw dense scores ``float32[n, n_items]`` of these customers, before any filter: a new
+        array, which the caller may change in place.
 
         ``-inf`` marks an item that is not a candidate for the customer. Another model that builds on this one (the
         hybrid's explore list) reads scores here. Raises ``IndexError`` for a customer index outside the fitted matrix.
@@ -314,7 +284,8 @@ class Recommender(ABC):
 
     @abstractmethod
     def _score(self, batch: np.ndarray) -> np.ndarray:
-        """Dense scores ``[len(batch), n_items]`` for these customer indices; ``-inf`` = not a candidate."""
+        """Dense scores ``[len(batch), n_items]`` for these customer indices (a new array, never state the model
+        keeps); ``-inf`` = not a candidate."""
 
     def similar_items(
         self, item_idx: np.ndarray | list[int], k: int, *, candidates: np.ndarray | None = None

@@ -16,6 +16,7 @@ from implicit.utils import ParameterWarning
 
 from recsys.models.artifacts import csr_arrays, csr_from_arrays
 from recsys.models.base import Recommender, top_k
+from recsys.models.factor_topk import NormOrder, Unbought, unbought_top_k
 
 if TYPE_CHECKING:
     import polars as pl
@@ -88,6 +89,13 @@ class _FactorModel(Recommender):
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
         return self.user_factors_[batch] @ self.item_factors_.T
+
+    def top_unbought(self, batch: np.ndarray, k: int, bought: sp.csr_matrix, also: np.ndarray) -> Unbought | None:
+        """The ``k`` best items outside ``bought`` of these customers without scoring every item (``factor_topk``);
+        ``None`` where that does not apply (a small catalog)."""
+        if not hasattr(self, "norm_order_"):  # computed once, dropped by the next fit
+            self.norm_order_ = NormOrder.of(self.item_factors_)
+        return unbought_top_k(self.user_factors_[batch], self.norm_order_, bought, k, also)
 
     def _item_scores(self, batch: np.ndarray, columns: np.ndarray) -> np.ndarray:
         if not hasattr(self, "unit_factors_"):  # computed once, dropped by the next fit

@@ -26,8 +26,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models.base import Recommender, top_k
+from recsys.models.base import BATCH_SIZE, Recommender, top_k
 from recsys.models.baselines import BuyAgainRecommender
+from recsys.models.factor_topk import Unbought
+from recsys.models.parallel import map_threads
+from recsys.models.topk import best_finite_or_zero, rank_by_score_then_id
 
 if TYPE_CHECKING:
     import polars as pl
@@ -120,17 +123,13 @@ class HybridRecommender(Recommender):
         prior = self.item_repeat_rate_[repeat_rows.indices] ** self.item_prior if self.item_prior else 1.0
         r_ids, r_scores = sparse_top_k(repeat_rows, repeat_rows.data * prior, self.repeat_candidates)
         repeat_scaled = _scale(r_scores)
-        # Dense rows: with a few thousand candidate items per customer, a dense top-k beats sorting sparse entries.
-        explore_scores = np.array(self.explore_.score(batch), np.float32)  # a copy: masked below
+        explore = _explore_lists(self.explore_, batch, self.explore_candidates, self.user_items_[batch], r_ids)
+        e_ids, e_scores = explore.ids, explore.scores
         if self.neighbour_weight:
             # TIFU-KNN's neighbour term: what the explore model thinks of an item the customer already buys.
-            best = np.max(np.where(np.isfinite(explore_scores), explore_scores, 0.0), axis=1, keepdims=True)
-            support = np.take_along_axis(explore_scores, np.maximum(r_ids, 0), axis=1) / np.maximum(best, 1e-12)
+            support = explore.also / np.maximum(explore.best[:, None], 1e-12)
             support = np.where(np.isfinite(support) & (r_ids >= 0), np.clip(support, 0.0, 1.0), 0.0)
             repeat_scaled = (repeat_scaled + self.neighbour_weight * support) / (1.0 + self.neighbour_weight)
-        bought = self.user_items_[batch]
-        explore_scores[np.repeat(np.arange(batch.size), np.diff(bought.indptr)), bought.indices] = -np.inf
-        e_ids, e_scores = top_k(explore_scores, self.explore_candidates)
         ids = np.concatenate([r_ids, e_ids], axis=1)
         scaled = np.concatenate([repeat_scaled.astype(np.float32), _scale(e_scores)], axis=1)
         is_repeat = np.zeros(ids.shape, bool)
@@ -201,17 +200,27 @@ def sparse_top_k(rows: sp.csr_matrix, values: np.ndarray, k: int) -> tuple[np.nd
     return ids, scores
 
 
+def _explore_lists(model: Recommender, batch: np.ndarray, k: int, bought: sp.csr_matrix, also: np.ndarray) -> Unbought:
+    """The explore model's ``k`` best items the customers have not bought, its best score over every item and its
+    scores of the items ``also``: pruned for a factor model (``factor_topk``), from the dense rows otherwise."""
+    fast = getattr(model, "top_unbought", None)
+    found = fast(batch, k, bought, also) if fast is not None else None
+    if found is not None:
+        return found
+    # Dense rows: with a few thousand candidate items per customer, a dense top-k beats sorting sparse entries.
+    scores = model.score(batch)
+    if not scores.flags.owndata or not scores.flags.writeable:  # masked below: never a view of the model's state
+        scores = np.array(scores, np.float32)
+    best = best_finite_or_zero(scores)
+    seen = np.take_along_axis(scores, np.maximum(also, 0), axis=1)
+    scores[np.repeat(np.arange(batch.size), np.diff(bought.indptr)), bought.indices] = -np.inf
+    ids, top = top_k(scores, k)
+    return Unbought(ids, top, best, seen)
+
+
 def _rank_candidates(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` candidates per row, ties to the lower item id (as :func:`top_k` over the whole catalog)."""
-    order = np.lexsort((ids, -scores), axis=1)[:, :k]
-    best = np.take_along_axis(scores, order, axis=1).astype(np.float32)
-    chosen = np.take_along_axis(ids, order, axis=1).astype(np.int32)
-    chosen[~np.isfinite(best)] = -1
-    best[chosen < 0] = -np.inf
-    if chosen.shape[1] < k:
-        chosen = np.pad(chosen, ((0, 0), (0, k - chosen.shape[1])), constant_values=-1)
-        best = np.pad(best, ((0, 0), (0, k - best.shape[1])), constant_values=-np.inf)
-    return chosen, best
+    return rank_by_score_then_id(ids, scores, k)
 
 
 def _scale(scores: np.ndarray) -> np.ndarray:
@@ -249,7 +258,7 @@ class BlendTrial:
     score: float
 
 
-TUNE_BATCH = 4096  # customers whose candidates tune_blend builds at once (dense explore scores: 4096 × items)
+TUNE_BATCH = BATCH_SIZE  # customers whose candidates tune_blend builds at once (dense explore scores: 256 × items)
 
 
 def tune_blend(
@@ -261,6 +270,7 @@ def tune_blend(
     weights: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
     slopes: Sequence[float] = (0.0, 1.0, 2.0),
     batch_size: int | None = None,
+    threads: int = 1,
 ) -> list[BlendTrial]:
     """Grid-search the blend on a validation split; set the best pair on ``model`` and return all trials, best first.
 
@@ -268,7 +278,8 @@ def tune_blend(
     customers, binary). The metric is NDCG@``k`` over ``customer_idx``. Components are scored once, ``batch_size``
     (default ``TUNE_BATCH``)
     customers at a time (the explore model's dense scores of every customer at once would not fit in memory at
-    scale: 1M customers × 50k items is 186 GB), and only their candidate lists are kept.
+    scale: 1M customers × 50k items is 186 GB), and only their candidate lists are kept; ``threads`` batches at once
+    (the trials are the same for any number).
     """
     from recsys.evaluation.metrics import ranking_metrics
 
@@ -276,7 +287,7 @@ def tune_blend(
     # Candidates a batch of customers at a time (as ``recommend`` does): all at once, the explore model's dense scores
     # are customers × items (100k × 5k items: 2 GB and its copies; 1M × 50k: 200 GB). The lists themselves are small.
     size = batch_size or TUNE_BATCH
-    parts = [model.candidate_lists(rows[s : s + size]) for s in range(0, max(rows.size, 1), size)]
+    parts = map_threads(lambda s: model.candidate_lists(rows[s : s + size]), range(0, max(rows.size, 1), size), threads)
     cand = Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("ids", "scaled", "is_repeat")))
     ratio = model.repeat_ratio_[rows] - float(model.repeat_ratio_.mean())
     target = truth[rows]

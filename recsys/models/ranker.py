@@ -36,10 +36,9 @@ timestamp are one basket, as in :func:`recsys.splits.next_basket_split`). Withou
 baskets there is nothing to learn from and the scores are the candidates' buy-again scores.
 
 Scale: training uses at most ``max_training_customers`` customers (a seeded sample; features still use everyone's
-history), but scoring builds the features of every customer's ~120 candidates at once (42 float32 each, about 20 KB
-per customer before polars' intermediates). Measured only up to The Complete Journey's 2,469 households (fit about
-30 s on 2 cores; the trending lists of every day are computed once for all cutoffs); for millions of customers use
-the linear hybrid until scoring is batched.
+history); scoring builds the features of every customer's ~120 candidates ``SERVE_CUSTOMERS`` customers at a time
+(42 float32 each, about 20 KB per customer before polars' intermediates). At 1M customers the fit, scoring included,
+took 303 s and train peaked at 8.4 GB (benchmarks/README.md, issue 18).
 
 The ranked candidates are stored as a sparse customers × items matrix, so ``recommend`` is a sparse look-up and
 filters (stock, exclusions, bought items) apply as for every model. The booster is saved with the model (as
@@ -69,6 +68,7 @@ from recsys.models.basket_features import (
     training_frame,
 )
 
+SERVE_CUSTOMERS = 100_000  # customers whose candidates' features are built at once when scoring everyone
 PREDICT_ROWS = 1 << 20  # candidates scored per LightGBM predict call (bounds the features' numpy copy: ~170 MB)
 _MIN_EARLY_STOPPING_CUSTOMERS = 200
 
@@ -149,20 +149,34 @@ class LearnedHybridRecommender(Recommender):
         )
         self.boosting_rounds_ = 0
         self.booster_text_ = self._train(train) if train.height else ""
-        serve = candidate_features(lines, 0, self.candidates, self.explore_candidates, context=context)
-        buy_again = serve.get_column("buy_again_relative").to_numpy().astype(np.float64)  # -1 for new items
-        scores = self._predict(serve) if self.booster_text_ else buy_again
+        cu, it, buy_again, scores = self._serve_scores(lines, context)
         spread = float(scores.max() - scores.min()) if scores.size else 0.0
         if self.booster_text_ and spread == 0.0:
             # Too little data for a single split (every prediction alike): rank by buy-again, not by item index.
             self.booster_text_, scores, spread = "", buy_again, float(buy_again.max() - buy_again.min())
         # Ties between the ranker's scores go to the better buy-again score (then, as everywhere, the lower item id).
         scores = np.asarray(scores, np.float64) + 1e-6 * max(spread, 1e-6) * buy_again
-        cu, it = serve.get_column(CUSTOMER).to_numpy(), serve.get_column(ITEM).to_numpy()
         # Shifted to be > 0 so that no candidate's score is a zero that a sparse matrix would drop.
         values = (np.asarray(scores, np.float64) - (scores.min() if scores.size else 0.0) + 1e-3).astype(np.float32)
         self.scores_ = sp.csr_matrix((values, (cu, it)), shape=counts.shape, dtype=np.float32)
         self.training_rows_ = int(train.height)
+
+    def _serve_scores(self, lines: pl.DataFrame, context: Any) -> tuple[np.ndarray, ...]:
+        """Every customer's candidates (``_cu``, ``_it``), their buy-again score and the ranker's, ``SERVE_CUSTOMERS``
+        customers at a time: the features of one range at once (32 float32 per candidate and polars' intermediates,
+        gigabytes at 1M customers), never all. A candidate's features depend on its own customer's history and the
+        item context only, so the rows are those of one pass."""
+        everyone = lines.get_column(CUSTOMER).unique().sort()
+        parts: list[tuple[np.ndarray, ...]] = []
+        for start in range(0, max(everyone.len(), 1), SERVE_CUSTOMERS):
+            chunk = everyone.slice(start, SERVE_CUSTOMERS) if everyone.len() > SERVE_CUSTOMERS else None
+            serve = candidate_features(
+                lines, 0, self.candidates, self.explore_candidates, customers=chunk, context=context
+            )
+            buy_again = serve.get_column("buy_again_relative").to_numpy().astype(np.float64)  # -1 for new items
+            scores = self._predict(serve) if self.booster_text_ else buy_again
+            parts.append((serve.get_column(CUSTOMER).to_numpy(), serve.get_column(ITEM).to_numpy(), buy_again, scores))
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
 
     def _training_customers(self, lines: pl.DataFrame) -> pl.Series | None:
         """All customers with two baskets or more, or a seeded sample of ``max_training_customers`` of them.

@@ -33,11 +33,10 @@ def _print_summary(summary: dict, out: Path) -> None:
         table.add_row("holdout", "period", f"{h['holdout_start']} → {h['holdout_end']}")
         for name, scores in h["models"].items():
             mark = " (chosen)" if name == h["model"] else ""
-            table.add_row(
-                "holdout",
-                f"{name}{mark}",
-                f"MAE {scores['mae_per_customer']:.3f}, total {scores['aggregate_error_pct']:+.1f} %",
-            )
+            mae, total = scores.get("mae_per_customer"), scores.get("aggregate_error_pct")
+            # a model that could not be scored on the holdout (it did not fit) has no errors: say so, do not crash
+            shown = "no score" if mae is None or total is None else f"MAE {mae:.3f}, total {total:+.1f} %"
+            table.add_row("holdout", f"{name}{mark}", shown)
         table.add_row("holdout", "predicted / actual", f"{h['predicted_total']:,.0f} / {h['actual_total']:,.0f}")
     console.print(table)
     console.print(f"wrote profiles.parquet, segment_top_items.parquet, models.json, summary.json, plots/ to {out}")

@@ -87,6 +87,15 @@ def train(
             "read only when a weight is above 0.",
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Batches of customers scored at once in this process (tuning and --engine local); default: the "
+            "CPU cores this process may use. The outputs are the same for any number.",
+        ),
+    ] = None,
 ) -> None:
     """Fit buy-again, ALS, the hybrid and the fallback lists; write recommendations, similar items and models to OUT."""
     from recsys.models import MODELS, explore_models
@@ -104,6 +113,7 @@ def train(
 
     if primary not in PRIMARY_CHOICES:
         raise fail(f"--primary: unknown model {primary}; choose from {', '.join(PRIMARY_CHOICES)}")
+    from recsys.models.parallel import available_cores
     from training.jobs.score_engine import ENGINES
 
     if engine not in ENGINES:
@@ -144,6 +154,7 @@ def train(
             scheduler=scheduler,
             feedback_rows=feedback_rows,
             feedback_weights=weights,
+            threads=threads or available_cores(),
         )
     _print_summary(summary, result.report)
 

@@ -26,10 +26,12 @@ from typing import Any
 import polars as pl
 
 from recsys.models import Recommender
+from recsys.models.base import BATCH_SIZE
 from training.jobs.score import Shard, score_range
 
 ENGINES = ("local", "dask", "shards")
 TASKS_PER_WORKER = 4  # a few ranges per worker: balances uneven ranges without many tiny tasks
+LOCAL_CHUNK = 256 * BATCH_SIZE  # customers scored between two progress reports of the local engine (65,536)
 
 
 def _range_task(model: Recommender, start: int, stop: int, k: int) -> pl.DataFrame:
@@ -48,8 +50,12 @@ def score_all(
     workers: int = 2,
     scheduler: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    threads: int = 1,
 ) -> pl.DataFrame | None:
     """Return every customer's top-``k`` (``customer_id, item_id, rank, score``), or ``None`` for ``shards``.
+
+    ``local`` scores ``threads`` batches at once (``recsys.models.parallel``), ``LOCAL_CHUNK`` customers between two
+    ``on_progress`` calls; the rows are the same as with one thread.
 
     Raises ``ValueError`` for an unknown engine, ``ImportError`` with the install command when Dask is missing.
     """
@@ -58,8 +64,17 @@ def score_all(
     if engine == "shards":
         return None
     if engine == "local":
-        return score_range(model, 0, model.n_customers, k)
+        return _score_locally(model, k, threads, on_progress or (lambda _d, _t: None))
     return _score_on_dask(model, k, workers, scheduler, on_progress or (lambda _d, _t: None))
+
+
+def _score_locally(model: Recommender, k: int, threads: int, on_progress: Callable[[int, int], None]) -> pl.DataFrame:
+    total = model.n_customers
+    frames = []
+    for start in range(0, max(total, 1), LOCAL_CHUNK):  # chunks of whole batches: the same batches as one call
+        frames.append(score_range(model, start, min(start + LOCAL_CHUNK, total), k, threads=threads))
+        on_progress(min(start + LOCAL_CHUNK, total), total)
+    return pl.concat(frames, how="vertical")
 
 
 def _score_on_dask(

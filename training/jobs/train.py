@@ -59,6 +59,7 @@ TRENDING_HALF_LIFE_DAYS = 14.0
 TUNE_MAX_CUSTOMERS = 100_000
 
 Notify = Callable[[str, int, int], None]
+_SPLIT_COLUMNS = (Columns.customer_id, Columns.item_id, Columns.timestamp, Columns.order_id, Columns.quantity)
 
 
 def _noop(_stage: str, _done: int, _total: int) -> None:
@@ -85,6 +86,7 @@ def run_train(
     scheduler: str | None = None,
     feedback_rows: pl.DataFrame | None = None,
     feedback_weights: FeedbackWeights | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Fit ``models`` on ``result.transactions`` and write the train files into ``out_dir``; return a summary dict.
 
@@ -104,6 +106,8 @@ def run_train(
         their weights, added to what the collaborative models learn from (``recsys.implicit_feedback``; off when the
         weights are 0 or absent; the validation fits get only each customer's rows from before the day of their
         held-out order).
+        ``threads``: batches of customers scored at once in this process, for the blend tuning and the ``local``
+        engine (``recsys.models.parallel``; the outputs are the same for any number).
         Raises ``DataError`` when there is nothing to train on and ``ValueError`` for an unknown model name.
     """
     if primary not in PRIMARY_CHOICES:
@@ -142,13 +146,14 @@ def run_train(
     if tune or primary == AUTO:
         started = time.perf_counter()
         validation, validation_feedback = _validation_split(transactions, half_life_days, rows, weights)
-        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune, validation_feedback)
+        blend, hybrid = _tune_hybrid(validation, half_life_days, explore, tune, validation_feedback, threads)
         timings["tune_hybrid"] = time.perf_counter() - started
         if primary == AUTO:
             notify("choose the primary model on validation", 0, 1)
             started = time.perf_counter()
             choice = _choose_primary(validation, hybrid, items)
             timings["choose_primary"] = time.perf_counter() - started
+        del validation, hybrid  # the held-out split's lines and models: gigabytes at 1M customers, not needed again
     primary = choice.get("chosen", primary if primary != AUTO else LINEAR_HYBRID)
     wanted = list(dict.fromkeys([LINEAR_HYBRID, primary, *models]))
     for done, name in enumerate(wanted):
@@ -163,7 +168,13 @@ def run_train(
     served = fitted[primary]
     started = time.perf_counter()
     scored = score_all(
-        served, k, engine=engine, workers=workers, scheduler=scheduler, on_progress=lambda d, t: notify("score", d, t)
+        served,
+        k,
+        engine=engine,
+        workers=workers,
+        scheduler=scheduler,
+        on_progress=lambda d, t: notify("score", d, t),
+        threads=threads,
     )
     timings["recommend_all"] = time.perf_counter() - started
     notify("recommend", 1, 1)
@@ -314,10 +325,12 @@ def _validation_split(
     clicks of the train part (each customer's from before their held-out order's day; ``None`` when off); a ``str``
     saying why there is no split (no customer with two orders, or no last order with an item seen before)."""
     from recsys.evaluation.runner import prepare
-    from recsys.splits import next_basket_split
+    from recsys.splits import last_order_split
 
+    # Only what the split, the matrices and the learned hybrid read: the split copies the lines it keeps.
+    wanted = [c for c in _SPLIT_COLUMNS if c in transactions.columns]
     try:
-        split = next_basket_split(transactions).final
+        split = last_order_split(transactions.select(wanted))
     except DataError as exc:
         return str(exc), None
     data = prepare(split, recent_half_life_days=half_life_days)
@@ -330,7 +343,7 @@ def _validation_split(
 
 
 def _tune_hybrid(
-    validation: Any, half_life_days: float, explore: str, tune: bool, feedback: Feedback | None = None
+    validation: Any, half_life_days: float, explore: str, tune: bool, feedback: Feedback | None = None, threads: int = 1
 ) -> tuple[dict[str, Any], Any]:
     """Fit the linear hybrid on the validation split's train part (with its ``feedback``) and (``tune``) tune its
     blend on the held-out orders; return the report and the fitted hybrid (``None`` without a validation split)."""
@@ -344,7 +357,7 @@ def _tune_hybrid(
     customers = validation.customers
     if customers.size > TUNE_MAX_CUSTOMERS:  # a seeded sample: the grid's NDCG@10 is as sure, the scoring far cheaper
         customers = np.sort(np.random.default_rng(0).choice(customers, TUNE_MAX_CUSTOMERS, replace=False))
-    trials = tune_blend(model, customers, validation.truth)
+    trials = tune_blend(model, customers, validation.truth, threads=threads)
     best = trials[0]
     return {
         "repeat_weight": best.repeat_weight,

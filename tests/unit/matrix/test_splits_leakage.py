@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys.columns import Columns
 from recsys.exceptions import DataError
 from recsys.splits import next_basket_split, temporal_split
 
@@ -133,3 +134,21 @@ def test_next_basket_single_order_customers_are_counted_not_scored() -> None:
     assert plan.final.stats["unseen_customers"] == 1  # b: one order only
     assert plan.tuning.test["customer_id"].to_list() == ["a"]  # c has no order before its validation order
     assert plan.tuning.stats["unseen_customers"] == 1
+
+
+def test_last_order_split_is_the_final_split_of_the_next_basket_protocol() -> None:
+    from recsys.splits import last_order_split
+
+    rng = np.random.default_rng(4)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    lines = pl.DataFrame(
+        {
+            Columns.customer_id: [f"c{i % 40}" for i in range(600)],
+            Columns.item_id: [f"i{v}" for v in rng.integers(0, 30, 600)],
+            Columns.timestamp: [start + timedelta(days=int(d)) for d in rng.integers(0, 90, 600)],
+            Columns.order_id: [f"o{v}" for v in rng.integers(0, 200, 600)],
+        }
+    )
+    final, alone = next_basket_split(lines).final, last_order_split(lines)
+    assert alone.train.equals(final.train) and alone.test.equals(final.test)
+    assert alone.stats == final.stats
