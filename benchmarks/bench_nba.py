@@ -30,8 +30,9 @@ from benchmarks.machine import machine
 from recsys.nba.arbitration import Budgets, assign
 from recsys.nba.calibration import calibration_table
 from recsys.nba.cj_history import complete_journey_purchases, read_complete_journey
-from recsys.nba.propensity_fit import design, fit_propensity, response_table
+from recsys.nba.propensity_fit import data_end_of, design, fit_propensity, response_table
 from recsys.nba.response_features import purchases_frame
+from recsys.nba.response_history import labels_at
 from tests.helpers.scoring import roc_auc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "completejourney"
@@ -59,6 +60,8 @@ def backtest() -> list[tuple[str, str]]:
     model = fit_propensity(history, purchases, valid_from=CUT)
     table, _ = response_table(history, purchases)
     train, test = table.filter(pl.col("start") < CUT), table.filter(pl.col("start") >= CUT)
+    # as the CLI does: only test exposures whose window closed by the end of the data have a final outcome
+    test = labels_at(test, data_end_of(history, purchases)).filter(pl.col("complete"))
     labels = test.get_column("accepted").to_numpy().astype(np.float64)
     p = model.predict_proba(design(test, list(model.features)))
     auc = roc_auc(p, labels)

@@ -107,7 +107,7 @@ def fit_propensity(
     table, features = response_table(
         history, purchases, window_days=window_days, day_grain=day_grain, on_progress=on_progress
     )
-    data_end = _data_end(history, purchases)
+    data_end = data_end_of(history, purchases)
     cut = _split(table, valid_from, data_end)
     train, valid = table.filter(pl.col("start") < cut), table.filter(pl.col("start") >= cut)
     for part, where in ((train, "before"), (valid, "on or after")):
@@ -167,7 +167,7 @@ def fit_propensity(
     return model
 
 
-def _data_end(history: ResponseHistory, purchases: pl.DataFrame) -> dt.datetime:
+def data_end_of(history: ResponseHistory, purchases: pl.DataFrame) -> dt.datetime:
     """Return the latest moment the data knows of: an exposure's start, a redemption or a purchase."""
     moments = [history.exposures.get_column("start").max(), purchases.get_column("ts").max()]
     if not history.outcomes.is_empty():
