@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from recsys.models import HybridRecommender
+from recsys.models import ALSRecommender, HybridRecommender
 from recsys.models.factor_topk import PRUNE_HEAD, NormOrder, unbought_top_k
 from recsys.models.parallel import map_threads
 from recsys.models.topk import top_k
@@ -137,3 +137,19 @@ def test_threaded_scoring_inside_a_callers_own_blas_limit_keeps_that_limit() -> 
     with threadpool_limits(1, "blas"):
         map_threads(lambda start: start, [0, 1, 2], 2)
         assert set(_blas_threads()) <= {1}
+
+
+def test_local_scoring_in_chunks_equals_one_pass_score_for_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chunk of a single batch (the last one here) is scored with the BLAS threads of the machine unless the
+    # scoring limits it as every other chunk is: OpenBLAS's float32 products differ in the last bit between them.
+    from training.jobs import score_engine
+    from training.jobs.score import score_range
+
+    counts = sp.random(300, 5000, density=0.01, format="csr", random_state=3, dtype=np.float32)
+    counts.data = np.ceil(counts.data * 3)
+    model = ALSRecommender(factors=32, iterations=2).fit(counts)
+    whole = score_range(model, 0, 300, 20)
+    monkeypatch.setattr(score_engine, "LOCAL_CHUNK", 256)
+    chunked = score_engine.score_all(model, 20)
+    assert chunked is not None
+    assert chunked.equals(whole)
