@@ -153,3 +153,32 @@ def test_local_scoring_in_chunks_equals_one_pass_score_for_score(monkeypatch: py
     chunked = score_engine.score_all(model, 20)
     assert chunked is not None
     assert chunked.equals(whole)
+
+
+def test_tune_blend_on_two_threads_finds_the_trials_of_one_thread() -> None:
+    from recsys.models.hybrid import tune_blend
+
+    counts = sp.random(700, 2 * PRUNE_HEAD + 500, density=0.006, format="csr", random_state=5, dtype=np.float32)
+    counts.data = np.ceil(counts.data * 3)
+    truth = sp.random(700, counts.shape[1], density=0.002, format="csr", random_state=6, dtype=np.float32)
+    truth.data[:] = 1.0
+    customers = np.flatnonzero(np.diff(truth.indptr))
+    model = HybridRecommender(explore="als", explore_params={"factors": 8, "iterations": 2}).fit(counts, recent=counts)
+    one = tune_blend(model, customers, truth, batch_size=128)
+    two = tune_blend(model, customers, truth, batch_size=128, threads=2)
+    assert one == two
+
+
+@pytest.mark.parametrize("name", ["als", "item_knn_cosine"])
+def test_recommend_on_three_threads_equals_one_thread_for_factor_and_neighbour_models(name: str) -> None:
+    from recsys.models import make_model
+
+    counts = sp.random(900, 3000, density=0.01, format="csr", random_state=8, dtype=np.float32)
+    counts.data = np.ceil(counts.data * 3)
+    params = {"factors": 8, "iterations": 2} if name == "als" else {}
+    model = make_model(name, **params).fit(counts)
+    customers = np.random.default_rng(1).permutation(900)
+    one = model.recommend(customers, 15, batch_size=100)
+    three = model.recommend(customers, 15, batch_size=100, threads=3)
+    np.testing.assert_array_equal(one[0], three[0])
+    np.testing.assert_array_equal(one[1], three[1])
