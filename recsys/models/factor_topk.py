@@ -84,7 +84,7 @@ def unbought_top_k(
     more_ids = np.full((n, k), -1, np.int32)
     more = np.full((n, k), -np.inf, np.float32)
     by_need = np.argsort(needed, kind="stable")
-    for group in np.array_split(by_need, min(TAIL_GROUPS, n)):
+    for group in np.array_split(by_need, max(min(TAIL_GROUPS, n), 1)):  # one empty group for no customers
         stop = int(needed[group].max(initial=head))
         if stop <= head:
             continue

@@ -14,9 +14,11 @@ cores, and OpenBLAS's float32 results depend on how many threads split a product
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -35,10 +37,50 @@ def map_threads(fn: Callable[[int], T], starts: Sequence[int], threads: int) -> 
     """
     if len(starts) <= 1:
         return [fn(start) for start in starts]
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         if threads <= 1:
             return [fn(start) for start in starts]
         with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
             return list(pool.map(fn, starts))
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while any caller, in any thread of the process, is inside; restored when the last leaves.
+
+    The BLAS limit is process-wide and each ``threadpool_limits`` restores what it saw on entry, so two that overlap
+    (two ``recommend`` calls on Dask's or a server's threads) lift the limit under the other one, and the last to
+    leave restores the first one's "1" as the process's setting. Here the first caller sets the limit, the last one
+    restores it, whichever thread that is (threadpoolctl >= 3.8 lets only the thread that set a limit change it
+    again, so that thread's claim is cleared around the restore).
+    """
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            from threadpoolctl import threadpool_limits
+
+            _blas_limiter = threadpool_limits(1, "blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _release_blas_control()
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+                _release_blas_control()
+
+
+def _release_blas_control() -> None:
+    import threadpoolctl
+
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:  # threadpoolctl >= 3.8
+        clear(force=True)

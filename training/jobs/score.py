@@ -32,6 +32,7 @@ from recsys.exceptions import ArtifactError, DataError
 from recsys.models import Recommender, load_recommender
 from recsys.models.base import BATCH_SIZE
 from recsys.models.external import recommendations_frame
+from recsys.models.parallel import one_blas_thread
 from training.jobs.train_outputs import with_reasons
 
 SHARDS_DIR = "shards"
@@ -88,10 +89,14 @@ def file_sha256(path: Path) -> str:
 def score_range(model: Recommender, start: int, stop: int, k: int, threads: int = 1) -> pl.DataFrame:
     """Return the model's top-``k`` of customers ``[start, stop)``: ``customer_id, item_id, rank, score``.
 
-    ``threads``: batches scored at once in this process (the rows are the same for any number).
+    ``threads``: batches scored at once in this process (the rows are the same for any number). BLAS runs on one
+    thread even for a range of a single batch, as for every other range: OpenBLAS's float32 products depend on how
+    many threads split them, so the rows are the same whatever the chunks, shards or Dask tasks the customers are
+    scored in and whatever the machine's cores.
     """
     customers = np.arange(start, stop)
-    ids, scores = model.recommend(customers, k, threads=threads)
+    with one_blas_thread():
+        ids, scores = model.recommend(customers, k, threads=threads)
     return recommendations_frame(customers, ids, scores, model.customers_, model.items_)
 
 
