@@ -15,6 +15,7 @@ from recsys.implicit_feedback import FeedbackWeights, before_holdout, check_weig
 from recsys.matrix import build_matrix
 from recsys.models import ALSRecommender, BuyAgainRecommender, HybridRecommender, UserKNNRecommender
 from recsys.models.collaborative import CosineKNNRecommender
+from tests.helpers.feedback import feedback_frame
 
 NOW = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 
@@ -32,16 +33,7 @@ def _purchases() -> pl.DataFrame:
 
 
 def _views(rows: list[tuple[str, str, str]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [(c, i, NOW - dt.timedelta(days=1), kind) for c, i, kind in rows],
-        schema={
-            Columns.customer_id: pl.String,
-            Columns.item_id: pl.String,
-            Columns.timestamp: pl.Datetime("us", "UTC"),
-            "type": pl.String,
-        },
-        orient="row",
-    )
+    return feedback_frame((c, i, NOW - dt.timedelta(days=1), kind) for c, i, kind in rows)
 
 
 @pytest.fixture
@@ -198,16 +190,7 @@ def test_a_validation_fit_misses_the_views_of_the_held_out_orders_own_day_padded
         ("c1", "milk", order.replace(hour=0)),  # midnight of the order's day
         ("c1", "bread", order - dt.timedelta(hours=11)),  # 23:00 the day before: known to that night's model
     ]
-    rows = pl.DataFrame(
-        [(c, i, when, "view") for c, i, when in seen],
-        schema={
-            Columns.customer_id: pl.String,
-            Columns.item_id: pl.String,
-            Columns.timestamp: pl.Datetime("us", "UTC"),
-            "type": pl.String,
-        },
-        orient="row",
-    )
+    rows = feedback_frame((c, i, when, "view") for c, i, when in seen)
     assert before_holdout(rows, held_out).get_column(Columns.item_id).to_list() == ["bread"]
 
 

@@ -15,6 +15,7 @@ import pytest
 from recsys.columns import Columns
 from recsys.implicit_feedback import FeedbackWeights
 from recsys.models import load_recommender
+from tests.helpers.feedback import feedback_frame
 from training.jobs.train import run_train
 
 T0 = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
@@ -47,16 +48,7 @@ def _views() -> pl.DataFrame:
     rows = [(f"c{c}", "gadget", T0 + dt.timedelta(days=20), "view") for c in range(10, 30)]
     rows += [(f"c{c}", "gadget", T0 + dt.timedelta(days=20), "click") for c in range(10, 15)]
     rows += [("c10", "never-sold", T0 + dt.timedelta(days=20), "view")]
-    return pl.DataFrame(
-        rows,
-        schema={
-            Columns.customer_id: pl.String,
-            Columns.item_id: pl.String,
-            Columns.timestamp: pl.Datetime("us", "UTC"),
-            "type": pl.String,
-        },
-        orient="row",
-    )
+    return feedback_frame(rows)
 
 
 def _train(out: Path, weights: FeedbackWeights | None, rows: pl.DataFrame | None) -> dict:

@@ -15,13 +15,18 @@ from training.jobs.decide import run_decide
 from training.jobs.propensity import load_history, run_propensity_fit
 
 
-def test_decide_without_the_response_history_warns_that_history_features_are_zero(tmp_path: Path) -> None:
+def _write_catalog_profiles_and_events(folder: Path) -> None:
+    """The offer catalog, 300 active customers' profiles and their logged events (seed 11) under ``folder``."""
     customers = [f"c{i}" for i in range(300)]
-    (tmp_path / "offers.toml").write_text(CATALOG)
+    (folder / "offers.toml").write_text(CATALOG)
     pl.DataFrame(
         {"customer_id": customers, "lifecycle": ["active"] * 300, "clv": [100.0] * 300, "p_alive": [0.8] * 300}
-    ).write_parquet(tmp_path / "profiles.parquet")
-    _logged_events(customers, np.random.default_rng(11)).write_parquet(tmp_path / "events.parquet")
+    ).write_parquet(folder / "profiles.parquet")
+    _logged_events(customers, np.random.default_rng(11)).write_parquet(folder / "events.parquet")
+
+
+def test_decide_without_the_response_history_warns_that_history_features_are_zero(tmp_path: Path) -> None:
+    _write_catalog_profiles_and_events(tmp_path)
     with frozen(NOW):
         history, purchases = load_history(
             "events", events=tmp_path / "events.parquet", offers_catalog=tmp_path / "offers.toml"
@@ -51,12 +56,7 @@ def test_decide_cli_reads_the_response_history_and_scores_as_run_decide_does(tmp
     from recsys.nba.event_history import event_purchases, read_events
     from training.cli import app
 
-    customers = [f"c{i}" for i in range(300)]
-    (tmp_path / "offers.toml").write_text(CATALOG)
-    pl.DataFrame(
-        {"customer_id": customers, "lifecycle": ["active"] * 300, "clv": [100.0] * 300, "p_alive": [0.8] * 300}
-    ).write_parquet(tmp_path / "profiles.parquet")
-    _logged_events(customers, np.random.default_rng(11)).write_parquet(tmp_path / "events.parquet")
+    _write_catalog_profiles_and_events(tmp_path)
     lines = event_purchases(read_events(tmp_path / "events.parquet"))
     lines.with_columns(pl.lit(1.0).alias("quantity"), pl.col("amount").alias("price")).drop("amount").write_parquet(
         tmp_path / "tx.parquet"
